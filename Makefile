@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+# Both create .venv if missing and install the package with the CPU build of PyTorch
+# (torch==2.13.0 is installed first and pinned, so pip never pulls a CUDA build).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.facemetric-installed
+TORCH  := torch==2.13.0
+DATA   ?=
+OUT    ?= runs/demo
+
+.PHONY: install demo test test-fast clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	@touch $(STAMP)
+
+## make demo [DATA=path/to/folders-or.csv] [OUT=runs/demo]
+demo: $(STAMP)
+	$(BIN)/facemetric demo --out $(OUT) $(if $(DATA),--data $(DATA))
+
+## make test: the whole suite (unit + end-to-end on ../shared/data when present)
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+## make test-fast: unit tests only (no training runs)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+clean:
+	rm -rf $(VENV) .cache runs .pytest_cache

@@ -1,0 +1,5 @@
+"""`python -m facemetric` runs the command line."""
+
+from facemetric.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,115 @@
+"""Decode a manifest once into a packed uint8 array, optionally kept on disk.
+
+Training then reads pixels from memory instead of decoding JPEGs every epoch. Files that
+cannot be decoded are left out and listed with their reason in ``bad``; a long job never
+dies on one bad file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from facemetric.data.images import ImageDecodeError, ImageSpec, load_image
+from facemetric.data.sources import Manifest
+
+CACHE_VERSION = 1
+
+
+@dataclass
+class PackedImages:
+    """Decoded images (N, H, W, C) uint8 with integer labels and the paths they came from."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    paths: list[str]
+    identity_names: list[str]
+    bad: list[tuple[str, str]]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def subset(self, keep: np.ndarray) -> "PackedImages":
+        """Rows ``keep``; labels are re-numbered 0..n-1 over the identities that remain."""
+        keep = np.asarray(keep, dtype=np.int64)
+        old = self.labels[keep]
+        present, new_labels = np.unique(old, return_inverse=True)
+        return PackedImages(
+            self.images[keep],
+            new_labels.astype(np.int64),
+            [self.paths[i] for i in keep],
+            [self.identity_names[i] for i in present],
+            list(self.bad),
+        )
+
+
+def _cache_key(manifest: Manifest, spec: ImageSpec) -> str:
+    digest = hashlib.sha1(f"v{CACHE_VERSION}|{json.dumps(spec.to_dict(), sort_keys=True)}".encode())
+    for path, identity in zip(manifest.paths, manifest.identities):
+        try:
+            stat = path.stat()
+            digest.update(f"{path}|{identity}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        except OSError:
+            digest.update(f"{path}|{identity}|missing\n".encode())
+    return digest.hexdigest()[:20]
+
+
+def decode_manifest(manifest: Manifest, spec: ImageSpec, workers: int | None = None, progress: bool = True) -> PackedImages:
+    """Decode every image of ``manifest``; undecodable files go to ``bad`` with their reason."""
+    workers = workers or min(4, os.cpu_count() or 1)
+    n = len(manifest)
+    images = np.zeros((n, spec.height, spec.width, spec.channels), dtype=np.uint8)
+    ok = np.zeros(n, dtype=bool)
+    bad: list[tuple[str, str]] = []
+
+    def work(i: int) -> tuple[int, str | None]:
+        try:
+            images[i] = load_image(manifest.paths[i], spec)
+            return i, None
+        except ImageDecodeError as exc:
+            return i, str(exc)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = pool.map(work, range(n), chunksize=64)
+        for i, error in tqdm(results, total=n, desc="decode images", unit="img", disable=not progress, leave=False):
+            if error is None:
+                ok[i] = True
+            else:
+                bad.append((str(manifest.paths[i]), error))
+    keep = np.flatnonzero(ok)
+    names = sorted(set(manifest.identities[i] for i in keep))
+    index = {name: k for k, name in enumerate(names)}
+    labels = np.array([index[manifest.identities[i]] for i in keep], dtype=np.int64)
+    return PackedImages(images[keep], labels, [str(manifest.paths[i]) for i in keep], names, bad)
+
+
+def load_packed(manifest: Manifest, spec: ImageSpec, cache_dir: str | Path | None = None, progress: bool = True) -> PackedImages:
+    """Decode ``manifest``, reusing ``cache_dir/<key>.npz`` when the same files were decoded before.
+
+    The key covers every path, identity, file size and modification time and the
+    :class:`ImageSpec`, so a changed file or setting decodes afresh.
+    """
+    if cache_dir is None:
+        return decode_manifest(manifest, spec, progress=progress)
+    cache_dir = Path(cache_dir)
+    target = cache_dir / f"{_cache_key(manifest, spec)}.npz"
+    if target.exists():
+        with np.load(target, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            return PackedImages(
+                data["images"], data["labels"], meta["paths"], meta["identity_names"], [tuple(b) for b in meta["bad"]]
+            )
+    packed = decode_manifest(manifest, spec, progress=progress)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    meta = json.dumps({"paths": packed.paths, "identity_names": packed.identity_names, "bad": packed.bad})
+    tmp = target.with_suffix(f".tmp{os.getpid()}.npz")
+    np.savez(tmp, images=packed.images, labels=packed.labels, meta=np.array(meta))
+    os.replace(tmp, target)
+    return packed

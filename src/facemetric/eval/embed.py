@@ -1,0 +1,83 @@
+"""Images -> L2-normalised embeddings, from a live model or a checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+from tqdm import tqdm
+
+from facemetric.data.augment import to_tensor
+from facemetric.data.cache import decode_manifest
+from facemetric.data.images import ImageSpec
+from facemetric.data.sources import Manifest
+from facemetric.models import build_model
+from facemetric.train.checkpoint import CheckpointError, load_checkpoint, model_fingerprint
+
+
+@torch.no_grad()
+def embed_array(
+    model: nn.Module,
+    images: np.ndarray,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+    flip: bool = False,
+    progress: bool = False,
+) -> np.ndarray:
+    """Embed (N, H, W, C) uint8 images in eval mode; ``flip`` adds the mirrored image's embedding."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in tqdm(range(0, len(images), batch_size), desc="embed", disable=not progress, leave=False):
+        x = to_tensor(images[start : start + batch_size]).to(device)
+        e = model(x)
+        if flip:
+            e = e + model(torch.flip(x, dims=[3]))
+        out.append(torch.nn.functional.normalize(e.float(), dim=1).cpu())
+    model.train(was_training)
+    dim = getattr(model, "embedding_dim", 0)
+    return torch.cat(out).numpy() if out else np.zeros((0, dim), dtype=np.float32)
+
+
+class Embedder:
+    """A trained model plus the preprocessing it was trained with (see :meth:`from_checkpoint`)."""
+
+    def __init__(self, model: nn.Module, spec: ImageSpec, device: str | torch.device = "cpu") -> None:
+        self.model, self.spec, self.device = model.to(device).eval(), spec, device
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> "Embedder":
+        """Rebuild the network described by a checkpoint and load its weights."""
+        state = load_checkpoint(path)
+        cfg = state["config"]
+        spec = ImageSpec(**state["image_spec"])
+        model = build_model(
+            cfg["model"]["name"],
+            embedding_dim=cfg["model"]["embedding_dim"],
+            in_channels=spec.channels,
+            input_size=(spec.height, spec.width),
+            **cfg["model"]["options"],
+        )
+        if model_fingerprint(model) != state["model_fingerprint"]:
+            raise CheckpointError(f"{path}: weights do not match the architecture its config describes")
+        model.load_state_dict(state["model"])
+        return cls(model, spec, device)
+
+    def embed_array(self, images: np.ndarray, batch_size: int = 256, flip: bool = False, progress: bool = False) -> np.ndarray:
+        """Embed already-decoded images (decoded with this embedder's :attr:`spec`)."""
+        return embed_array(self.model, images, batch_size, self.device, flip, progress)
+
+    def embed_manifest(
+        self, manifest: Manifest, batch_size: int = 256, flip: bool = False, progress: bool = True
+    ) -> tuple[np.ndarray, list[str], list[str], list[tuple[str, str]]]:
+        """Decode and embed every image of ``manifest``.
+
+        Returns (embeddings, paths, identities, bad) where ``bad`` lists (path, reason)
+        for files that could not be decoded and are therefore absent from the others.
+        """
+        packed = decode_manifest(manifest, self.spec, progress=progress)
+        emb = self.embed_array(packed.images, batch_size, flip, progress)
+        identities = [packed.identity_names[i] for i in packed.labels]
+        return emb, packed.paths, identities, packed.bad

@@ -1,0 +1,225 @@
+"""Face-verification metrics: ROC/EER/TAR@FAR and LFW-style k-fold accuracy.
+
+Every function here is a pure function of a score array and a label array:
+``scores`` are similarities (higher = more likely the same person) and
+``labels`` are 1 for same-person pairs and 0 for different-person pairs.
+Results are plain Python numbers so they can be written straight to JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+from sklearn.metrics import roc_auc_score, roc_curve
+
+
+def _check_inputs(
+    scores: ArrayLike, labels: ArrayLike, *, need_both_classes: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(scores, labels)`` as 1-D float / int arrays, or raise ValueError."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels)
+    if s.ndim != 1 or y.ndim != 1:
+        raise ValueError(
+            f"scores and labels must be 1-D, got shapes {s.shape} and {y.shape}"
+        )
+    if len(s) != len(y):
+        raise ValueError(
+            f"scores and labels must have the same length, got {len(s)} scores "
+            f"and {len(y)} labels"
+        )
+    if len(s) == 0:
+        raise ValueError("scores and labels are empty")
+    if not np.all(np.isfinite(s)):
+        raise ValueError(
+            f"scores contain {int(np.sum(~np.isfinite(s)))} NaN/inf values"
+        )
+    bad = ~np.isin(y, (0, 1))
+    if np.any(bad):
+        raise ValueError(
+            "labels must be 0 (different person) or 1 (same person), found "
+            f"{sorted(set(np.asarray(y[bad]).tolist()))[:5]}"
+        )
+    y = y.astype(np.int64)
+    if need_both_classes:
+        n_pos = int(y.sum())
+        if n_pos == 0 or n_pos == len(y):
+            raise ValueError(
+                "labels need both classes (same and different pairs), got "
+                f"{n_pos} same and {len(y) - n_pos} different"
+            )
+    return s, y
+
+
+def _far_key(far: float) -> str:
+    """Format a FAR as the dictionary key used in results, e.g. 1e-3 -> '1e-03'."""
+    return f"{far:.0e}"
+
+
+def roc_metrics(
+    scores: ArrayLike, labels: ArrayLike, fars: Sequence[float] = (1e-3, 1e-2)
+) -> dict[str, Any]:
+    """ROC summary of a verification run: AUC, EER and TAR at fixed FARs.
+
+    ``eer`` is the equal error rate: the ROC operating points are joined by
+    straight lines and the EER is where FPR equals FNR = 1 - TPR on that
+    polyline. ``eer_threshold`` is the score threshold interpolated the same
+    way between the two operating points that bracket the crossing (when the
+    upper point is sklearn's "accept nothing" point at +inf, the lower point's
+    threshold is used).
+
+    ``tar_at_far[key]`` (key ``f"{far:.0e}"``, e.g. ``"1e-03"``) is the TPR of
+    the operating point with the largest TPR whose FPR <= far, i.e. at most
+    ``floor(far * num_negative)`` false accepts. With few negatives this is
+    coarse: with 1100 negatives FAR=1e-3 allows exactly one false accept and
+    with fewer than 1000 negatives it allows none, so the value is set by the
+    single highest-scoring negative pair(s).
+    """
+    s, y = _check_inputs(scores, labels)
+    num_pos = int(y.sum())
+    num_neg = len(y) - num_pos
+    fpr, tpr, thr = roc_curve(y, s, drop_intermediate=False)
+
+    fnr = 1.0 - tpr
+    diff = fpr - fnr  # -1 at the "accept nothing" point, +1 at "accept all"
+    i = int(np.argmax(diff >= 0))  # first point with FPR >= FNR; i >= 1
+    d0, d1 = diff[i - 1], diff[i]
+    t = 1.0 if d1 == 0 else d0 / (d0 - d1)
+    eer = fpr[i - 1] + t * (fpr[i] - fpr[i - 1])
+    upper_thr = thr[i - 1] if np.isfinite(thr[i - 1]) else thr[i]
+    eer_threshold = upper_thr + t * (thr[i] - upper_thr)
+
+    false_accepts = np.rint(fpr * num_neg)
+    tar_at_far = {}
+    for far in fars:
+        allowed = false_accepts <= far * num_neg + 1e-9
+        tar_at_far[_far_key(far)] = float(tpr[allowed].max())
+
+    return {
+        "auc": float(roc_auc_score(y, s)),
+        "eer": float(eer),
+        "eer_threshold": float(eer_threshold),
+        "tar_at_far": tar_at_far,
+        "num_positive": num_pos,
+        "num_negative": num_neg,
+    }
+
+
+def best_threshold(scores: ArrayLike, labels: ArrayLike) -> float:
+    """Threshold with the highest accuracy when predicting "same" for score >= threshold.
+
+    Candidates are the smallest score (accept all), the midpoints between
+    consecutive distinct scores, and the next float above the largest score
+    (reject all). Accuracy for every candidate comes from one sort plus
+    cumulative sums, so this is O(n log n). Ties go to the smallest threshold.
+    """
+    s, y = _check_inputs(scores, labels, need_both_classes=False)
+    uniq, inverse = np.unique(s, return_inverse=True)
+    pos_per_value = np.bincount(inverse, weights=y, minlength=len(uniq))
+    neg_per_value = np.bincount(inverse, weights=1 - y, minlength=len(uniq))
+    # Candidate j rejects the j smallest distinct values (j = 0 .. len(uniq)).
+    rejected_pos = np.concatenate(([0.0], np.cumsum(pos_per_value)))
+    rejected_neg = np.concatenate(([0.0], np.cumsum(neg_per_value)))
+    correct = rejected_neg + (y.sum() - rejected_pos)
+    candidates = np.concatenate(
+        ([uniq[0]], (uniq[:-1] + uniq[1:]) / 2.0, [np.nextafter(uniq[-1], np.inf)])
+    )
+    return float(candidates[int(np.argmax(correct))])
+
+
+def _stratified_folds(labels: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
+    """Fold id per pair: each class is shuffled with ``seed`` and dealt round-robin.
+
+    The negatives continue the round-robin where the positives stopped, so
+    fold sizes differ by at most one overall and per class.
+    """
+    rng = np.random.default_rng(seed)
+    folds = np.empty(len(labels), dtype=np.int64)
+    pos = rng.permutation(np.flatnonzero(labels == 1))
+    neg = rng.permutation(np.flatnonzero(labels == 0))
+    folds[pos] = np.arange(len(pos)) % n_folds
+    folds[neg] = (np.arange(len(neg)) + len(pos)) % n_folds
+    return folds
+
+
+def kfold_accuracy(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    folds: ArrayLike | None = None,
+    n_folds: int = 10,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """LFW-protocol accuracy: per fold, pick the threshold on the other folds, test on it.
+
+    ``folds`` gives a fold id per pair (e.g. from an LFW pairs file with a
+    ``folds N`` header); without it, ``n_folds`` stratified folds are drawn
+    deterministically from ``seed``. Returns the mean and (population) std of
+    the held-out accuracies, the per-fold accuracies and thresholds in
+    ascending fold-id order, and whether the folds came from the caller.
+    """
+    s, y = _check_inputs(scores, labels)
+    if folds is None:
+        if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)):
+            raise ValueError(f"n_folds must be an integer, got {n_folds!r}")
+        if n_folds < 2:
+            raise ValueError(f"need at least 2 folds, got n_folds={n_folds}")
+        if n_folds > len(y):
+            raise ValueError(
+                f"n_folds={n_folds} is more than the {len(y)} pairs; every fold "
+                "needs at least one pair"
+            )
+        fold_ids = _stratified_folds(y, int(n_folds), seed)
+    else:
+        f = np.asarray(folds)
+        if f.ndim != 1 or len(f) != len(y):
+            raise ValueError(
+                f"folds must give one fold id per pair: got shape {f.shape} for "
+                f"{len(y)} pairs"
+            )
+        if not np.issubdtype(f.dtype, np.integer):
+            raise ValueError(f"fold ids must be integers, got dtype {f.dtype}")
+        fold_ids = f.astype(np.int64)
+        if len(np.unique(fold_ids)) < 2:
+            raise ValueError(
+                f"need at least 2 folds, but all pairs are in fold {fold_ids[0]}"
+            )
+
+    per_fold: list[float] = []
+    thresholds: list[float] = []
+    for fold in np.unique(fold_ids):
+        test = fold_ids == fold
+        threshold = best_threshold(s[~test], y[~test])
+        per_fold.append(float(np.mean((s[test] >= threshold) == (y[test] == 1))))
+        thresholds.append(threshold)
+    return {
+        "mean": float(np.mean(per_fold)),
+        "std": float(np.std(per_fold)),
+        "per_fold": per_fold,
+        "thresholds": thresholds,
+        "folds_from_file": folds is not None,
+    }
+
+
+def verification_report(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    folds: ArrayLike | None = None,
+    n_folds: int = 10,
+) -> dict[str, Any]:
+    """All verification numbers for one run, JSON-serialisable.
+
+    ``accuracy``/``accuracy_std`` are the k-fold mean and std from
+    :func:`kfold_accuracy` (``folds_from_file`` and ``n_folds`` say which
+    folds were used), merged with everything from :func:`roc_metrics`.
+    """
+    kfold = kfold_accuracy(scores, labels, folds=folds, n_folds=n_folds)
+    return {
+        "accuracy": kfold["mean"],
+        "accuracy_std": kfold["std"],
+        "n_folds": len(kfold["per_fold"]),
+        "folds_from_file": kfold["folds_from_file"],
+        **roc_metrics(scores, labels),
+    }

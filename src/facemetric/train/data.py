@@ -1,0 +1,62 @@
+"""From a data config to decoded, identity-disjoint train and validation sets."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from facemetric.config import DataConfig
+from facemetric.data.cache import PackedImages, load_packed
+from facemetric.data.images import ImageSpec
+from facemetric.data.sources import DatasetError, scan_source
+from facemetric.data.split import split_identities
+
+log = logging.getLogger("facemetric")
+
+
+@dataclass
+class PreparedData:
+    train: PackedImages
+    val: PackedImages | None
+    spec: ImageSpec
+    skipped: list[tuple[str, str]]  # every input left out, with the reason
+
+
+def image_spec(cfg: DataConfig) -> ImageSpec:
+    """The preprocessing a data config describes."""
+    return ImageSpec(height=cfg.image_size[0], width=cfg.image_size[1], channels=cfg.channels, crop=cfg.crop)
+
+
+def report_skipped(skipped: list[tuple[str, str]], out_dir: Path | None = None) -> None:
+    """Warn once per skipped input with its path and reason; keep the full list in the run folder."""
+    if not skipped:
+        return
+    lines = "\n".join(f"  {path}: {reason}" for path, reason in skipped)
+    log.warning("skipped %d input(s) that cannot be used:\n%s", len(skipped), lines)
+    if out_dir is not None:
+        (out_dir / "skipped_inputs.json").write_text(json.dumps([{"path": p, "reason": r} for p, r in skipped], indent=1))
+
+
+def prepare_data(cfg: DataConfig, seed: int = 0, progress: bool = True, out_dir: Path | None = None) -> PreparedData:
+    """Scan, decode (via the cache) and split ``cfg.source``; bad inputs are reported, not fatal."""
+    if not cfg.source:
+        raise DatasetError("no training data: set data.source (or pass --data PATH)")
+    manifest = scan_source(cfg.source, cfg.layout, cfg.flat_pattern)
+    spec = image_spec(cfg)
+    packed = load_packed(manifest, spec, cfg.cache_dir, progress=progress)
+    skipped = [(str(p), r) for p, r in manifest.skipped] + list(packed.bad)
+    report_skipped(skipped, out_dir)
+    if len(packed) == 0:
+        raise DatasetError(f"{cfg.source}: none of the {len(manifest)} image files could be decoded")
+    train_idx, val_idx = split_identities(packed.labels, cfg.val_identities, cfg.split_seed)
+    train = packed.subset(train_idx)
+    val = packed.subset(val_idx) if len(val_idx) else None
+    log.info(
+        "data: %s (%s layout) -> %d images of %d identities; train %d identities / %d images, "
+        "validation %d identities / %d images",
+        cfg.source, manifest.layout, len(packed), len(packed.identity_names),
+        len(train.identity_names), len(train), len(val.identity_names) if val else 0, len(val) if val else 0,
+    )
+    return PreparedData(train, val, spec, skipped)

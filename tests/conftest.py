@@ -1,0 +1,25 @@
+"""Shared fixtures: the real datasets beside the repo, and small generated datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` (LFW dev-train, CelebA-199, ORL, Yale); tests skip when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real datasets not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def synthetic_faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic folder-per-identity dataset: 12 identities x 6 images, 48 px."""
+    from facemetric.data.synthetic import generate_dataset
+
+    return generate_dataset(tmp_path_factory.mktemp("faces") / "data", 12, 6, size=48, seed=3, progress=False)

@@ -1,0 +1,40 @@
+"""ORL end to end: 30 identities train, 10 held out; the trained model must verify well, the untrained one not."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from facemetric.config import load_config
+from facemetric.models import build_model
+from facemetric.train.engine import Trainer, validate
+
+pytestmark = pytest.mark.slow
+
+
+def test_orl_learns_within_three_cpu_minutes(shared_data: Path, tmp_path: Path) -> None:
+    cfg = load_config(None, [
+        f"data.source={shared_data / 'orl'}", "data.val_identities=10", f"data.cache_dir={tmp_path / 'cache'}",
+        f"train.out={tmp_path / 'run'}", "train.epochs=60", "train.val_every=20", "train.progress=false",
+        "sampler.p=8", "sampler.k=4",
+    ])
+    cpu_start = time.process_time()
+    trainer = Trainer(cfg)
+    assert len(trainer.data.train.identity_names) == 30 and len(trainer.data.val.identity_names) == 10
+    assert not set(trainer.data.train.identity_names) & set(trainer.data.val.identity_names)
+    torch.manual_seed(0)
+    untrained = build_model("iresnet_tiny", embedding_dim=128, in_channels=3, input_size=(64, 64))
+    before = validate(untrained, trainer.data.val, trainer.val_pairs, torch.device("cpu"))
+    result = trainer.fit()
+    cpu_seconds = time.process_time() - cpu_start
+    after = result.val
+    print(f"ORL: untrained {before['accuracy']:.4f}, trained {after['accuracy']:.4f} "
+          f"(EER {after['eer']:.4f}, AUC {after['auc']:.4f}), {cpu_seconds:.0f} CPU-s")
+    assert cpu_seconds < 180
+    assert after["accuracy"] >= 0.85
+    assert after["accuracy"] - before["accuracy"] >= 0.08, "training must clearly beat the untrained network"
+    assert after["eer"] < before["eer"] - 0.05
+    assert (result.out_dir / "best.pt").exists() and (result.out_dir / "config.yaml").exists()

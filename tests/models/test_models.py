@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from facemetric.models import available_models, build_model
+from facemetric.train.checkpoint import model_fingerprint
+
+
+@pytest.mark.parametrize("name", ["iresnet_tiny", "iresnet18"])
+def test_unit_norm_embeddings_any_input_size(name: str) -> None:
+    torch.manual_seed(0)
+    model = build_model(name, embedding_dim=32, in_channels=1, input_size=(56, 48)).eval()
+    e = model(torch.randn(3, 1, 56, 48))
+    assert e.shape == (3, 32)
+    assert torch.allclose(e.norm(dim=1), torch.ones(3), atol=1e-5)
+
+
+def test_registry_and_fingerprint() -> None:
+    assert {"iresnet", "iresnet_tiny", "iresnet18", "iresnet50"} <= set(available_models())
+    with pytest.raises(KeyError, match="iresnet_tiny"):
+        build_model("resnet_imaginary")
+    a, b = build_model("iresnet_tiny"), build_model("iresnet_tiny")
+    assert model_fingerprint(a) == model_fingerprint(b)
+    assert model_fingerprint(a) != model_fingerprint(build_model("iresnet_tiny", embedding_dim=64))
+    with pytest.raises(ValueError, match="same length"):
+        build_model("iresnet", layers=(1, 1), widths=(8,))
+
+
+def test_tiny_model_learns_gradients_flow() -> None:
+    model = build_model("iresnet_tiny", embedding_dim=16)
+    model(torch.randn(4, 3, 64, 64)).sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
