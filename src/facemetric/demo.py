@@ -28,9 +28,10 @@ from facemetric.train.engine import Trainer, validate
 
 log = logging.getLogger("facemetric")
 
-SYNTHETIC = {"identities": 100, "images": 10, "size": 64, "val_identities": 20}
+SYNTHETIC = {"identities": 150, "images": 12, "size": 64, "val_identities": 30}
 DEMO_DEFAULTS = [
-    "train.epochs=12",
+    "train.epochs=30",
+    "train.val_every=5",
     "sampler.p=16",
     "sampler.k=4",
     "loss.name=arcface",
@@ -57,12 +58,17 @@ def _held_out_pairs_file(cfg: Config, names: list[str], labels: np.ndarray, path
     return target
 
 
-def _row(name: str, report: dict[str, Any]) -> str:
-    tar = report["tar_at_far"]
-    return (
-        f"| {name:<34} | {report['accuracy']:.4f} ± {report['accuracy_std']:.4f} | {report['auc']:.4f} "
-        f"| {report['eer']:.4f} | {tar.get('1e-02', float('nan')):.4f} | {tar.get('1e-03', float('nan')):.4f} |"
-    )
+def summary_table(reports: dict[str, dict[str, Any]]) -> str:
+    """A Markdown table: one row per report (accuracy, AUC, EER, TAR at two FARs)."""
+    width = max(len(name) for name in reports)
+    head = ["model / protocol".ljust(width), "accuracy (10-fold)", "AUC   ", "EER   ", "TAR@FAR=1e-2", "TAR@FAR=1e-3"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "|".join("-" * (len(h) + 2) for h in head) + "|"]
+    for name, rep in reports.items():
+        tar = rep["tar_at_far"]
+        cells = [name.ljust(width), f"{rep['accuracy']:.4f} ± {rep['accuracy_std']:.4f}".ljust(18),
+                 f"{rep['auc']:.4f}", f"{rep['eer']:.4f}", f"{tar['1e-02']:.4f}".ljust(12), f"{tar['1e-03']:.4f}".ljust(12)]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
 
 
 def run_demo(
@@ -102,10 +108,7 @@ def run_demo(
             embedder, pairs_file, out_dir / "synthetic-data", progress=progress
         )
     (out_dir / "demo_report.json").write_text(json.dumps(reports, indent=1))
-    header = "| model / protocol                   | accuracy (10-fold)  | AUC    | EER    | TAR@1e-2 | TAR@1e-3 |"
-    lines = [header, "|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|"]
-    lines += [_row(name, rep) for name, rep in reports.items()]
     print(f"\nfacemetric demo: {'synthetic faces' if synthetic else data}, checkpoint {checkpoint}\n")
-    print("\n".join(lines))
+    print(summary_table(reports))
     print(f"\nreports: {out_dir / 'demo_report.json'}; training logs: {result.out_dir}")
     return reports

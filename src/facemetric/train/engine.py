@@ -143,7 +143,9 @@ class Trainer:
     def save(self, name: str = "last.pt") -> Path:
         path = self.out / name
         save_checkpoint(path, self._state())
-        log.info("checkpoint %s: epoch %d step %d global_step %d", path, self.epoch, self.step_in_epoch, self.global_step)
+        # mid-epoch checkpoints are announced (a watcher may act on them); epoch-end ones are routine
+        level = logging.INFO if self.step_in_epoch else logging.DEBUG
+        log.log(level, "checkpoint %s: epoch %d step %d global_step %d", path, self.epoch, self.step_in_epoch, self.global_step)
         return path
 
     def _resume(self) -> None:
