@@ -30,7 +30,7 @@ class DataConfig:
     image_size: list[int] = field(default_factory=lambda: [64, 64])  # height, width
     channels: int = 3  # 3 = RGB (grayscale replicated), 1 = grayscale
     crop: float = 1.0  # central fraction kept before resizing (LFW deep-funneled: 0.6)
-    val_identities: float = 0.1  # held-out identities: a count (>= 1) or a fraction (< 1)
+    val_identities: float = 0.1  # held-out identities: a count (>= 1) or a fraction (< 1) of those with 2+ images
     split_seed: int = 0
     val_pairs: int = 3000  # at most this many genuine validation pairs (and as many impostor pairs)
     cache_dir: str | None = ".cache/facemetric"  # decoded-image cache; null disables

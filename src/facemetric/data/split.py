@@ -10,21 +10,21 @@ def split_identities(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return (train_indices, val_indices) of ``labels`` with disjoint identities.
 
-    ``val_identities`` is a count (int >= 1) or a fraction of all identities (0 < float < 1).
-    Validation identities are drawn, with ``seed``, only among identities having at least
-    ``min_val_images`` images, because a person with one photo gives no genuine pair.
+    ``val_identities`` is a count (int >= 1) or a fraction (0 < float < 1) of the eligible
+    identities: those with at least ``min_val_images`` images, since a person with one photo
+    gives no genuine pair. Validation identities are drawn among them with ``seed``.
     """
     labels = np.asarray(labels)
     ids, counts = np.unique(labels, return_counts=True)
+    eligible = ids[counts >= min_val_images]
     if isinstance(val_identities, float) and not isinstance(val_identities, bool) and 0 < val_identities < 1:
-        n_val = max(1, int(round(val_identities * len(ids))))
+        n_val = max(1, int(round(val_identities * len(eligible))))
     elif float(val_identities) == int(val_identities) and int(val_identities) >= 0:
         n_val = int(val_identities)
     else:
         raise ValueError(f"val_identities must be a count >= 0 or a fraction in (0, 1), got {val_identities!r}")
     if n_val == 0:
         return np.arange(len(labels)), np.zeros(0, dtype=np.int64)
-    eligible = ids[counts >= min_val_images]
     if n_val > len(eligible) or n_val >= len(ids):
         raise ValueError(
             f"cannot hold out {n_val} validation identities: {len(ids)} identities in all, "
