@@ -76,6 +76,7 @@ def run_demo(
 ) -> dict[str, Any]:
     """Train and evaluate end to end; returns the reports and prints a summary table."""
     out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
     synthetic = data is None
     base = list(DEMO_DEFAULTS) + [f"train.out={out_dir / 'run'}", f"train.progress={str(progress).lower()}"]
     if synthetic:

@@ -216,6 +216,7 @@ class Trainer:
         self.model.train()
         self.loss_fn.train()
         losses, started = [], time.time()
+        lr = learning_rate(cfg, self.global_step, total, steps)
         bar = tqdm(
             total=steps, initial=self.step_in_epoch, desc=f"epoch {self.epoch + 1}/{cfg.train.epochs}",
             disable=not cfg.train.progress, leave=False, unit="batch",
