@@ -1,6 +1,13 @@
-"""Metric-learning losses; importing this package registers them all."""
+"""Metric-learning losses. Every module of this package registers its losses on import, so a
+new loss is one new file with ``@register_loss("name")``."""
 
-from facemetric.losses import arcface, triplet  # noqa: F401  (registers the losses)
+import importlib
+import pkgutil
+
 from facemetric.losses.registry import available_losses, build_loss, loss_needs_classes, register_loss
+
+for _module in pkgutil.iter_modules(__path__):
+    if not _module.name.startswith("_") and _module.name != "registry":
+        importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["available_losses", "build_loss", "loss_needs_classes", "register_loss"]
