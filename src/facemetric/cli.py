@@ -151,10 +151,14 @@ def main(argv: list[str] | None = None) -> int:
     from facemetric.data.protocols import MissingImageError, PairsFormatError
     from facemetric.data.sources import DatasetError
     from facemetric.eval.protocol import EvaluationError
+    from facemetric.mining.monitor import CollapseError
     from facemetric.train.checkpoint import CheckpointError
 
     try:
         return COMMANDS[args.command](args)
+    except CollapseError as exc:
+        print(f"facemetric {args.command}: stopped: {exc}", file=sys.stderr)
+        return 3
     except (ConfigError, DatasetError, CheckpointError, PairsFormatError, MissingImageError, EvaluationError) as exc:
         print(f"facemetric {args.command}: error: {exc}", file=sys.stderr)
         return 2

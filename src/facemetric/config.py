@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from facemetric.data.augment import AugmentConfig
+from facemetric.mining.monitor import MonitorConfig
 
 
 class ConfigError(ValueError):
@@ -45,8 +46,11 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    name: str = "arcface"  # arcface | triplet
+    name: str = "arcface"  # any name of `facemetric.losses.available_losses()`
     options: dict[str, Any] = field(default_factory=dict)  # e.g. {scale: 32, margin: 0.5}
+    # from epoch N (1-based) on, these options replace those in `options`; FaceNet's recipe:
+    # options {mining: semi_hard}, schedule {11: {mining: batch_hard}} = semi-hard for 10 epochs
+    schedule: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -90,6 +94,7 @@ class Config:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -134,6 +139,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"optim.name must be sgd or adamw, got {cfg.optim.name!r}")
     if cfg.train.epochs < 1 or cfg.train.val_every < 1:
         raise ConfigError("train.epochs and train.val_every must be >= 1")
+    for epoch, options in cfg.loss.schedule.items():
+        if not isinstance(epoch, int) or epoch < 1 or not isinstance(options, dict):
+            raise ConfigError(f"loss.schedule: expected {{epoch >= 1: {{option: value}}}}, got {epoch!r}: {options!r}")
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:

@@ -6,6 +6,8 @@ Losses with parameters of their own (classification heads such as ArcFace) decla
 
 from __future__ import annotations
 
+import torch
+
 from facemetric.registry import Registry
 
 LOSSES: Registry[type] = Registry("loss")
@@ -25,3 +27,23 @@ def loss_needs_classes(name: str) -> bool:
 def build_loss(name: str, **cfg):
     """Build the loss registered as ``name`` with keyword settings ``cfg``."""
     return LOSSES.get(name)(**cfg)
+
+
+def rebuild_loss(current, name: str, **cfg):
+    """A new ``name`` loss with settings ``cfg`` that shares ``current``'s parameters and buffers.
+
+    Used by loss schedules (e.g. semi-hard -> hard mining): the optimizer keeps pointing at
+    the same class weights, so a schedule never resets what the loss has learned.
+    """
+    new = build_loss(name, **cfg)
+    old_modules = dict(current.named_modules())
+    for path, module in new.named_modules():
+        source = old_modules.get(path)
+        for kind in ("_parameters", "_buffers"):
+            mine, theirs = getattr(module, kind), getattr(source, kind, {}) if source is not None else {}
+            if set(mine) != set(theirs) or any(
+                mine[k] is not None and theirs[k] is not None and mine[k].shape != theirs[k].shape for k in mine
+            ):
+                raise ValueError(f"loss schedule: {name} with {cfg} has different parameters from the running loss")
+            mine.update(theirs)
+    return new.to(next(iter(current.parameters()), torch.empty(0)).device)

@@ -31,6 +31,8 @@ from facemetric.eval.embed import embed_array
 from facemetric.eval.pairs import cosine_scores, sample_pairs
 from facemetric.eval.verification import verification_report
 from facemetric.losses import build_loss, loss_needs_classes
+from facemetric.losses.registry import rebuild_loss
+from facemetric.mining.monitor import CollapseError, CollapseMonitor
 from facemetric.models import build_model
 from facemetric.train.checkpoint import CheckpointError, load_checkpoint, model_fingerprint, save_checkpoint
 from facemetric.train.data import PreparedData, prepare_data
@@ -97,10 +99,9 @@ class Trainer:
             cfg.model.name, embedding_dim=cfg.model.embedding_dim, in_channels=spec.channels,
             input_size=(spec.height, spec.width), **cfg.model.options,
         ).to(self.device)
-        loss_cfg = dict(cfg.loss.options)
-        if loss_needs_classes(cfg.loss.name):
-            loss_cfg.update(num_classes=len(train.identity_names), embedding_dim=cfg.model.embedding_dim)
-        self.loss_fn = build_loss(cfg.loss.name, **loss_cfg).to(self.device)
+        self.loss_options = self.scheduled_loss_options(0)
+        self.loss_fn = build_loss(cfg.loss.name, **self.loss_options).to(self.device)
+        self.monitor = CollapseMonitor(cfg.monitor) if cfg.monitor.enabled else None
         params = list(self.model.parameters()) + list(self.loss_fn.parameters())
         if cfg.optim.name == "sgd":
             self.optimizer: torch.optim.Optimizer = torch.optim.SGD(
@@ -119,6 +120,24 @@ class Trainer:
         cfg.save(self.out / "config.yaml")
         self._write_environment()
         self.logger = RunLogger(self.out)
+
+    def scheduled_loss_options(self, epoch: int) -> dict[str, Any]:
+        """Loss settings for 0-based ``epoch``: ``loss.options`` updated by every schedule entry reached."""
+        cfg = self.cfg
+        options = dict(cfg.loss.options)
+        for start in sorted(cfg.loss.schedule):
+            if epoch + 1 >= start:
+                options.update(cfg.loss.schedule[start])
+        if loss_needs_classes(cfg.loss.name):
+            options.update(num_classes=len(self.data.train.identity_names), embedding_dim=cfg.model.embedding_dim)
+        return options
+
+    def _apply_loss_schedule(self) -> None:
+        options = self.scheduled_loss_options(self.epoch)
+        if options != self.loss_options:
+            self.loss_fn = rebuild_loss(self.loss_fn, self.cfg.loss.name, **options)
+            self.loss_options = options
+            log.info("epoch %d: loss %s now runs with %s", self.epoch + 1, self.cfg.loss.name, options)
 
     # ----------------------------------------------------------------- checkpoints
     def _state(self) -> dict[str, Any]:
@@ -183,6 +202,8 @@ class Trainer:
         y = torch.as_tensor(self.data.train.labels[batch], device=self.device)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.train.amp):
             emb = self.model(x)
+        if self.monitor is not None:
+            self.monitor.update(emb, y, self.global_step)
         loss = self.loss_fn(emb.float(), y)
         if not torch.isfinite(loss):
             raise FloatingPointError(
@@ -204,6 +225,10 @@ class Trainer:
             self.save()
             log.warning("interrupted: checkpoint saved to %s; continue with --resume", self.out / "last.pt")
             raise
+        except CollapseError:
+            self.save()
+            log.error("stopped on collapse; the last state is in %s", self.out / "last.pt")
+            raise
         finally:
             self.logger.close()
         summary = {"epochs": self.epoch, "global_step": self.global_step, "best_accuracy": self.best_accuracy, "val": self.last_val}
@@ -213,6 +238,7 @@ class Trainer:
     def _run_epoch(self, steps: int, total: int) -> None:
         cfg = self.cfg
         batches = self.sampler.epoch(self.epoch)
+        self._apply_loss_schedule()
         self.model.train()
         self.loss_fn.train()
         losses, started = [], time.time()
@@ -238,6 +264,8 @@ class Trainer:
         self.step_in_epoch = 0
         record: dict[str, Any] = {"epoch": self.epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
                                   "lr": lr, "seconds": round(time.time() - started, 2)}
+        if self.monitor is not None:
+            record.update({f"spread/{k}": round(v, 5) for k, v in self.monitor.summary().items()})
         self.logger.log("train", self.global_step, record)
         if self.val_pairs is not None and (self.epoch % cfg.train.val_every == 0 or self.epoch == cfg.train.epochs):
             self.last_val = validate(self.model, self.data.val, self.val_pairs, self.device)

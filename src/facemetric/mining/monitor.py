@@ -1,0 +1,119 @@
+"""Collapse detection: notice when embeddings stop spreading out, while training runs.
+
+Metric-learning runs fail quietly: with a too-large learning rate or margin, or batch-hard
+mining from a random start, every image gets (almost) the same embedding. The loss then
+sits at the margin (a triplet loss with d(a,p) = d(a,n) costs exactly ``margin``) and
+stops moving, and validation is at chance. The monitor watches three numbers per batch:
+
+* ``mean_distance``: mean Euclidean distance between the (L2-normalised) embeddings of the
+  batch; about 1.4 for random directions on the unit sphere, -> 0 under collapse;
+* ``dim_std``: mean over dimensions of the per-dimension standard deviation, -> 0 likewise;
+* ``at_margin``: fraction of anchors whose hardest positive and hardest negative are at the
+  same distance (|d_ap - d_an| < ``tol``), i.e. triplets sitting exactly at the margin.
+
+When the average over the last ``window`` steps of ``mean_distance`` falls below
+``min_mean_distance`` or ``at_margin`` exceeds ``max_at_margin``, it warns once with an
+explanation, and raises :class:`CollapseError` if ``stop`` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+from facemetric.mining.distances import pairwise_distance
+
+log = logging.getLogger("facemetric")
+
+
+class CollapseError(RuntimeError):
+    """Training stopped because the embeddings collapsed."""
+
+
+@dataclass
+class MonitorConfig:
+    """Collapse-monitor settings (config section ``monitor``)."""
+
+    enabled: bool = True
+    window: int = 20  # steps averaged before judging
+    min_mean_distance: float = 0.1  # unit-sphere embeddings: random ~1.4, collapsed -> 0
+    max_at_margin: float = 0.9  # fraction of anchors with d(a,p) == d(a,n)
+    tol: float = 0.01  # distance difference counted as "equal" (hinge triplets then cost ~ the margin)
+    stop: bool = False  # raise CollapseError (the run saves a checkpoint and stops)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@torch.no_grad()
+def spread_statistics(embeddings: torch.Tensor, labels: torch.Tensor, tol: float = 0.01) -> dict[str, float]:
+    """mean_distance, dim_std and at_margin (see module doc) of one batch."""
+    x = F.normalize(embeddings.detach().float(), dim=1)
+    n = len(x)
+    dist = pairwise_distance(x, "euclidean")
+    off_diagonal = ~torch.eye(n, dtype=torch.bool, device=x.device)
+    same = labels[:, None] == labels[None, :]
+    pos, neg = same & off_diagonal, ~same
+    valid = pos.any(1) & neg.any(1)
+    at_margin = float("nan")
+    if valid.any():
+        hardest_pos = dist.masked_fill(~pos, float("-inf")).amax(1)
+        hardest_neg = dist.masked_fill(~neg, float("inf")).amin(1)
+        at_margin = ((hardest_pos - hardest_neg).abs() < tol)[valid].float().mean().item()
+    return {
+        "mean_distance": dist[off_diagonal].mean().item() if n > 1 else float("nan"),
+        "dim_std": x.std(dim=0).mean().item() if n > 1 else float("nan"),
+        "at_margin": at_margin,
+    }
+
+
+class CollapseMonitor:
+    """Feed it every training batch's embeddings; it warns (or stops) on collapse."""
+
+    def __init__(self, cfg: MonitorConfig | None = None) -> None:
+        self.cfg = cfg or MonitorConfig()
+        self.history: deque[dict[str, float]] = deque(maxlen=self.cfg.window)
+        self.fired = False
+
+    def update(self, embeddings: torch.Tensor, labels: torch.Tensor, step: int) -> dict[str, float]:
+        """Record one batch; returns its statistics. May warn once, or raise CollapseError."""
+        stats = spread_statistics(embeddings, labels, self.cfg.tol)
+        self.history.append(stats)
+        if len(self.history) == self.cfg.window and not self.fired:
+            reason = self.diagnose()
+            if reason:
+                self.fired = True
+                message = (
+                    f"embedding collapse at step {step}: {reason}. The network maps different people to "
+                    "(nearly) the same point, so the loss stops teaching it anything. Usual causes: a too-high "
+                    "learning rate (optim.lr), a too-large margin, or hard mining from a random start - try "
+                    "semi-hard mining for the first epochs (loss.schedule), a lower lr or a longer warm-up."
+                )
+                if self.cfg.stop:
+                    raise CollapseError(message)
+                log.warning("warning: %s", message)
+        return stats
+
+    def summary(self) -> dict[str, float]:
+        """Mean of each statistic over the window (NaNs ignored)."""
+        out = {}
+        for key in ("mean_distance", "dim_std", "at_margin"):
+            values = torch.tensor([h[key] for h in self.history])
+            values = values[~values.isnan()]
+            out[key] = values.mean().item() if len(values) else float("nan")
+        return out
+
+    def diagnose(self) -> str | None:
+        """Why the current window looks collapsed, or None when it looks healthy."""
+        s = self.summary()
+        if s["mean_distance"] < self.cfg.min_mean_distance:
+            return (f"mean distance between embeddings {s['mean_distance']:.4f} < {self.cfg.min_mean_distance} "
+                    f"(random directions give about 1.4)")
+        if s["at_margin"] > self.cfg.max_at_margin:
+            return (f"{s['at_margin']:.0%} of anchors have their hardest positive and hardest negative at the "
+                    f"same distance (triplets stuck exactly at the margin)")
+        return None
