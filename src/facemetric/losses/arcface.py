@@ -1,48 +1,34 @@
-"""ArcFace additive angular margin (Deng et al., CVPR 2019): logits s * cos(theta_y + m).
-
-When theta + m would pass pi, cos(theta + m) stops decreasing with theta, so the target
-logit is replaced by the linear continuation cos(theta) - m * sin(m) (insightface's
-``th``/``mm`` fallback), which keeps the loss monotonic in theta.
-"""
+"""ArcFace additive angular margin (Deng et al., CVPR 2019): target logit s * cos(theta_y + m)."""
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
+from facemetric.losses.margin import CombinedMarginTransform, CosineMarginLoss
 from facemetric.losses.registry import register_loss
 
 
 @register_loss("arcface")
-class ArcFaceLoss(nn.Module):
-    """Classification head with one unit-norm weight vector per training identity."""
+class ArcFaceLoss(CosineMarginLoss):
+    """ArcFace (Deng et al., CVPR 2019), optionally Sub-center ArcFace (Deng et al., ECCV 2020).
 
-    needs_classes = True
+    When theta + m passes pi, cos(theta + m) would rise again with theta, so the target becomes
+    ``cos(theta) - m * sin(m)`` (insightface's fallback, also PML's), keeping it monotonic.
+    PML's ``ArcFaceLoss`` takes the margin in degrees; here it is in radians.
 
-    def __init__(self, num_classes: int, embedding_dim: int, scale: float = 32.0, margin: float = 0.5) -> None:
-        super().__init__()
-        if num_classes < 2:
-            raise ValueError(f"ArcFace needs at least 2 classes, got {num_classes}")
-        self.scale, self.margin = scale, margin
-        self.weight = nn.Parameter(torch.empty(num_classes, embedding_dim))
-        nn.init.normal_(self.weight, std=0.01)
-        self.cos_m, self.sin_m = math.cos(margin), math.sin(margin)
-        self.threshold = math.cos(math.pi - margin)
-        self.fallback = math.sin(math.pi - margin) * margin
+    Args:
+        num_classes, embedding_dim: classes and embedding size.
+        scale: s, default 32 (the paper uses 64).
+        margin: additive angular margin m in radians, default 0.5.
+        subcenters: sub-centres per class, max-pooled; the ECCV 2020 paper recommends 3.
+    """
 
-    def logits(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Scaled cosine logits with the angular margin applied to each row's target class."""
-        dtype = torch.promote_types(embeddings.dtype, torch.float32)  # low precision in, float32 math
-        cos = F.linear(F.normalize(embeddings.to(dtype), dim=1), F.normalize(self.weight.to(dtype), dim=1))
-        cos = cos.clamp(-1.0, 1.0)
-        target = cos.gather(1, labels[:, None])
-        sin = torch.sqrt((1.0 - target * target).clamp_min(1e-6))
-        with_margin = target * self.cos_m - sin * self.sin_m
-        with_margin = torch.where(target > self.threshold, with_margin, target - self.fallback)
-        return self.scale * cos.scatter(1, labels[:, None], with_margin)
+    def __init__(
+        self, num_classes: int, embedding_dim: int, scale: float = 32.0, margin: float = 0.5, subcenters: int = 1
+    ) -> None:
+        super().__init__(num_classes, embedding_dim, scale, subcenters)
+        self.margin = margin
+        self._transform = CombinedMarginTransform(1.0, margin, 0.0)
 
-    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(self.logits(embeddings, labels), labels)
+    def target_transform(self, cos: torch.Tensor) -> torch.Tensor:
+        return self._transform(cos)

@@ -1,0 +1,34 @@
+"""Supervised contrastive loss (Khosla et al., "Supervised Contrastive Learning", NeurIPS 2020)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from facemetric.losses.registry import register_loss
+from facemetric.mining.distances import cosine_similarity
+from facemetric.mining.miners import masked_logsumexp, pair_masks
+
+
+@register_loss("supcon")
+class SupConLoss(nn.Module):
+    """Per anchor ``-mean_p log(e^{s_p/T} / sum_{j != a} e^{s_j/T})`` on cosine similarity (L_out of the paper).
+
+    Paper: Khosla et al., NeurIPS 2020 (NT-Xent of SimCLR when each anchor has one positive).
+    Mean over anchors that have a positive and a negative; log-sum-exp form, stable for any temperature.
+
+    Args:
+        temperature: T (0.1).
+    """
+
+    def __init__(self, temperature: float = 0.1) -> None:
+        super().__init__()
+        self.temperature = temperature
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        logits = cosine_similarity(embeddings) / self.temperature
+        pos_mask, neg_mask = pair_masks(labels)
+        valid = pos_mask.any(dim=1) & neg_mask.any(dim=1)
+        mean_pos = logits.masked_fill(~pos_mask, 0.0).sum(dim=1) / pos_mask.sum(dim=1).clamp_min(1)
+        losses = (masked_logsumexp(logits, pos_mask | neg_mask) - mean_pos).masked_fill(~valid, 0.0)
+        return losses.sum() / valid.sum().clamp_min(1)
