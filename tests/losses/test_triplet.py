@@ -85,6 +85,8 @@ def test_matches_brute_force_and_gradcheck(soft: bool) -> None:
         dict(mining="batch_all", distance="squared_euclidean", reduction="mean", soft_margin=True),
         dict(mining="semi_hard", margin=0.5),
         dict(mining="semi_hard", margin=0.5, semi_hard="all", fallback="hardest"),
+        dict(mining="semi_hard", margin=0.5, semi_hard="all"),  # the weighted-sum fast path
+        dict(mining="batch_all", distance="cosine", reduction="mean", margin=0.5),
         dict(mining="semi_hard", margin=0.5, fallback="easiest", distance="cosine"),
         dict(mining="batch_hard", distance="cosine", normalize_embeddings=True),
     ],

@@ -64,7 +64,8 @@ def _pml_cases() -> dict[str, Callable[[int, int], tuple]]:
 CASES = [
     Case("triplet_batch_all", "triplet", {"margin": 0.2, "mining": "batch_all"}, pml_b3=True),
     Case("triplet_batch_hard", "triplet", {"margin": 0.2, "mining": "batch_hard"}),
-    Case("triplet_semi_hard", "triplet", {"margin": 0.2, "mining": "semi_hard"}, pml_b3=True),
+    Case("triplet_semi_hard", "triplet", {"margin": 0.2, "mining": "semi_hard", "semi_hard": "all"}, pml_b3=True),
+    Case("triplet_semi_hard_facenet", "triplet", {"margin": 0.2, "mining": "semi_hard"}),  # hardest semi-hard only
     Case("contrastive", "contrastive", {}),
     Case("circle", "circle", {"m": 0.25, "gamma": 256}),
     Case("multi_similarity", "multi_similarity", {"mining": True}),

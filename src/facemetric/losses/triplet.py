@@ -16,6 +16,8 @@ from facemetric.mining.miners import (
     check_choice,
     mine_triplets,
     pair_masks,
+    positive_slots,
+    semi_hard_mask,
     term_count,
 )
 
@@ -69,6 +71,8 @@ class TripletLoss(nn.Module):
             chunks = [self._batch_hard_distances(embeddings, labels)]
         else:
             dist = pairwise_distance(embeddings, self.distance, normalize=self.normalize_embeddings)
+            if not self.soft_margin and (self.mining == "batch_all" or (self.semi_hard == "all" and self.fallback == "drop")):
+                return self._linear_hinge(dist, labels)
             chunks = mine_triplets(dist, labels, self.mining, self.margin, self.semi_hard, self.fallback)
         total = embeddings.sum() * 0.0  # zero loss with the graph kept when nothing is mined
         count = torch.zeros((), dtype=torch.long, device=embeddings.device)
@@ -77,6 +81,36 @@ class TripletLoss(nn.Module):
             losses = F.softplus(gap) if self.soft_margin else F.relu(gap + self.margin)
             total = total + losses.sum()
             count = count + term_count(losses, mask, self.reduction)
+        return total / count.clamp_min(1)
+
+    def _linear_hinge(self, dist: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Hinge loss over all (or all semi-hard) triplets as one weighted sum of the B x B distances.
+
+        A mined triplet with positive loss contributes d(a,p) - d(a,n) + margin, linear in the
+        distances; so the loss is sum(W * dist) + margin * (active triplets), where W counts, under
+        no_grad, +1 per active triplet at (a, p) and -1 at (a, n). Same value and gradient as the
+        per-triplet form (relu's gradient is 0 where the loss is 0), without a graph per triplet.
+        """
+        with torch.no_grad():
+            d = dist.detach()
+            pos_mask, neg_mask = pair_masks(labels)
+            idx, slot_valid = positive_slots(pos_mask)
+            weight = torch.zeros_like(d)
+            active_total = torch.zeros((), dtype=torch.long, device=d.device)
+            mined_total = torch.zeros((), dtype=torch.long, device=d.device)
+            for k in range(idx.shape[1]):
+                d_ap = d.gather(1, idx[:, k, None])
+                mined = slot_valid[:, k, None] & neg_mask
+                if self.mining == "semi_hard":
+                    mined &= semi_hard_mask(d, d_ap, neg_mask, self.margin)
+                active = mined & (d_ap - d + self.margin > 0)
+                per_anchor = active.sum(dim=1, keepdim=True)
+                weight.scatter_add_(1, idx[:, k, None], per_anchor.to(d.dtype))
+                weight -= active.to(d.dtype)
+                active_total += per_anchor.sum()
+                mined_total += mined.sum()
+        count = active_total if self.reduction == "mean_nonzero" else mined_total
+        total = (weight * dist).sum() + self.margin * active_total
         return total / count.clamp_min(1)
 
     def _batch_hard_distances(
