@@ -4,18 +4,11 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 from pytorch_metric_learning.distances import LpDistance
 from pytorch_metric_learning.losses import ContrastiveLoss
 
 from facemetric.losses import build_loss
-
-
-def _batch(seed: int, dtype: torch.dtype = torch.float64, p: int = 8, k: int = 4, d: int = 16):
-    g = torch.Generator().manual_seed(seed)
-    y = torch.arange(p).repeat_interleave(k)
-    x = F.normalize(torch.randn(p * k, d, generator=g, dtype=dtype), dim=1)
-    return x, y[torch.randperm(p * k, generator=g)]
+from pk_batches import pk_batch as _batch
 
 
 def test_hand_computed() -> None:

@@ -4,23 +4,11 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 from pytorch_metric_learning.losses import MultiSimilarityLoss
 from pytorch_metric_learning.miners import MultiSimilarityMiner
 
 from facemetric.losses import build_loss
-
-# unit vectors: x0 = x2 = (1, 0), x1 = (0, 1); s01 = 0, s02 = 1, s12 = 0
-TINY = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
-TINY_LABELS = torch.tensor([0, 0, 1])
-
-
-def _batch(seed: int, dtype: torch.dtype = torch.float64, p: int = 8, k: int = 4, d: int = 16):
-    g = torch.Generator().manual_seed(seed)
-    y = torch.arange(p).repeat_interleave(k)
-    x = F.normalize(torch.randn(p * k, d, generator=g, dtype=dtype), dim=1)
-    return x, y[torch.randperm(p * k, generator=g)]
-
+from pk_batches import pk_batch as _batch, TINY, TINY_LABELS
 
 def test_hand_computed() -> None:
     # alpha 2, beta 50, base 0.5; positive term log(1 + e^{-2 (s - 0.5)}) / 2, negative log(1 + sum e^{50 (s - 0.5)}) / 50

@@ -4,22 +4,10 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 from pytorch_metric_learning.losses import SupConLoss
 
 from facemetric.losses import build_loss
-
-# unit vectors: x0 = x2 = (1, 0), x1 = (0, 1); s01 = 0, s02 = 1, s12 = 0
-TINY = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
-TINY_LABELS = torch.tensor([0, 0, 1])
-
-
-def _batch(seed: int, dtype: torch.dtype = torch.float64, p: int = 8, k: int = 4, d: int = 16):
-    g = torch.Generator().manual_seed(seed)
-    y = torch.arange(p).repeat_interleave(k)
-    x = F.normalize(torch.randn(p * k, d, generator=g, dtype=dtype), dim=1)
-    return x, y[torch.randperm(p * k, generator=g)]
-
+from pk_batches import pk_batch as _batch, TINY, TINY_LABELS
 
 def test_hand_computed() -> None:
     # T = 0.5, logits s / T. Anchor 0: positive 0, negative 2 -> -log(e^0 / (e^0 + e^2)) = log(1 + e^2)

@@ -4,12 +4,12 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 from pytorch_metric_learning.distances import CosineSimilarity, LpDistance
 from pytorch_metric_learning.losses import TripletMarginLoss
 from pytorch_metric_learning.miners import BatchHardMiner, TripletMarginMiner
 
 from facemetric.losses import build_loss
+from pk_batches import pk_batch as _batch
 from facemetric.mining.distances import pairwise_distance
 
 SQRT5 = math.sqrt(5)
@@ -28,13 +28,6 @@ def _brute_force(x: torch.Tensor, y: torch.Tensor, margin: float, soft: bool) ->
             gap = torch.stack(pos).max() - torch.stack(neg).min()
             losses.append(torch.nn.functional.softplus(gap) if soft else torch.relu(gap + margin))
     return torch.stack(losses).mean()
-
-
-def _batch(seed: int, dtype: torch.dtype = torch.float64, p: int = 8, k: int = 4, d: int = 16):
-    g = torch.Generator().manual_seed(seed)
-    y = torch.arange(p).repeat_interleave(k)
-    x = F.normalize(torch.randn(p * k, d, generator=g, dtype=dtype), dim=1)
-    return x, y[torch.randperm(p * k, generator=g)]
 
 
 def test_hand_computed() -> None:
