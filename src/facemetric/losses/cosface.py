@@ -20,6 +20,8 @@ class NormFaceLoss(CosineMarginLoss):
         subcenters: weight vectors per class, max-pooled (default 1).
     """
 
+    has_margin = False
+
     def __init__(self, num_classes: int, embedding_dim: int, scale: float = 32.0, subcenters: int = 1) -> None:
         super().__init__(num_classes, embedding_dim, scale, subcenters)
 

@@ -55,6 +55,8 @@ class CosineMarginLoss(ClassifierLoss):
     over them (Sub-center ArcFace, Deng et al., ECCV 2020).
     """
 
+    has_margin = True  # False: target_transform is the identity, skip the gather/scatter
+
     def __init__(self, num_classes: int, embedding_dim: int, scale: float, subcenters: int = 1) -> None:
         super().__init__(num_classes, embedding_dim, subcenters)
         self.scale = scale
@@ -77,7 +79,7 @@ class CosineMarginLoss(ClassifierLoss):
 
     def _logits(self, embeddings: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         cos = self.cosine(embeddings)
-        if labels is not None:
+        if labels is not None and self.has_margin:
             index = labels[:, None]
             cos = cos.scatter(1, index, self.target_transform(cos.gather(1, index)))
         return self.logit_scale(embeddings) * cos
