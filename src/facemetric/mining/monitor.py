@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from facemetric.mining.distances import pairwise_distance
+from facemetric.mining.miners import batch_hard, pair_masks
 
 log = logging.getLogger("facemetric")
 
@@ -56,14 +57,11 @@ def spread_statistics(embeddings: torch.Tensor, labels: torch.Tensor, tol: float
     n = len(x)
     dist = pairwise_distance(x, "euclidean")
     off_diagonal = ~torch.eye(n, dtype=torch.bool, device=x.device)
-    same = labels[:, None] == labels[None, :]
-    pos, neg = same & off_diagonal, ~same
-    valid = pos.any(1) & neg.any(1)
+    hardest_pos, hardest_neg, valid = batch_hard(dist, *pair_masks(labels))
     at_margin = float("nan")
     if valid.any():
-        hardest_pos = dist.masked_fill(~pos, float("-inf")).amax(1)
-        hardest_neg = dist.masked_fill(~neg, float("inf")).amin(1)
-        at_margin = ((hardest_pos - hardest_neg).abs() < tol)[valid].float().mean().item()
+        d_ap, d_an = dist.gather(1, hardest_pos[:, None]), dist.gather(1, hardest_neg[:, None])
+        at_margin = ((d_ap - d_an).abs() < tol)[valid].float().mean().item()
     return {
         "mean_distance": dist[off_diagonal].mean().item() if n > 1 else float("nan"),
         "dim_std": x.std(dim=0).mean().item() if n > 1 else float("nan"),
