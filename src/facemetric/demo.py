@@ -22,7 +22,6 @@ from facemetric.data.synthetic import generate_dataset
 from facemetric.eval.embed import Embedder
 from facemetric.eval.pairs import sample_pairs
 from facemetric.eval.protocol import evaluate_pairs_file
-from facemetric.models import build_model
 from facemetric.train.data import prepare_data
 from facemetric.train.engine import Trainer, validate
 
@@ -92,12 +91,7 @@ def run_demo(
         raise ValueError("the demo needs held-out identities: set data.val_identities > 0")
     trainer = Trainer(cfg, data=prepared)
     pairs = trainer.val_pairs
-    torch.manual_seed(cfg.train.seed)
-    untrained = build_model(
-        cfg.model.name, embedding_dim=cfg.model.embedding_dim, in_channels=prepared.spec.channels,
-        input_size=(prepared.spec.height, prepared.spec.width), **cfg.model.options,
-    )
-    reports = {"untrained model, held-out identities": validate(untrained, prepared.val, pairs, torch.device("cpu"))}
+    reports = {"untrained model, held-out identities": trainer.validate_untrained()}
     result = trainer.fit()
     checkpoint = result.out_dir / ("best.pt" if (result.out_dir / "best.pt").exists() else "last.pt")
     embedder = Embedder.from_checkpoint(checkpoint)

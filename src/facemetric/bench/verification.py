@@ -25,8 +25,7 @@ import torch
 from facemetric.config import load_config
 from facemetric.eval.embed import Embedder
 from facemetric.eval.protocol import evaluate_pairs_file
-from facemetric.models import build_model
-from facemetric.train.engine import Trainer, validate
+from facemetric.train.engine import Trainer
 
 KEYS = ("accuracy", "eer", "auc")
 
@@ -42,11 +41,7 @@ def run_seed(config: str, seed: int, overrides: list[str], out: Path, pairs: str
     cfg = load_config(config, overrides + [f"train.seed={seed}", f"train.out={out / f'seed{seed}'}", "train.progress=false"])
     wall, cpu = time.perf_counter(), time.process_time()
     trainer = Trainer(cfg)
-    torch.manual_seed(seed)
-    spec = trainer.data.spec
-    untrained = build_model(cfg.model.name, embedding_dim=cfg.model.embedding_dim, in_channels=spec.channels,
-                            input_size=(spec.height, spec.width), **cfg.model.options)
-    before = validate(untrained, trainer.data.val, trainer.val_pairs, trainer.device)
+    before = trainer.validate_untrained()
     train_wall = time.perf_counter()
     result = trainer.fit()
     train_wall = time.perf_counter() - train_wall

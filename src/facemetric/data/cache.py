@@ -87,7 +87,8 @@ def decode_manifest(manifest: Manifest, spec: ImageSpec, workers: int | None = N
     names = sorted(set(manifest.identities[i] for i in keep))
     index = {name: k for k, name in enumerate(names)}
     labels = np.array([index[manifest.identities[i]] for i in keep], dtype=np.int64)
-    return PackedImages(images[keep], labels, [str(manifest.paths[i]) for i in keep], names, bad)
+    kept = images if len(keep) == n else images[keep]  # fancy indexing would copy every image
+    return PackedImages(kept, labels, [str(manifest.paths[i]) for i in keep], names, bad)
 
 
 def load_packed(manifest: Manifest, spec: ImageSpec, cache_dir: str | Path | None = None, progress: bool = True) -> PackedImages:

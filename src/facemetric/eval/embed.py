@@ -9,11 +9,12 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
+from facemetric.config import ModelConfig
 from facemetric.data.augment import to_tensor
 from facemetric.data.cache import decode_manifest
 from facemetric.data.images import ImageSpec
 from facemetric.data.sources import Manifest
-from facemetric.models import build_model
+from facemetric.models import build_embedding_model
 from facemetric.train.checkpoint import CheckpointError, load_checkpoint, model_fingerprint
 
 
@@ -51,15 +52,8 @@ class Embedder:
     def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> "Embedder":
         """Rebuild the network described by a checkpoint and load its weights."""
         state = load_checkpoint(path)
-        cfg = state["config"]
         spec = ImageSpec(**state["image_spec"])
-        model = build_model(
-            cfg["model"]["name"],
-            embedding_dim=cfg["model"]["embedding_dim"],
-            in_channels=spec.channels,
-            input_size=(spec.height, spec.width),
-            **cfg["model"]["options"],
-        )
+        model = build_embedding_model(ModelConfig(**state["config"]["model"]), spec)
         if model_fingerprint(model) != state["model_fingerprint"]:
             raise CheckpointError(f"{path}: weights do not match the architecture its config describes")
         model.load_state_dict(state["model"])

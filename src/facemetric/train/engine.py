@@ -33,7 +33,7 @@ from facemetric.eval.verification import verification_report
 from facemetric.losses import build_loss, loss_needs_classes
 from facemetric.losses.registry import rebuild_loss
 from facemetric.mining.monitor import CollapseError, CollapseMonitor
-from facemetric.models import build_model
+from facemetric.models import build_embedding_model
 from facemetric.train.checkpoint import CheckpointError, load_checkpoint, model_fingerprint, save_checkpoint
 from facemetric.train.data import PreparedData, prepare_data
 from facemetric.train.logging import RunLogger
@@ -95,10 +95,7 @@ class Trainer:
         )
         log.info("sampler: %s", self.sampler.report.describe(cfg.sampler.k))
         spec = self.data.spec
-        self.model = build_model(
-            cfg.model.name, embedding_dim=cfg.model.embedding_dim, in_channels=spec.channels,
-            input_size=(spec.height, spec.width), **cfg.model.options,
-        ).to(self.device)
+        self.model = build_embedding_model(cfg.model, spec).to(self.device)
         self.loss_options = self.scheduled_loss_options(0)
         self.loss_fn = build_loss(cfg.loss.name, **self.loss_options).to(self.device)
         self.monitor = CollapseMonitor(cfg.monitor) if cfg.monitor.enabled else None
@@ -138,6 +135,14 @@ class Trainer:
             self.loss_fn = rebuild_loss(self.loss_fn, self.cfg.loss.name, **options)
             self.loss_options = options
             log.info("epoch %d: loss %s now runs with %s", self.epoch + 1, self.cfg.loss.name, options)
+
+    def validate_untrained(self) -> dict[str, Any]:
+        """Held-out verification of a freshly initialised network of the same architecture (seeded by
+        ``train.seed``): the baseline that shows how much training adds. Leaves the RNG state alone."""
+        with torch.random.fork_rng():
+            torch.manual_seed(self.cfg.train.seed)
+            untrained = build_embedding_model(self.cfg.model, self.data.spec).to(self.device)
+        return validate(untrained, self.data.val, self.val_pairs, self.device)
 
     # ----------------------------------------------------------------- checkpoints
     def _state(self) -> dict[str, Any]:
