@@ -14,6 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from facemetric.mining.normalize import normalize_rows
+
 _SIN_SQ_FLOOR = 1e-6  # keeps sqrt(1 - cos^2) and its gradient finite at cos = +-1
 
 
@@ -63,8 +65,8 @@ class CosineMarginLoss(ClassifierLoss):
 
     def cosine(self, embeddings: torch.Tensor) -> torch.Tensor:
         """(batch, num_classes) cosine similarities, clamped to [-1, 1], max-pooled over sub-centres."""
-        weight = F.normalize(self.weight.to(embeddings.dtype), dim=1)
-        cos = F.linear(F.normalize(embeddings, dim=1), weight)
+        weight = normalize_rows(self.weight.to(embeddings.dtype))
+        cos = F.linear(normalize_rows(embeddings), weight)
         if self.subcenters > 1:
             cos = cos.view(len(cos), self.num_classes, self.subcenters).amax(dim=2)
         return cos.clamp(-1.0, 1.0)
