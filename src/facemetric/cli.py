@@ -16,7 +16,8 @@ from facemetric import __version__
 EPILOG = """examples:
   facemetric demo                                   synthetic faces, end to end in minutes
   facemetric demo --data ~/photos                   the same on your folder-per-person photos
-  facemetric train config.yaml --data ~/photos --out runs/exp1
+  facemetric prepare ~/photos data/photos --align dlib   detect, align, pack once
+  facemetric train config.yaml --data data/photos --out runs/exp1
   facemetric train config.yaml --out runs/exp1 --resume
   facemetric eval --checkpoint runs/exp1/best.pt --pairs pairs.txt --images lfw/images
   facemetric embed --checkpoint runs/exp1/best.pt ~/photos -o embeddings.npz
@@ -50,6 +51,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto, cpu or cuda (sets train.device)")
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt (step, optimizer and schedule restored)")
     _add_overrides(p)
+
+    p = sub.add_parser("prepare", help="detect + align + decode photos once into a packed training cache",
+                       description="Scan SOURCE (folder per person, CSV, or flat files), decode every image, "
+                       "find and align the face, and write OUT: images.npy (N x size x size x C uint8, read "
+                       "memory-mapped), manifest.csv, detections.jsonl, skipped.csv (every input left out, with "
+                       "why), summary.json and contact_sheet.png. Interrupted runs resume; a rerun on an "
+                       "up-to-date cache does nothing. Train on it with --data OUT.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""alignment backends:
+  none    the whole photo, centre-cropped to a square and resized
+  center  the central --center-fraction of pre-aligned photos (LFW deep-funneled, ORL)
+  opencv  Haar cascade face + eye detection (needs opencv-python-headless<5 or Debian opencv-data)
+  dlib    HOG detector + 5 landmarks, warped onto the ArcFace 112x112 template (pip install 'facemetric[align]')
+""")
+    p.add_argument("source", help="dataset folder or CSV")
+    p.add_argument("out", help="output folder for the cache")
+    p.add_argument("--size", type=int, default=112, help="side of the square crops in pixels (default 112)")
+    p.add_argument("--align", default="center", choices=["none", "center", "opencv", "dlib"],
+                   help="how faces are found and cut (default center; see below)")
+    p.add_argument("--channels", type=int, default=3, choices=[1, 3], help="3 = RGB (default), 1 = grey")
+    p.add_argument("--center-fraction", type=float, default=0.55, help="--align center: fraction of the photo kept")
+    p.add_argument("--max-upsample", type=int, default=1, help="--align dlib: 2x upsamplings tried for small faces")
+    p.add_argument("--layout", default="auto", choices=["auto", "folders", "csv", "flat"])
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count; 0 = none)")
+    p.add_argument("--overwrite", action="store_true", help="replace an OUT that holds a different cache")
 
     p = sub.add_parser("eval", help="LFW-protocol verification of a checkpoint on a pairs file",
                        description="10-fold accuracy (each fold's threshold chosen on the other folds), AUC, EER and "
@@ -97,6 +122,24 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from facemetric.data.prepare import PrepareOptions, prepare
+
+    align_options = {"center": {"fraction": args.center_fraction}, "dlib": {"max_upsample": args.max_upsample}}
+    options = PrepareOptions(args.size, args.align, args.channels, align_options.get(args.align, {}), args.layout)
+    result = prepare(args.source, args.out, options, workers=args.workers, overwrite=args.overwrite, progress=not args.quiet)
+    s = result.summary
+    if result.up_to_date:
+        logging.getLogger("facemetric").info("%s is up to date: nothing to do", args.out)
+    elif s["skipped"]:
+        logging.getLogger("facemetric").warning(
+            "skipped %d input(s): %s; each is listed with its reason in %s", s["skipped"],
+            ", ".join(f"{n} {k}" for k, n in s["skipped_by_kind"].items()), Path(args.out) / "skipped.csv",
+        )
+    print(json.dumps(s, indent=1))
+    return 0
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from facemetric.eval.embed import Embedder
     from facemetric.eval.protocol import evaluate_pairs_file
@@ -140,7 +183,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": _cmd_train, "eval": _cmd_eval, "embed": _cmd_embed, "demo": _cmd_demo, "config": _cmd_config}
+COMMANDS = {"prepare": _cmd_prepare, "train": _cmd_train, "eval": _cmd_eval, "embed": _cmd_embed, "demo": _cmd_demo, "config": _cmd_config}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
     from facemetric.config import ConfigError
+    from facemetric.data.prepare import PrepareError
     from facemetric.data.protocols import MissingImageError, PairsFormatError
     from facemetric.data.sources import DatasetError
     from facemetric.eval.protocol import EvaluationError
@@ -159,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     except CollapseError as exc:
         print(f"facemetric {args.command}: stopped: {exc}", file=sys.stderr)
         return 3
-    except (ConfigError, DatasetError, CheckpointError, PairsFormatError, MissingImageError, EvaluationError) as exc:
+    except (ConfigError, DatasetError, CheckpointError, PairsFormatError, MissingImageError, EvaluationError,
+            PrepareError) as exc:
         print(f"facemetric {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -25,7 +25,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class DataConfig:
-    source: str | None = None  # folder (per-identity / flat) or CSV file
+    source: str | None = None  # a `facemetric prepare` output (read memory-mapped), or a folder / CSV of photos
     layout: str = "auto"  # auto | folders | csv | flat
     flat_pattern: str = r"^([^.]+)"  # identity regex for the flat layout
     image_size: list[int] = field(default_factory=lambda: [64, 64])  # height, width
@@ -34,7 +34,8 @@ class DataConfig:
     val_identities: float = 0.1  # held-out identities: a count (>= 1) or a fraction (< 1) of those with 2+ images
     split_seed: int = 0
     val_pairs: int = 3000  # at most this many genuine validation pairs (and as many impostor pairs)
-    cache_dir: str | None = ".cache/facemetric"  # decoded-image cache; null disables
+    cache_dir: str | None = ".cache/facemetric"  # decoded-image cache for photo sources; null disables
+    workers: int = 1  # DataLoader processes building augmented batches (0: in the training process)
 
 
 @dataclass

@@ -18,6 +18,7 @@ import torch
 
 from facemetric.config import Config, load_config
 from facemetric.data.protocols import Pair, write_pairs
+from facemetric.data.prepare import PrepareOptions, prepare
 from facemetric.data.synthetic import generate_dataset
 from facemetric.eval.embed import Embedder
 from facemetric.eval.pairs import sample_pairs
@@ -81,7 +82,11 @@ def run_demo(
     if synthetic:
         data_dir = out_dir / "synthetic-data"
         generate_dataset(data_dir, SYNTHETIC["identities"], SYNTHETIC["images"], SYNTHETIC["size"], seed=0, progress=progress)
-        base += [f"data.source={data_dir}", f"data.val_identities={SYNTHETIC['val_identities']}", "data.cache_dir=null"]
+        # decode once into a packed cache (what `facemetric prepare` does); training reads it memory-mapped
+        size = SYNTHETIC["size"]
+        prepare(data_dir, out_dir / "cache", PrepareOptions(size=size, align="none"), workers=0, progress=progress)
+        base += [f"data.source={out_dir / 'cache'}", f"data.image_size=[{size}, {size}]",
+                 f"data.val_identities={SYNTHETIC['val_identities']}"]
     else:
         base += [f"data.source={data}"]
     cfg = load_config(None, base + list(overrides or []))
@@ -95,7 +100,9 @@ def run_demo(
     result = trainer.fit()
     checkpoint = result.out_dir / ("best.pt" if (result.out_dir / "best.pt").exists() else "last.pt")
     embedder = Embedder.from_checkpoint(checkpoint)
-    reports["trained model, held-out identities"] = validate(embedder.model, prepared.val, pairs, torch.device("cpu"))
+    reports["trained model, held-out identities"] = validate(
+        embedder.model, prepared.val, pairs, torch.device("cpu"), embedder.spec.normalization
+    )
     if synthetic:
         val = prepared.val
         pairs_file = _held_out_pairs_file(cfg, val.identity_names, val.labels, val.paths, out_dir / "heldout_pairs.txt")

@@ -28,10 +28,10 @@ def test_interrupt_then_resume_equals_uninterrupted(synthetic_faces: Path, tmp_p
     stop_at = steps + 2  # mid-way through the second epoch
     original = Trainer._train_step
 
-    def step_or_interrupt(self, batch, lr):
+    def step_or_interrupt(self, x, y, lr):
         if self.global_step == stop_at:
             raise KeyboardInterrupt
-        return original(self, batch, lr)
+        return original(self, x, y, lr)
 
     monkeypatch.setattr(Trainer, "_train_step", step_or_interrupt)
     with pytest.raises(KeyboardInterrupt):

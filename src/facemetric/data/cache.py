@@ -23,11 +23,31 @@ from facemetric.data.sources import Manifest
 CACHE_VERSION = 1
 
 
+class RowView:
+    """Rows ``rows`` of a (memory-mapped) array, read only when indexed: a subset without a copy."""
+
+    def __init__(self, base: np.ndarray, rows: np.ndarray) -> None:
+        self.base, self.rows = base, np.asarray(rows, dtype=np.int64)
+        self.shape = (len(self.rows), *base.shape[1:])
+        self.dtype = base.dtype
+        self.ndim = base.ndim
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index) -> np.ndarray:
+        return np.asarray(self.base[self.rows[index]])
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = np.asarray(self.base[self.rows])
+        return out.astype(dtype) if dtype is not None else out
+
+
 @dataclass
 class PackedImages:
     """Decoded images (N, H, W, C) uint8 with integer labels and the paths they came from."""
 
-    images: np.ndarray
+    images: np.ndarray | RowView  # a RowView over a memory-mapped prepared cache
     labels: np.ndarray
     paths: list[str]
     identity_names: list[str]
@@ -37,12 +57,21 @@ class PackedImages:
         return len(self.paths)
 
     def subset(self, keep: np.ndarray) -> "PackedImages":
-        """Rows ``keep``; labels are re-numbered 0..n-1 over the identities that remain."""
+        """Rows ``keep``; labels are re-numbered 0..n-1 over the identities that remain.
+
+        A memory-mapped cache stays on disk: the subset is a :class:`RowView`, not a copy.
+        """
         keep = np.asarray(keep, dtype=np.int64)
         old = self.labels[keep]
         present, new_labels = np.unique(old, return_inverse=True)
+        if isinstance(self.images, RowView):
+            images = RowView(self.images.base, self.images.rows[keep])
+        elif isinstance(self.images, np.memmap):
+            images = RowView(self.images, keep)
+        else:
+            images = self.images[keep]
         return PackedImages(
-            self.images[keep],
+            images,
             new_labels.astype(np.int64),
             [self.paths[i] for i in keep],
             [self.identity_names[i] for i in present],

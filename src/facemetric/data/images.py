@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,16 @@ class ImageSpec:
     width: int = 64
     channels: int = 3
     crop: float = 1.0
+    align: str = "crop"  # how the pixels were cut from the photo: crop (the fraction above) or a prepare backend
+    mean: tuple[float, ...] = ()  # per-channel normalisation of [0, 1] pixels; empty: 0.5 (inputs in [-1, 1])
+    std: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        for name in ("mean", "std"):
+            if getattr(self, name) and len(getattr(self, name)) != self.channels:
+                raise ValueError(f"{name} needs one value per channel ({self.channels}), got {getattr(self, name)}")
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {self.channels}")
         if not 0.05 <= self.crop <= 1.0:
@@ -39,9 +47,18 @@ class ImageSpec:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(mean, std) per channel applied to pixels scaled to [0, 1]."""
+        return self.mean or (0.5,) * self.channels, self.std or (0.5,) * self.channels
+
 
 class ImageDecodeError(Exception):
-    """A file is not a readable image; the message says why."""
+    """A file is not a readable image; the message says why, ``kind`` names the category."""
+
+    def __init__(self, reason: str, kind: str = "unreadable") -> None:
+        super().__init__(reason)
+        self.kind = kind
 
 
 def _crop_box(w: int, h: int, spec: ImageSpec) -> tuple[float, float, float, float]:
@@ -56,31 +73,91 @@ def _crop_box(w: int, h: int, spec: ImageSpec) -> tuple[float, float, float, flo
     return left, top, left + cw, top + ch
 
 
-def load_image(path: str | Path, spec: ImageSpec) -> np.ndarray:
-    """Decode ``path`` into a (height, width, channels) uint8 array following ``spec``.
+MIN_SIDE = 8  # pixels: anything smaller cannot hold a face (a 1x1 tracking pixel, an icon)
+_HIGH_DEPTH_MODES = {"I;16": 8, "I;16L": 8, "I;16B": 8, "I;16N": 8}
 
-    Raises :class:`ImageDecodeError` with a human reason for empty, truncated, corrupt or
-    non-image files.
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """16-bit and 32-bit grey (PNG, TIFF, PGM) scaled to 8 bits; Pillow's convert() would clip at 255."""
+    if img.mode in _HIGH_DEPTH_MODES:
+        return Image.fromarray((np.asarray(img).astype(np.uint32) >> _HIGH_DEPTH_MODES[img.mode]).astype(np.uint8))
+    a = np.asarray(img, dtype=np.float64)
+    low, high = float(a.min()), float(a.max())
+    return Image.fromarray(np.zeros(a.shape, np.uint8) if high <= low else ((a - low) * (255.0 / (high - low))).astype(np.uint8))
+
+
+def _flatten_alpha(img: Image.Image) -> Image.Image:
+    """Composite transparent pixels onto white, so hidden colour values cannot leak into the face."""
+    rgba = img.convert("RGBA")
+    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(background, rgba).convert("RGB")
+
+
+def open_image(path: str | Path, channels: int = 3, draft: tuple[int, int] | None = None) -> Image.Image:
+    """Decode ``path`` into an upright RGB (``channels=3``) or grey (1) Pillow image.
+
+    Handles what real folders hold: any format Pillow reads, whatever the extension; EXIF
+    orientation applied; 16-bit grey scaled (not clipped); CMYK and palette converted;
+    transparency composited onto white; animated files give their first frame. ``draft`` lets
+    libjpeg decode at a reduced scale when the result will be much smaller than the photo.
+    Raises :class:`ImageDecodeError` with a human reason for anything unusable.
     """
     path = Path(path)
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise ImageDecodeError(f"cannot read file: {exc.strerror or exc}") from exc
+        raise ImageDecodeError(f"cannot read file: {exc.strerror or exc}", "cannot read") from exc
+    if not path.is_file():
+        raise ImageDecodeError("not a regular file", "not a file")
     if size == 0:
-        raise ImageDecodeError("empty file (0 bytes)")
+        raise ImageDecodeError("empty file (0 bytes)", "empty file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
-                # JPEG: let libjpeg decode at a reduced scale when the target is much smaller.
-                img.draft("RGB", (spec.width * 2, spec.height * 2))
-                img = img.convert("RGB" if spec.channels == 3 else "L")
+                if draft is not None and not _exif_rotates(img):
+                    img.draft("RGB", draft)
                 img.load()
+                img = ImageOps.exif_transpose(img)
+                if img.mode in _HIGH_DEPTH_MODES or img.mode in ("I", "F"):
+                    img = _to_8bit(img)
+                has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
+                img = _flatten_alpha(img) if has_alpha else img
+                img = img.convert("RGB" if channels == 3 else "L")
+    except PermissionError as exc:
+        raise ImageDecodeError(f"cannot read file: {exc.strerror or exc}", "cannot read") from None
     except UnidentifiedImageError:
-        raise ImageDecodeError("not an image Pillow can read (unknown or corrupt format)") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as exc:
-        raise ImageDecodeError(f"corrupt or truncated image: {exc}") from None
+        raise ImageDecodeError("not an image Pillow can read (unknown or corrupt format)", "not an image") from None
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise ImageDecodeError(f"refused as a possible decompression bomb: {exc}", "decompression bomb") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageDecodeError(f"corrupt or truncated image: {exc}", "corrupt or truncated") from None
+    if min(img.size) < MIN_SIDE:
+        raise ImageDecodeError(
+            f"image is only {img.width}x{img.height} pixels (at least {MIN_SIDE} per side needed)", "too small"
+        )
+    return img
+
+
+def _exif_rotates(img: Image.Image) -> bool:
+    try:
+        return img.getexif().get(0x0112, 1) not in (1, None)
+    except Exception:  # malformed EXIF: decode normally and let exif_transpose decide
+        return True
+
+
+def load_image(path: str | Path, spec: ImageSpec) -> np.ndarray:
+    """Decode ``path`` into a (height, width, channels) uint8 array following ``spec``.
+
+    Raises :class:`ImageDecodeError` with a human reason for empty, truncated, corrupt or
+    non-image files (see :func:`open_image`).
+    """
+    img = open_image(path, spec.channels, draft=(spec.width * 2, spec.height * 2))
+    return resize_crop(img, spec)
+
+
+def resize_crop(img: Image.Image, spec: ImageSpec) -> np.ndarray:
+    """The central ``spec.crop`` of ``img`` at the spec's size and aspect ratio, as uint8 (H, W, C)."""
     box = _crop_box(img.width, img.height, spec)
     img = img.resize((spec.width, spec.height), Image.Resampling.BILINEAR, box=box, reducing_gap=2.0)
     array = np.asarray(img, dtype=np.uint8)

@@ -63,7 +63,9 @@ class DatasetError(ValueError):
 
 
 def _visible_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    """Every non-hidden entry that is not a folder: files, and also broken or looping symlinks and
+    special files, so that decoding reports them with a reason instead of their vanishing here."""
+    return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and not p.is_dir())
 
 
 def _is_candidate_image(path: Path) -> bool:

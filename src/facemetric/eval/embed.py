@@ -26,13 +26,18 @@ def embed_array(
     device: str | torch.device = "cpu",
     flip: bool = False,
     progress: bool = False,
+    normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
 ) -> np.ndarray:
-    """Embed (N, H, W, C) uint8 images in eval mode; ``flip`` adds the mirrored image's embedding."""
+    """Embed (N, H, W, C) uint8 images in eval mode; ``flip`` adds the mirrored image's embedding.
+
+    ``normalization`` is the (mean, std) the model was trained with (``ImageSpec.normalization``).
+    """
+    mean, std = normalization or (None, None)
     was_training = model.training
     model.eval()
     out = []
     for start in tqdm(range(0, len(images), batch_size), desc="embed", disable=not progress, leave=False):
-        x = to_tensor(images[start : start + batch_size]).to(device)
+        x = to_tensor(images[start : start + batch_size], mean, std).to(device)
         e = model(x)
         if flip:
             e = e + model(torch.flip(x, dims=[3]))
@@ -61,7 +66,7 @@ class Embedder:
 
     def embed_array(self, images: np.ndarray, batch_size: int = 256, flip: bool = False, progress: bool = False) -> np.ndarray:
         """Embed already-decoded images (decoded with this embedder's :attr:`spec`)."""
-        return embed_array(self.model, images, batch_size, self.device, flip, progress)
+        return embed_array(self.model, images, batch_size, self.device, flip, progress, self.spec.normalization)
 
     def embed_manifest(
         self, manifest: Manifest, batch_size: int = 256, flip: bool = False, progress: bool = True

@@ -10,6 +10,7 @@ from pathlib import Path
 from facemetric.config import DataConfig
 from facemetric.data.cache import PackedImages, load_packed
 from facemetric.data.images import ImageSpec
+from facemetric.data.prepared import is_prepared, load_prepared, prepared_spec
 from facemetric.data.sources import DatasetError, scan_source
 from facemetric.data.split import split_identities
 
@@ -43,20 +44,31 @@ def prepare_data(cfg: DataConfig, seed: int = 0, progress: bool = True, out_dir:
     """Scan, decode (via the cache) and split ``cfg.source``; bad inputs are reported, not fatal."""
     if not cfg.source:
         raise DatasetError("no training data: set data.source (or pass --data PATH)")
-    manifest = scan_source(cfg.source, cfg.layout, cfg.flat_pattern)
-    spec = image_spec(cfg)
-    packed = load_packed(manifest, spec, cfg.cache_dir, progress=progress)
-    skipped = [(str(p), r) for p, r in manifest.skipped] + list(packed.bad)
+    if is_prepared(cfg.source):
+        packed, spec = load_prepared(cfg.source), prepared_spec(cfg.source)
+        layout, skipped = "prepared cache", list(packed.bad)
+        if [spec.height, spec.width] != list(cfg.image_size):
+            log.warning(
+                "data.image_size %s differs from the %dx%d crops in %s: the crops are used as they are "
+                "(prepare again with --size to change them)", cfg.image_size, spec.height, spec.width, cfg.source,
+            )
+        if spec.channels != cfg.channels:
+            raise DatasetError(f"{cfg.source} holds {spec.channels}-channel crops but data.channels is {cfg.channels}")
+    else:
+        manifest = scan_source(cfg.source, cfg.layout, cfg.flat_pattern)
+        spec = image_spec(cfg)
+        packed = load_packed(manifest, spec, cfg.cache_dir, progress=progress)
+        layout, skipped = f"{manifest.layout} layout", [(str(p), r) for p, r in manifest.skipped] + list(packed.bad)
     report_skipped(skipped, out_dir)
     if len(packed) == 0:
-        raise DatasetError(f"{cfg.source}: none of the {len(manifest)} image files could be decoded")
+        raise DatasetError(f"{cfg.source}: no usable image (see the skipped inputs above)")
     train_idx, val_idx = split_identities(packed.labels, cfg.val_identities, cfg.split_seed)
     train = packed.subset(train_idx)
     val = packed.subset(val_idx) if len(val_idx) else None
     log.info(
-        "data: %s (%s layout) -> %d images of %d identities; train %d identities / %d images, "
+        "data: %s (%s) -> %d images of %d identities; train %d identities / %d images, "
         "validation %d identities / %d images",
-        cfg.source, manifest.layout, len(packed), len(packed.identity_names),
+        cfg.source, layout, len(packed), len(packed.identity_names),
         len(train.identity_names), len(train), len(val.identity_names) if val else 0, len(val) if val else 0,
     )
     return PreparedData(train, val, spec, skipped)

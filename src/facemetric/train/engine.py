@@ -24,7 +24,8 @@ from tqdm import tqdm
 
 from facemetric import __version__
 from facemetric.config import Config
-from facemetric.data.augment import MEAN, STD, augment, to_tensor
+from facemetric.data.augment import finish
+from facemetric.data.loader import EpochBatches, batch_loader
 from facemetric.data.cache import PackedImages
 from facemetric.data.sampler import PKSampler
 from facemetric.eval.embed import embed_array
@@ -60,9 +61,11 @@ def learning_rate(cfg: Config, step: int, total_steps: int, steps_per_epoch: int
     return floor + (base - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def validate(model: nn.Module, val: PackedImages, pairs: tuple, device: torch.device) -> dict[str, Any]:
+def validate(
+    model: nn.Module, val: PackedImages, pairs: tuple, device: torch.device, normalization: tuple | None = None
+) -> dict[str, Any]:
     """Verification metrics on held-out identities (threshold chosen by k-fold, never on the fold scored)."""
-    emb = embed_array(model, val.images, device=device)
+    emb = embed_array(model, val.images, device=device, normalization=normalization)
     i, j, same = pairs
     return verification_report(cosine_scores(emb, i, j), same)
 
@@ -99,6 +102,7 @@ class Trainer:
         self.loss_options = self.scheduled_loss_options(0)
         self.loss_fn = build_loss(cfg.loss.name, **self.loss_options).to(self.device)
         self.monitor = CollapseMonitor(cfg.monitor) if cfg.monitor.enabled else None
+        self.data_wait: list[float] = []  # per epoch, the fraction of the step loop spent waiting for a batch
         params = list(self.model.parameters()) + list(self.loss_fn.parameters())
         if cfg.optim.name == "sgd":
             self.optimizer: torch.optim.Optimizer = torch.optim.SGD(
@@ -142,7 +146,7 @@ class Trainer:
         with torch.random.fork_rng():
             torch.manual_seed(self.cfg.train.seed)
             untrained = build_embedding_model(self.cfg.model, self.data.spec).to(self.device)
-        return validate(untrained, self.data.val, self.val_pairs, self.device)
+        return validate(untrained, self.data.val, self.val_pairs, self.device, self.data.spec.normalization)
 
     # ----------------------------------------------------------------- checkpoints
     def _state(self) -> dict[str, Any]:
@@ -157,7 +161,6 @@ class Trainer:
             "last_val": self.last_val,
             "config": self.cfg.to_dict(),
             "image_spec": self.data.spec.to_dict(),
-            "normalization": {"mean": MEAN, "std": STD},
             "model_fingerprint": model_fingerprint(self.model),
             "identity_names": self.data.train.identity_names,
             "torch_rng": torch.get_rng_state(),
@@ -199,12 +202,10 @@ class Trainer:
         (self.out / "environment.json").write_text(json.dumps(env, indent=1))
 
     # ----------------------------------------------------------------- training
-    def _train_step(self, batch: np.ndarray, lr: float) -> float:
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> float:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        gen = torch.Generator().manual_seed(self.cfg.train.seed * 1_000_003 + self.global_step)
-        x = augment(to_tensor(self.data.train.images[batch]), self.cfg.augment, gen).to(self.device)
-        y = torch.as_tensor(self.data.train.labels[batch], device=self.device)
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.train.amp):
             emb = self.model(x)
         if self.monitor is not None:
@@ -236,13 +237,18 @@ class Trainer:
             raise
         finally:
             self.logger.close()
-        summary = {"epochs": self.epoch, "global_step": self.global_step, "best_accuracy": self.best_accuracy, "val": self.last_val}
+        summary = {"epochs": self.epoch, "global_step": self.global_step, "best_accuracy": self.best_accuracy,
+                   "val": self.last_val, "data_wait_fraction": self.data_wait}
         (self.out / "summary.json").write_text(json.dumps(summary, indent=1))
         return RunResult(self.out, self.epoch, self.global_step, self.last_val, self.best_accuracy)
 
     def _run_epoch(self, steps: int, total: int) -> None:
         cfg = self.cfg
         batches = self.sampler.epoch(self.epoch)
+        stream = EpochBatches(
+            self.data.train, batches[self.step_in_epoch : steps], cfg.augment, self.data.spec.normalization,
+            cfg.train.seed, self.global_step,
+        )
         self._apply_loss_schedule()
         self.model.train()
         self.loss_fn.train()
@@ -252,10 +258,16 @@ class Trainer:
             total=steps, initial=self.step_in_epoch, desc=f"epoch {self.epoch + 1}/{cfg.train.epochs}",
             disable=not cfg.train.progress, leave=False, unit="batch",
         )
+        waited, loop_start = 0.0, time.perf_counter()
         with bar:
+            batch_iter = iter(batch_loader(stream, cfg.data.workers))
             while self.step_in_epoch < steps:
                 lr = learning_rate(cfg, self.global_step, total, steps)
-                loss = self._train_step(batches[self.step_in_epoch], lr)
+                t = time.perf_counter()
+                batch = next(batch_iter)
+                waited += time.perf_counter() - t
+                x = finish(batch, *self.data.spec.normalization, device=self.device)
+                loss = self._train_step(x, batch.labels, lr)
                 losses.append(loss)
                 self.step_in_epoch += 1
                 self.global_step += 1
@@ -267,13 +279,16 @@ class Trainer:
                     self.save()
         self.epoch += 1
         self.step_in_epoch = 0
+        loop_time = time.perf_counter() - loop_start
         record: dict[str, Any] = {"epoch": self.epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
-                                  "lr": lr, "seconds": round(time.time() - started, 2)}
+                                  "lr": lr, "seconds": round(time.time() - started, 2),
+                                  "data_wait_fraction": round(waited / loop_time, 4) if loop_time > 0 else 0.0}
+        self.data_wait.append(record["data_wait_fraction"])
         if self.monitor is not None:
             record.update({f"spread/{k}": round(v, 5) for k, v in self.monitor.summary().items()})
         self.logger.log("train", self.global_step, record)
         if self.val_pairs is not None and (self.epoch % cfg.train.val_every == 0 or self.epoch == cfg.train.epochs):
-            self.last_val = validate(self.model, self.data.val, self.val_pairs, self.device)
+            self.last_val = validate(self.model, self.data.val, self.val_pairs, self.device, self.data.spec.normalization)
             flat = {k: v for k, v in self.last_val.items() if isinstance(v, (int, float))}
             flat.update({f"tar@far={k}": v for k, v in self.last_val.get("tar_at_far", {}).items()})
             self.logger.log("val", self.global_step, {"epoch": self.epoch, **flat})

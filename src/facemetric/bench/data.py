@@ -1,0 +1,135 @@
+"""Benchmark: augmented 112x112 training batches per second, packed cache vs JPEG folders.
+
+    python -m facemetric.bench.data                                   # LFW dev-train from ../shared/data
+    python -m facemetric.bench.data --source PHOTOS --cache DIR --batches 60 --train-epochs 1
+
+Both loaders deliver the same P x K batches (P=32, K=4) with the same kind of augmentation
+(random translation, horizontal flip, brightness and contrast jitter), normalised float32
+(N, 3, 112, 112), through a torch DataLoader with the same number of worker processes:
+
+* ``cache``: facemetric's loader: rows gathered from the memory-mapped ``prepare`` output,
+  augmented as whole uint8 batches (:mod:`facemetric.data.loader`);
+* ``folder``: the usual ImageFolder approach: per image, PIL decodes the JPEG, crops and resizes,
+  augments with PIL, converts to a tensor; the DataLoader collates.
+
+With ``--train-epochs`` it also trains ``iresnet_tiny`` on the cache and reports the fraction of
+the step loop spent waiting for data. Prints JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+
+import numpy as np
+import torch
+from PIL import Image, ImageEnhance
+from torch.utils.data import DataLoader, Dataset
+
+from facemetric.data.augment import AugmentConfig, finish
+from facemetric.data.loader import EpochBatches, batch_loader
+from facemetric.data.prepare import PrepareOptions, prepare
+from facemetric.data.prepared import load_prepared, prepared_spec
+from facemetric.data.sampler import PKSampler
+
+SIZE, P, K = 112, 32, 4
+
+
+class FolderImages(Dataset):
+    """One image per item, decoded and augmented with PIL (torchvision ImageFolder style)."""
+
+    def __init__(self, paths: list[str], labels: np.ndarray, fraction: float, shift: float) -> None:
+        self.paths, self.labels, self.fraction, self.shift = paths, labels, fraction, shift
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        rng = random.Random(i)
+        img = Image.open(self.paths[i]).convert("RGB")
+        side = min(img.size) * self.fraction
+        left, top = (img.width - side) / 2, (img.height - side) / 2
+        pad = side * self.shift
+        dx, dy = rng.uniform(-pad, pad), rng.uniform(-pad, pad)
+        img = img.resize((SIZE, SIZE), Image.Resampling.BILINEAR, box=(left + dx, top + dy, left + dx + side, top + dy + side))
+        if rng.random() < 0.5:
+            img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        img = ImageEnhance.Brightness(img).enhance(rng.uniform(0.8, 1.2))
+        img = ImageEnhance.Contrast(img).enhance(rng.uniform(0.8, 1.2))
+        x = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+        return x, int(self.labels[i])
+
+
+def _rate(loader, batches: int, finish_fn=None) -> float:
+    """Images per second over ``batches`` batches after the first (worker start-up excluded)."""
+    it = iter(loader)
+    next(it)
+    images, start = 0, time.perf_counter()
+    for _ in range(batches):
+        item = next(it)
+        x = finish_fn(item) if finish_fn else item[0]  # the cache's batches get their fused colour pass here
+        images += len(x)
+    return images / (time.perf_counter() - start)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source", default="../shared/data/lfw-devtrain", help="photos (folder per person)")
+    parser.add_argument("--cache", default=".cache/bench-data-lfw112", help="prepare output (built when missing)")
+    parser.add_argument("--fraction", type=float, default=0.55, help="central fraction kept (LFW: 0.55)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batches", type=int, default=40, help="batches timed per loader")
+    parser.add_argument("--train-epochs", type=int, default=0, help="also train this many epochs on the cache")
+    args = parser.parse_args(argv)
+
+    t = time.time()
+    prep = prepare(args.source, args.cache, PrepareOptions(SIZE, "center", align_options={"fraction": args.fraction}), progress=False)
+    prepare_s = round(time.time() - t, 1)
+    data, spec = load_prepared(args.cache), prepared_spec(args.cache)
+    sampler = PKSampler(data.labels, P, K, "repeat", 2, seed=0, batches_per_epoch=args.batches + 1)
+    batches = sampler.epoch(0)
+    aug = AugmentConfig(flip=True, shift=0.08, brightness=0.2, contrast=0.2)
+    loader = batch_loader(EpochBatches(data, batches, aug, spec.normalization, 0, 0), args.workers)
+    cache_rate = _rate(loader, args.batches, lambda b: finish(b, *spec.normalization))
+    folder = FolderImages(data.paths, data.labels, args.fraction, 0.08)
+    folder_loader = DataLoader(folder, batch_sampler=[b.tolist() for b in batches], num_workers=args.workers,
+                               prefetch_factor=4 if args.workers else None)
+    folder_rate = _rate(folder_loader, args.batches)
+    result = {
+        "benchmark": "data", "source": args.source, "images": len(data), "size": SIZE, "batch": P * K,
+        "workers": args.workers, "torch_threads": torch.get_num_threads(), "prepare_seconds": prepare_s,
+        "prepare_up_to_date": prep.up_to_date,
+        "cache_images_per_s": round(cache_rate, 1), "folder_images_per_s": round(folder_rate, 1),
+        "speedup": round(cache_rate / folder_rate, 2),
+    }
+    if args.train_epochs:
+        result["training"] = _train(args.cache, args.train_epochs)
+    print(json.dumps(result, indent=1))
+
+
+def _train(cache: str, epochs: int) -> dict:
+    """A real (short) training run on the cache: its data-wait fraction per epoch and speed."""
+    import tempfile
+
+    from facemetric.config import load_config
+    from facemetric.train.engine import Trainer
+
+    with tempfile.TemporaryDirectory() as out:
+        cfg = load_config(None, [
+            f"data.source={cache}", "data.image_size=[112, 112]", "data.val_identities=0.05", "data.workers=1",
+            f"train.epochs={epochs}", f"train.out={out}", "train.progress=false", "sampler.p=16", "sampler.k=4",
+        ])
+        trainer = Trainer(cfg)
+        start = time.time()
+        result = trainer.fit()
+        seconds = time.time() - start
+        steps = result.global_step
+    return {"model": cfg.model.name, "epochs": epochs, "steps": steps, "batch": cfg.sampler.p * cfg.sampler.k,
+            "seconds": round(seconds, 1), "images_per_s": round(steps * cfg.sampler.p * cfg.sampler.k / seconds, 1),
+            "data_wait_fraction": trainer.data_wait, "val_accuracy": (result.val or {}).get("accuracy")}
+
+
+if __name__ == "__main__":
+    main()

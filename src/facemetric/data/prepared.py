@@ -1,0 +1,53 @@
+"""Open a ``facemetric prepare`` output as training/evaluation data (memory-mapped, nothing decoded)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from facemetric.data.cache import PackedImages
+from facemetric.data.images import ImageSpec
+from facemetric.data.prepare import FORMAT
+
+
+def is_prepared(path: str | Path) -> bool:
+    """True when ``path`` is a complete prepared cache (its meta.json written)."""
+    meta = Path(path) / "meta.json"
+    if not meta.is_file():
+        return False
+    try:
+        return json.loads(meta.read_text()).get("format") == FORMAT
+    except ValueError:
+        return False
+
+
+def prepared_spec(path: str | Path) -> ImageSpec:
+    """The preprocessing a prepared cache's crops went through, with its normalisation statistics."""
+    meta = json.loads((Path(path) / "meta.json").read_text())
+    opts = meta["options"]
+    crop = float(opts.get("align_options", {}).get("fraction", 0.55)) if opts["align"] == "center" else 1.0
+    return ImageSpec(
+        opts["size"], opts["size"], opts["channels"], crop=crop,
+        align="crop" if opts["align"] in ("none", "center") else opts["align"],
+        mean=tuple(meta["mean"]), std=tuple(meta["std"]),
+    )
+
+
+def load_prepared(path: str | Path) -> PackedImages:
+    """Images (memory-mapped: pages are read when a batch touches them), labels, sources, skips."""
+    path = Path(path)
+    if not is_prepared(path):
+        raise FileNotFoundError(f"{path}: not a complete prepared cache (no meta.json); run facemetric prepare first")
+    images = np.load(path / "images.npy", mmap_mode="r")
+    with (path / "manifest.csv").open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    labels = np.array([int(r["label"]) for r in rows], dtype=np.int64)
+    names: dict[int, str] = {int(r["label"]): r["identity"] for r in rows}
+    with (path / "skipped.csv").open(newline="", encoding="utf-8") as f:
+        bad = [(r["source"], r["reason"]) for r in csv.DictReader(f)]
+    if len(rows) != len(images):
+        raise ValueError(f"{path}: manifest.csv has {len(rows)} rows but images.npy {len(images)}; prepare again with --overwrite")
+    return PackedImages(images, labels, [r["source"] for r in rows], [names[k] for k in range(len(names))], bad)
