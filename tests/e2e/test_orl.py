@@ -27,7 +27,7 @@ def test_orl_learns_within_three_cpu_minutes(shared_data: Path, tmp_path: Path) 
     assert not set(trainer.data.train.identity_names) & set(trainer.data.val.identity_names)
     torch.manual_seed(0)
     untrained = build_model("iresnet_tiny", embedding_dim=128, in_channels=3, input_size=(64, 64))
-    before = validate(untrained, trainer.data.val, trainer.val_pairs, torch.device("cpu"))
+    before = validate(untrained, trainer.data.val, trainer.val_pairs, torch.device("cpu"), trainer.data.spec.normalization)
     result = trainer.fit()
     cpu_seconds = time.process_time() - cpu_start
     after = result.val

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-MEAN, STD = 0.5, 0.5  # pixel normalisation: uint8 -> [-1, 1]; stored in checkpoints
+MEAN, STD = 0.5, 0.5  # default pixel normalisation, uint8 -> [-1, 1] (ImageSpec.mean/std override it)
 
 
 def to_tensor(

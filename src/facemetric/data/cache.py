@@ -7,7 +7,6 @@ dies on one bad file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -80,14 +79,7 @@ class PackedImages:
 
 
 def _cache_key(manifest: Manifest, spec: ImageSpec) -> str:
-    digest = hashlib.sha1(f"v{CACHE_VERSION}|{json.dumps(spec.to_dict(), sort_keys=True)}".encode())
-    for path, identity in zip(manifest.paths, manifest.identities):
-        try:
-            stat = path.stat()
-            digest.update(f"{path}|{identity}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
-        except OSError:
-            digest.update(f"{path}|{identity}|missing\n".encode())
-    return digest.hexdigest()[:20]
+    return manifest.fingerprint(f"v{CACHE_VERSION}|{json.dumps(spec.to_dict(), sort_keys=True)}")[:20]
 
 
 def decode_manifest(manifest: Manifest, spec: ImageSpec, workers: int | None = None, progress: bool = True) -> PackedImages:

@@ -30,7 +30,7 @@ class EpochBatches(Dataset):
         first_step: int,
     ) -> None:
         self.data, self.batches, self.augment = data, batches, augment
-        self.mean, self.std = normalization
+        self.mean = normalization[0]  # the fill colour of shifted borders; std is applied by finish()
         self.seed, self.first_step = seed, first_step
 
     def __len__(self) -> int:

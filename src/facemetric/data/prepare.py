@@ -19,7 +19,6 @@ killed run resumes where it stopped; a rerun on a complete, unchanged cache does
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import re
@@ -59,14 +58,7 @@ class PrepareOptions:
     flat_pattern: str = DEFAULT_FLAT_PATTERN
 
     def fingerprint(self, manifest: Manifest) -> str:
-        digest = hashlib.sha1(json.dumps({"v": FORMAT_VERSION, **asdict(self)}, sort_keys=True).encode())
-        for path, identity in zip(manifest.paths, manifest.identities):
-            try:
-                st = path.stat()
-                digest.update(f"{path}|{identity}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-            except OSError:
-                digest.update(f"{path}|{identity}|unreadable\n".encode())
-        return digest.hexdigest()
+        return manifest.fingerprint(json.dumps({"v": FORMAT_VERSION, **asdict(self)}, sort_keys=True))
 
 
 @dataclass
@@ -80,10 +72,10 @@ class PrepareResult:
 _ALIGNER: Aligner | None = None
 
 
-def _init_worker(options: PrepareOptions) -> None:
+def _init_worker(options: PrepareOptions, aligner: Aligner | None = None) -> None:
     global _ALIGNER
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    _ALIGNER = build_aligner(options.align, options.size, options.channels, **options.align_options)
+    _ALIGNER = aligner or build_aligner(options.align, options.size, options.channels, **options.align_options)
 
 
 def _process_one(path: str, aligner: Aligner) -> tuple[np.ndarray | None, str | None, str | None, dict | None]:
@@ -175,7 +167,7 @@ def prepare(
     stored = _check_out(out, fingerprint, overwrite)
     if stored is not None:
         return PrepareResult(out, stored, up_to_date=True)
-    build_aligner(options.align, options.size, options.channels, **options.align_options)  # fail early on a bad backend
+    aligner = build_aligner(options.align, options.size, options.channels, **options.align_options)  # fails early
     partial = out / "partial"
     partial.mkdir(parents=True, exist_ok=True)
     n, shape = len(manifest), (len(manifest), options.size, options.size, options.channels)
@@ -212,7 +204,7 @@ def prepare(
 
         jobs = [(c, [(i, str(manifest.paths[i])) for i in chunks[c]]) for c in todo]
         if workers <= 0 or len(jobs) <= 1:
-            _init_worker(options)
+            _init_worker(options, aligner)
             for c, items in jobs:
                 record(*_work(c, items))
         else:

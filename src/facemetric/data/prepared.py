@@ -13,20 +13,26 @@ from facemetric.data.images import ImageSpec
 from facemetric.data.prepare import FORMAT
 
 
+def _meta(path: str | Path) -> dict | None:
+    """A complete prepared cache's meta.json (written last by prepare), else None."""
+    file = Path(path) / "meta.json"
+    try:
+        meta = json.loads(file.read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) and meta.get("format") == FORMAT else None
+
+
 def is_prepared(path: str | Path) -> bool:
     """True when ``path`` is a complete prepared cache (its meta.json written)."""
-    meta = Path(path) / "meta.json"
-    if not meta.is_file():
-        return False
-    try:
-        return json.loads(meta.read_text()).get("format") == FORMAT
-    except ValueError:
-        return False
+    return _meta(path) is not None
 
 
 def prepared_spec(path: str | Path) -> ImageSpec:
     """The preprocessing a prepared cache's crops went through, with its normalisation statistics."""
-    meta = json.loads((Path(path) / "meta.json").read_text())
+    meta = _meta(path)
+    if meta is None:
+        raise FileNotFoundError(f"{path}: not a complete prepared cache (no meta.json); run facemetric prepare first")
     opts = meta["options"]
     crop = float(opts.get("align_options", {}).get("fraction", 0.55)) if opts["align"] == "center" else 1.0
     return ImageSpec(

@@ -17,6 +17,7 @@ list, so nothing is dropped silently.
 from __future__ import annotations
 
 import csv
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,18 @@ class Manifest:
     def identity_names(self) -> list[str]:
         """Sorted unique identity names."""
         return sorted(set(self.identities))
+
+    def fingerprint(self, salt: str) -> str:
+        """Hex SHA-1 over ``salt`` and every (path, identity, size, modification time): it changes
+        when any file is added, removed, relabelled or rewritten. Caches key themselves with it."""
+        digest = hashlib.sha1(salt.encode())
+        for path, identity in zip(self.paths, self.identities):
+            try:
+                stat = path.stat()
+                digest.update(f"{path}|{identity}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+            except OSError:
+                digest.update(f"{path}|{identity}|missing\n".encode())
+        return digest.hexdigest()
 
     def subset(self, keep: list[int]) -> "Manifest":
         """A manifest with only the entries at the given indices (skips are carried over)."""

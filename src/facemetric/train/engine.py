@@ -62,9 +62,10 @@ def learning_rate(cfg: Config, step: int, total_steps: int, steps_per_epoch: int
 
 
 def validate(
-    model: nn.Module, val: PackedImages, pairs: tuple, device: torch.device, normalization: tuple | None = None
+    model: nn.Module, val: PackedImages, pairs: tuple, device: torch.device, normalization: tuple
 ) -> dict[str, Any]:
-    """Verification metrics on held-out identities (threshold chosen by k-fold, never on the fold scored)."""
+    """Verification metrics on held-out identities (threshold chosen by k-fold, never on the fold scored);
+    ``normalization`` is the (mean, std) the model's inputs get (``ImageSpec.normalization``)."""
     emb = embed_array(model, val.images, device=device, normalization=normalization)
     i, j, same = pairs
     return verification_report(cosine_scores(emb, i, j), same)
