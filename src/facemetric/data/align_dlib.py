@@ -27,9 +27,10 @@ from facemetric.data.align import (
 )
 
 # Template points for (left eye centre, right eye centre, nose base) in the 112x112 crop: the eye
-# points are ArcFace's; the nose base is where it falls on average (std 4 px) when 198 dlib-landmarked
-# LFW faces are warped by their eyes alone onto ArcFace's eye points (docs/data.md).
-DLIB_TEMPLATE_112 = np.array([TEMPLATE_112[0], TEMPLATE_112[1], [56.06, 78.88]])
+# points are ArcFace's; the nose base is where it falls on average (std about 4 px) when 197
+# dlib-landmarked LFW faces are warped by their eyes alone onto ArcFace's eye points
+# (`python -m facemetric.bench.dlib_template`, docs/data.md).
+DLIB_TEMPLATE_112 = np.array([TEMPLATE_112[0], TEMPLATE_112[1], [55.82, 78.66]])
 INSTALL_HINT = "install the optional alignment dependencies: pip install 'facemetric[align]'"
 
 
