@@ -1,14 +1,17 @@
 """Benchmark: augmented 112x112 training batches per second, packed cache vs JPEG folders.
 
     python -m facemetric.bench.data                                   # LFW dev-train from ../shared/data
-    python -m facemetric.bench.data --source PHOTOS --cache DIR --batches 60 --train-epochs 1
+    python -m facemetric.bench.data --source PHOTOS --cache DIR --batches 300 --train-epochs 1
 
 Both loaders deliver the same P x K batches (P=32, K=4) with the same kind of augmentation
 (random translation, horizontal flip, brightness and contrast jitter), normalised float32
-(N, 3, 112, 112), through a torch DataLoader with the same number of worker processes:
+(N, 3, 112, 112), through a torch DataLoader with the same number of worker processes, timed
+over ``--batches`` batches after the first (300: about four LFW epochs, one stream), the two
+loaders alternating ``--repeats`` times (median reported):
 
 * ``cache``: facemetric's loader: rows gathered from the memory-mapped ``prepare`` output,
-  augmented as whole uint8 batches (:mod:`facemetric.data.loader`);
+  translated/mirrored as uint8, jittered and normalised per batch into a shared ring of
+  float32 slots (:mod:`facemetric.data.loader`);
 * ``folder``: the usual ImageFolder approach: per image, PIL decodes the JPEG, crops and resizes,
   augments with PIL, converts to a tensor; the DataLoader collates.
 
@@ -28,8 +31,8 @@ import torch
 from PIL import Image, ImageEnhance
 from torch.utils.data import DataLoader, Dataset
 
-from facemetric.data.augment import AugmentConfig, finish
-from facemetric.data.loader import EpochBatches, batch_loader
+from facemetric.data.augment import AugmentConfig
+from facemetric.data.loader import RunBatches, batch_loader
 from facemetric.data.prepare import PrepareOptions, prepare
 from facemetric.data.prepared import load_prepared, prepared_spec
 from facemetric.data.sampler import PKSampler
@@ -62,14 +65,15 @@ class FolderImages(Dataset):
         return x, int(self.labels[i])
 
 
-def _rate(loader, batches: int, finish_fn=None) -> float:
+def _rate(loader, batches: int) -> float:
     """Images per second over ``batches`` batches after the first (worker start-up excluded)."""
     it = iter(loader)
     next(it)
     images, start = 0, time.perf_counter()
     for _ in range(batches):
         item = next(it)
-        x = finish_fn(item) if finish_fn else item[0]  # the cache's batches get their fused colour pass here
+        x = item.images if hasattr(item, "images") else item[0]
+        assert x.dtype == torch.float32 and x.shape[1:] == (3, SIZE, SIZE)
         images += len(x)
     return images / (time.perf_counter() - start)
 
@@ -80,7 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache", default=".cache/bench-data-lfw112", help="prepare output (built when missing)")
     parser.add_argument("--fraction", type=float, default=0.55, help="central fraction kept (LFW: 0.55)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--batches", type=int, default=40, help="batches timed per loader")
+    parser.add_argument("--batches", type=int, default=300, help="batches timed per loader (300: about 4 LFW epochs)")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating measurements per loader; the median is reported")
     parser.add_argument("--train-epochs", type=int, default=0, help="also train this many epochs on the cache")
     args = parser.parse_args(argv)
 
@@ -88,21 +93,26 @@ def main(argv: list[str] | None = None) -> None:
     prep = prepare(args.source, args.cache, PrepareOptions(SIZE, "center", align_options={"fraction": args.fraction}), progress=False)
     prepare_s = round(time.time() - t, 1)
     data, spec = load_prepared(args.cache), prepared_spec(args.cache)
-    sampler = PKSampler(data.labels, P, K, "repeat", 2, seed=0, batches_per_epoch=args.batches + 1)
-    batches = sampler.epoch(0)
+    sampler = PKSampler(data.labels, P, K, "repeat", 2, seed=0)
+    steps = sampler.batches_per_epoch
     aug = AugmentConfig(flip=True, shift=0.08, brightness=0.2, contrast=0.2)
-    loader = batch_loader(EpochBatches(data, batches, aug, spec.normalization, 0, 0), args.workers)
-    cache_rate = _rate(loader, args.batches, lambda b: finish(b, *spec.normalization))
+    stream = RunBatches(data, sampler.epoch, steps, 0, args.batches + 1, aug, spec.normalization, 0)
+    batches = [stream.picked(k) for k in range(args.batches + 1)]
     folder = FolderImages(data.paths, data.labels, args.fraction, 0.08)
-    folder_loader = DataLoader(folder, batch_sampler=[b.tolist() for b in batches], num_workers=args.workers,
-                               prefetch_factor=4 if args.workers else None)
-    folder_rate = _rate(folder_loader, args.batches)
+    cache_rates, folder_rates = [], []
+    for _ in range(args.repeats):  # alternating, so a slow spell of a shared machine hits both loaders alike
+        cache_rates.append(_rate(batch_loader(stream, args.workers, P * K), args.batches))
+        folder_loader = DataLoader(folder, batch_sampler=[b.tolist() for b in batches], num_workers=args.workers,
+                                   prefetch_factor=4 if args.workers else None)
+        folder_rates.append(_rate(folder_loader, args.batches))
+    cache_rate, folder_rate = float(np.median(cache_rates)), float(np.median(folder_rates))
     result = {
         "benchmark": "data", "source": args.source, "images": len(data), "size": SIZE, "batch": P * K,
         "workers": args.workers, "torch_threads": torch.get_num_threads(), "prepare_seconds": prepare_s,
-        "prepare_up_to_date": prep.up_to_date,
+        "prepare_up_to_date": prep.up_to_date, "timed_batches": args.batches, "repeats": args.repeats,
         "cache_images_per_s": round(cache_rate, 1), "folder_images_per_s": round(folder_rate, 1),
         "speedup": round(cache_rate / folder_rate, 2),
+        "cache_runs": [round(r, 1) for r in cache_rates], "folder_runs": [round(r, 1) for r in folder_rates],
     }
     if args.train_epochs:
         result["training"] = _train(args.cache, args.train_epochs)

@@ -55,19 +55,27 @@ class AugmentConfig:
 
 
 _LUMA = (0.299, 0.587, 0.114)
+_GROUP_BYTES = 1_250_000  # float32 that finish() works on at a time on CPU: about one core's L2 cache
 
 
-def _shift_flip(images: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator, fill: np.ndarray) -> np.ndarray:
-    """Integer translation and mirroring on uint8: one slice copy per image, only the uncovered
-    border strips are filled (with the data's mean colour)."""
-    n, h, w, _ = images.shape
+def _shift_flip(
+    source: np.ndarray, rows: np.ndarray, out: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator, fill: np.ndarray
+) -> None:
+    """Gather ``source[rows]`` into ``out`` translated by whole pixels and mirrored.
+
+    Translation is one slice copy per image straight from the (memory-mapped) source, filling
+    only the uncovered border strips (with the data's mean colour). Mirroring is a torch flip
+    of each chosen image afterwards, their horizontal shift drawn reversed so the
+    result is ``shift(flip(image))``: numpy's reversed-stride copy of an (H, W, C) image costs 30x
+    more than a forward one.
+    """
+    n, h, w, _ = out.shape
     sy, sx = int(round(cfg.shift * h)), int(round(cfg.shift * w))
     dys, dxs = rng.integers(-sy, sy + 1, n), rng.integers(-sx, sx + 1, n)
     flips = rng.random(n) < 0.5 if cfg.flip else np.zeros(n, dtype=bool)
-    out = np.empty_like(images)
     for i in range(n):
-        src = images[i, :, ::-1] if flips[i] else images[i]
-        dy, dx = int(dys[i]), int(dxs[i])
+        src = source[rows[i]]
+        dy, dx = int(dys[i]), -int(dxs[i]) if flips[i] else int(dxs[i])
         o = out[i]
         o[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = src[max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)]
         if dy > 0:
@@ -78,7 +86,9 @@ def _shift_flip(images: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator
             o[:, :dx] = fill
         elif dx < 0:
             o[:, w + dx :] = fill
-    return out
+    pixels = torch.from_numpy(out)
+    for i in np.flatnonzero(flips).tolist():
+        pixels[i] = pixels[i].flip(1)  # per image: faster than one gather + flip + scatter of the subset
 
 
 def _affine(x: torch.Tensor, angle: np.ndarray, zoom: np.ndarray) -> torch.Tensor:
@@ -93,6 +103,16 @@ def _affine(x: torch.Tensor, angle: np.ndarray, zoom: np.ndarray) -> torch.Tenso
 
 
 @dataclass
+class Draws:
+    """The random numbers of a batch's float stage, as small arrays (cheap to pass between processes)."""
+
+    gain: np.ndarray  # (N,) contrast
+    beta: np.ndarray  # (N,) brightness shift incl. the contrast pivot, in [0, 1] pixel units
+    saturation: np.ndarray  # (N,) 1 = unchanged, 0 = grey
+    extra: dict  # optional stages' random draws: affine angles/zooms, cutout boxes
+
+
+@dataclass
 class UInt8Batch:
     """A batch after the uint8 stage: pixels moved/mirrored, the colour jitter drawn but not applied.
 
@@ -103,25 +123,33 @@ class UInt8Batch:
 
     images: torch.Tensor  # (N, H, W, C) uint8
     labels: torch.Tensor
-    gain: torch.Tensor  # (N,) contrast
-    beta: torch.Tensor  # (N,) brightness shift incl. the contrast pivot, in [0, 1] pixel units
-    saturation: torch.Tensor  # (N,) 1 = unchanged, 0 = grey
-    extra: dict  # optional stages' random draws: affine angles/zooms, cutout boxes
+    gain: torch.Tensor
+    beta: torch.Tensor
+    saturation: torch.Tensor
+    extra: dict
+
+    @classmethod
+    def of(cls, images: torch.Tensor, labels: np.ndarray, draws: Draws) -> "UInt8Batch":
+        return cls(images, torch.as_tensor(labels), torch.from_numpy(draws.gain), torch.from_numpy(draws.beta),
+                   torch.from_numpy(draws.saturation), draws.extra)
 
 
 def geometry_and_draws(
-    images: np.ndarray, labels: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator, mean: tuple[float, ...]
-) -> UInt8Batch:
-    """The uint8 stage of :func:`augment_batch` (translation + flip) and every random draw of the rest."""
-    n, h, w, c = images.shape
+    source: np.ndarray, rows: np.ndarray, out: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator, mean: tuple[float, ...]
+) -> Draws:
+    """The uint8 stage of :func:`augment_batch`: ``source[rows]`` translated and mirrored into ``out``
+    (N, H, W, C); returns every random draw of the float stage."""
+    n, h, w, c = out.shape
     if cfg.shift or cfg.flip:
-        images = _shift_flip(images, cfg, rng, np.round(np.asarray(mean) * 255).astype(np.uint8))
+        _shift_flip(source, rows, out, cfg, rng, np.round(np.asarray(mean) * 255).astype(np.uint8))
+    else:
+        out[...] = source[rows]
     gain = rng.uniform(1 - cfg.contrast, 1 + cfg.contrast, n)
     offset = rng.uniform(-cfg.brightness, cfg.brightness, n)
     sat = rng.uniform(1 - cfg.saturation, 1 + cfg.saturation, n) if c == 3 else np.ones(n)
     if c == 3 and cfg.grayscale:
         sat[rng.random(n) < cfg.grayscale] = 0.0
-    pivot = images[:, ::8, ::8].reshape(n, -1).mean(axis=1, dtype=np.float32) / 255.0  # mean brightness, 1/64 sample
+    pivot = out[:, ::8, ::8].reshape(n, -1).mean(axis=1, dtype=np.float32) / 255.0  # mean brightness, 1/64 sample
     extra: dict = {}
     if cfg.rotate or cfg.scale:
         extra["angle"] = rng.uniform(-cfg.rotate, cfg.rotate, n) * (math.pi / 180)
@@ -132,44 +160,67 @@ def geometry_and_draws(
             (int(i), int(rng.integers(0, h - side_h + 1)), int(rng.integers(0, w - side_w + 1)), side_h, side_w)
             for i in np.flatnonzero(rng.random(n) < cfg.cutout)
         ]
-    f32 = torch.float32
-    return UInt8Batch(
-        torch.from_numpy(np.ascontiguousarray(images)), torch.as_tensor(labels),
-        torch.as_tensor(gain, dtype=f32), torch.as_tensor((1 - gain) * pivot + offset, dtype=f32),
-        torch.as_tensor(sat, dtype=f32), extra,
-    )
+    f32 = np.float32
+    return Draws(gain.astype(f32), ((1 - gain) * pivot + offset).astype(f32), sat.astype(f32), extra)
 
 
-def finish(batch: UInt8Batch, mean: tuple[float, ...], std: tuple[float, ...], device: str | torch.device = "cpu") -> torch.Tensor:
-    """Colour jitter + normalisation (one fused pass from uint8), then the optional float stages.
+def _pixels_per_row(pixels: int, channels: int) -> int:
+    """How many pixels one row of finish()'s flat view holds: enough that a row of ``channels``
+    interleaved values is long enough to vectorise (16 x 3 = 48 floats), and dividing the image.
+    One channel needs no pattern: per-image coefficients broadcast over the whole image."""
+    if channels == 1:
+        return 1
+    return next(q for q in (16, 32, 8, 4, 2, 1) if pixels % q == 0)
+
+
+def finish(
+    batch: UInt8Batch,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    device: str | torch.device = "cpu",
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Colour jitter + normalisation, then the optional float stages, into ``out`` (or a new tensor).
 
     Per image and channel ``y = alpha * pixel + gamma`` with the contrast pivoting on the image's
     mean brightness; the saturation blend with the luma image runs only when drawn. Output:
-    (N, C, H, W) float32 in channels-last memory on ``device``, clipped to the range real pixels can take.
+    (N, C, H, W) float32 in channels-last memory (``out`` must be too) on ``device``, clipped
+    to the range real pixels can take. The pixels keep their interleaved (H, W, C) order, seen
+    as rows of 16 pixels: every pass is then a plain vectorised loop with per-row coefficients,
+    with no transpose (``python -m facemetric.bench.finish`` compares the alternatives).
     """
-    pixels = batch.images.to(device, non_blocking=True).permute(0, 3, 1, 2)  # uint8 view, NCHW
-    n, c = pixels.shape[:2]
-    m = torch.tensor(mean, dtype=torch.float32, device=device).view(1, c, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32, device=device).view(1, c, 1, 1)
-    g = batch.gain.to(device).view(n, 1, 1, 1)
-    alpha, gamma = g / (255.0 * s), (batch.beta.to(device).view(n, 1, 1, 1) - m) / s
-    if bool(torch.all(batch.saturation == 1.0)):
-        x = torch.addcmul(gamma, pixels, alpha)
-    else:
-        x = pixels.float()
-        luma = (x * torch.tensor(_LUMA, device=device).view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
-        x = torch.lerp(luma, x, batch.saturation.to(device).view(n, 1, 1, 1))
-        x = torch.addcmul(gamma, x, alpha)
-    low, high = (0 - m) / s, (1 - m) / s
-    if bool(torch.all(low == low.flatten()[0])) and bool(torch.all(high == high.flatten()[0])):
-        x = x.clamp_(float(low.flatten()[0]), float(high.flatten()[0]))  # scalar bounds: a faster kernel
-    else:
-        x = x.clamp_(low, high)
+    pixels = batch.images.to(device, non_blocking=True)
+    n, h, w, c = pixels.shape
+    if out is None:
+        out = torch.empty((n, c, h, w), dtype=torch.float32, device=device, memory_format=torch.channels_last)
+    nhwc = out.permute(0, 2, 3, 1)
+    if not nhwc.is_contiguous():
+        raise ValueError("finish(out=...) needs a channels-last (N, C, H, W) tensor")
+    q = _pixels_per_row(h * w, c)
+    rows, src = nhwc.view(n, h * w // q, q * c), pixels.view(n, h * w // q, q * c)
+    m = torch.tensor(mean, dtype=torch.float32, device=device)
+    s = torch.tensor(std, dtype=torch.float32, device=device)
+    alpha = (batch.gain.to(device).view(n, 1) / (255.0 * s)).repeat(1, q).view(n, 1, q * c)  # c0 c1 c2 c0 ...
+    gamma = ((batch.beta.to(device).view(n, 1) - m) / s).repeat(1, q).view(n, 1, q * c)
+    low, high = (-m / s).repeat(q).view(1, 1, q * c), ((1 - m) / s).repeat(q).view(1, 1, q * c)
+    grey = not bool(torch.all(batch.saturation == 1.0))
+    # on CPU in groups of images whose float32 fits a core's L2 cache, so the passes after the first
+    # read from cache instead of memory (which two worker processes share)
+    step = n if out.device.type != "cpu" else max(1, _GROUP_BYTES // (4 * c * h * w))
+    for i in range(0, n, step):
+        j = slice(i, i + step)
+        part = rows[j]
+        part.copy_(src[j])
+        if grey:
+            image = nhwc[j]
+            luma = (image * torch.tensor(_LUMA, device=device)).sum(dim=-1, keepdim=True)
+            image.copy_(torch.lerp(luma, image, batch.saturation[j].to(device).view(-1, 1, 1, 1)))
+        part.mul_(alpha[j]).add_(gamma[j]).clamp_(low, high)
     if "angle" in batch.extra:
-        x = _affine(x.contiguous(), batch.extra["angle"], batch.extra["zoom"])
+        out.copy_(_affine(out, batch.extra["angle"], batch.extra["zoom"]))
     for i, y0, x0, sh, sw in batch.extra.get("cutout", []):
-        x[i, :, y0 : y0 + sh, x0 : x0 + sw] = 0.0  # 0 = the data's mean after normalisation
-    return x
+        out[i, :, y0 : y0 + sh, x0 : x0 + sw] = 0.0  # 0 = the data's mean after normalisation
+    return out
 
 
 def augment_batch(
@@ -187,4 +238,6 @@ def augment_batch(
     c = images.shape[-1]
     mean = tuple(mean) if mean else (MEAN,) * c
     std = tuple(std) if std else (STD,) * c
-    return finish(geometry_and_draws(images, np.zeros(len(images), np.int64), cfg, rng, mean), mean, std)
+    out = np.empty_like(images)
+    draws = geometry_and_draws(images, np.arange(len(images)), out, cfg, rng, mean)
+    return finish(UInt8Batch.of(torch.from_numpy(out), np.zeros(len(images), np.int64), draws), mean, std)

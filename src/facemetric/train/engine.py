@@ -13,6 +13,7 @@ import math
 import platform
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,7 @@ from tqdm import tqdm
 
 from facemetric import __version__
 from facemetric.config import Config
-from facemetric.data.augment import finish
-from facemetric.data.loader import EpochBatches, batch_loader
+from facemetric.data.loader import RunBatches, TrainBatch, batch_loader
 from facemetric.data.cache import PackedImages
 from facemetric.data.sampler import PKSampler
 from facemetric.eval.embed import embed_array
@@ -206,7 +206,10 @@ class Trainer:
     def _train_step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> float:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        # channels-last activations (the loader's batches already are): iresnet_tiny trains faster on CPU
+        # this way than from contiguous NCHW (bench.data's training run, 180 -> 215 images/s)
+        x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        y = y.to(self.device, non_blocking=True)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.train.amp):
             emb = self.model(x)
         if self.monitor is not None:
@@ -225,9 +228,14 @@ class Trainer:
         """Train to ``train.epochs``, validating and checkpointing along the way."""
         cfg, steps = self.cfg, self.sampler.batches_per_epoch
         total = cfg.train.epochs * steps
+        stream = RunBatches(
+            self.data.train, self.sampler.epoch, steps, self.global_step, total, cfg.augment,
+            self.data.spec.normalization, cfg.train.seed,
+        )
+        batches = iter(batch_loader(stream, cfg.data.workers, cfg.sampler.p * cfg.sampler.k))
         try:
             while self.epoch < cfg.train.epochs:
-                self._run_epoch(steps, total)
+                self._run_epoch(steps, total, batches)
         except KeyboardInterrupt:
             self.save()
             log.warning("interrupted: checkpoint saved to %s; continue with --resume", self.out / "last.pt")
@@ -237,19 +245,15 @@ class Trainer:
             log.error("stopped on collapse; the last state is in %s", self.out / "last.pt")
             raise
         finally:
+            batches.close()  # stops the loader's worker processes
             self.logger.close()
         summary = {"epochs": self.epoch, "global_step": self.global_step, "best_accuracy": self.best_accuracy,
                    "val": self.last_val, "data_wait_fraction": self.data_wait}
         (self.out / "summary.json").write_text(json.dumps(summary, indent=1))
         return RunResult(self.out, self.epoch, self.global_step, self.last_val, self.best_accuracy)
 
-    def _run_epoch(self, steps: int, total: int) -> None:
+    def _run_epoch(self, steps: int, total: int, batches: Iterator[TrainBatch]) -> None:
         cfg = self.cfg
-        batches = self.sampler.epoch(self.epoch)
-        stream = EpochBatches(
-            self.data.train, batches[self.step_in_epoch : steps], cfg.augment, self.data.spec.normalization,
-            cfg.train.seed, self.global_step,
-        )
         self._apply_loss_schedule()
         self.model.train()
         self.loss_fn.train()
@@ -261,14 +265,12 @@ class Trainer:
         )
         waited, loop_start = 0.0, time.perf_counter()
         with bar:
-            batch_iter = iter(batch_loader(stream, cfg.data.workers))
             while self.step_in_epoch < steps:
                 lr = learning_rate(cfg, self.global_step, total, steps)
                 t = time.perf_counter()
-                batch = next(batch_iter)
+                batch = next(batches)
                 waited += time.perf_counter() - t
-                x = finish(batch, *self.data.spec.normalization, device=self.device)
-                loss = self._train_step(x, batch.labels, lr)
+                loss = self._train_step(batch.images, batch.labels, lr)
                 losses.append(loss)
                 self.step_in_epoch += 1
                 self.global_step += 1
