@@ -21,6 +21,9 @@ EPILOG = """examples:
   facemetric train config.yaml --out runs/exp1 --resume
   facemetric eval --checkpoint runs/exp1/best.pt --pairs pairs.txt --images lfw/images
   facemetric embed --checkpoint runs/exp1/best.pt ~/photos -o embeddings.npz
+  facemetric models --max-params 21M                backbones with parameters, FLOPs, CPU speed
+  facemetric export runs/exp1/best.pt --onnx model.onnx   portable model, checked with onnxruntime
+  facemetric eval --checkpoint model.onnx --pairs pairs.txt --images lfw/images
   facemetric config --set train.epochs=5            print the resolved config (all keys)
 """
 
@@ -79,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="LFW-protocol verification of a checkpoint on a pairs file",
                        description="10-fold accuracy (each fold's threshold chosen on the other folds), AUC, EER and "
                        "TAR@FAR on an LFW-format pairs file. Prints JSON.")
-    p.add_argument("--checkpoint", required=True, help="checkpoint file (best.pt or last.pt of a run)")
+    p.add_argument("--checkpoint", required=True, help="checkpoint file (best.pt or last.pt of a run) or its ONNX export")
     p.add_argument("--pairs", required=True, help="pairs file in the LFW format (header `N` or `folds N`)")
     p.add_argument("--images", required=True, help="folder with one sub-folder per person (name/name_0001.jpg)")
     p.add_argument("--flip", action="store_true", help="add the embedding of the mirrored image (test-time augmentation)")
@@ -88,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("embed", help="embed every image of a dataset into an .npz file",
                        description="Writes embeddings (N x D float32), paths and identities to an .npz file.")
-    p.add_argument("--checkpoint", required=True, help="checkpoint file")
+    p.add_argument("--checkpoint", required=True, help="checkpoint file or its ONNX export (.onnx)")
     p.add_argument("source", help="dataset folder or CSV (any layout `train` accepts)")
     p.add_argument("-o", "--output", required=True, help="output .npz file")
     p.add_argument("--layout", default="auto", choices=["auto", "folders", "csv", "flat"])
@@ -101,6 +104,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="dataset folder or CSV instead of synthetic faces")
     p.add_argument("--out", default="runs/demo", help="demo folder (default: runs/demo)")
     _add_overrides(p)
+
+    p = sub.add_parser("models", help="list the backbones with parameters, FLOPs and CPU speed",
+                       description="Every registered backbone at its natural input (3x112x112 faces; 1x32x32 "
+                       "patches for l2net/hardnet): parameter count, forward GFLOPs per image (counted by "
+                       "torch.utils.flop_counter, a multiply-add = 2) and CPU forward images/s (eval mode, "
+                       "batch 8, channels-last fp32, about 1 s per model). Use a name as model.name.")
+    p.add_argument("names", nargs="*", help="only these models (default: all)")
+    p.add_argument("--embedding-dim", type=int, help="embedding size (default 512; 128 for l2net/hardnet)")
+    p.add_argument("--max-params", help="mark which fit a parameter cap, e.g. 21M or 21000000")
+    p.add_argument("--no-speed", action="store_true", help="skip the speed measurement (instant)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    p = sub.add_parser("export", help="export a checkpoint to ONNX (dynamic batch), checked with onnxruntime",
+                       description="Writes an ONNX file with a dynamic batch axis (input `images` N x C x H x W, "
+                       "normalised as in training; output `embeddings` N x D, unit length) and the preprocessing "
+                       "as metadata, then runs it with onnxruntime against torch: the export is refused if any "
+                       "embedding differs by more than 1e-4. `eval` and `embed` accept the .onnx file.")
+    p.add_argument("checkpoint", help="checkpoint file (best.pt or last.pt of a run)")
+    p.add_argument("--onnx", required=True, help="output .onnx file")
+    p.add_argument("--legacy-exporter", action="store_true",
+                   help="torch's older TorchScript exporter (faster, deprecated by torch) instead of torch.export")
 
     p = sub.add_parser("config", help="print the resolved config (defaults + file + overrides) as YAML")
     p.add_argument("config", nargs="?", help="YAML config file")
@@ -141,10 +165,10 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from facemetric.eval.embed import Embedder
+    from facemetric.eval.embed import load_embedder
     from facemetric.eval.protocol import evaluate_pairs_file
 
-    embedder = Embedder.from_checkpoint(args.checkpoint)
+    embedder = load_embedder(args.checkpoint)
     report = evaluate_pairs_file(embedder, args.pairs, args.images, args.flip, args.batch_size, progress=not args.quiet)
     report["checkpoint"] = str(args.checkpoint)
     text = json.dumps(report, indent=1)
@@ -156,10 +180,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _cmd_embed(args: argparse.Namespace) -> int:
     from facemetric.data.sources import scan_source
-    from facemetric.eval.embed import Embedder
+    from facemetric.eval.embed import load_embedder
     from facemetric.train.data import report_skipped
 
-    embedder = Embedder.from_checkpoint(args.checkpoint)
+    embedder = load_embedder(args.checkpoint)
     manifest = scan_source(args.source, args.layout)
     emb, paths, identities, bad = embedder.embed_manifest(manifest, args.batch_size, args.flip, progress=not args.quiet)
     report_skipped([(str(p), r) for p, r in manifest.skipped] + bad)
@@ -183,7 +207,43 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"prepare": _cmd_prepare, "train": _cmd_train, "eval": _cmd_eval, "embed": _cmd_embed, "demo": _cmd_demo, "config": _cmd_config}
+def _cmd_models(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from facemetric.config import parse_count
+    from facemetric.models import available_models
+    from facemetric.models.zoo import catalogue
+
+    unknown = sorted(set(args.names) - set(available_models()))
+    if unknown:
+        print(f"facemetric models: unknown model(s) {unknown}; available: {', '.join(available_models())}", file=sys.stderr)
+        return 2
+    cap = parse_count(args.max_params, "--max-params")
+    rows = []
+    for row in catalogue(args.embedding_dim, not args.no_speed, args.names or None):
+        rows.append({**asdict(row), **({"fits": row.params <= cap} if cap else {})})
+        if not args.json:
+            speed = f"{row.images_per_s:>9,.1f}" if row.images_per_s is not None else f"{'-':>9}"
+            fits = ("  yes" if row.params <= cap else "  NO") if cap else ""
+            if len(rows) == 1:
+                print(f"{'model':<26}{'input':>10}{'dim':>6}{'params':>14}{'GFLOPs':>9}{'img/s':>10}" + ("  fits" if cap else ""))
+            print(f"{row.name:<26}{row.input:>10}{row.embedding_dim:>6}{row.params:>14,}{row.gflops:>9.3f} {speed}{fits}")
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from facemetric.export.onnx import export_checkpoint
+
+    report = export_checkpoint(args.checkpoint, args.onnx, dynamo=not args.legacy_exporter)
+    print(json.dumps({"onnx": str(report.path), "max_abs_diff": report.max_abs_diff, "batch_sizes_checked":
+                      list(report.batch_sizes_checked), "megabytes": report.megabytes, "seconds": report.seconds}))
+    return 0
+
+
+COMMANDS = {"prepare": _cmd_prepare, "train": _cmd_train, "eval": _cmd_eval, "embed": _cmd_embed, "demo": _cmd_demo, "config": _cmd_config,
+            "models": _cmd_models, "export": _cmd_export}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,7 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     from facemetric.data.protocols import MissingImageError, PairsFormatError
     from facemetric.data.sources import DatasetError
     from facemetric.eval.protocol import EvaluationError
+    from facemetric.export.onnx import ExportError
     from facemetric.mining.monitor import CollapseError
+    from facemetric.models.budget import ParameterBudgetError
     from facemetric.train.checkpoint import CheckpointError
 
     try:
@@ -204,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"facemetric {args.command}: stopped: {exc}", file=sys.stderr)
         return 3
     except (ConfigError, DatasetError, CheckpointError, PairsFormatError, MissingImageError, EvaluationError,
-            PrepareError) as exc:
+            PrepareError, ParameterBudgetError, ExportError) as exc:
         print(f"facemetric {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

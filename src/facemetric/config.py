@@ -43,6 +43,7 @@ class ModelConfig:
     name: str = "iresnet_tiny"
     embedding_dim: int = 128
     options: dict[str, Any] = field(default_factory=dict)  # extra builder arguments
+    max_params: int | None = None  # refuse a model with more parameters (e.g. 21M or 21000000); null: no cap
 
 
 @dataclass
@@ -81,6 +82,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     amp: bool = False  # mixed precision (bfloat16 on CPU, float16 on CUDA)
+    channels_last: bool = True  # channels-last activations (faster CPU convolutions: BENCHMARKS.md, models)
     threads: int = 0  # torch CPU threads; 0 = all cores
     out: str = "runs/default"
     progress: bool = True
@@ -130,8 +132,24 @@ def config_from_dict(values: dict[str, Any] | None) -> Config:
     return cfg
 
 
+def parse_count(value: Any, where: str) -> int | None:
+    """A positive count written as 21000000, 2.1e7, "21M" or "500K"; None stays None."""
+    if value is None:
+        return None
+    text = str(value).strip().upper().replace("_", "").replace(",", "")
+    scale = {"K": 1e3, "M": 1e6, "G": 1e9}.get(text[-1:], 1)
+    try:
+        number = float(text[:-1] if scale != 1 else text) * scale
+    except ValueError:
+        raise ConfigError(f"{where}: expected a count such as 21000000 or 21M, got {value!r}") from None
+    if number <= 0 or number != number:
+        raise ConfigError(f"{where}: must be > 0, got {value!r}")
+    return int(number)
+
+
 def validate(cfg: Config) -> None:
     """Cross-field checks with messages that say what to change."""
+    cfg.model.max_params = parse_count(cfg.model.max_params, "model.max_params")
     if len(cfg.data.image_size) != 2:
         raise ConfigError(f"data.image_size must be [height, width], got {cfg.data.image_size}")
     if cfg.sampler.short_policy not in ("repeat", "drop"):

@@ -1,7 +1,8 @@
-"""Images -> L2-normalised embeddings, from a live model or a checkpoint."""
+"""Images -> L2-normalised embeddings, from a live model, a checkpoint or its ONNX export."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -32,41 +33,43 @@ def embed_array(
 
     ``normalization`` is the (mean, std) the model was trained with (``ImageSpec.normalization``).
     """
-    mean, std = normalization or (None, None)
     was_training = model.training
     model.eval()
+    try:
+        out = embed_batches(lambda x: model(x.to(device)), images, batch_size, flip, progress, normalization)
+    finally:
+        model.train(was_training)
+    return out if len(out) else np.zeros((0, getattr(model, "embedding_dim", 0)), dtype=np.float32)
+
+
+def embed_batches(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    images: np.ndarray,
+    batch_size: int,
+    flip: bool,
+    progress: bool,
+    normalization: tuple[tuple[float, ...], tuple[float, ...]] | None,
+) -> np.ndarray:
+    """The embedding loop shared by every embedder: normalise a batch, run ``forward`` (and on the
+    mirrored batch with ``flip``), L2-normalise, concatenate."""
+    mean, std = normalization or (None, None)
     out = []
     for start in tqdm(range(0, len(images), batch_size), desc="embed", disable=not progress, leave=False):
-        x = to_tensor(images[start : start + batch_size], mean, std).to(device)
-        e = model(x)
+        x = to_tensor(images[start : start + batch_size], mean, std)
+        e = forward(x)
         if flip:
-            e = e + model(torch.flip(x, dims=[3]))
+            e = e + forward(torch.flip(x, dims=[3]))
         out.append(torch.nn.functional.normalize(e.float(), dim=1).cpu())
-    model.train(was_training)
-    dim = getattr(model, "embedding_dim", 0)
-    return torch.cat(out).numpy() if out else np.zeros((0, dim), dtype=np.float32)
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
 
 
-class Embedder:
-    """A trained model plus the preprocessing it was trained with (see :meth:`from_checkpoint`)."""
+class EmbedderBase:
+    """What evaluation and the gallery need from an embedder: its :attr:`spec` and :meth:`embed_array`."""
 
-    def __init__(self, model: nn.Module, spec: ImageSpec, device: str | torch.device = "cpu") -> None:
-        self.model, self.spec, self.device = model.to(device).eval(), spec, device
-
-    @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> "Embedder":
-        """Rebuild the network described by a checkpoint and load its weights."""
-        state = load_checkpoint(path)
-        spec = ImageSpec(**state["image_spec"])
-        model = build_embedding_model(ModelConfig(**state["config"]["model"]), spec)
-        if model_fingerprint(model) != state["model_fingerprint"]:
-            raise CheckpointError(f"{path}: weights do not match the architecture its config describes")
-        model.load_state_dict(state["model"])
-        return cls(model, spec, device)
+    spec: ImageSpec
 
     def embed_array(self, images: np.ndarray, batch_size: int = 256, flip: bool = False, progress: bool = False) -> np.ndarray:
-        """Embed already-decoded images (decoded with this embedder's :attr:`spec`)."""
-        return embed_array(self.model, images, batch_size, self.device, flip, progress, self.spec.normalization)
+        raise NotImplementedError
 
     def embed_manifest(
         self, manifest: Manifest, batch_size: int = 256, flip: bool = False, progress: bool = True
@@ -80,3 +83,36 @@ class Embedder:
         emb = self.embed_array(packed.images, batch_size, flip, progress)
         identities = [packed.identity_names[i] for i in packed.labels]
         return emb, packed.paths, identities, packed.bad
+
+
+class Embedder(EmbedderBase):
+    """A trained model plus the preprocessing it was trained with (see :meth:`from_checkpoint`)."""
+
+    def __init__(self, model: nn.Module, spec: ImageSpec, device: str | torch.device = "cpu", model_cfg: ModelConfig | None = None) -> None:
+        self.model, self.spec, self.device = model.to(device).eval(), spec, device
+        self.model_cfg = model_cfg  # what rebuilds the network (kept for export)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> "Embedder":
+        """Rebuild the network described by a checkpoint and load its weights."""
+        state = load_checkpoint(path)
+        spec = ImageSpec(**state["image_spec"])
+        model_cfg = ModelConfig(**state["config"]["model"])
+        model = build_embedding_model(model_cfg, spec)
+        if model_fingerprint(model) != state["model_fingerprint"]:
+            raise CheckpointError(f"{path}: weights do not match the architecture its config describes")
+        model.load_state_dict(state["model"])
+        return cls(model, spec, device, model_cfg)
+
+    def embed_array(self, images: np.ndarray, batch_size: int = 256, flip: bool = False, progress: bool = False) -> np.ndarray:
+        """Embed already-decoded images (decoded with this embedder's :attr:`spec`)."""
+        return embed_array(self.model, images, batch_size, self.device, flip, progress, self.spec.normalization)
+
+
+def load_embedder(path: str | Path, device: str = "cpu") -> EmbedderBase:
+    """A facemetric checkpoint (``.pt``) or its ONNX export (``.onnx``, run with onnxruntime)."""
+    if Path(path).suffix.lower() == ".onnx":
+        from facemetric.eval.onnx_embedder import OnnxEmbedder
+
+        return OnnxEmbedder(path)
+    return Embedder.from_checkpoint(path, device)

@@ -35,8 +35,9 @@ from facemetric.losses import build_loss, loss_needs_classes
 from facemetric.losses.registry import rebuild_loss
 from facemetric.mining.monitor import CollapseError, CollapseMonitor
 from facemetric.models import build_embedding_model
+from facemetric.models.budget import check_budget
 from facemetric.train.checkpoint import CheckpointError, load_checkpoint, model_fingerprint, save_checkpoint
-from facemetric.train.data import PreparedData, prepare_data
+from facemetric.train.data import PreparedData, image_spec, prepare_data
 from facemetric.train.logging import RunLogger
 
 log = logging.getLogger("facemetric")
@@ -91,6 +92,10 @@ class Trainer:
         if cfg.train.threads > 0:
             torch.set_num_threads(cfg.train.threads)
         torch.manual_seed(cfg.train.seed)
+        if cfg.model.max_params is not None:  # refuse an over-budget model before any data is decoded
+            with torch.random.fork_rng():
+                check_budget(build_embedding_model(cfg.model, data.spec if data else image_spec(cfg.data)),
+                             cfg.model.max_params, cfg.model.name)
         self.data = data or prepare_data(cfg.data, cfg.train.seed, cfg.train.progress, self.out)
         train = self.data.train
         self.sampler = PKSampler(
@@ -100,6 +105,8 @@ class Trainer:
         log.info("sampler: %s", self.sampler.report.describe(cfg.sampler.k))
         spec = self.data.spec
         self.model = build_embedding_model(cfg.model, spec).to(self.device)
+        if cfg.train.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.loss_options = self.scheduled_loss_options(0)
         self.loss_fn = build_loss(cfg.loss.name, **self.loss_options).to(self.device)
         self.monitor = CollapseMonitor(cfg.monitor) if cfg.monitor.enabled else None
@@ -206,9 +213,9 @@ class Trainer:
     def _train_step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> float:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        # channels-last activations (the loader's batches already are): iresnet_tiny trains faster on CPU
-        # this way than from contiguous NCHW (bench.data's training run, 180 -> 215 images/s)
-        x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        x = x.to(self.device, non_blocking=True)  # the loader's batches are channels-last already
+        if not self.cfg.train.channels_last:
+            x = x.contiguous()
         y = y.to(self.device, non_blocking=True)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.train.amp):
             emb = self.model(x)

@@ -1,0 +1,1 @@
+"""Getting a trained model out of the training code: ONNX export checked against torch."""

@@ -1,0 +1,74 @@
+"""The backbone catalogue: each registered model's natural input, and what it costs.
+
+Face models take 112x112 RGB crops (the ArcFace template); L2-Net / HardNet take 32x32 grey
+patches. :func:`describe` builds a model at its natural input and reports parameters, counted
+FLOPs and, optionally, CPU forward speed: what ``facemetric models`` prints.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+from facemetric.models.budget import count_flops, count_parameters
+from facemetric.models.registry import available_models, build_model
+
+FACE_INPUT = ((112, 112), 3)
+PATCH_INPUT = ((32, 32), 1)
+PATCH_MODELS = ("l2net", "hardnet")
+
+
+@dataclass
+class ModelRow:
+    name: str
+    input: str  # "3x112x112"
+    embedding_dim: int
+    params: int
+    gflops: float  # per image, forward
+    images_per_s: float | None  # CPU forward, eval mode, channels-last fp32; None when not measured
+
+
+def natural_input(name: str) -> tuple[tuple[int, int], int]:
+    """((height, width), channels) the model is meant for."""
+    return PATCH_INPUT if name in PATCH_MODELS else FACE_INPUT
+
+
+def default_embedding_dim(name: str) -> int:
+    return 128 if name in PATCH_MODELS else 512
+
+
+def build_natural(name: str, embedding_dim: int | None = None, **options) -> torch.nn.Module:
+    (h, w), c = natural_input(name)
+    dim = embedding_dim or default_embedding_dim(name)
+    return build_model(name, embedding_dim=dim, in_channels=c, input_size=(h, w), **options)
+
+
+@torch.no_grad()
+def forward_speed(model: torch.nn.Module, input_shape: tuple[int, int, int], batch: int = 8, seconds: float = 1.0) -> float:
+    """Images per second of eval-mode forward passes (channels-last), after one warm-up batch."""
+    model = model.eval().to(memory_format=torch.channels_last)
+    x = torch.randn(batch, *input_shape).contiguous(memory_format=torch.channels_last)
+    model(x)
+    done, start = 0, time.perf_counter()
+    while done == 0 or time.perf_counter() - start < seconds:
+        model(x)
+        done += batch
+    return done / (time.perf_counter() - start)
+
+
+def describe(name: str, embedding_dim: int | None = None, speed: bool = True) -> ModelRow:
+    """Parameters, FLOPs and (with ``speed``) CPU images/s of ``name`` at its natural input."""
+    (h, w), c = natural_input(name)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = build_natural(name, embedding_dim)
+    rate = forward_speed(model, (c, h, w)) if speed else None
+    return ModelRow(name, f"{c}x{h}x{w}", model.embedding_dim, count_parameters(model),
+                    round(count_flops(model, (c, h, w)) / 1e9, 3), round(rate, 1) if rate else None)
+
+
+def catalogue(embedding_dim: int | None = None, speed: bool = True, names: list[str] | None = None) -> list[ModelRow]:
+    """:func:`describe` for every registered model (or ``names``)."""
+    return [describe(n, embedding_dim, speed) for n in (names or available_models())]
