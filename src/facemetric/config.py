@@ -81,7 +81,7 @@ class TrainConfig:
     checkpoint_every_steps: int = 0  # also checkpoint mid-epoch every N steps (0: epoch ends only)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
-    amp: bool = False  # mixed precision (bfloat16 on CPU, float16 on CUDA)
+    amp: bool | str = "auto"  # bfloat16 autocast: auto (where measured faster), true or false
     channels_last: bool = True  # channels-last activations (faster CPU convolutions: BENCHMARKS.md, models)
     threads: int = 0  # torch CPU threads; 0 = all cores
     out: str = "runs/default"
@@ -150,6 +150,8 @@ def parse_count(value: Any, where: str) -> int | None:
 def validate(cfg: Config) -> None:
     """Cross-field checks with messages that say what to change."""
     cfg.model.max_params = parse_count(cfg.model.max_params, "model.max_params")
+    if cfg.train.amp not in ("auto", True, False):
+        raise ConfigError(f"train.amp must be auto, true or false, got {cfg.train.amp!r}")
     if len(cfg.data.image_size) != 2:
         raise ConfigError(f"data.image_size must be [height, width], got {cfg.data.image_size}")
     if cfg.sampler.short_policy not in ("repeat", "drop"):

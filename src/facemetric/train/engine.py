@@ -38,6 +38,7 @@ from facemetric.models import build_embedding_model
 from facemetric.models.budget import check_budget
 from facemetric.train.checkpoint import CheckpointError, load_checkpoint, model_fingerprint, save_checkpoint
 from facemetric.train.data import PreparedData, image_spec, prepare_data
+from facemetric.train.precision import use_bf16
 from facemetric.train.logging import RunLogger
 
 log = logging.getLogger("facemetric")
@@ -105,6 +106,8 @@ class Trainer:
         log.info("sampler: %s", self.sampler.report.describe(cfg.sampler.k))
         spec = self.data.spec
         self.model = build_embedding_model(cfg.model, spec).to(self.device)
+        self.bf16, why = use_bf16(cfg.train.amp, cfg.model.name, self.device)
+        log.info("precision: %s (%s)", "bf16 autocast" if self.bf16 else "fp32", why)
         if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.loss_options = self.scheduled_loss_options(0)
@@ -217,7 +220,7 @@ class Trainer:
         if not self.cfg.train.channels_last:
             x = x.contiguous()
         y = y.to(self.device, non_blocking=True)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.train.amp):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             emb = self.model(x)
         if self.monitor is not None:
             self.monitor.update(emb, y, self.global_step)
