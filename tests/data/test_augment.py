@@ -44,7 +44,7 @@ def test_flip_only_mirrors_exactly() -> None:
     assert any(torch.allclose(o, a, atol=1e-5) for o, a in zip(out, plain))
 
 
-def test_shift_moves_content_and_fills_with_the_mean() -> None:
+def test_shift_moves_content_and_repeats_the_edges() -> None:
     images = np.zeros((8, 20, 20, 3), np.uint8)
     images[:, 8:12, 8:12] = 255  # a white square in the middle
     out = augment_batch(images, AugmentConfig(**{**OFF, "shift": 0.25}), _rng(3))
@@ -53,10 +53,23 @@ def test_shift_moves_content_and_fills_with_the_mean() -> None:
         assert len(ys) == 16  # the square is intact (integer shift, no blur) ...
         assert abs(ys.float().mean() - 9.5) <= 5 and abs(xs.float().mean() - 9.5) <= 5  # ... moved by <= 5 px
     assert any(abs(float(torch.nonzero(o[0] > 0.99)[:, 1].float().mean()) - 9.5) > 0 for o in out)
-    # the border uncovered by a shift holds the mean colour: 0 after normalisation, not -1 (black)
-    fill = round(128 / 255 * 2 - 1, 4)
-    values = set(np.round(out.numpy().astype(np.float64).ravel(), 4).tolist())
-    assert values == {-1.0, fill, 1.0}
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_shift_and_flip_equal_edge_padding_then_crop(flip: bool) -> None:
+    from facemetric.data.augment import _shift_flip
+
+    images = _images(10, 12, 14)
+    out = np.empty_like(images)
+    _shift_flip(images, np.arange(10), out, AugmentConfig(**{**OFF, "shift": 0.25, "flip": flip}), _rng(5))
+    draws = _rng(5)  # the draws _shift_flip makes, in its order
+    dys, dxs = draws.integers(-3, 4, 10), draws.integers(-4, 5, 10)  # round(0.25 * 12), round(0.25 * 14)
+    flips = draws.random(10) < 0.5 if flip else np.zeros(10, bool)
+    assert (dys != 0).any() and (dxs != 0).any() and (flips.any() if flip else True)
+    for img, o, dy, dx, f in zip(images, out, dys, dxs, flips):
+        src = img[:, ::-1] if f else img
+        padded = np.pad(src, ((3, 3), (4, 4), (0, 0)), mode="edge")  # the uncovered border repeats the edge
+        assert np.array_equal(o, padded[3 - dy : 3 - dy + 12, 4 - dx : 4 - dx + 14])
 
 
 def test_deterministic_per_generator_and_bounded() -> None:

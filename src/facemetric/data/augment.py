@@ -31,8 +31,8 @@ def to_tensor(
 class AugmentConfig:
     """Random changes applied independently to each image of a batch.
 
-    ``shift``: translation up to this fraction of the size (the uncovered border takes the data's
-    mean colour); ``flip``: horizontal mirror with probability 0.5; ``brightness`` /
+    ``shift``: translation up to this fraction of the size (the uncovered border repeats the
+    nearest edge pixels); ``flip``: horizontal mirror with probability 0.5; ``brightness`` /
     ``contrast`` / ``saturation``: +- relative jitter; ``grayscale``: probability of dropping
     colour; ``cutout``: probability of blanking a square of ``cutout_size`` of the side;
     ``rotate`` (degrees) / ``scale`` (+- zoom): an affine warp, the one costly part (off by
@@ -59,12 +59,13 @@ _GROUP_BYTES = 1_250_000  # float32 that finish() works on at a time on CPU: abo
 
 
 def _shift_flip(
-    source: np.ndarray, rows: np.ndarray, out: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator, fill: np.ndarray
+    source: np.ndarray, rows: np.ndarray, out: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator
 ) -> None:
     """Gather ``source[rows]`` into ``out`` translated by whole pixels and mirrored.
 
-    Translation is one slice copy per image straight from the (memory-mapped) source, filling
-    only the uncovered border strips (with the data's mean colour). Mirroring is a torch flip
+    Translation is one slice copy per image straight from the (memory-mapped) source; the
+    uncovered border strips repeat the nearest edge row / column (as ``grid_sample``'s border
+    padding does). Mirroring is a torch flip
     of each chosen image afterwards, their horizontal shift drawn reversed so the
     result is ``shift(flip(image))``: numpy's reversed-stride copy of an (H, W, C) image costs 30x
     more than a forward one.
@@ -79,13 +80,13 @@ def _shift_flip(
         o = out[i]
         o[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = src[max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)]
         if dy > 0:
-            o[:dy] = fill
+            o[:dy] = o[dy]
         elif dy < 0:
-            o[h + dy :] = fill
-        if dx > 0:
-            o[:, :dx] = fill
+            o[h + dy :] = o[h + dy - 1]
+        if dx > 0:  # after the rows, so the corners repeat the corner pixel
+            o[:, :dx] = o[:, dx : dx + 1]
         elif dx < 0:
-            o[:, w + dx :] = fill
+            o[:, w + dx :] = o[:, w + dx - 1 : w + dx]
     pixels = torch.from_numpy(out)
     for i in np.flatnonzero(flips).tolist():
         pixels[i] = pixels[i].flip(1)  # per image: faster than one gather + flip + scatter of the subset
@@ -135,13 +136,13 @@ class UInt8Batch:
 
 
 def geometry_and_draws(
-    source: np.ndarray, rows: np.ndarray, out: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator, mean: tuple[float, ...]
+    source: np.ndarray, rows: np.ndarray, out: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator
 ) -> Draws:
     """The uint8 stage of :func:`augment_batch`: ``source[rows]`` translated and mirrored into ``out``
     (N, H, W, C); returns every random draw of the float stage."""
     n, h, w, c = out.shape
     if cfg.shift or cfg.flip:
-        _shift_flip(source, rows, out, cfg, rng, np.round(np.asarray(mean) * 255).astype(np.uint8))
+        _shift_flip(source, rows, out, cfg, rng)
     else:
         out[...] = source[rows]
     gain = rng.uniform(1 - cfg.contrast, 1 + cfg.contrast, n)
@@ -239,5 +240,5 @@ def augment_batch(
     mean = tuple(mean) if mean else (MEAN,) * c
     std = tuple(std) if std else (STD,) * c
     out = np.empty_like(images)
-    draws = geometry_and_draws(images, np.arange(len(images)), out, cfg, rng, mean)
+    draws = geometry_and_draws(images, np.arange(len(images)), out, cfg, rng)
     return finish(UInt8Batch.of(torch.from_numpy(out), np.zeros(len(images), np.int64), draws), mean, std)

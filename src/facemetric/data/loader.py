@@ -159,7 +159,7 @@ class RunBatches(Dataset):
         pixels = self._scratch[:n]
         rng = np.random.default_rng([self.seed, self.first_step + k])
         # a plain ndarray view of the memory map: np.memmap's per-slice bookkeeping costs more than the copy
-        draws = geometry_and_draws(self.source.view(np.ndarray), rows, pixels, self.augment, rng, self.mean)
+        draws = geometry_and_draws(self.source.view(np.ndarray), rows, pixels, self.augment, rng)
         labels = self.data.labels[picked]
         finish(UInt8Batch.of(torch.from_numpy(pixels), labels, draws), self.mean, self.std, out=self.ring.claim(k)[:n])
         return _Ticket(k, k % self.ring.slots, labels)

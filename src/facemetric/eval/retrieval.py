@@ -1,0 +1,330 @@
+"""Retrieval (identification) metrics: P@1, R-precision, MAP@R and Recall@K.
+
+Every query embedding is ranked against a set of reference embeddings by
+inner product (= cosine similarity for the L2-normalised float32 embeddings
+the rest of facemetric produces). Two modes:
+
+* leave-one-out (the default): every embedding is a query against all the
+  others; a query never retrieves itself (it is dropped by *index*, so an
+  identical copy of the query under another index is still retrieved);
+* gallery: the embeddings are queries against a separate reference set
+  (``reference_embeddings``/``reference_labels``); nothing is excluded.
+
+Nearest neighbours come from FAISS, searched a chunk of queries at a time, so
+memory is O(N * k) for :func:`knn` (O(N) for :func:`retrieval_metrics`, which
+never keeps the neighbour lists) plus one chunk's scratch - never an N x N
+similarity matrix. ``index="flat"`` is exact; ``index="ivf"`` (an inverted
+file index for large galleries) is approximate, and so are the metrics
+computed with it.
+
+MAP@R and R-precision follow Musgrave et al., "A Metric Learning Reality
+Check" (ECCV 2020). Results are plain Python numbers so they can be written
+straight to JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import faiss
+import numpy as np
+from numpy.typing import ArrayLike
+
+INDEX_TYPES = ("flat", "ivf")
+
+
+def _as_embeddings(x: ArrayLike, name: str) -> np.ndarray:
+    """Return ``x`` as a C-contiguous float32 (N, D) array, or raise ValueError."""
+    a = np.ascontiguousarray(x, dtype=np.float32)
+    if a.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D (num_items, dim) array, got shape {a.shape}"
+        )
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {a.shape})")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(
+            f"{name} contains {int(np.sum(~np.isfinite(a)))} NaN/inf values"
+        )
+    return a
+
+
+def _as_labels(y: ArrayLike, n: int, name: str, emb_name: str) -> np.ndarray:
+    """Return ``y`` as a 1-D array with one label per row of ``emb_name``."""
+    a = np.asarray(y)
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
+    if len(a) != n:
+        raise ValueError(
+            f"{name} must have one label per row of {emb_name}: got {len(a)} "
+            f"labels for {n} embeddings"
+        )
+    return a
+
+
+def _check_positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+def _build_index(
+    references: np.ndarray,
+    index: str,
+    nlist: int | None,
+    nprobe: int,
+    seed: int,
+) -> faiss.Index:
+    """A FAISS inner-product index holding ``references`` (float32, C-contiguous).
+
+    ``"flat"`` is an exact ``IndexFlatIP``. ``"ivf"`` is an ``IndexIVFFlat``
+    with ``nlist`` cells (default ``round(4 * sqrt(N))``) from spherical
+    k-means trained on a random sample of at most ``50 * nlist`` references
+    (drawn with ``seed``); a search visits the ``nprobe`` closest cells.
+    """
+    n, d = references.shape
+    if index == "flat":
+        idx = faiss.IndexFlatIP(d)
+    elif index == "ivf":
+        if nlist is None:
+            nlist = int(round(4.0 * np.sqrt(n)))
+        nlist = _check_positive_int(nlist, "nlist")
+        nprobe = _check_positive_int(nprobe, "nprobe")
+        nlist = min(nlist, n)
+        quantizer = faiss.IndexFlatIP(d)
+        idx = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+        # The SWIG wrapper already keeps the quantizer alive; be explicit anyway.
+        idx.referenced_objects = [quantizer]
+        idx.cp.spherical = True
+        idx.cp.seed = int(seed)
+        n_train = min(n, 50 * nlist)
+        rng = np.random.default_rng(seed)
+        sample = np.sort(rng.choice(n, size=n_train, replace=False))
+        idx.train(references[sample])
+        idx.nprobe = min(nprobe, nlist)
+    else:
+        raise ValueError(f"index must be one of {INDEX_TYPES}, got {index!r}")
+    idx.add(references)
+    return idx
+
+
+def _search_chunks(
+    idx: faiss.Index,
+    queries: np.ndarray,
+    k: int,
+    exclude_self: bool,
+    chunk: int,
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Yield ``(start, indices, scores)`` for each chunk of ``queries``.
+
+    With ``exclude_self`` query ``i`` is reference ``i``: k + 1 neighbours are
+    searched and, per row, the column holding index ``i`` is dropped; rows
+    where it is absent (ties among more than k + 1 duplicates, or an IVF probe
+    that missed it) drop their last column instead. Missing results (IVF)
+    have index -1 and score -inf.
+    """
+    k_search = k + 1 if exclude_self else k
+    for start in range(0, len(queries), chunk):
+        stop = min(start + chunk, len(queries))
+        scores, indices = idx.search(queries[start:stop], k_search)
+        if exclude_self:
+            own = indices == np.arange(start, stop, dtype=np.int64)[:, None]
+            own[~own.any(axis=1), -1] = True
+            keep = ~own  # exactly k True per row
+            indices = indices[keep].reshape(stop - start, k)
+            scores = scores[keep].reshape(stop - start, k)
+        missing = indices < 0
+        if missing.any():
+            scores[missing] = -np.inf
+        yield start, indices, scores
+
+
+def knn(
+    queries: ArrayLike,
+    references: ArrayLike,
+    k: int,
+    exclude_self: bool = False,
+    chunk: int = 2048,
+    *,
+    index: str = "flat",
+    nlist: int | None = None,
+    nprobe: int = 16,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` references with the highest inner product with each query.
+
+    Returns ``(indices, scores)``: (Nq, k) int64 reference indices and (Nq, k)
+    float32 inner products, best first. Queries are searched ``chunk`` at a
+    time. With ``exclude_self`` the queries must be the references (same
+    array) and a query never gets its own index back; an identical vector
+    stored under another index is still returned.
+
+    ``index="flat"`` is exact. ``index="ivf"`` is approximate (see
+    :func:`_build_index` for ``nlist``/``nprobe``/``seed``); when the probed
+    cells hold fewer than k items the missing slots have index -1 and score
+    -inf.
+    """
+    q = _as_embeddings(queries, "queries")
+    r = q if references is queries else _as_embeddings(references, "references")
+    if q.shape[1] != r.shape[1]:
+        raise ValueError(
+            f"queries and references must have the same dimension, got "
+            f"{q.shape[1]} and {r.shape[1]}"
+        )
+    k = _check_positive_int(k, "k")
+    chunk = _check_positive_int(chunk, "chunk")
+    if exclude_self and r is not q and not np.array_equal(q, r):
+        raise ValueError(
+            "exclude_self=True needs the queries to be the references (row i of "
+            "queries is reference i); pass the same array twice"
+        )
+    available = len(r) - int(exclude_self)
+    if k > available:
+        raise ValueError(
+            f"k={k} is more than the {available} references available"
+            + (" (excluding the query itself)" if exclude_self else "")
+        )
+    idx = _build_index(r, index, nlist, nprobe, seed)
+    out_idx = np.empty((len(q), k), dtype=np.int64)
+    out_scores = np.empty((len(q), k), dtype=np.float32)
+    for start, indices, scores in _search_chunks(idx, q, k, exclude_self, chunk):
+        out_idx[start : start + len(indices)] = indices
+        out_scores[start : start + len(indices)] = scores
+    return out_idx, out_scores
+
+
+def retrieval_metrics(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    ks: Sequence[int] = (1, 5, 10),
+    *,
+    reference_embeddings: ArrayLike | None = None,
+    reference_labels: ArrayLike | None = None,
+    max_r: int | None = 1000,
+    index: str = "flat",
+    nlist: int | None = None,
+    nprobe: int = 16,
+    chunk: int = 2048,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """P@1, R-precision, MAP@R and Recall@K of ranking by inner product.
+
+    Without a reference set every embedding is a query against all the others
+    (leave-one-out); with ``reference_embeddings``/``reference_labels`` the
+    embeddings are queries against that gallery. For a query, R is the number
+    of references of its class (other than itself), rel(i) is 1 when the i-th
+    neighbour shares its label and P(i) is the fraction of the first i
+    neighbours that do:
+
+    * ``precision_at_1``: mean rel(1);
+    * ``r_precision``: mean of (number of rel in the first R) / R;
+    * ``map_at_r``: mean of sum_{i <= R} P(i) * rel(i) / R (Musgrave et al.
+      2020);
+    * ``recall_at_k[str(k)]``: fraction of queries with a rel among the first
+      k (k larger than the number of references just means "all of them").
+
+    Queries with R = 0 (a class with no other member in the references) are
+    left out of every mean and counted in ``queries_without_positives``.
+    Queries with R > ``max_r`` are scored with R = ``max_r`` (R-precision and
+    MAP@R over their first ``max_r`` neighbours), which bounds the search
+    depth; they are counted in ``queries_r_capped``. ``max_r=None`` never
+    caps. The search depth is ``k_searched = max(max(ks), max capped R)``,
+    limited to the number of references.
+
+    With ``index="ivf"`` the neighbours, and so every metric, are approximate
+    (``exact`` is False in the result).
+    """
+    q = _as_embeddings(embeddings, "embeddings")
+    q_labels = _as_labels(labels, len(q), "labels", "embeddings")
+    if (reference_embeddings is None) != (reference_labels is None):
+        raise ValueError(
+            "pass both reference_embeddings and reference_labels, or neither"
+        )
+    leave_one_out = reference_embeddings is None
+    if leave_one_out:
+        r, r_labels = q, q_labels
+    else:
+        r = _as_embeddings(reference_embeddings, "reference_embeddings")
+        r_labels = _as_labels(
+            reference_labels, len(r), "reference_labels", "reference_embeddings"
+        )
+        if q.shape[1] != r.shape[1]:
+            raise ValueError(
+                f"embeddings and reference_embeddings must have the same "
+                f"dimension, got {q.shape[1]} and {r.shape[1]}"
+            )
+    if isinstance(ks, (int, np.integer)):
+        ks = (ks,)
+    ks = sorted({_check_positive_int(k, "every k in ks") for k in ks})
+    if not ks:
+        raise ValueError("ks is empty; give at least one k, e.g. ks=(1, 5)")
+    if max_r is not None:
+        max_r = _check_positive_int(max_r, "max_r")
+    chunk = _check_positive_int(chunk, "chunk")
+
+    # Integer class ids shared by queries and references.
+    if leave_one_out:
+        _, q_cls = np.unique(q_labels, return_inverse=True)
+        r_cls = q_cls
+    else:
+        _, cls = np.unique(np.concatenate([q_labels, r_labels]), return_inverse=True)
+        q_cls, r_cls = cls[: len(q)], cls[len(q) :]
+    q_cls = q_cls.astype(np.int64).ravel()
+    r_cls = r_cls.astype(np.int64).ravel()
+    counts = np.bincount(r_cls, minlength=int(max(q_cls.max(), r_cls.max())) + 1)
+    r_full = counts[q_cls] - int(leave_one_out)  # R per query
+    has_pos = r_full > 0
+    n_eval = int(has_pos.sum())
+    if n_eval == 0:
+        raise ValueError(
+            "no query has another item of its class among the references, so "
+            "there is nothing to retrieve; check the labels"
+        )
+    r_eff = r_full if max_r is None else np.minimum(r_full, max_r)
+    capped = has_pos & (r_eff < r_full)
+
+    available = len(r) - int(leave_one_out)
+    k_search = min(max(ks[-1], int(r_eff.max())), available)
+    idx = _build_index(r, index, nlist, nprobe, seed)
+
+    p_at_1 = np.zeros(len(q), dtype=np.float64)
+    r_prec = np.zeros(len(q), dtype=np.float64)
+    map_r = np.zeros(len(q), dtype=np.float64)
+    hit_at = {k: np.zeros(len(q), dtype=bool) for k in ks}
+    ranks = np.arange(1, k_search + 1, dtype=np.float32)
+    for start, indices, _ in _search_chunks(idx, q, k_search, leave_one_out, chunk):
+        stop = start + len(indices)
+        rel = (indices >= 0) & (
+            r_cls[np.maximum(indices, 0)] == q_cls[start:stop, None]
+        )
+        big_r = r_eff[start:stop]
+        in_r = rel & (ranks[None, :] <= big_r[:, None])
+        denom = np.maximum(big_r, 1).astype(np.float64)
+        precision = np.cumsum(rel, axis=1, dtype=np.float32) / ranks  # P(i)
+        p_at_1[start:stop] = rel[:, 0]
+        r_prec[start:stop] = in_r.sum(axis=1) / denom
+        map_r[start:stop] = (
+            np.sum(precision, axis=1, where=in_r, dtype=np.float64) / denom
+        )
+        first_hit = np.where(rel.any(axis=1), rel.argmax(axis=1), k_search)
+        for k in ks:
+            hit_at[k][start:stop] = first_hit < k
+
+    return {
+        "precision_at_1": float(p_at_1[has_pos].mean()),
+        "r_precision": float(r_prec[has_pos].mean()),
+        "map_at_r": float(map_r[has_pos].mean()),
+        "recall_at_k": {str(k): float(hit_at[k][has_pos].mean()) for k in ks},
+        "num_queries": int(len(q)),
+        "num_evaluated": n_eval,
+        "queries_without_positives": int(len(q) - n_eval),
+        "queries_r_capped": int(capped.sum()),
+        "max_r": max_r,
+        "k_searched": int(k_search),
+        "leave_one_out": leave_one_out,
+        "index": index,
+        "exact": index == "flat",
+    }
