@@ -222,3 +222,75 @@ def test_verification_report_is_json_serialisable():
     assert 0.8 < report["accuracy"] <= 1.0
     for value in report.values():
         assert type(value) in (float, int, bool, dict)
+
+
+def _brute_force_roc(scores, labels):
+    """(FPR, TPR) accepting score >= t for every distinct score, highest first."""
+    thresholds = np.unique(scores)[::-1]
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    return (np.array([np.mean(neg >= t) for t in thresholds]), np.array([np.mean(pos >= t) for t in thresholds]))
+
+
+def _brute_force_auc(scores, labels):
+    pos, neg = scores[labels == 1][:, None], scores[labels == 0][None, :]
+    return float(np.mean((pos > neg) + 0.5 * (pos == neg)))
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_curves_and_auc_equal_brute_force_to_1e9(tied):
+    from facemetric.eval.verification import curves
+
+    rng = np.random.default_rng(7)
+    labels = (rng.random(800) < 0.4).astype(int)
+    scores = rng.normal(size=800) + labels
+    if tied:
+        scores = np.round(scores, 0)  # a handful of distinct values: heavy ties across classes
+    c = curves(scores, labels, max_points=None)
+    fpr, tpr = _brute_force_roc(scores, labels)
+    # curves() starts with sklearn's "accept nothing" point, then one point per distinct score
+    assert np.allclose(c["roc_fpr"][1:], fpr, atol=1e-9) and np.allclose(c["roc_tpr"][1:], tpr, atol=1e-9)
+    assert c["roc_fpr"][0] == 0 and c["roc_tpr"][0] == 0
+    # each operating point's threshold reproduces its TPR (accept score >= threshold)
+    assert np.allclose(c["roc_tpr"][1:], [np.mean(scores[labels == 1] >= t) for t in c["roc_threshold"][1:]], atol=1e-9)
+    det_fpr, det_fnr = np.asarray(c["det_fpr"]), np.asarray(c["det_fnr"])
+    assert np.all(np.diff(det_fpr) <= 1e-12) and np.all(np.diff(det_fnr) >= -1e-12)  # a monotone trade-off
+    auc = roc_metrics(scores, labels)["auc"]
+    assert abs(auc - _brute_force_auc(scores, labels)) < 1e-9
+    assert abs(auc - roc_auc_score(labels, scores)) < 1e-9
+    thin = curves(scores, labels, max_points=5)
+    assert len(thin["roc_fpr"]) <= 5 and thin["roc_fpr"][0] == 0 and thin["roc_fpr"][-1] == 1
+
+
+def test_kfold_hand_made_two_folds():
+    # fold 0: scores 0.9(1) 0.6(0) 0.4(1) 0.1(0); fold 1: 0.8(1) 0.7(0) 0.3(1) 0.2(0)
+    # fold 0 is scored with the best threshold of fold 1: candidates 0.2 -> 2/4, 0.25 -> 3/4, 0.5 -> 3/4,
+    #   0.75 -> 3/4, above -> 2/4; ties go to the smallest: 0.25. On fold 0: 0.9 ok, 0.6 wrong, 0.4 ok, 0.1 ok -> 3/4
+    # fold 1 with fold 0's best: candidates 0.1 -> 2/4, 0.25 -> 3/4, 0.5 -> 3/4, 0.75 -> 3/4 -> 0.25.
+    #   On fold 1: 0.8 ok, 0.7 wrong, 0.3 ok, 0.2 ok -> 3/4
+    scores = np.array([0.9, 0.6, 0.4, 0.1, 0.8, 0.7, 0.3, 0.2])
+    labels = np.array([1, 0, 1, 0, 1, 0, 1, 0])
+    folds = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    result = kfold_accuracy(scores, labels, folds=folds)
+    assert result["per_fold"] == pytest.approx([0.75, 0.75])
+    assert result["mean"] == pytest.approx(0.75) and result["std"] == pytest.approx(0.0)
+
+
+def test_report_flags_the_optimistic_accuracy():
+    scores = np.array([0.9, 0.6, 0.4, 0.1, 0.8, 0.7, 0.3, 0.2])
+    labels = np.array([1, 0, 1, 0, 1, 0, 1, 0])
+    report = verification_report(scores, labels, folds=np.array([0, 0, 0, 0, 1, 1, 1, 1]))
+    # best threshold on all 8 pairs: 0.25 -> 6/8 correct (0.6 and 0.7 are false accepts)
+    assert report["optimistic"]["accuracy"] == pytest.approx(0.75)
+    assert "optimistic" in report["optimistic"]["note"]
+
+
+def test_euclidean_scores_rank_unit_vectors_like_cosine():
+    from facemetric.eval.pairs import cosine_scores, euclidean_scores
+
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(50, 8)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    i, j = rng.integers(0, 50, 200), rng.integers(0, 50, 200)
+    cos, euc = cosine_scores(emb, i, j), euclidean_scores(emb, i, j, chunk=7)
+    assert np.allclose(euc, -np.sqrt(np.maximum(2 - 2 * cos, 0)), atol=1e-5)
+    assert np.allclose(euc[:3], [-np.linalg.norm(emb[a] - emb[b]) for a, b in zip(i[:3], j[:3])], atol=1e-6)
