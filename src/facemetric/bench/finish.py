@@ -21,25 +21,27 @@ import time
 import numpy as np
 import torch
 
-from facemetric.data.augment import UInt8Batch, finish
+from facemetric.data.augment import Draws, finish
 
 MEAN, STD = (0.54, 0.43, 0.35), (0.25, 0.22, 0.21)  # LFW-like statistics: per-channel clamp bounds
 
 
-def _addcmul(batch: UInt8Batch) -> torch.Tensor:
-    pixels = batch.images.permute(0, 3, 1, 2)
+def _addcmul(images: torch.Tensor, draws: Draws) -> torch.Tensor:
+    pixels = images.permute(0, 3, 1, 2)
     n, c = pixels.shape[:2]
+    gain, beta = torch.from_numpy(draws.gain), torch.from_numpy(draws.beta)
     m, s = torch.tensor(MEAN).view(1, c, 1, 1), torch.tensor(STD).view(1, c, 1, 1)
-    alpha = batch.gain.view(n, 1, 1, 1) / (255.0 * s)
-    gamma = (batch.beta.view(n, 1, 1, 1) - m) / s
+    alpha = gain.view(n, 1, 1, 1) / (255.0 * s)
+    gamma = (beta.view(n, 1, 1, 1) - m) / s
     return torch.addcmul(gamma, pixels, alpha).clamp_((0 - m) / s, (1 - m) / s)
 
 
-def _planes(batch: UInt8Batch, out: torch.Tensor) -> torch.Tensor:
-    n, c = batch.images.shape[0], batch.images.shape[-1]
+def _planes(images: torch.Tensor, draws: Draws, out: torch.Tensor) -> torch.Tensor:
+    n, c = images.shape[0], images.shape[-1]
+    gain, beta = torch.from_numpy(draws.gain), torch.from_numpy(draws.beta)
     m, s = torch.tensor(MEAN).view(1, c, 1, 1), torch.tensor(STD).view(1, c, 1, 1)
-    out.copy_(batch.images.permute(0, 3, 1, 2))
-    out.mul_(batch.gain.view(n, 1, 1, 1) / (255.0 * s)).add_((batch.beta.view(n, 1, 1, 1) - m) / s)
+    out.copy_(images.permute(0, 3, 1, 2))
+    out.mul_(gain.view(n, 1, 1, 1) / (255.0 * s)).add_((beta.view(n, 1, 1, 1) - m) / s)
     for ch in range(c):
         out[:, ch].clamp_(-MEAN[ch] / STD[ch], (1 - MEAN[ch]) / STD[ch])
     return out
@@ -63,22 +65,23 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     n = args.batch
-    batch = UInt8Batch(
-        torch.from_numpy(rng.integers(0, 256, (n, args.size, args.size, 3), dtype=np.uint8)), torch.zeros(n),
-        torch.from_numpy(rng.uniform(0.8, 1.2, n).astype(np.float32)),
-        torch.from_numpy(rng.uniform(-0.2, 0.2, n).astype(np.float32)), torch.ones(n), {},
+    images = torch.from_numpy(rng.integers(0, 256, (n, args.size, args.size, 3), dtype=np.uint8))
+    draws = Draws(
+        rng.uniform(0.8, 1.2, n).astype(np.float32), rng.uniform(-0.2, 0.2, n).astype(np.float32),
+        np.ones(n, np.float32), {},
     )
     out = torch.empty(n, 3, args.size, args.size, memory_format=torch.channels_last)
     planes = torch.empty(n, 3, args.size, args.size)
-    want = _addcmul(batch)  # the same values three ways
-    assert torch.allclose(finish(batch, MEAN, STD), want, atol=1e-5) and torch.allclose(_planes(batch, planes), want, atol=1e-5)
+    want = _addcmul(images, draws)  # the same values three ways
+    assert torch.allclose(finish(images, draws, MEAN, STD), want, atol=1e-5)
+    assert torch.allclose(_planes(images, draws, planes), want, atol=1e-5)
     result: dict = {"benchmark": "finish", "batch": n, "size": args.size, "ms_per_batch": {}}
     threads = torch.get_num_threads()
     for t in sorted({1, min(2, threads)}):
         torch.set_num_threads(t)
-        built = _median_ms(lambda: finish(batch, MEAN, STD, out=out), args.repeats)
-        plane = _median_ms(lambda: _planes(batch, planes), args.repeats)
-        base = _median_ms(lambda: _addcmul(batch), args.repeats)
+        built = _median_ms(lambda: finish(images, draws, MEAN, STD, out=out), args.repeats)
+        plane = _median_ms(lambda: _planes(images, draws, planes), args.repeats)
+        base = _median_ms(lambda: _addcmul(images, draws), args.repeats)
         result["ms_per_batch"][f"{t}_threads"] = {
             "finish": built, "planes": plane, "addcmul": base, "speedup_vs_addcmul": round(base / built, 2),
         }

@@ -1,4 +1,4 @@
-"""Batched augmentation of uint8 batches: slicing for geometry, one matrix product per image for colour."""
+"""Batched augmentation of uint8 batches: slicing for geometry, per-image coefficients for colour."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ class AugmentConfig:
 
 
 _LUMA = (0.299, 0.587, 0.114)
-_GROUP_BYTES = 1_250_000  # float32 that finish() works on at a time on CPU: about one core's L2 cache
+_GROUP_BYTES = 1_250_000  # float32 that finish() works on at a time: about one core's L2 cache
 
 
 def _shift_flip(
@@ -65,10 +65,9 @@ def _shift_flip(
 
     Translation is one slice copy per image straight from the (memory-mapped) source; the
     uncovered border strips repeat the nearest edge row / column (as ``grid_sample``'s border
-    padding does). Mirroring is a torch flip
-    of each chosen image afterwards, their horizontal shift drawn reversed so the
-    result is ``shift(flip(image))``: numpy's reversed-stride copy of an (H, W, C) image costs 30x
-    more than a forward one.
+    padding does). Mirroring is a torch flip of each chosen image afterwards, their horizontal
+    shift drawn reversed so the result is ``shift(flip(image))``: numpy's reversed-stride copy of
+    an (H, W, C) image costs 30x more than a forward one.
     """
     n, h, w, _ = out.shape
     sy, sx = int(round(cfg.shift * h)), int(round(cfg.shift * w))
@@ -113,28 +112,6 @@ class Draws:
     extra: dict  # optional stages' random draws: affine angles/zooms, cutout boxes
 
 
-@dataclass
-class UInt8Batch:
-    """A batch after the uint8 stage: pixels moved/mirrored, the colour jitter drawn but not applied.
-
-    Workers produce it cheaply (4x less to pass between processes than float32); :func:`finish`
-    applies jitter + normalisation in one fused pass where the batch is consumed (on the GPU
-    when there is one).
-    """
-
-    images: torch.Tensor  # (N, H, W, C) uint8
-    labels: torch.Tensor
-    gain: torch.Tensor
-    beta: torch.Tensor
-    saturation: torch.Tensor
-    extra: dict
-
-    @classmethod
-    def of(cls, images: torch.Tensor, labels: np.ndarray, draws: Draws) -> "UInt8Batch":
-        return cls(images, torch.as_tensor(labels), torch.from_numpy(draws.gain), torch.from_numpy(draws.beta),
-                   torch.from_numpy(draws.saturation), draws.extra)
-
-
 def geometry_and_draws(
     source: np.ndarray, rows: np.ndarray, out: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator
 ) -> Draws:
@@ -175,51 +152,53 @@ def _pixels_per_row(pixels: int, channels: int) -> int:
 
 
 def finish(
-    batch: UInt8Batch,
+    pixels: torch.Tensor,
+    draws: Draws,
     mean: tuple[float, ...],
     std: tuple[float, ...],
-    device: str | torch.device = "cpu",
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Colour jitter + normalisation, then the optional float stages, into ``out`` (or a new tensor).
+    """The float stage of a batch: ``pixels`` (N, H, W, C) uint8 after :func:`geometry_and_draws`,
+    colour-jittered with its ``draws``, normalised, then the optional warp and cutout, into ``out``
+    (or a new tensor).
 
     Per image and channel ``y = alpha * pixel + gamma`` with the contrast pivoting on the image's
     mean brightness; the saturation blend with the luma image runs only when drawn. Output:
-    (N, C, H, W) float32 in channels-last memory (``out`` must be too) on ``device``, clipped
+    (N, C, H, W) float32 in channels-last memory (``out`` must be too), clipped
     to the range real pixels can take. The pixels keep their interleaved (H, W, C) order, seen
     as rows of 16 pixels: every pass is then a plain vectorised loop with per-row coefficients,
     with no transpose (``python -m facemetric.bench.finish`` compares the alternatives).
     """
-    pixels = batch.images.to(device, non_blocking=True)
     n, h, w, c = pixels.shape
     if out is None:
-        out = torch.empty((n, c, h, w), dtype=torch.float32, device=device, memory_format=torch.channels_last)
+        out = torch.empty((n, c, h, w), dtype=torch.float32, memory_format=torch.channels_last)
     nhwc = out.permute(0, 2, 3, 1)
     if not nhwc.is_contiguous():
         raise ValueError("finish(out=...) needs a channels-last (N, C, H, W) tensor")
     q = _pixels_per_row(h * w, c)
     rows, src = nhwc.view(n, h * w // q, q * c), pixels.view(n, h * w // q, q * c)
-    m = torch.tensor(mean, dtype=torch.float32, device=device)
-    s = torch.tensor(std, dtype=torch.float32, device=device)
-    alpha = (batch.gain.to(device).view(n, 1) / (255.0 * s)).repeat(1, q).view(n, 1, q * c)  # c0 c1 c2 c0 ...
-    gamma = ((batch.beta.to(device).view(n, 1) - m) / s).repeat(1, q).view(n, 1, q * c)
+    m = torch.tensor(mean, dtype=torch.float32)
+    s = torch.tensor(std, dtype=torch.float32)
+    gain, beta, saturation = (torch.from_numpy(a) for a in (draws.gain, draws.beta, draws.saturation))
+    alpha = (gain.view(n, 1) / (255.0 * s)).repeat(1, q).view(n, 1, q * c)  # c0 c1 c2 c0 ...
+    gamma = ((beta.view(n, 1) - m) / s).repeat(1, q).view(n, 1, q * c)
     low, high = (-m / s).repeat(q).view(1, 1, q * c), ((1 - m) / s).repeat(q).view(1, 1, q * c)
-    grey = not bool(torch.all(batch.saturation == 1.0))
-    # on CPU in groups of images whose float32 fits a core's L2 cache, so the passes after the first
-    # read from cache instead of memory (which two worker processes share)
-    step = n if out.device.type != "cpu" else max(1, _GROUP_BYTES // (4 * c * h * w))
+    grey = not bool(torch.all(saturation == 1.0))
+    # in groups of images whose float32 fits a core's L2 cache, so the passes after the first read
+    # from cache instead of memory (which two worker processes share)
+    step = max(1, _GROUP_BYTES // (4 * c * h * w))
     for i in range(0, n, step):
         j = slice(i, i + step)
         part = rows[j]
         part.copy_(src[j])
         if grey:
             image = nhwc[j]
-            luma = (image * torch.tensor(_LUMA, device=device)).sum(dim=-1, keepdim=True)
-            image.copy_(torch.lerp(luma, image, batch.saturation[j].to(device).view(-1, 1, 1, 1)))
+            luma = (image * torch.tensor(_LUMA)).sum(dim=-1, keepdim=True)
+            image.copy_(torch.lerp(luma, image, saturation[j].view(-1, 1, 1, 1)))
         part.mul_(alpha[j]).add_(gamma[j]).clamp_(low, high)
-    if "angle" in batch.extra:
-        out.copy_(_affine(out, batch.extra["angle"], batch.extra["zoom"]))
-    for i, y0, x0, sh, sw in batch.extra.get("cutout", []):
+    if "angle" in draws.extra:
+        out.copy_(_affine(out, draws.extra["angle"], draws.extra["zoom"]))
+    for i, y0, x0, sh, sw in draws.extra.get("cutout", []):
         out[i, :, y0 : y0 + sh, x0 : x0 + sw] = 0.0  # 0 = the data's mean after normalisation
     return out
 
@@ -241,4 +220,4 @@ def augment_batch(
     std = tuple(std) if std else (STD,) * c
     out = np.empty_like(images)
     draws = geometry_and_draws(images, np.arange(len(images)), out, cfg, rng)
-    return finish(UInt8Batch.of(torch.from_numpy(out), np.zeros(len(images), np.int64), draws), mean, std)
+    return finish(torch.from_numpy(out), draws, mean, std)

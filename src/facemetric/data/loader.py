@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from facemetric.data.augment import AugmentConfig, UInt8Batch, finish, geometry_and_draws
+from facemetric.data.augment import AugmentConfig, finish, geometry_and_draws
 from facemetric.data.cache import PackedImages, RowView
 
 PREFETCH = 2  # batches each worker may run ahead
@@ -160,9 +160,8 @@ class RunBatches(Dataset):
         rng = np.random.default_rng([self.seed, self.first_step + k])
         # a plain ndarray view of the memory map: np.memmap's per-slice bookkeeping costs more than the copy
         draws = geometry_and_draws(self.source.view(np.ndarray), rows, pixels, self.augment, rng)
-        labels = self.data.labels[picked]
-        finish(UInt8Batch.of(torch.from_numpy(pixels), labels, draws), self.mean, self.std, out=self.ring.claim(k)[:n])
-        return _Ticket(k, k % self.ring.slots, labels)
+        finish(torch.from_numpy(pixels), draws, self.mean, self.std, out=self.ring.claim(k)[:n])
+        return _Ticket(k, k % self.ring.slots, self.data.labels[picked])
 
 
 class RingLoader:
