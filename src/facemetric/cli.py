@@ -20,6 +20,9 @@ EPILOG = """examples:
   facemetric train config.yaml --data data/photos --out runs/exp1
   facemetric train config.yaml --out runs/exp1 --resume
   facemetric eval --checkpoint runs/exp1/best.pt --pairs pairs.txt --images lfw/images
+  facemetric protocol open-set ~/photos -o split.csv   gallery / known / unknown probes
+  facemetric eval --checkpoint runs/exp1/best.pt --open-set split.csv --images ~/photos --out runs/exp1/eval
+  facemetric report runs/exp1                       HTML report of a run (evaluated on its held-out people)
   facemetric embed --checkpoint runs/exp1/best.pt ~/photos -o embeddings.npz
   facemetric models --max-params 21M                backbones with parameters, FLOPs, CPU speed
   facemetric export runs/exp1/best.pt --onnx model.onnx   portable model, checked with onnxruntime
@@ -79,15 +82,72 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count; 0 = none)")
     p.add_argument("--overwrite", action="store_true", help="replace an OUT that holds a different cache")
 
-    p = sub.add_parser("eval", help="LFW-protocol verification of a checkpoint on a pairs file",
-                       description="10-fold accuracy (each fold's threshold chosen on the other folds), AUC, EER and "
-                       "TAR@FAR on an LFW-format pairs file. Prints JSON.")
+    p = sub.add_parser("eval", help="verification, identification and retrieval metrics of a checkpoint",
+                       description="Evaluate a checkpoint (or its ONNX export) on any of: a pairs file (LFW format or "
+                       "CSV path1,path2,same[,fold]) for verification (k-fold accuracy with each fold's threshold chosen "
+                       "on the other folds, AUC, EER, TAR@FAR, the threshold for each stated FAR and how it holds on "
+                       "held-out folds); an open-set split CSV (path,identity,subset) for closed-set CMC and open-set "
+                       "DIR at a threshold calibrated on the validation unknowns; a dataset for retrieval (P@1, "
+                       "R-precision, MAP@R, Recall@K). Make the protocol files with `facemetric protocol`. Prints a "
+                       "JSON summary; --out DIR also keeps what `facemetric report DIR` draws.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""examples:
+  facemetric eval --checkpoint best.pt --pairs lfw/pairs.txt --images lfw/images --out runs/x/eval-lfw
+  facemetric eval --checkpoint best.pt --open-set split.csv --images photos --far 1e-2 --out ev
+  facemetric eval --checkpoint model.onnx --retrieval photos
+""")
     p.add_argument("--checkpoint", required=True, help="checkpoint file (best.pt or last.pt of a run) or its ONNX export")
-    p.add_argument("--pairs", required=True, help="pairs file in the LFW format (header `N` or `folds N`)")
-    p.add_argument("--images", required=True, help="folder with one sub-folder per person (name/name_0001.jpg)")
+    p.add_argument("--pairs", help="verification pairs: LFW format (header `N` or `folds N`) or CSV path1,path2,same[,fold]")
+    p.add_argument("--open-set", dest="open_set", metavar="SPLIT_CSV",
+                   help="open-set split CSV: path,identity,subset (gallery|val_known|val_unknown|test_known|test_unknown)")
+    p.add_argument("--retrieval", metavar="DATA", help="dataset folder, CSV or prepared cache: every image queries all the others")
+    p.add_argument("--images", help="folder the protocol files' paths are relative to (LFW: one sub-folder per "
+                   "person); default for CSVs: the CSV's own folder")
+    p.add_argument("--far", type=float, default=1e-2, help="open-set target false-alarm rate for the calibrated threshold (default 1e-2)")
+    p.add_argument("--layout", default="auto", choices=["auto", "folders", "csv", "flat"], help="layout of the --retrieval dataset")
     p.add_argument("--flip", action="store_true", help="add the embedding of the mirrored image (test-time augmentation)")
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("-o", "--output", help="also write the JSON report to this file")
+    p.add_argument("--out", help="evaluation folder: eval.json, pair scores, worst errors, embeddings, decisions.csv")
+    p.add_argument("-o", "--output", help="also write the JSON summary to this file")
+
+    p = sub.add_parser("protocol", help="build evaluation protocols from a dataset: pair folds, open-set split",
+                       description="Reproducible evaluation protocols from any identity dataset (folder per person, "
+                       "CSV or flat files). `pairs`: balanced genuine/impostor pairs in identity-disjoint folds (a "
+                       "person is in one fold only), written as an LFW pairs file (.txt, needs LFW file naming) or a "
+                       "CSV path1,path2,same,fold. `open-set`: a gallery of known people, known probes and unknown "
+                       "people's probes, each probe set split into validation (threshold calibration) and test, the "
+                       "unknown people of validation and test being different people; CSV path,identity,subset. "
+                       "Paths are written relative to DATA: evaluate with --images DATA.")
+    psub = p.add_subparsers(dest="protocol", required=True, metavar="KIND")
+    q = psub.add_parser("pairs", help="verification pairs in identity-disjoint folds")
+    q.add_argument("data", help="dataset folder or CSV")
+    q.add_argument("-o", "--output", required=True, help="output file: .csv, or .txt for the LFW pairs format")
+    q.add_argument("--folds", type=int, default=10, help="number of identity-disjoint folds (default 10)")
+    q.add_argument("--pairs-per-fold", type=int, default=300, help="genuine pairs per fold, and as many impostor pairs (default 300: LFW's 6,000 in all)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--layout", default="auto", choices=["auto", "folders", "csv", "flat"])
+    q = psub.add_parser("open-set", help="gallery / known / unknown split for open-set identification")
+    q.add_argument("data", help="dataset folder or CSV")
+    q.add_argument("-o", "--output", required=True, help="output CSV")
+    q.add_argument("--unknown-fraction", type=float, default=0.3, help="fraction of the people never enrolled (default 0.3)")
+    q.add_argument("--gallery-per-identity", type=int, default=1, help="images enrolled per known person (default 1)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--layout", default="auto", choices=["auto", "folders", "csv", "flat"])
+
+    p = sub.add_parser("report", help="HTML + Markdown report of an evaluation folder or a training run",
+                       description="Writes report.html (self-contained: open it anywhere) and report.md with "
+                       "report_files/: metrics table, ROC and DET curves, genuine/impostor score histograms with the "
+                       "threshold, training curves, a t-SNE map of embeddings coloured by identity, the worst false "
+                       "accepts and false rejects, CMC and open-set tables, retrieval metrics. PATH is the --out "
+                       "folder of `facemetric eval`, or a training run folder: its checkpoint is then evaluated on "
+                       "the run's held-out identities into PATH/eval first (pairs in identity-disjoint folds, an "
+                       "open-set split with 30%% of them unknown, retrieval).")
+    p.add_argument("path", help="evaluation folder (facemetric eval --out) or training run folder")
+    p.add_argument("--checkpoint", help="run folder only: checkpoint to evaluate (default best.pt, else last.pt)")
+    p.add_argument("--far", type=float, help="run folder only: open-set target FAR (default 1e-2); "
+                   "given, the run is evaluated again")
+    p.add_argument("--refresh", action="store_true", help="run folder only: evaluate again even if PATH/eval exists")
+    p.add_argument("--title", help="report title")
+    p.add_argument("--screenshot", metavar="PNG", help="also render the HTML in headless Chromium to this PNG")
 
     p = sub.add_parser("embed", help="embed every image of a dataset into an .npz file",
                        description="Writes embeddings (N x D float32), paths and identities to an .npz file.")
@@ -164,17 +224,94 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _brief(summary: dict) -> dict:
+    """The JSON printed on the terminal: the summary without curve points."""
+    out = json.loads(json.dumps(summary))
+    if "verification" in out:
+        out["verification"].pop("curves", None)
+    return out
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from facemetric.eval.embed import load_embedder
-    from facemetric.eval.protocol import evaluate_pairs_file
+    from facemetric.eval.evaldir import write_eval_dir
+    from facemetric.eval.protocol import EvaluationError
+    from facemetric.eval.runner import evaluate_files
 
+    if not (args.pairs or args.open_set or args.retrieval):
+        raise EvaluationError("nothing to evaluate: give --pairs, --open-set and/or --retrieval (see --help)")
     embedder = load_embedder(args.checkpoint)
-    report = evaluate_pairs_file(embedder, args.pairs, args.images, args.flip, args.batch_size, progress=not args.quiet)
-    report["checkpoint"] = str(args.checkpoint)
-    text = json.dumps(report, indent=1)
+    result, data = evaluate_files(
+        embedder, pairs=args.pairs, images=args.images, open_set=args.open_set, retrieval=args.retrieval,
+        layout=args.layout, far=args.far, flip=args.flip, batch_size=args.batch_size, progress=not args.quiet,
+    )
+    meta = {"checkpoint": str(args.checkpoint), "run_dir": _run_dir_of(args.checkpoint), "flip": args.flip,
+            "embedding_dim": int(result.embeddings["embeddings"].shape[1]), "data": data}
+    if args.out:
+        write_eval_dir(args.out, result, meta)
+    text = json.dumps(_brief({**meta, **result.summary}), indent=1)
     if args.output:
         Path(args.output).write_text(text)
     print(text)
+    return 0
+
+
+def _run_dir_of(checkpoint: str) -> str | None:
+    """The training run folder a checkpoint sits in (it has config.yaml and metrics.jsonl), if any."""
+    folder = Path(checkpoint).resolve().parent
+    return str(folder) if (folder / "metrics.jsonl").is_file() else None
+
+
+def _cmd_protocol(args: argparse.Namespace) -> int:
+    from facemetric.data.sources import scan_source
+    from facemetric.eval import builders, protocol_files
+
+    manifest = scan_source(args.data, args.layout)
+    paths, names = [str(p) for p in manifest.paths], list(manifest.identities)
+    if args.protocol == "pairs":
+        made = builders.build_verification_pairs(np.array(names), args.folds, args.pairs_per_fold, args.seed)
+        if Path(args.output).suffix.lower() == ".csv":
+            protocol_files.write_pairs_csv(args.output, made, paths, manifest.root)
+        else:
+            protocol_files.write_pairs_lfw(args.output, made, paths, names)
+        summary = {"output": args.output, "folds": made.n_folds, "pairs_per_class_per_fold": made.pairs_per_class,
+                   "pairs": len(made), "notes": made.notes}
+        usage = f"facemetric eval --checkpoint CKPT --pairs {args.output} --images {manifest.root}"
+    else:
+        split = builders.build_open_set_split(np.array(names), args.unknown_fraction, args.gallery_per_identity, args.seed)
+        protocol_files.write_open_set_csv(args.output, split, paths, names, manifest.root)
+        summary = {"output": args.output, **split.counts(), "notes": split.notes}
+        usage = f"facemetric eval --checkpoint CKPT --open-set {args.output} --images {manifest.root}"
+    for note in summary["notes"]:
+        logging.getLogger("facemetric").warning("%s protocol: %s", args.protocol, note)
+    print(json.dumps(summary, indent=1))
+    logging.getLogger("facemetric").info("evaluate with: %s", usage)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from facemetric.eval.evaldir import is_eval_dir
+    from facemetric.eval.protocol import EvaluationError
+    from facemetric.report import render_report
+
+    path = Path(args.path)
+    if not is_eval_dir(path):
+        if not (path / "config.yaml").is_file():
+            raise EvaluationError(f"{path} is neither an evaluation folder (no eval.json: make one with facemetric eval "
+                                  "--out DIR) nor a training run folder (no config.yaml)")
+        target = path / "eval"
+        if args.refresh or args.checkpoint or args.far is not None or not is_eval_dir(target):
+            from facemetric.eval.runner import evaluate_run_to_folder
+
+            evaluate_run_to_folder(path, args.checkpoint, 1e-2 if args.far is None else args.far, not args.quiet)
+        path = target
+    paths = render_report(path, args.title)
+    out = {"html": str(paths.html), "markdown": str(paths.markdown)}
+    if args.screenshot:
+        from facemetric.report.screenshot import screenshot
+
+        out["screenshot"] = str(screenshot(paths.html, args.screenshot))
+    print(json.dumps(out, indent=1))
     return 0
 
 
@@ -243,7 +380,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"prepare": _cmd_prepare, "train": _cmd_train, "eval": _cmd_eval, "embed": _cmd_embed, "demo": _cmd_demo, "config": _cmd_config,
-            "models": _cmd_models, "export": _cmd_export}
+            "models": _cmd_models, "export": _cmd_export, "protocol": _cmd_protocol, "report": _cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -254,8 +391,11 @@ def main(argv: list[str] | None = None) -> int:
     from facemetric.data.prepare import PrepareError
     from facemetric.data.protocols import MissingImageError, PairsFormatError
     from facemetric.data.sources import DatasetError
+    from facemetric.eval.builders import ProtocolError
     from facemetric.eval.protocol import EvaluationError
     from facemetric.export.onnx import ExportError
+    from facemetric.report.render import ReportError
+    from facemetric.report.screenshot import ScreenshotError
     from facemetric.mining.monitor import CollapseError
     from facemetric.models.budget import ParameterBudgetError
     from facemetric.train.checkpoint import CheckpointError
@@ -266,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"facemetric {args.command}: stopped: {exc}", file=sys.stderr)
         return 3
     except (ConfigError, DatasetError, CheckpointError, PairsFormatError, MissingImageError, EvaluationError,
-            PrepareError, ParameterBudgetError, ExportError) as exc:
+            PrepareError, ParameterBudgetError, ExportError, ProtocolError, ReportError, ScreenshotError) as exc:
         print(f"facemetric {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -3,7 +3,8 @@
 Without data it generates a synthetic identity dataset (procedural faces with per-image
 pose, shift, lighting and noise), holds out identities, trains, and evaluates the trained
 model against the untrained one on the held-out identities, also through an LFW-format
-pairs file, exactly as ``facemetric eval`` would.
+pairs file, exactly as ``facemetric eval`` would, and writes the HTML report of the run
+(``facemetric report``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from facemetric.data.synthetic import generate_dataset
 from facemetric.eval.embed import Embedder
 from facemetric.eval.pairs import sample_pairs
 from facemetric.eval.protocol import evaluate_pairs_file
+from facemetric.eval.runner import evaluate_run_to_folder
+from facemetric.report import render_report
 from facemetric.train.data import prepare_data
 from facemetric.train.engine import Trainer, validate
 
@@ -110,7 +113,13 @@ def run_demo(
             embedder, pairs_file, out_dir / "synthetic-data", progress=progress
         )
     (out_dir / "demo_report.json").write_text(json.dumps(reports, indent=1))
+    report_html = _html_report(result.out_dir, checkpoint, progress)
     print(f"\nfacemetric demo: {'synthetic faces' if synthetic else data}, checkpoint {checkpoint}\n")
     print(summary_table(reports))
-    print(f"\nreports: {out_dir / 'demo_report.json'}; training logs: {result.out_dir}")
+    print(f"\nreports: {out_dir / 'demo_report.json'}, {report_html}; training logs: {result.out_dir}")
     return reports
+
+
+def _html_report(run: Path, checkpoint: Path, progress: bool) -> Path:
+    """What ``facemetric report RUN`` writes: the run evaluated on its held-out people, as HTML."""
+    return render_report(evaluate_run_to_folder(run, checkpoint, progress=progress)).html

@@ -86,5 +86,7 @@ def test_eval_on_a_complete_pairs_file(dirty_run, tmp_path: Path) -> None:
     pairs.write_text("2\t3\n" + "\n".join(lines[:3] + lines[6:9] + lines[3:6] + lines[9:]) + "\n")
     result = _cli("-q", "eval", "--checkpoint", str(out / "last.pt"), "--pairs", str(pairs), "--images", str(data), "--flip")
     assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout)
-    assert report["folds_from_file"] is True and report["n_folds"] == 2 and report["num_pairs"] == 12
+    summary = json.loads(result.stdout)
+    report = summary["verification"]
+    assert report["folds_from_file"] is True and report["n_folds"] == 2
+    assert report["num_positive"] == report["num_negative"] == 6 and summary["flip"] is True

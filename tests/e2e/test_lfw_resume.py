@@ -74,8 +74,8 @@ def test_kill_resume_and_eval(shared_data: Path, tmp_path: Path) -> None:
                              "--images", str(lfw / "images"), "-o", str(report_path)),
                         capture_output=True, text=True, timeout=600)
     assert ev.returncode == 0, ev.stderr[-2000:]
-    report = json.loads(report_path.read_text())
-    assert report["num_pairs"] == 2200 and report["folds_from_file"] is False and report["n_folds"] == 10
+    report = json.loads(report_path.read_text())["verification"]
+    assert report["num_positive"] + report["num_negative"] == 2200 and report["folds_from_file"] is False and report["n_folds"] == 10
     assert {"accuracy", "auc", "eer", "tar_at_far"} <= report.keys()
     assert set(report["tar_at_far"]) == {"1e-03", "1e-02"}
     assert report["auc"] > 0.55  # a sanity bound: 80 steps at 48 px are far from a trained model

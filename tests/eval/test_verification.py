@@ -221,7 +221,9 @@ def test_verification_report_is_json_serialisable():
     assert report["n_folds"] == 10 and report["folds_from_file"] is False
     assert 0.8 < report["accuracy"] <= 1.0
     for value in report.values():
-        assert type(value) in (float, int, bool, dict)
+        assert type(value) in (float, int, bool, dict, list)
+    assert len(report["per_fold"]) == len(report["fold_thresholds"]) == 10
+    assert report["accuracy"] == pytest.approx(np.mean(report["per_fold"]))
 
 
 def _brute_force_roc(scores, labels):

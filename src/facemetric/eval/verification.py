@@ -248,8 +248,60 @@ def verification_report(
         "accuracy_std": kfold["std"],
         "n_folds": len(kfold["per_fold"]),
         "folds_from_file": kfold["folds_from_file"],
+        "per_fold": kfold["per_fold"],
+        "fold_thresholds": kfold["thresholds"],  # each chosen on the other folds
         **roc_metrics(scores, labels),
         # the best threshold on these very pairs: an upper bound, never a test figure
         "optimistic": {"accuracy": float(np.mean((s >= t) == (y == 1))), "threshold": t,
                        "note": "threshold chosen on the scored pairs themselves (optimistic)"},
     }
+
+
+def far_calibration(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    fars: Sequence[float] = (1e-3, 1e-2, 1e-1),
+    folds: ArrayLike | None = None,
+    n_folds: int = 10,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The threshold for a stated false-accept rate, and whether it holds on pairs it never saw.
+
+    For each target FAR (key ``f"{far:.0e}"``):
+
+    * ``threshold``: calibrated on all the impostor pairs (the value to deploy): the loosest
+      threshold at which at most ``floor(far * n_impostors)`` of them are accepted
+      (:func:`facemetric.eval.identification.calibrate_threshold`, ties on the strict side);
+    * ``held_out_far`` / ``held_out_tar``: per fold, the threshold is calibrated on the other
+      folds' impostors and the fold's pairs are scored with it; the means over folds are what the
+      target FAR really delivers on new pairs (an honest check, not the calibration itself);
+    * ``below_resolution``: the target is below 1 / n_impostors, too small to be measured here.
+
+    Folds as in :func:`kfold_accuracy` (from the caller, else stratified from ``seed``).
+    """
+    from facemetric.eval.identification import calibrate_threshold
+
+    s, y = _check_inputs(scores, labels)
+    fold_ids = np.asarray(folds, dtype=np.int64) if folds is not None else _stratified_folds(y, int(n_folds), seed)
+    out: dict[str, Any] = {}
+    for far in fars:
+        full = calibrate_threshold(s[y == 0], far, source="all impostor pairs")
+        held_far, held_tar = [], []
+        for fold in np.unique(fold_ids):
+            test, train = fold_ids == fold, fold_ids != fold
+            if not (y[train] == 0).any() or not (y[test] == 0).any() or not (y[test] == 1).any():
+                continue
+            t = calibrate_threshold(s[train & (y == 0)], far).value
+            held_far.append(float(np.mean(s[test & (y == 0)] >= t)))
+            held_tar.append(float(np.mean(s[test & (y == 1)] >= t)))
+        out[_far_key(far)] = {
+            "target_far": float(far),
+            "threshold": full.value,
+            "achieved_far": full.achieved_far,
+            "tar": float(np.mean(s[y == 1] >= full.value)),
+            "held_out_far": float(np.mean(held_far)) if held_far else None,
+            "held_out_tar": float(np.mean(held_tar)) if held_tar else None,
+            "n_impostors": full.n_impostors,
+            "below_resolution": full.below_resolution,
+        }
+    return out

@@ -1,0 +1,77 @@
+"""An evaluation folder (``facemetric eval --out DIR``): what a report is rendered from.
+
+Files (format ``facemetric-eval/1``; ``eval.json`` is written last, so its presence means complete):
+
+* ``eval.json``: checkpoint, run folder, data description, and the ``verification`` /
+  ``identification`` / ``retrieval`` summaries that were run;
+* ``scores.npz``: every verification pair: ``scores``, ``same`` (1/0), ``fold`` (-1 without
+  folds), ``path1``, ``path2``;
+* ``errors.npz``: the worst false accepts and false rejects at the operating threshold:
+  ``kind``, ``score``, ``path1``, ``path2`` and the two crops ``image1``, ``image2`` (uint8, as
+  the model saw them, so the report needs no access to the data);
+* ``embeddings.npz``: up to 3,000 ``embeddings`` with their ``identities`` (for the t-SNE map);
+* ``decisions.csv``: the open-set decision per test probe, ``id,label`` (``no correspondence``
+  for a probe judged not enrolled).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from facemetric.eval.identification import write_decisions_csv
+
+if TYPE_CHECKING:  # the suite imports FAISS and scikit-learn: not needed to read or name the format
+    from facemetric.eval.suite import EvalResult
+
+FORMAT = "facemetric-eval/1"
+
+
+def is_eval_dir(path: str | Path) -> bool:
+    """True when ``path`` holds a complete evaluation (an ``eval.json`` of this format)."""
+    try:
+        return json.loads((Path(path) / "eval.json").read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.npz")
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_eval_dir(out: str | Path, result: EvalResult, meta: dict[str, Any]) -> Path:
+    """Write ``result`` with ``meta`` (checkpoint, run_dir, embedding_dim, flip, data) to ``out``.
+
+    Files of a previous evaluation that this one does not produce are removed, so a folder never
+    mixes two evaluations; ``eval.json`` is replaced last.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "eval.json").unlink(missing_ok=True)  # incomplete until rewritten
+    produced = {"scores.npz": result.scores, "errors.npz": result.errors, "embeddings.npz": result.embeddings}
+    for name, arrays in produced.items():
+        if arrays is None:
+            (out / name).unlink(missing_ok=True)
+        else:
+            _save_npz(out / name, arrays)
+    if result.decisions is not None:
+        write_decisions_csv(out / "decisions.csv", *result.decisions)
+    else:
+        (out / "decisions.csv").unlink(missing_ok=True)
+    doc = {"format": FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **meta, **result.summary}
+    if result.notes:
+        doc["notes"] = result.notes
+    tmp = out / f".eval.json.tmp{os.getpid()}"
+    tmp.write_text(json.dumps(doc, indent=1))
+    os.replace(tmp, out / "eval.json")
+    return out

@@ -1,0 +1,147 @@
+"""The evaluation suite on one set of embedded images: verification, identification, retrieval.
+
+:func:`evaluate_embeddings` takes the embeddings of a set of images with their paths and
+identities, plus which protocols to run on them (pairs of item indices, an open-set subset per
+item, retrieval over all items), and returns an :class:`EvalResult`: the JSON summary and the
+arrays a report needs (pair scores, the worst errors' crops, a sample of embeddings, the
+open-set decisions). :func:`facemetric.eval.evaldir.write_eval_dir` writes it to a folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from facemetric.eval.identification import UNKNOWN, cmc, decide, open_set_report, top_matches
+from facemetric.eval.pairs import cosine_scores
+from facemetric.eval.retrieval import retrieval_metrics
+from facemetric.eval.verification import curves, far_calibration, verification_report
+
+FARS = (1e-3, 1e-2, 1e-1)
+
+
+@dataclass
+class PairsInput:
+    """Verification pairs as item indices; ``fold`` None draws stratified folds."""
+
+    i: np.ndarray
+    j: np.ndarray
+    same: np.ndarray
+    fold: np.ndarray | None
+    source: str
+
+
+@dataclass
+class EvalResult:
+    """What one evaluation produced (see :mod:`facemetric.eval.evaldir` for the files)."""
+
+    summary: dict[str, Any]
+    scores: dict[str, np.ndarray] | None = None
+    errors: dict[str, np.ndarray] | None = None
+    embeddings: dict[str, np.ndarray] | None = None
+    decisions: tuple[list[str], list[str]] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def operating_threshold(report: dict[str, Any], kfold_thresholds: Sequence[float] | None) -> dict[str, Any]:
+    """The threshold a report's histograms and error gallery use: the median k-fold threshold
+    (each chosen on training folds), so it is not fitted to all the pairs it is shown on."""
+    if kfold_thresholds:
+        return {"value": float(np.median(kfold_thresholds)),
+                "rule": f"median of the {len(kfold_thresholds)} k-fold thresholds (each chosen on the other folds)"}
+    return {"value": float(report["eer_threshold"]), "rule": "equal-error-rate threshold"}
+
+
+def worst_errors(scores: np.ndarray, same: np.ndarray, threshold: float, per_kind: int = 8) -> dict[str, np.ndarray]:
+    """Indices of the worst false accepts (highest impostor scores >= threshold) and false rejects
+    (lowest genuine scores < threshold), at most ``per_kind`` each, worst first."""
+    fa = np.flatnonzero((same == 0) & (scores >= threshold))
+    fr = np.flatnonzero((same == 1) & (scores < threshold))
+    fa = fa[np.argsort(-scores[fa], kind="stable")][:per_kind]
+    fr = fr[np.argsort(scores[fr], kind="stable")][:per_kind]
+    return {"false_accept": fa, "false_reject": fr}
+
+
+def _verification(emb: np.ndarray, images: Any, paths: list[str], pairs: PairsInput,
+                  fars: Sequence[float]) -> tuple[dict, dict, dict]:
+    scores = cosine_scores(emb, pairs.i, pairs.j)
+    same = np.asarray(pairs.same, dtype=np.int8)
+    report = verification_report(scores, same, folds=pairs.fold)
+    threshold = operating_threshold(report, report["fold_thresholds"])
+    worst = worst_errors(scores, same, threshold["value"])
+    t = threshold["value"]
+    report.update(
+        source=pairs.source, threshold=threshold, curves=curves(scores, same),
+        far_calibration=far_calibration(scores, same, fars, folds=pairs.fold),
+        errors={"false_accepts": int(np.sum((same == 0) & (scores >= t))),
+                "false_rejects": int(np.sum((same == 1) & (scores < t)))},
+    )
+    p1 = np.array([paths[k] for k in pairs.i])
+    p2 = np.array([paths[k] for k in pairs.j])
+    fold = pairs.fold if pairs.fold is not None else np.full(len(scores), -1, np.int64)
+    score_arrays = {"scores": scores.astype(np.float32), "same": same, "fold": fold, "path1": p1, "path2": p2}
+    chosen = np.concatenate([worst["false_accept"], worst["false_reject"]]).astype(np.int64)
+    kinds = ["false_accept"] * len(worst["false_accept"]) + ["false_reject"] * len(worst["false_reject"])
+    shape = tuple(np.asarray(images[0:1]).shape[1:]) if len(paths) else (0, 0, 1)
+    errors = {
+        "kind": np.array(kinds, dtype=str), "score": scores[chosen].astype(np.float32),
+        "path1": p1[chosen], "path2": p2[chosen],
+        "image1": np.stack([images[int(pairs.i[c])] for c in chosen]) if len(chosen) else np.zeros((0, *shape), np.uint8),
+        "image2": np.stack([images[int(pairs.j[c])] for c in chosen]) if len(chosen) else np.zeros((0, *shape), np.uint8),
+    }
+    return report, score_arrays, errors
+
+
+def _identification(emb: np.ndarray, identities: np.ndarray, subset: np.ndarray, paths: list[str],
+                    far: float, fars: Sequence[float]) -> tuple[dict, tuple[list[str], list[str]]]:
+    g = subset == "gallery"
+    val = np.isin(subset, ("val_known", "val_unknown"))
+    test = np.isin(subset, ("test_known", "test_unknown"))
+    open_set = open_set_report(emb[g], identities[g], emb[val], identities[val], emb[test], identities[test],
+                               target_far=far, fars=fars)
+    known = subset == "test_known"
+    closed = cmc(emb[known], identities[known], emb[g], identities[g]).to_dict()
+    top_labels, top_scores = top_matches(emb[test], emb[g], identities[g])
+    decisions = decide(top_labels, top_scores, open_set["threshold"]["value"])
+    probe_ids = [paths[k] for k in np.flatnonzero(test)]
+    return {"closed_set": closed, "open_set": open_set, "decisions_csv": "decisions.csv"}, (probe_ids, decisions)
+
+
+def _embedding_sample(emb: np.ndarray, identities: np.ndarray, limit: int = 3000, seed: int = 0) -> dict:
+    keep = np.arange(len(emb))
+    if len(keep) > limit:
+        keep = np.sort(np.random.default_rng(seed).choice(len(emb), size=limit, replace=False))
+    return {"embeddings": emb[keep].astype(np.float32), "identities": identities[keep].astype(str)}
+
+
+def evaluate_embeddings(
+    emb: np.ndarray,
+    images: Any,
+    paths: list[str],
+    identities: Sequence[str],
+    *,
+    pairs: PairsInput | None = None,
+    open_set: np.ndarray | None = None,
+    retrieval: bool = False,
+    far: float = 1e-2,
+    fars: Sequence[float] = FARS,
+) -> EvalResult:
+    """Run the asked protocols on embedded items (``images`` only feeds the error gallery)."""
+    names = np.asarray(identities).astype(str)
+    if pairs is None and open_set is None and not retrieval:
+        raise ValueError("nothing to evaluate: give pairs, an open-set split, or retrieval=True")
+    result = EvalResult(summary={}, embeddings=_embedding_sample(emb, names))
+    if pairs is not None:
+        report, result.scores, result.errors = _verification(emb, images, paths, pairs, fars)
+        result.summary["verification"] = report
+    if open_set is not None:
+        if UNKNOWN in set(names.tolist()):
+            raise ValueError(f"an identity is named {UNKNOWN!r}, the open-set decision for unknown people; rename it")
+        result.summary["identification"], result.decisions = _identification(emb, names, np.asarray(open_set),
+                                                                             paths, far, fars)
+    if retrieval:
+        result.summary["retrieval"] = retrieval_metrics(emb, names)
+    return result
