@@ -25,3 +25,19 @@ def synthetic_faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from facemetric.data.synthetic import generate_dataset
 
     return generate_dataset(tmp_path_factory.mktemp("faces") / "data", 12, 6, size=48, seed=3, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(synthetic_faces: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkpoint trained for one epoch on :func:`synthetic_faces` (48 px iresnet_tiny): a real, fast model."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "facemetric", "-q", "train", "--data", str(synthetic_faces), "--out", str(out),
+         "--epochs", "1", "--set", "data.image_size=[48, 48]", "--set", "data.val_identities=3",
+         "--set", "data.cache_dir=null", "--set", "sampler.p=4", "--set", "train.progress=false"],
+        capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out / "last.pt"

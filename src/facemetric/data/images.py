@@ -6,6 +6,7 @@ evaluation and deployment see images exactly as training did).
 
 from __future__ import annotations
 
+import io
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -111,10 +112,28 @@ def open_image(path: str | Path, channels: int = 3, draft: tuple[int, int] | Non
         raise ImageDecodeError("not a regular file", "not a file")
     if size == 0:
         raise ImageDecodeError("empty file (0 bytes)", "empty file")
+    return _decode(path, channels, draft)
+
+
+def decode_image_bytes(data: bytes, channels: int = 3, max_pixels: int | None = None) -> Image.Image:
+    """:func:`open_image` for bytes in memory (an upload); ``max_pixels`` refuses larger images from
+    their header, before any pixel is decoded."""
+    if not data:
+        raise ImageDecodeError("empty file (0 bytes)", "empty file")
+    return _decode(io.BytesIO(data), channels, None, max_pixels)
+
+
+def _decode(
+    source: Path | io.BytesIO, channels: int, draft: tuple[int, int] | None, max_pixels: int | None = None
+) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(source) as img:
+                if max_pixels is not None and img.width * img.height > max_pixels:
+                    raise ImageDecodeError(
+                        f"image is {img.width}x{img.height} = {img.width * img.height:,} pixels, more than the "
+                        f"{max_pixels:,} allowed", "too many pixels")
                 if draft is not None and not _exif_rotates(img):
                     img.draft("RGB", draft)
                 img.load()

@@ -1,0 +1,123 @@
+"""Benchmark: the gallery (enroll / calibrate / identify, as ``facemetric gallery`` runs them) on ORL.
+
+    python -m facemetric.bench.gallery_orl [--orl ../shared/data/orl] [--embedder dlib-resnet]
+
+Everything goes through :class:`facemetric.gallery.service.Gallery` with photo files as a user
+gives them (decode, detect, embed, SQLite, FAISS):
+
+* ``closed_set``: a gallery with ``1.pgm`` of each of the 40 people; the other 360 photos are
+  identified; rank-1 = the top candidate is the right person (a photo without a face found, or
+  a person whose enrolled photo has none, counts as a miss). Target: >= 0.95.
+* ``open_set``: a gallery with ``1.pgm`` of s1..s30; s31..s40 are never enrolled. ``calibrate``
+  at FAR 1e-2 on the 270 other photos of the 30 enrolled people (each searched with its own
+  identity left out: the searches of a stranger), so the 10 unknown people are never seen
+  before the test. Then their 100 photos give the measured false-alarm rate (a name given to a
+  stranger) and the 270 known photos the DIR (the right name, at or above the threshold).
+
+Prints JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from facemetric.bench.dlib_orl import orl_files
+from facemetric.eval.identification import UNKNOWN
+from facemetric.gallery.service import Gallery, Photo, PhotoError
+
+TARGET_RANK1 = 0.95
+FAR = 1e-2
+
+
+def _enrol(gallery: Gallery, files: list[Path], people: np.ndarray, chosen: np.ndarray) -> list[str]:
+    """Enrol the chosen photos (one person each); returns who could not be enrolled (no face)."""
+    failed = []
+    for k in np.flatnonzero(chosen):
+        try:
+            gallery.enroll(f"s{people[k]}", [Photo.from_path(files[k])])
+        except PhotoError:
+            failed.append(f"s{people[k]}")
+    return failed
+
+
+def _identify(gallery: Gallery, path: Path) -> dict | None:
+    try:
+        return gallery.identify(Photo.from_path(path), top_k=1)
+    except PhotoError:
+        return None  # no face found
+
+
+def closed_set(folder: Path, embedder: object, files: list[Path], people: np.ndarray, shots: np.ndarray) -> dict:
+    gallery = Gallery.create(folder, embedder)
+    failed = _enrol(gallery, files, people, shots == 1)
+    start = time.perf_counter()
+    answers = [_identify(gallery, files[k]) for k in np.flatnonzero(shots != 1)]
+    seconds = time.perf_counter() - start
+    truth = [f"s{people[k]}" for k in np.flatnonzero(shots != 1)]
+    correct = [a is not None and a["candidates"][0]["name"] == t for a, t in zip(answers, truth)]
+    gallery.close()
+    return {"enrolled": 40 - len(failed), "not_enrolled_no_face": failed, "probes": len(truth),
+            "probes_no_face": sum(a is None for a in answers), "rank1": round(float(np.mean(correct)), 4),
+            "target_rank1": TARGET_RANK1, "seconds_per_identify": round(seconds / len(truth), 4)}
+
+
+def open_set(folder: Path, embedder: object, files: list[Path], people: np.ndarray, shots: np.ndarray) -> dict:
+    gallery = Gallery.create(folder, embedder)
+    known = people <= 30
+    failed = _enrol(gallery, files, people, known & (shots == 1))
+    vectors, names = [], []
+    for k in np.flatnonzero(known & (shots != 1)):  # calibration: the known people's other photos
+        try:
+            vectors.append(gallery.embed(Photo.from_path(files[k]))[0])
+            names.append(f"s{people[k]}")
+        except PhotoError:
+            pass
+    calibration = gallery.calibrate(np.stack(vectors), names, FAR, source="ORL s1-s30, photos 2-10")
+    unknown_answers = [_identify(gallery, files[k]) for k in np.flatnonzero(~known)]
+    alarms = [a is not None and a["identity"] != UNKNOWN for a in unknown_answers]
+    known_idx = np.flatnonzero(known & (shots != 1))
+    known_answers = [_identify(gallery, files[k]) for k in known_idx]
+    detected = [a is not None and a["identity"] == f"s{people[k]}" for a, k in zip(known_answers, known_idx)]
+    gallery.close()
+    n_alarms = int(np.sum(alarms))
+    return {
+        "enrolled": 30 - len(failed), "threshold": calibration["identify"],
+        "unknown_probes": len(alarms), "false_alarms": n_alarms,
+        "false_alarm_rate": round(n_alarms / len(alarms), 4), "target_far": FAR,
+        "false_alarm_rate_95ci": [round(v, 4) for v in _wilson(n_alarms, len(alarms))],
+        "known_probes": len(detected), "dir": round(float(np.mean(detected)), 4),
+    }
+
+
+def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson interval of a rate k / n: how much 100 unknown photos can tell."""
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--orl", default=str(Path(__file__).resolve().parents[3].parent / "shared" / "data" / "orl"))
+    parser.add_argument("--embedder", default="dlib-resnet", help="dlib-resnet or a checkpoint / .onnx path")
+    args = parser.parse_args(argv)
+    from facemetric.gallery.embedders import load_photo_embedder
+
+    embedder = load_photo_embedder(args.embedder)  # loaded once, shared by both galleries
+    files, people, shots = orl_files(Path(args.orl))
+    with tempfile.TemporaryDirectory() as tmp:
+        result = {"benchmark": "gallery_orl", "embedder": args.embedder,
+                  "closed_set": closed_set(Path(tmp) / "closed", embedder, files, people, shots),
+                  "open_set": open_set(Path(tmp) / "open", embedder, files, people, shots)}
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

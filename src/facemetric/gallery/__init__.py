@@ -1,0 +1,1 @@
+"""A persistent face gallery: enroll, verify and identify against SQLite + FAISS, with calibrated thresholds."""

@@ -1,0 +1,254 @@
+"""The gallery as one object: enroll, verify, identify, list, remove, calibrate.
+
+A gallery is a folder: ``gallery.db`` (the SQLite store, the truth), ``index.faiss`` +
+``index.json`` (derived, rebuilt when stale). Photos are decoded with size and pixel limits,
+embedded outside any lock (the slow part), then written in one transaction.
+
+Every verify/identify answer carries the score, the threshold and the false-accept rate behind
+it: the threshold's calibrated FAR, and ``far_at_score``, the fraction of the calibration's
+impostor scores at or above this score (how often a stranger scores this high). Without a
+calibration the answer has the score and candidates but no decision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facemetric.data.align import NoFaceError
+from facemetric.data.images import ImageDecodeError, decode_image_bytes
+from facemetric.eval.identification import UNKNOWN, calibrate_threshold
+from facemetric.gallery.embedders import PhotoEmbedder, embedder_info, load_photo_embedder
+from facemetric.gallery.index import TEMPLATES, GalleryIndex
+from facemetric.gallery.store import Enrolment, GalleryError, GalleryStore, UnknownIdentityError, validate_name
+
+log = logging.getLogger("facemetric")
+
+DB_NAME = "gallery.db"
+MAX_BYTES = 10 * 1024 * 1024
+MAX_PIXELS = 40_000_000
+QUANTILES = 2001  # points kept of each impostor score distribution, for far_at_score
+
+
+class PhotoError(GalleryError):
+    """A photo that cannot be used; ``too_large`` when it is over a size or pixel limit, else it is not an
+    image or has no face."""
+
+    def __init__(self, message: str, too_large: bool = False) -> None:
+        super().__init__(message)
+        self.too_large = too_large
+
+
+@dataclass(frozen=True)
+class Photo:
+    """An uploaded or read photo: its bytes and where it came from."""
+
+    data: bytes
+    source: str
+
+    @classmethod
+    def from_path(cls, path: str | Path, max_bytes: int = MAX_BYTES) -> Photo:
+        path = Path(path)
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise PhotoError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+        if size > max_bytes:
+            raise PhotoError(f"{path}: {size:,} bytes, more than the {max_bytes:,} allowed", too_large=True)
+        return cls(path.read_bytes(), str(path))
+
+
+class Gallery:
+    """A gallery folder opened with its embedder (loaded from the store unless given)."""
+
+    def __init__(self, folder: str | Path, embedder: PhotoEmbedder | None = None, template: str = "max",
+                 max_pixels: int = MAX_PIXELS) -> None:
+        if template not in TEMPLATES:
+            raise GalleryError(f"template must be one of {TEMPLATES}, got {template!r}")
+        self.folder = Path(folder)
+        self.store = GalleryStore(self.folder / DB_NAME)
+        self.embedder = embedder or load_photo_embedder(self.store.embedder.spec)
+        self.store.check_embedder(self.embedder.fingerprint, self.embedder.dim)
+        self.index = GalleryIndex(self.store, self.folder)
+        self.template, self.max_pixels = template, max_pixels
+        self._embed_lock = threading.Lock()  # dlib's detector and models are not thread-safe
+    @classmethod
+    def create(cls, folder: str | Path, embedder: PhotoEmbedder | str) -> Gallery:
+        """A new, empty gallery in ``folder`` for ``embedder`` (``"dlib-resnet"`` or a model path)."""
+        model = load_photo_embedder(embedder) if isinstance(embedder, str) else embedder
+        GalleryStore.create(Path(folder) / DB_NAME, embedder_info(model)).close()
+        return cls(folder, model)
+
+    def close(self) -> None:
+        self.store.close()
+
+    # ------------------------------------------------------------------ photos
+
+    def embed(self, photo: Photo) -> tuple[np.ndarray, dict[str, Any]]:
+        """Decode (within the pixel limit) and embed one photo; :class:`PhotoError` says what is wrong."""
+        try:
+            image = decode_image_bytes(photo.data, 3, self.max_pixels)
+        except ImageDecodeError as exc:
+            raise PhotoError(f"{photo.source}: {exc}", too_large=exc.kind in ("too many pixels", "decompression bomb")) from None
+        try:
+            with self._embed_lock:
+                vector, detection = self.embedder.embed_photo(image)
+        except NoFaceError as exc:
+            raise PhotoError(f"{photo.source}: no face found ({exc})") from None
+        return np.asarray(vector, np.float32), detection.to_dict()
+
+    # ------------------------------------------------------------------ operations
+
+    def enroll(self, name: str, photos: list[Photo]) -> dict[str, Any]:
+        """Enrol every photo for ``name`` in one transaction; any unusable photo fails the whole
+        request (nothing written), naming the photo and why."""
+        name = validate_name(name)
+        if not photos:
+            raise GalleryError(f"nothing to enrol for {name!r}: give at least one photo")
+        items = []
+        for photo in photos:
+            vector, detection = self.embed(photo)
+            items.append(Enrolment(hashlib.sha256(photo.data).hexdigest(), photo.source, detection, vector))
+        result = self.store.enroll(name, items)
+        self.index.sync()
+        return result
+
+    def remove(self, name: str) -> dict[str, Any]:
+        removed = self.store.remove(name)
+        self.index.sync()
+        return {"name": validate_name(name), "removed_images": removed}
+
+    def identities(self) -> list[dict[str, Any]]:
+        return self.store.identities()
+
+    def _threshold(self, kind: str) -> dict[str, Any] | None:
+        return self.store.thresholds().get(kind)
+
+    @staticmethod
+    def _far_at(calibration: dict[str, Any] | None, score: float) -> float | None:
+        """Fraction of the calibration's impostor scores >= ``score`` (from its stored quantiles)."""
+        if not calibration:
+            return None
+        q = np.asarray(calibration["impostor_quantiles"], np.float64)
+        levels = np.linspace(0.0, 1.0, len(q))
+        return float(max(0.0, 1.0 - np.interp(score, q, levels, left=0.0, right=1.0)))
+
+    def _answer(self, kind: str, score: float | None) -> dict[str, Any]:
+        calibration = self._threshold(kind)
+        if calibration is None:
+            return {"threshold": None, "target_far": None, "far_at_score": None,
+                    "note": "not calibrated: run `facemetric gallery calibrate --far 1e-3 DATA` for decisions"}
+        return {"threshold": calibration["value"], "target_far": calibration["target_far"],
+                "achieved_far": calibration["achieved_far"],
+                "far_at_score": None if score is None else self._far_at(calibration, score),
+                "calibrated_on": calibration["source"]}
+
+    def verify(self, name: str, photo: Photo) -> dict[str, Any]:
+        """Is ``photo`` the enrolled person ``name``? Score, threshold, FAR and the decision."""
+        name = validate_name(name)
+        self.index.sync()
+        if not self.store.has_identity(name):
+            raise UnknownIdentityError(f"{name!r} is not enrolled; enrol them first")
+        vector, detection = self.embed(photo)
+        score = self.index.score(vector, name, self.template)
+        answer = {"name": name, "score": score, **self._answer("verify", score), "detection": detection}
+        answer["accepted"] = None if answer["threshold"] is None else bool(score >= answer["threshold"])
+        return answer
+
+    def identify(self, photo: Photo, top_k: int = 5) -> dict[str, Any]:
+        """Who is this among the enrolled, or ``no correspondence``? Candidates, score, threshold, FAR."""
+        if not 1 <= int(top_k) <= 100:
+            raise GalleryError(f"top_k must be between 1 and 100, got {top_k}")
+        self.index.sync()
+        vector, detection = self.embed(photo)
+        matches = self.index.search(vector, int(top_k), self.template)
+        best = matches[0].score if matches else None
+        answer = {"candidates": [{"name": m.name, "score": m.score} for m in matches], "score": best,
+                  **self._answer("identify", best), "detection": detection}
+        if not matches:
+            answer["identity"] = UNKNOWN
+        elif answer["threshold"] is None:
+            answer["identity"] = None
+        else:
+            answer["identity"] = matches[0].name if best >= answer["threshold"] else UNKNOWN
+        return answer
+
+    # ------------------------------------------------------------------ calibration
+
+    def calibrate(self, vectors: np.ndarray, identities: list[str], far: float, source: str) -> dict[str, Any]:
+        """Thresholds at false-accept rate ``far`` from labelled embeddings of real people.
+
+        * identify: each photo's best score against the gallery *without its own identity*
+          (a search by someone not enrolled): the threshold lets at most ``far`` of those
+          searches name someone;
+        * verify: each photo's score against every enrolled identity that is not its own.
+
+        People in the data who are enrolled act as strangers to everyone else; the enrolled
+        photos themselves should not be in the data (they would match their own identity, which
+        is excluded, so they only add impostor searches). Stored with where they came from.
+        """
+        self.index.sync()
+        if len(self.index) < 2:
+            raise GalleryError("calibration needs a gallery of at least 2 enrolled people: enrol first")
+        top_scores, pair_scores = [], []
+        names = np.asarray(identities)
+        for vector, own in zip(vectors, names):
+            matches = self.index.search(vector, len(self.index), self.template)
+            others = [m.score for m in matches if m.name != own]
+            if others:
+                top_scores.append(max(others))
+                pair_scores.extend(others)
+        if not top_scores:
+            raise GalleryError("no usable calibration photo (every one was of the only enrolled person)")
+        n_people = len(set(names.tolist()))
+        thresholds = {}
+        for kind, scores in (("identify", top_scores), ("verify", pair_scores)):
+            t = calibrate_threshold(np.array(scores), far, source=f"{source}: {len(scores)} impostor "
+                                    f"{'searches' if kind == 'identify' else 'comparisons'} of {n_people} people")
+            thresholds[kind] = {
+                **t.to_dict(), "template": self.template, "gallery_identities": len(self.index),
+                "calibrated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "impostor_quantiles": np.quantile(np.array(scores), np.linspace(0, 1, QUANTILES)).round(6).tolist(),
+            }
+        self.store.set_thresholds(thresholds)
+        return {k: {key: v for key, v in t.items() if key != "impostor_quantiles"} for k, t in thresholds.items()}
+
+    def calibrate_from_source(self, source: str | Path, far: float, layout: str = "auto",
+                              progress: bool = True) -> dict[str, Any]:
+        """:meth:`calibrate` on a labelled dataset (folder per person, CSV, flat files).
+
+        Photos already enrolled are left out (they are the templates); photos without a usable face
+        are skipped and counted.
+        """
+        from tqdm import tqdm
+
+        from facemetric.data.sources import scan_source
+
+        manifest = scan_source(source, layout)
+        enrolled = self.store.enrolled_hashes()
+        vectors, names, skipped, templates = [], [], [], 0
+        for path, identity in tqdm(list(zip(manifest.paths, manifest.identities)), desc="calibrate", unit="photo",
+                                   disable=not progress, leave=False):
+            try:
+                photo = Photo.from_path(path)
+                if hashlib.sha256(photo.data).hexdigest() in enrolled:
+                    templates += 1
+                    continue
+                vectors.append(self.embed(photo)[0])
+                names.append(identity)
+            except PhotoError as exc:
+                skipped.append(str(exc))
+        if skipped:
+            log.warning("calibration: %d photo(s) skipped, e.g. %s", len(skipped), skipped[0])
+        if not vectors:
+            raise GalleryError(f"{source}: no usable calibration photo ({len(skipped)} skipped, {templates} enrolled)")
+        result = self.calibrate(np.stack(vectors), names, far, source=str(source))
+        result["photos"] = {"used": len(vectors), "skipped": len(skipped), "enrolled_left_out": templates}
+        return result

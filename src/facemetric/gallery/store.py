@@ -1,0 +1,284 @@
+"""The gallery's durable store: identities, enrolled images and their embeddings in SQLite (WAL).
+
+One SQLite file holds everything that must never be lost or half-written:
+
+* ``meta``: the format, the embedder (name, fingerprint, dimension, how to load it), the
+  calibrated thresholds, and a ``generation`` counter bumped by every change (the FAISS
+  index compares it to know whether it is stale);
+* ``identities``: one row per enrolled person (unique name);
+* ``images``: one row per enrolled photo: its content hash (the same photo is not enrolled
+  twice for a person), where it came from, the face detection record, and the embedding.
+
+Every change is one transaction (``BEGIN IMMEDIATE``): a crash, even ``kill -9``, leaves the
+state before or after it, never between. Embeddings of another model are refused: scores
+between two models' embeddings mean nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+import time
+import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT = "facemetric-gallery/1"
+MAX_NAME_LENGTH = 100
+RESERVED_NAMES = {"no correspondence"}
+_NAME_FORBIDDEN = re.compile(r"[/\\\x00-\x1f\x7f]")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS identities (
+    id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS images (
+    id INTEGER PRIMARY KEY,
+    identity_id INTEGER NOT NULL REFERENCES identities(id) ON DELETE CASCADE,
+    sha256 TEXT NOT NULL, source TEXT NOT NULL, detection TEXT NOT NULL,
+    embedding BLOB NOT NULL, created REAL NOT NULL,
+    UNIQUE (identity_id, sha256));
+CREATE INDEX IF NOT EXISTS images_identity ON images(identity_id);
+"""
+
+
+class GalleryError(ValueError):
+    """A gallery request that cannot be done as asked; the message says why and what to do."""
+
+
+class InvalidNameError(GalleryError):
+    """An identity name that is empty, too long, path-like or reserved."""
+
+
+class UnknownIdentityError(GalleryError, LookupError):
+    """The named identity is not enrolled."""
+
+
+class EmbedderMismatchError(GalleryError):
+    """The gallery holds embeddings of a different model than the one given."""
+
+
+def validate_name(name: str) -> str:
+    """An identity name, normalised (Unicode NFC, outer spaces stripped), or :class:`InvalidNameError`.
+
+    Names are labels, never paths: no slash or backslash, no control character, not ``.``/``..``
+    or starting with a dot, at most 100 characters, and not ``no correspondence`` (the answer for
+    an unknown face).
+    """
+    if not isinstance(name, str):
+        raise InvalidNameError(f"an identity name must be text, got {type(name).__name__}")
+    clean = unicodedata.normalize("NFC", name).strip()
+    if not clean:
+        raise InvalidNameError("an identity name cannot be empty")
+    if len(clean) > MAX_NAME_LENGTH:
+        raise InvalidNameError(f"an identity name has at most {MAX_NAME_LENGTH} characters, got {len(clean)}")
+    if _NAME_FORBIDDEN.search(clean) or clean.startswith(".") or ".." in clean:
+        raise InvalidNameError(
+            f"{name!r} is not allowed as an identity name: no slash, backslash, '..', leading dot or control "
+            "character (names are labels, not paths)")
+    if clean.lower() in RESERVED_NAMES:
+        raise InvalidNameError(f"{clean!r} is reserved: it is the answer for a face that matches nobody")
+    return clean
+
+
+@dataclass(frozen=True)
+class EmbedderInfo:
+    """Which model made a gallery's embeddings: ``spec`` says how to load it again (JSON-able)."""
+
+    name: str
+    fingerprint: str
+    dim: int
+    spec: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """One photo to enrol: content hash, where it came from, detection record, unit-length embedding."""
+
+    sha256: str
+    source: str
+    detection: dict[str, Any]
+    embedding: np.ndarray
+
+
+class GalleryStore:
+    """The SQLite file of a gallery. Thread-safe (one connection, serialised by a lock); several
+    processes may open it (SQLite's WAL locking, 30 s busy timeout)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise GalleryError(f"{self.path}: no gallery here; create one with `facemetric gallery init`")
+        self._lock = threading.RLock()
+        self._db = self._connect(self.path)
+        fmt = self._meta_value("format")
+        if fmt != FORMAT:
+            raise GalleryError(f"{self.path} is not a facemetric gallery (format {fmt!r}, expected {FORMAT!r})")
+        info = json.loads(self._meta_value("embedder"))
+        self.embedder = EmbedderInfo(info["name"], info["fingerprint"], int(info["dim"]), info["spec"])
+
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(path, timeout=30.0, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")  # a committed enrolment survives a power cut too
+        db.execute("PRAGMA foreign_keys=ON")
+        return db
+
+    @classmethod
+    def create(cls, path: str | Path, embedder: EmbedderInfo) -> GalleryStore:
+        """Create an empty gallery for ``embedder``; refuses to touch an existing file."""
+        path = Path(path)
+        if path.exists():
+            raise GalleryError(f"{path} already exists; open it, or choose another folder")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.creating")  # built aside, then renamed: never half-created
+        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+            leftover.unlink(missing_ok=True)
+        db = cls._connect(tmp)
+        try:
+            db.executescript(SCHEMA)
+            values = {"format": FORMAT, "generation": "0", "thresholds": "{}",
+                      "embedder": json.dumps({"name": embedder.name, "fingerprint": embedder.fingerprint,
+                                              "dim": embedder.dim, "spec": embedder.spec})}
+            db.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", values.items())
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            db.close()
+        tmp.replace(path)
+        for leftover in (Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+            leftover.unlink(missing_ok=True)
+        return cls(path)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # ------------------------------------------------------------------ internals
+
+    def _meta_value(self, key: str) -> str:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            raise GalleryError(f"{self.path}: the gallery lacks its {key!r} record; it is damaged")
+        return row[0]
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction that also bumps the generation; rolled back on any error."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                self._db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def check_embedder(self, fingerprint: str, dim: int) -> None:
+        """Refuse an embedder other than the one this gallery was built with."""
+        if fingerprint != self.embedder.fingerprint or dim != self.embedder.dim:
+            raise EmbedderMismatchError(
+                f"{self.path} holds {self.embedder.dim}-d embeddings of {self.embedder.name} (fingerprint "
+                f"{self.embedder.fingerprint}); the model given is different ({dim}-d, fingerprint {fingerprint}). "
+                "Scores across models mean nothing: use the gallery's own model, or a new gallery")
+
+    # ------------------------------------------------------------------ reads
+
+    @property
+    def generation(self) -> int:
+        """Bumped by every committed change: equal generations mean equal contents."""
+        with self._lock:
+            return int(self._meta_value("generation"))
+
+    def thresholds(self) -> dict[str, Any]:
+        with self._lock:
+            return json.loads(self._meta_value("thresholds"))
+
+    def identities(self) -> list[dict[str, Any]]:
+        """Every identity with its number of images and enrolment time, by name."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT i.name, COUNT(m.id), i.created FROM identities i LEFT JOIN images m ON m.identity_id = i.id "
+                "GROUP BY i.id ORDER BY i.name").fetchall()
+        return [{"name": n, "images": c, "created": t} for n, c, t in rows]
+
+    def has_identity(self, name: str) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM identities WHERE name = ?", (name,)).fetchone() is not None
+
+    def enrolled_hashes(self) -> set[str]:
+        """Content hashes of every enrolled photo (to keep them out of a calibration)."""
+        with self._lock:
+            return {r[0] for r in self._db.execute("SELECT sha256 FROM images")}
+
+    def snapshot(self) -> tuple[int, np.ndarray, list[str], np.ndarray]:
+        """(generation, image ids, identity name per image, embeddings (N, D) float32), read consistently."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                generation = int(self._meta_value("generation"))
+                rows = self._db.execute(
+                    "SELECT m.id, i.name, m.embedding FROM images m JOIN identities i ON i.id = m.identity_id "
+                    "ORDER BY m.id").fetchall()
+            finally:
+                self._db.execute("COMMIT")
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        vectors = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), self.embedder.dim)
+        return generation, ids, [r[1] for r in rows], vectors.copy()
+
+    def integrity_check(self) -> str:
+        """SQLite's ``PRAGMA integrity_check`` ("ok" when sound)."""
+        with self._lock:
+            return self._db.execute("PRAGMA integrity_check").fetchone()[0]
+
+    # ------------------------------------------------------------------ writes
+
+    def enroll(self, name: str, items: list[Enrolment]) -> dict[str, Any]:
+        """Add ``items`` to ``name`` (created if new) in one transaction; a photo already enrolled for
+        that person (same content hash) is skipped. Returns the name and added/duplicate counts."""
+        name = validate_name(name)
+        if not items:
+            raise GalleryError(f"nothing to enrol for {name!r}: give at least one photo")
+        for item in items:
+            vector = np.asarray(item.embedding, dtype=np.float32)
+            if vector.shape != (self.embedder.dim,) or not np.all(np.isfinite(vector)):
+                raise GalleryError(f"an embedding of shape {vector.shape} (finite: {bool(np.all(np.isfinite(vector)))}) "
+                                   f"cannot be enrolled in a gallery of {self.embedder.dim}-d embeddings")
+        now = time.time()
+        added, duplicates = 0, 0
+        with self._write() as db:
+            db.execute("INSERT OR IGNORE INTO identities(name, created) VALUES (?, ?)", (name, now))
+            identity = db.execute("SELECT id FROM identities WHERE name = ?", (name,)).fetchone()[0]
+            for item in items:
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO images(identity_id, sha256, source, detection, embedding, created) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (identity, item.sha256, item.source, json.dumps(item.detection),
+                     np.asarray(item.embedding, dtype=np.float32).tobytes(), now))
+                added += cursor.rowcount
+                duplicates += 1 - cursor.rowcount
+        return {"name": name, "added": added, "duplicates": duplicates}
+
+    def remove(self, name: str) -> int:
+        """Delete ``name`` and its images; returns how many images went. :class:`UnknownIdentityError` if absent."""
+        name = validate_name(name)
+        with self._write() as db:
+            row = db.execute("SELECT id FROM identities WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise UnknownIdentityError(f"{name!r} is not enrolled in {self.path}")
+            count = db.execute("SELECT COUNT(*) FROM images WHERE identity_id = ?", (row[0],)).fetchone()[0]
+            db.execute("DELETE FROM identities WHERE id = ?", (row[0],))
+        return int(count)
+
+    def set_thresholds(self, thresholds: dict[str, Any]) -> None:
+        """Store the calibrated thresholds (replacing the previous ones)."""
+        with self._write() as db:
+            db.execute("UPDATE meta SET value = ? WHERE key = 'thresholds'", (json.dumps(thresholds),))

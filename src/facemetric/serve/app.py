@@ -1,0 +1,162 @@
+"""HTTP API and web page over a gallery (``facemetric serve``).
+
+Endpoints (OpenAPI docs at ``/docs``): ``GET /api/identities``, ``POST /api/enroll`` (form: name,
+one or more files), ``POST /api/verify`` (name, file), ``POST /api/identify`` (file, top_k),
+``DELETE /api/identities/{name}``, ``GET /api/health``; the page at ``/``.
+
+Safety: binds 127.0.0.1 unless told otherwise, and then only with a bearer token; uploads are
+read up to the size limit and no further (413 beyond it); images larger than the pixel limit
+are refused from their header (413); anything unusable is a 4xx with the reason, and a refused
+request writes nothing.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from facemetric import __version__
+from facemetric.gallery.embedders import PhotoEmbedder
+from facemetric.gallery.service import Gallery, Photo, PhotoError
+from facemetric.gallery.store import GalleryError, UnknownIdentityError
+
+log = logging.getLogger("facemetric")
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+PAGE = Path(__file__).with_name("page.html")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    gallery: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    token: str | None = None
+    max_upload_bytes: int = 10 * 1024 * 1024
+    max_pixels: int = 40_000_000
+    template: str = "max"
+
+    @property
+    def max_request_bytes(self) -> int:
+        """A whole request: up to 4 photos at the upload limit, plus the form's framing."""
+        return 4 * self.max_upload_bytes + 65536
+
+
+def check_binding(options: ServeOptions) -> None:
+    """Refuse to listen beyond this machine without a token."""
+    if options.host not in LOCAL_HOSTS and not options.token:
+        raise GalleryError(
+            f"binding {options.host} exposes the gallery to the network: give a bearer token with --token (or "
+            "$FACEMETRIC_TOKEN), or bind 127.0.0.1")
+    if options.token is not None and len(options.token) < 16:
+        raise GalleryError("the token must be at least 16 characters (e.g. python -c 'import secrets; "
+                           "print(secrets.token_urlsafe(24))')")
+
+
+class UploadTooLarge(Exception):
+    """An upload bigger than the limit (answered 413)."""
+
+
+async def _read_limited(upload: UploadFile, limit: int) -> bytes:
+    """The upload's bytes, reading at most ``limit`` + 1 of them."""
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise UploadTooLarge(f"{upload.filename or 'upload'}: larger than the {limit:,}-byte limit")
+    return data
+
+
+def create_app(options: ServeOptions, embedder: PhotoEmbedder | None = None) -> FastAPI:
+    """The FastAPI app of one gallery (``embedder`` overrides the gallery's own, e.g. in tests)."""
+    gallery = Gallery(options.gallery, embedder, template=options.template, max_pixels=options.max_pixels)
+    app = FastAPI(title="facemetric gallery", version=__version__,
+                  description="Enroll, verify and identify faces; every answer carries score, threshold and FAR.")
+    app.state.gallery = gallery
+
+    def authorised(request: Request) -> None:
+        if options.token is None:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), options.token.encode()):
+            raise HTTPException(401, "missing or wrong bearer token (header: Authorization: Bearer <token>)",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    guard = [Depends(authorised)]
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next: Any) -> Any:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > options.max_request_bytes:
+            return JSONResponse({"detail": f"request body of {int(length):,} bytes: more than the "
+                                 f"{options.max_request_bytes:,} allowed"}, status_code=413)
+        return await call_next(request)
+
+    @app.exception_handler(UploadTooLarge)
+    async def too_large(_: Request, exc: UploadTooLarge) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=413)
+
+    @app.exception_handler(GalleryError)
+    async def gallery_error(_: Request, exc: GalleryError) -> JSONResponse:
+        if isinstance(exc, UnknownIdentityError):
+            status = 404
+        elif isinstance(exc, PhotoError):
+            status = 413 if exc.too_large else 422  # over a limit / not an image or no face
+        else:
+            status = 400  # a bad name or request
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> str:
+        return PAGE.read_text(encoding="utf-8")
+
+    @app.get("/api/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "token_required": options.token is not None}
+
+    @app.get("/api/identities", dependencies=guard)
+    def identities() -> list[dict[str, Any]]:
+        return gallery.identities()
+
+    @app.post("/api/enroll", dependencies=guard)
+    async def enroll(name: Annotated[str, Form()], files: Annotated[list[UploadFile], File()]) -> dict[str, Any]:
+        photos = [Photo(await _read_limited(f, options.max_upload_bytes), f.filename or "upload") for f in files]
+        return await _in_thread(gallery.enroll, name, photos)
+
+    @app.post("/api/verify", dependencies=guard)
+    async def verify(name: Annotated[str, Form()], file: Annotated[UploadFile, File()]) -> dict[str, Any]:
+        photo = Photo(await _read_limited(file, options.max_upload_bytes), file.filename or "upload")
+        return await _in_thread(gallery.verify, name, photo)
+
+    @app.post("/api/identify", dependencies=guard)
+    async def identify(file: Annotated[UploadFile, File()], top_k: Annotated[int, Form()] = 5) -> dict[str, Any]:
+        photo = Photo(await _read_limited(file, options.max_upload_bytes), file.filename or "upload")
+        return await _in_thread(gallery.identify, photo, top_k)
+
+    @app.delete("/api/identities/{name}", dependencies=guard)
+    async def remove(name: str) -> dict[str, Any]:
+        return await _in_thread(gallery.remove, name)
+
+    return app
+
+
+async def _in_thread(fn: Any, *args: Any) -> Any:
+    """Run blocking gallery work (decoding, the model, SQLite) off the event loop."""
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(fn, *args)
+
+
+def run_server(options: ServeOptions) -> None:
+    """Check the binding, open the gallery and serve until interrupted."""
+    import uvicorn
+
+    check_binding(options)
+    app = create_app(options)
+    log.info("serving %s on http://%s:%d (page at /, API docs at /docs)%s", options.gallery, options.host,
+             options.port, "" if options.token else " without a token (local only)")
+    uvicorn.run(app, host=options.host, port=options.port, log_level="warning")

@@ -1,0 +1,157 @@
+"""Gallery store, index and service: names, atomic enrolment, sync, search, calibration, bad photos."""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gallery_fakes import ColourEmbedder, person_photo
+from PIL import Image
+
+from facemetric.gallery.index import GalleryIndex
+from facemetric.gallery.service import Gallery, Photo, PhotoError
+from facemetric.gallery.store import (
+    EmbedderInfo,
+    EmbedderMismatchError,
+    Enrolment,
+    GalleryError,
+    GalleryStore,
+    InvalidNameError,
+    UnknownIdentityError,
+    validate_name,
+)
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "../x", "a/b", "a\\b", ".hidden", "x..y", "tab\there", "nul\x00",
+                                 "no correspondence", "No Correspondence", "x" * 101, 42])
+def test_path_like_and_reserved_names_are_refused(bad) -> None:
+    with pytest.raises(InvalidNameError):
+        validate_name(bad)
+
+
+def test_names_are_normalised() -> None:
+    assert validate_name("  Ana Mari\u0301a ") == "Ana Mar\u00eda"  # NFC: one code point for í
+    assert validate_name("O'Brien-Smith 2") == "O'Brien-Smith 2"
+
+
+def _info(dim: int = 4) -> EmbedderInfo:
+    return EmbedderInfo("test", "fp-1", dim, {"kind": "test"})
+
+
+def _item(k: int, dim: int = 4) -> Enrolment:
+    v = np.random.default_rng(k).normal(size=dim).astype(np.float32)
+    return Enrolment(f"hash{k}", f"photo{k}.jpg", {"backend": "test"}, v / np.linalg.norm(v))
+
+
+def test_store_enrols_atomically_and_skips_duplicate_photos(tmp_path: Path) -> None:
+    store = GalleryStore.create(tmp_path / "g.db", _info())
+    with pytest.raises(GalleryError, match="already exists"):
+        GalleryStore.create(tmp_path / "g.db", _info())
+    assert store.enroll("ann", [_item(1), _item(2)]) == {"name": "ann", "added": 2, "duplicates": 0}
+    assert store.enroll("ann", [_item(2), _item(3)]) == {"name": "ann", "added": 1, "duplicates": 1}
+    generation = store.generation
+    bad = Enrolment("hash9", "x", {}, np.ones(5, np.float32))  # wrong dimension: nothing of the request lands
+    with pytest.raises(GalleryError, match="4-d embeddings"):
+        store.enroll("bob", [_item(4), bad])
+    assert store.generation == generation and [i["name"] for i in store.identities()] == ["ann"]
+    assert store.remove("ann") == 3 and store.identities() == []
+    with pytest.raises(UnknownIdentityError):
+        store.remove("ann")
+    assert store.integrity_check() == "ok"
+    with pytest.raises(EmbedderMismatchError, match="Scores across models mean nothing"):
+        store.check_embedder("fp-2", 4)
+
+
+def test_index_search_equals_brute_force_and_follows_the_store(tmp_path: Path) -> None:
+    store = GalleryStore.create(tmp_path / "g.db", _info(16))
+    rng = np.random.default_rng(0)
+    for person in range(12):
+        store.enroll(f"p{person:02d}", [_item(100 * person + k, 16) for k in range(1 + person % 4)])
+    index = GalleryIndex(store, tmp_path)
+    _, _, names, vectors = store.snapshot()
+    names = np.array(names)
+    for _ in range(20):
+        q = rng.normal(size=16).astype(np.float32)
+        q /= np.linalg.norm(q)
+        sims = vectors @ q
+        people = sorted(set(names))
+        best_max = sorted(((-(sims[names == p].max()), p) for p in people))[:3]
+        got = index.search(q, 3, "max")
+        assert [m.name for m in got] == [p for _, p in best_max]
+        np.testing.assert_allclose([m.score for m in got], [-s for s, _ in best_max], atol=1e-6)
+        means = {p: vectors[names == p].mean(0) / np.linalg.norm(vectors[names == p].mean(0)) for p in people}
+        assert index.search(q, 1, "mean")[0].name == max(people, key=lambda p: means[p] @ q)
+        assert index.score(q, "p05", "max") == pytest.approx(sims[names == "p05"].max(), abs=1e-6)
+    # a second process enrols: the index notices the new generation and rebuilds
+    other = GalleryStore(tmp_path / "g.db")
+    other.enroll("newcomer", [_item(999, 16)])
+    assert index.sync() is True and "newcomer" in {m.name for m in index.search(_item(999, 16).embedding, 1)}
+    assert index.sync() is False
+    reopened = GalleryIndex(store, tmp_path)  # the saved index matches the store: loaded, not rebuilt
+    assert reopened.rebuilds == 0 and reopened.n_images == index.n_images
+    (tmp_path / "index.faiss").write_bytes(b"garbage")
+    assert GalleryIndex(store, tmp_path).rebuilds == 1  # unreadable: rebuilt from the store
+
+
+@pytest.fixture
+def gallery(tmp_path: Path) -> Gallery:
+    g = Gallery.create(tmp_path / "gallery", ColourEmbedder())
+    for person in range(8):
+        g.enroll(f"person {person}", [Photo(person_photo(person, 0), f"p{person}-0.png")])
+    return g
+
+
+def test_identify_verify_and_calibrated_answers(gallery: Gallery) -> None:
+    answer = gallery.identify(Photo(person_photo(3, 5), "probe.png"))
+    assert answer["candidates"][0]["name"] == "person 3" and answer["identity"] is None  # no threshold yet
+    assert "not calibrated" in answer["note"]
+    # calibrate on other photos of the enrolled people (each is a stranger to the others)
+    vectors, names = [], []
+    for person in range(8):
+        for shot in range(1, 6):
+            vectors.append(gallery.embed(Photo(person_photo(person, shot), "c"))[0])
+            names.append(f"person {person}")
+    result = gallery.calibrate(np.array(vectors), names, far=0.1, source="test photos")
+    assert result["identify"]["n_impostors"] == 40 and result["verify"]["n_impostors"] == 40 * 7
+    assert result["identify"]["achieved_far"] <= 0.1
+    known = gallery.identify(Photo(person_photo(3, 9), "probe.png"))
+    assert known["identity"] == "person 3" and known["threshold"] == result["identify"]["value"]
+    assert 0.0 <= known["far_at_score"] <= 0.1 and known["target_far"] == 0.1
+    stranger = gallery.identify(Photo(person_photo(77, 0), "stranger.png"))
+    expected = stranger["candidates"][0]["name"] if stranger["score"] >= stranger["threshold"] else "no correspondence"
+    assert stranger["identity"] == expected and stranger["far_at_score"] is not None
+    same = gallery.verify("person 2", Photo(person_photo(2, 7), "v.png"))
+    other = gallery.verify("person 2", Photo(person_photo(5, 7), "v.png"))
+    assert same["accepted"] is True and other["accepted"] is False and same["score"] > other["score"]
+    with pytest.raises(UnknownIdentityError):
+        gallery.verify("nobody", Photo(person_photo(2, 7), "v.png"))
+
+
+def test_bad_photos_are_refused_and_write_nothing(gallery: Gallery, tmp_path: Path) -> None:
+    before = (gallery.store.generation, gallery.identities())
+    flat = io.BytesIO()
+    Image.new("RGB", (64, 64), (128, 128, 128)).save(flat, format="PNG")
+    cases = [(b"not an image at all", "not an image"), (flat.getvalue(), "no face found")]
+    for data, message in cases:
+        with pytest.raises(PhotoError, match=message):
+            gallery.enroll("newbie", [Photo(person_photo(1, 1), "ok.png"), Photo(data, "bad.png")])
+    big = io.BytesIO()
+    Image.new("L", (8000, 6000)).save(big, format="PNG")  # 48 MP of zeros: a few kB compressed
+    small_limit = Gallery(gallery.folder, gallery.embedder, max_pixels=1_000_000)
+    with pytest.raises(PhotoError, match="more than the 1,000,000 allowed"):
+        small_limit.enroll("newbie", [Photo(big.getvalue(), "bomb.png")])
+    assert (gallery.store.generation, gallery.identities()) == before
+
+
+def test_a_gallery_refuses_another_model(gallery: Gallery) -> None:
+    class Other(ColourEmbedder):
+        fingerprint = "another-model"
+
+    with pytest.raises(EmbedderMismatchError):
+        Gallery(gallery.folder, Other())
+    meta = sqlite3.connect(gallery.folder / "gallery.db").execute("SELECT value FROM meta WHERE key='embedder'")
+    assert json.loads(meta.fetchone()[0])["fingerprint"] == "colour-test-0001"
