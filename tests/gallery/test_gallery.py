@@ -129,6 +129,11 @@ def test_identify_verify_and_calibrated_answers(gallery: Gallery) -> None:
     assert same["accepted"] is True and other["accepted"] is False and same["score"] > other["score"]
     with pytest.raises(UnknownIdentityError):
         gallery.verify("nobody", Photo(person_photo(2, 7), "v.png"))
+    assert "warning" not in known
+    for person in range(8, 13):  # 13 people now, calibrated with 8: identify answers warn
+        gallery.enroll(f"person {person}", [Photo(person_photo(person, 0), "late.png")])
+    grown = gallery.identify(Photo(person_photo(3, 9), "probe.png"))
+    assert "calibrated with 8 people enrolled, now 13" in grown["warning"]
 
 
 def test_bad_photos_are_refused_and_write_nothing(gallery: Gallery, tmp_path: Path) -> None:

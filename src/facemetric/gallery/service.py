@@ -35,6 +35,7 @@ DB_NAME = "gallery.db"
 MAX_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 40_000_000
 QUANTILES = 2001  # points kept of each impostor score distribution, for far_at_score
+GROWTH_WARNING = 1.5  # identify answers warn once the gallery has this many times the people it was calibrated with
 
 
 class PhotoError(GalleryError):
@@ -145,10 +146,16 @@ class Gallery:
         if calibration is None:
             return {"threshold": None, "target_far": None, "far_at_score": None,
                     "note": "not calibrated: run `facemetric gallery calibrate --far 1e-3 DATA` for decisions"}
-        return {"threshold": calibration["value"], "target_far": calibration["target_far"],
-                "achieved_far": calibration["achieved_far"],
-                "far_at_score": None if score is None else self._far_at(calibration, score),
-                "calibrated_on": calibration["source"]}
+        answer = {"threshold": calibration["value"], "target_far": calibration["target_far"],
+                  "achieved_far": calibration["achieved_far"],
+                  "far_at_score": None if score is None else self._far_at(calibration, score),
+                  "calibrated_on": calibration["source"]}
+        then, now = calibration["gallery_identities"], len(self.index)
+        if kind == "identify" and now > GROWTH_WARNING * then:
+            # more people enrolled: a stranger has more chances to match someone, the real FAR is higher
+            answer["warning"] = (f"calibrated with {then} people enrolled, now {now}: the false-alarm rate is "
+                                 "likely above target; calibrate again")
+        return answer
 
     def verify(self, name: str, photo: Photo) -> dict[str, Any]:
         """Is ``photo`` the enrolled person ``name``? Score, threshold, FAR and the decision."""
