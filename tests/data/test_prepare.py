@@ -198,3 +198,30 @@ def test_dlib_and_opencv_find_and_align_faces(tmp_path: Path, shared_data: Path)
     # LFW faces are centred in 250 x 250 photos: the chosen box is too
     centres = np.array([[(d["box"][0] + d["box"][2]) / 2, (d["box"][1] + d["box"][3]) / 2] for d in dets])
     assert np.all(np.abs(centres - 125) < 30)
+
+
+def test_decoding_for_a_dlib_aligned_model_aligns_like_prepare(tmp_path: Path, shared_data: Path) -> None:
+    """eval / embed / gallery on raw photos see what a model trained on `prepare --align dlib` saw."""
+    pytest.importorskip("dlib")
+    from PIL import Image
+
+    from facemetric.data.cache import decode_manifest
+    from facemetric.data.prepared import load_prepared, prepared_spec
+    from facemetric.data.sources import scan_source
+
+    src = tmp_path / "lfw"
+    for person in sorted((shared_data / "lfw-devtrain" / "images").iterdir())[:3]:
+        (src / person.name).mkdir(parents=True)
+        for photo in sorted(person.iterdir())[:2]:
+            (src / person.name / photo.name).symlink_to(photo)
+    prepare(src, tmp_path / "cache", PrepareOptions(size=112, align="dlib"), workers=0, progress=False)
+    spec = prepared_spec(tmp_path / "cache")
+    assert spec.align == "dlib"
+    Image.new("RGB", (250, 250), (90, 90, 90)).save(src / sorted(p.name for p in src.iterdir())[0] / "blank.jpg")
+    decoded = decode_manifest(scan_source(src), spec, progress=False)
+    cached = load_prepared(tmp_path / "cache")
+    by_path = dict(zip(cached.paths, np.asarray(cached.images)))
+    assert len(decoded) == len(cached) and [p for p, _ in decoded.bad] == [str(next(src.glob("*/blank.jpg")))]
+    assert "no face" in decoded.bad[0][1]
+    for path, image in zip(decoded.paths, decoded.images):
+        np.testing.assert_array_equal(image, by_path[path])

@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from facemetric.data.images import ImageSpec, resize_crop
+from facemetric.data.images import ImageDecodeError, ImageSpec, open_image, resize_crop
 from facemetric.registry import Registry
 
 # The five reference points (left eye, right eye, nose tip, left and right mouth corner) of
@@ -73,6 +73,22 @@ class Aligner:
 
 
 ALIGNERS: Registry[Callable[..., Aligner]] = Registry("aligner")
+
+
+def crop_face_file(path: str, aligner: Aligner) -> tuple[np.ndarray | None, str | None, str | None, dict | None]:
+    """(crop, skip kind, reason, detection record) for one photo file; never raises for a bad file."""
+    try:
+        img = open_image(path, 3)
+    except ImageDecodeError as exc:
+        return None, exc.kind, str(exc), None
+    except Exception as exc:  # a decoder bug must not kill a long job: report it as this file's reason
+        return None, "decoder error", f"{type(exc).__name__}: {exc}", None
+    try:
+        crop, det = aligner(img)
+    except NoFaceError as exc:
+        return None, "no face found", str(exc), {"backend": aligner.name, "found": False,
+                                                 "image_size": [img.width, img.height]}
+    return crop, None, None, det.to_dict()
 
 
 def build_aligner(name: str, size: int = 112, channels: int = 3, **options) -> Aligner:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from facemetric.data.align import build_aligner, crop_face_file
 from facemetric.data.images import ImageDecodeError, ImageSpec, load_image
 from facemetric.data.sources import Manifest
 
@@ -83,14 +84,29 @@ def _cache_key(manifest: Manifest, spec: ImageSpec) -> str:
 
 
 def decode_manifest(manifest: Manifest, spec: ImageSpec, workers: int | None = None, progress: bool = True) -> PackedImages:
-    """Decode every image of ``manifest``; undecodable files go to ``bad`` with their reason."""
-    workers = workers or min(4, os.cpu_count() or 1)
+    """Decode every image of ``manifest``; undecodable files go to ``bad`` with their reason.
+
+    A spec whose ``align`` names a detection backend (``dlib``, ``opencv``: a model trained on a
+    ``prepare``d cache) gets every photo's face found and aligned by that backend, as ``prepare``
+    did for training; a photo without a face goes to ``bad``. That path runs one photo at a time
+    (the detectors are not thread-safe).
+    """
+    aligner = None
+    if spec.align not in ("crop", "none", "center"):
+        aligner = build_aligner(spec.align, size=spec.height, channels=spec.channels)
+    workers = 1 if aligner is not None else workers or min(4, os.cpu_count() or 1)
     n = len(manifest)
     images = np.zeros((n, spec.height, spec.width, spec.channels), dtype=np.uint8)
     ok = np.zeros(n, dtype=bool)
     bad: list[tuple[str, str]] = []
 
     def work(i: int) -> tuple[int, str | None]:
+        if aligner is not None:
+            crop, _, reason, _ = crop_face_file(str(manifest.paths[i]), aligner)
+            if crop is None:
+                return i, reason
+            images[i] = crop
+            return i, None
         try:
             images[i] = load_image(manifest.paths[i], spec)
             return i, None

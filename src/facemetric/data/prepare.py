@@ -33,9 +33,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from facemetric.data.align import Aligner, NoFaceError, build_aligner
+from facemetric.data.align import Aligner, build_aligner, crop_face_file
 from facemetric.data.contact_sheet import write_contact_sheet
-from facemetric.data.images import ImageDecodeError, open_image
 from facemetric.data.sources import DEFAULT_FLAT_PATTERN, Manifest, scan_source
 
 FORMAT = "facemetric-prepared"
@@ -78,24 +77,9 @@ def _init_worker(options: PrepareOptions, aligner: Aligner | None = None) -> Non
     _ALIGNER = aligner or build_aligner(options.align, options.size, options.channels, **options.align_options)
 
 
-def _process_one(path: str, aligner: Aligner) -> tuple[np.ndarray | None, str | None, str | None, dict | None]:
-    """(crop, skip kind, reason, detection) for one file; never raises for a bad file."""
-    try:
-        img = open_image(path, 3)
-    except ImageDecodeError as exc:
-        return None, exc.kind, str(exc), None
-    except Exception as exc:  # a decoder bug must not kill a long job: report it as this file's reason
-        return None, "decoder error", f"{type(exc).__name__}: {exc}", None
-    try:
-        crop, det = aligner(img)
-    except NoFaceError as exc:
-        return None, "no face found", str(exc), {"backend": aligner.name, "found": False, "image_size": [img.width, img.height]}
-    return crop, None, None, det.to_dict()
-
-
 def _work(chunk: int, items: list[tuple[int, str]]) -> tuple[int, list]:
     assert _ALIGNER is not None
-    return chunk, [(i, *_process_one(path, _ALIGNER)) for i, path in items]
+    return chunk, [(i, *crop_face_file(path, _ALIGNER)) for i, path in items]
 
 
 # ------------------------------------------------------------------ main side
