@@ -28,6 +28,9 @@ EPILOG = """examples:
   facemetric models --max-params 21M                backbones with parameters, FLOPs, CPU speed
   facemetric export runs/exp1/best.pt --onnx model.onnx   portable model, checked with onnxruntime
   facemetric eval --checkpoint model.onnx --pairs pairs.txt --images lfw/images
+  facemetric gallery --gallery team init --embedder dlib-resnet   a face gallery (pretrained, offline)
+  facemetric gallery --gallery team enroll "Ada Lovelace" ada1.jpg ada2.jpg
+  facemetric serve --gallery team                   HTTP API + web page on http://127.0.0.1:8000
   facemetric config --set train.epochs=5            print the resolved config (all keys)
 """
 
@@ -462,7 +465,12 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from facemetric.serve.app import ServeOptions, run_server
+    from facemetric.gallery.store import GalleryError
+
+    try:
+        from facemetric.serve.app import ServeOptions, run_server
+    except ImportError as exc:
+        raise GalleryError(f"serve needs FastAPI and uvicorn ({exc}): pip install 'facemetric[serve]'") from None
 
     run_server(ServeOptions(args.gallery, args.host, args.port, args.token, int(args.max_upload_mb * 1024 * 1024),
                             args.max_pixels, args.template))
@@ -476,7 +484,9 @@ COMMANDS = {"prepare": _cmd_prepare, "train": _cmd_train, "eval": _cmd_eval, "em
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``facemetric`` console script."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
+    # our messages at INFO; libraries (faiss's loader, httpx, uvicorn) only when they warn
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("facemetric").setLevel(logging.WARNING if args.quiet else logging.INFO)
     from facemetric.config import ConfigError
     from facemetric.data.prepare import PrepareError
     from facemetric.data.protocols import MissingImageError, PairsFormatError
