@@ -134,6 +134,8 @@ def test_identify_verify_and_calibrated_answers(gallery: Gallery) -> None:
         gallery.enroll(f"person {person}", [Photo(person_photo(person, 0), "late.png")])
     grown = gallery.identify(Photo(person_photo(3, 9), "probe.png"))
     assert "calibrated with 8 people enrolled, now 13" in grown["warning"]
+    other_template = Gallery(gallery.folder, gallery.embedder, template="mean")
+    assert "calibrated with template 'max'" in other_template.verify("person 2", Photo(person_photo(2, 7), "v"))["warning"]
 
 
 def test_bad_photos_are_refused_and_write_nothing(gallery: Gallery, tmp_path: Path) -> None:

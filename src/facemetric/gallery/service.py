@@ -151,7 +151,10 @@ class Gallery:
                   "far_at_score": None if score is None else self._far_at(calibration, score),
                   "calibrated_on": calibration["source"]}
         then, now = calibration["gallery_identities"], len(self.index)
-        if kind == "identify" and now > GROWTH_WARNING * then:
+        if calibration.get("template", self.template) != self.template:
+            answer["warning"] = (f"the threshold was calibrated with template {calibration['template']!r} but scores "
+                                 f"use {self.template!r}: calibrate again with this template")
+        elif kind == "identify" and now > GROWTH_WARNING * then:
             # more people enrolled: a stranger has more chances to match someone, the real FAR is higher
             answer["warning"] = (f"calibrated with {then} people enrolled, now {now}: the false-alarm rate is "
                                  "likely above target; calibrate again")
