@@ -163,6 +163,6 @@ class GalleryIndex:
             if k is None:
                 raise UnknownIdentityError(f"{name!r} is not enrolled; enrol them first (`facemetric gallery enroll`)")
             if template == "mean":
-                return float(self._templates.reconstruct(k) @ q)
+                return float(np.dot(np.asarray(self._templates.reconstruct(int(k)), np.float32), q))
             vectors = np.stack([self._images.index.reconstruct(int(r)) for r in np.flatnonzero(self._owner == k)])
             return float((vectors @ q).max())
