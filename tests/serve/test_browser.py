@@ -1,8 +1,13 @@
-"""The web page in headless Chromium (Debian's, driven by Playwright): enrol, then verify, and read the result."""
+"""The web page in headless Chromium (Debian's, driven by Playwright): enrol, then verify, and read the result.
+
+``FACEMETRIC_PAGE_SCREENSHOT=docs/images/gallery-page.png pytest tests/serve/test_browser.py`` also saves
+the page after the first verification (the picture in docs/gallery.md).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -62,6 +67,8 @@ def test_enrol_and_verify_through_the_page(tiny_checkpoint: Path, synthetic_face
                 verdict = f"Accepted: this is {claimed}" if truth["accepted"] else f"Rejected: this is not {claimed}"
                 assert shown.startswith(verdict), (shown, truth)
                 assert f"threshold {truth['threshold']:.3f}" in shown
+                if k == 0 and os.environ.get("FACEMETRIC_PAGE_SCREENSHOT"):  # the docs' picture of the page
+                    page.screenshot(path=os.environ["FACEMETRIC_PAGE_SCREENSHOT"], full_page=True)
                 page.fill("#verify-name", "")
             browser.close()
     finally:
