@@ -198,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
   facemetric gallery --gallery team init --embedder dlib-resnet     pretrained, offline (pip install 'facemetric[dlib]')
   facemetric gallery --gallery team init --embedder runs/x/best.pt  your own model (or its .onnx export)
   facemetric gallery --gallery team enroll "Ada Lovelace" ada1.jpg ada2.jpg
+  facemetric gallery --gallery team import photos/ --per-person 3   everyone in a folder-per-person tree
   facemetric gallery --gallery team calibrate --far 1e-3 labelled_photos/
   facemetric gallery --gallery team verify "Ada Lovelace" door_cam.jpg
   facemetric gallery --gallery team identify visitor.jpg --top-k 3
@@ -212,6 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
     q = gsub.add_parser("enroll", help="add photos of a person (created if new); all or nothing")
     q.add_argument("name", help="the person's name (a label: no slash, no leading dot)")
     q.add_argument("images", nargs="+", help="photos with the person's face")
+    q = gsub.add_parser("import", help="enrol every person of a labelled folder (folder per person, CSV, ...)",
+                        description="Enrols each person of DATA with up to --per-person of their photos (in file "
+                        "order). A photo without a usable face is skipped and counted, not fatal; each person is "
+                        "one transaction. Folder names become the names.")
+    q.add_argument("data", help="labelled photos (any layout `train` reads)")
+    q.add_argument("--per-person", type=int, help="at most this many photos per person (default: all)")
+    q.add_argument("--layout", default="auto", choices=["auto", "folders", "csv", "flat"])
     q = gsub.add_parser("verify", help="is this photo the enrolled person NAME?")
     q.add_argument("name")
     q.add_argument("image")
@@ -449,6 +457,8 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
         gallery = Gallery(args.gallery, template=args.template)
         if args.action == "enroll":
             out = gallery.enroll(args.name, [Photo.from_path(p) for p in args.images])
+        elif args.action == "import":
+            out = gallery.import_source(args.data, args.per_person, args.layout, progress=not args.quiet)
         elif args.action == "verify":
             out = gallery.verify(args.name, Photo.from_path(args.image))
         elif args.action == "identify":

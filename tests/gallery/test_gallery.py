@@ -162,3 +162,23 @@ def test_a_gallery_refuses_another_model(gallery: Gallery) -> None:
         Gallery(gallery.folder, Other())
     meta = sqlite3.connect(gallery.folder / "gallery.db").execute("SELECT value FROM meta WHERE key='embedder'")
     assert json.loads(meta.fetchone()[0])["fingerprint"] == "colour-test-0001"
+
+
+def test_import_a_folder_per_person(tmp_path: Path) -> None:
+    data = tmp_path / "photos"
+    for person in range(3):
+        (data / f"person{person}").mkdir(parents=True)
+        for shot in range(3):
+            (data / f"person{person}" / f"{shot}.png").write_bytes(person_photo(person, shot))
+    flat = io.BytesIO()
+    Image.new("RGB", (64, 64), (128, 128, 128)).save(flat, format="PNG")
+    (data / "person0" / "0.png").write_bytes(flat.getvalue())  # no face: skipped, not fatal
+    (data / "faceless").mkdir()
+    (data / "faceless" / "1.png").write_bytes(flat.getvalue())
+    gallery = Gallery.create(tmp_path / "g", ColourEmbedder())
+    result = gallery.import_source(data, per_person=2, progress=False)
+    assert result["people"] == 3 and result["photos_added"] == 1 + 2 + 2 and result["skipped"] == 2
+    assert result["people_without_a_usable_photo"] == ["faceless"]
+    assert {i["name"]: i["images"] for i in gallery.identities()} == {"person0": 1, "person1": 2, "person2": 2}
+    again = gallery.import_source(data, per_person=2, progress=False)  # the same photos: nothing new
+    assert again["photos_added"] == 0 and gallery.identify(Photo(person_photo(1, 2), "p"))["candidates"][0]["name"] == "person1"

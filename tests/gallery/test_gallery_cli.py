@@ -48,5 +48,9 @@ def test_gallery_commands(tiny_checkpoint: Path, synthetic_faces: Path, tmp_path
     assert bad.returncode == 2 and "not allowed" in bad.stderr
     other_model = _gallery(tmp_path / "g2", "init", "--embedder", str(tmp_path / "missing.pt"))
     assert other_model.returncode == 2 and "Traceback" not in other_model.stderr
+    imported = _gallery(tmp_path / "g3", "init", "--embedder", str(tiny_checkpoint))
+    assert imported.returncode == 0
+    imported = json.loads(_gallery(tmp_path / "g3", "import", str(synthetic_faces), "--per-person", "2").stdout)
+    assert imported["people"] == 12 and imported["photos_added"] == 24 and imported["skipped"] == 0
     removed = json.loads(_gallery(folder, "remove", people[0].name).stdout)
     assert removed == {"name": people[0].name, "removed_images": 2}

@@ -121,6 +121,41 @@ class Gallery:
         self.index.sync()
         return result
 
+    def import_source(self, source: str | Path, per_person: int | None = None, layout: str = "auto",
+                      progress: bool = True) -> dict[str, Any]:
+        """Enrol every person of a labelled dataset (folder per person, CSV, flat files), up to
+        ``per_person`` photos each (in file order). Unlike :meth:`enroll`, a photo without a usable
+        face is skipped and reported instead of failing its person; each person is one transaction."""
+        from tqdm import tqdm
+
+        from facemetric.data.sources import scan_source
+
+        if per_person is not None and per_person < 1:
+            raise GalleryError(f"per_person must be at least 1, got {per_person}")
+        manifest = scan_source(source, layout)
+        people: dict[str, list[Path]] = {}
+        for path, identity in zip(manifest.paths, manifest.identities):
+            people.setdefault(identity, []).append(Path(path))
+        enrolled, skipped = {}, []
+        for name, paths in tqdm(sorted(people.items()), desc="import", unit="person", disable=not progress, leave=False):
+            items = []
+            for path in paths[:per_person]:
+                try:
+                    photo = Photo.from_path(path)
+                    vector, detection = self.embed(photo)
+                except PhotoError as exc:
+                    skipped.append(str(exc))
+                    continue
+                items.append(Enrolment(hashlib.sha256(photo.data).hexdigest(), photo.source, detection, vector))
+            if items:
+                enrolled[name] = self.store.enroll(name, items)["added"]
+        self.index.sync()
+        if skipped:
+            log.warning("import: %d photo(s) skipped, e.g. %s", len(skipped), skipped[0])
+        return {"people": len(enrolled), "photos_added": sum(enrolled.values()), "skipped": len(skipped),
+                "skipped_examples": skipped[:5],
+                "people_without_a_usable_photo": sorted(set(people) - set(enrolled))}
+
     def remove(self, name: str) -> dict[str, Any]:
         removed = self.store.remove(name)
         self.index.sync()
