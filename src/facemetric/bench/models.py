@@ -33,19 +33,18 @@ import torch.nn.functional as F
 
 from facemetric.models import available_models
 from facemetric.models.budget import count_flops, count_parameters
-from facemetric.models.zoo import PATCH_MODELS, build_natural, natural_input
+from facemetric.models.zoo import (
+    PATCH_MODELS,
+    build_natural,
+    images_per_second,
+    natural_input,
+)
 
 FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 
 
 def _timed(fn, batch: int, seconds: float) -> float:
-    """Images per second of ``fn`` (one batch per call), after one warm-up call."""
-    fn()
-    done, start = 0, time.perf_counter()
-    while done == 0 or time.perf_counter() - start < seconds:
-        fn()
-        done += batch
-    return round(done / (time.perf_counter() - start), 2)
+    return round(images_per_second(fn, batch, seconds), 2)
 
 
 def speed(name: str, batch: int, seconds: float) -> dict:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike
 
+
 class ProtocolError(ValueError):
     """A protocol cannot be built from this dataset as asked (too few people, too few images)."""
 

@@ -16,7 +16,11 @@ from facemetric.data.cache import decode_manifest
 from facemetric.data.images import ImageSpec
 from facemetric.data.sources import Manifest
 from facemetric.models import build_embedding_model
-from facemetric.train.checkpoint import CheckpointError, load_checkpoint, model_fingerprint
+from facemetric.train.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    model_fingerprint,
+)
 
 
 @torch.no_grad()
@@ -36,10 +40,10 @@ def embed_array(
     was_training = model.training
     model.eval()
     try:
-        out = embed_batches(lambda x: model(x.to(device)), images, batch_size, flip, progress, normalization)
+        return embed_batches(lambda x: model(x.to(device)), images, batch_size, flip, progress, normalization,
+                             getattr(model, "embedding_dim", 0))
     finally:
         model.train(was_training)
-    return out if len(out) else np.zeros((0, getattr(model, "embedding_dim", 0)), dtype=np.float32)
 
 
 def embed_batches(
@@ -49,9 +53,10 @@ def embed_batches(
     flip: bool,
     progress: bool,
     normalization: tuple[tuple[float, ...], tuple[float, ...]] | None,
+    dim: int,
 ) -> np.ndarray:
     """The embedding loop shared by every embedder: normalise a batch, run ``forward`` (and on the
-    mirrored batch with ``flip``), L2-normalise, concatenate."""
+    mirrored batch with ``flip``), L2-normalise, concatenate; (0, ``dim``) for no image."""
     mean, std = normalization or (None, None)
     out = []
     for start in tqdm(range(0, len(images), batch_size), desc="embed", disable=not progress, leave=False):
@@ -60,7 +65,7 @@ def embed_batches(
         if flip:
             e = e + forward(torch.flip(x, dims=[3]))
         out.append(torch.nn.functional.normalize(e.float(), dim=1).cpu())
-    return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
+    return torch.cat(out).numpy() if out else np.zeros((0, dim), dtype=np.float32)
 
 
 class EmbedderBase:

@@ -16,14 +16,15 @@ Files (format ``facemetric-eval/1``; ``eval.json`` is written last, so its prese
 
 from __future__ import annotations
 
+import io
 import json
-import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from facemetric.atomic import write_atomic
 from facemetric.eval.identification import write_decisions_csv
 
 if TYPE_CHECKING:  # the suite imports FAISS and scikit-learn: not needed to read or name the format
@@ -41,12 +42,9 @@ def is_eval_dir(path: str | Path) -> bool:
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.npz")
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    write_atomic(path, buf.getvalue())
 
 
 def write_eval_dir(out: str | Path, result: EvalResult, meta: dict[str, Any]) -> Path:
@@ -71,7 +69,5 @@ def write_eval_dir(out: str | Path, result: EvalResult, meta: dict[str, Any]) ->
     doc = {"format": FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **meta, **result.summary}
     if result.notes:
         doc["notes"] = result.notes
-    tmp = out / f".eval.json.tmp{os.getpid()}"
-    tmp.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp, out / "eval.json")
+    write_atomic(out / "eval.json", json.dumps(doc, indent=1))
     return out

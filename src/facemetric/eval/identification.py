@@ -33,7 +33,6 @@ they can be written straight to JSON.
 from __future__ import annotations
 
 import math
-import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -42,6 +41,9 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
+
+from facemetric.atomic import write_atomic
+from facemetric.eval.checks import check_labels, check_positive_int
 
 TEMPLATES = ("max", "mean")
 UNKNOWN = "no correspondence"
@@ -75,18 +77,6 @@ def _check_embeddings(emb: ArrayLike, name: str) -> np.ndarray:
     return e
 
 
-def _check_labels(labels: ArrayLike, n: int, name: str, emb_name: str) -> np.ndarray:
-    """Return ``labels`` as a 1-D array with one label per row of ``emb_name``."""
-    y = np.asarray(labels)
-    if y.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (one label per row), got shape {y.shape}")
-    if len(y) != n:
-        raise ValueError(
-            f"{name} has {len(y)} labels but {emb_name} has {n} rows; give one label per embedding"
-        )
-    return y
-
-
 def _check_scores(scores: ArrayLike, name: str) -> np.ndarray:
     """Return ``scores`` as a non-empty, finite 1-D float64 array."""
     s = np.asarray(scores, dtype=np.float64)
@@ -109,12 +99,6 @@ def _check_far(far: Any, name: str) -> float:
     return f
 
 
-def _check_positive_int(value: Any, name: str) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 # --------------------------------------------------------------------------- gallery search
 
 
@@ -125,7 +109,7 @@ class _Gallery:
         if template not in TEMPLATES:
             raise ValueError(f"template must be one of {TEMPLATES}, got {template!r}")
         e = _check_embeddings(emb, "gallery_emb")
-        y = _check_labels(labels, len(e), "gallery_labels", "gallery_emb")
+        y = check_labels(labels, len(e), "gallery_labels", "gallery_emb")
         self.template = template
         self.identities, inverse = np.unique(y, return_inverse=True)
         self.index = {label: k for k, label in enumerate(self.identities.tolist())}
@@ -207,7 +191,7 @@ def top_matches(
     Ties for the top go to the identity that sorts first. Returns
     ``(top_labels, top_scores)``: labels in the gallery's label dtype, scores float64.
     """
-    chunk = _check_positive_int(chunk, "chunk")
+    chunk = check_positive_int(chunk, "chunk")
     gallery = _Gallery(gallery_emb, gallery_labels, template)
     p = _check_embeddings(probe_emb, "probe_emb")
     top_idx, top_score, _ = _search(gallery, p, np.full(len(p), -1), chunk)
@@ -275,11 +259,11 @@ def cmc(
     scoring >= its true identity, so a tie never flatters the model. Every probe
     identity must be in the gallery (ValueError listing some that are not).
     """
-    max_rank = _check_positive_int(max_rank, "max_rank")
-    chunk = _check_positive_int(chunk, "chunk")
+    max_rank = check_positive_int(max_rank, "max_rank")
+    chunk = check_positive_int(chunk, "chunk")
     gallery = _Gallery(gallery_emb, gallery_labels, template)
     p = _check_embeddings(probe_emb, "probe_emb")
-    y = _check_labels(probe_labels, len(p), "probe_labels", "probe_emb")
+    y = check_labels(probe_labels, len(p), "probe_labels", "probe_emb")
     true_idx = gallery.lookup(y)
     missing = true_idx < 0
     if missing.any():
@@ -481,13 +465,13 @@ def open_set_report(
     A known probe counts as correctly identified when its true identity has
     rank 1 (ties counted against it, as in :func:`cmc`).
     """
-    chunk = _check_positive_int(chunk, "chunk")
+    chunk = check_positive_int(chunk, "chunk")
     target_far = _check_far(target_far, "target_far")
     gallery = _Gallery(gallery_emb, gallery_labels, template)
 
     def search(emb: ArrayLike, labels: ArrayLike, name: str) -> tuple[np.ndarray, ...]:
         e = _check_embeddings(emb, f"{name}_emb")
-        y = _check_labels(labels, len(e), f"{name}_labels", f"{name}_emb")
+        y = check_labels(labels, len(e), f"{name}_labels", f"{name}_emb")
         true_idx = gallery.lookup(y)
         _, top_score, rank = _search(gallery, e, true_idx, chunk)
         return true_idx >= 0, top_score, rank
@@ -574,16 +558,5 @@ def write_decisions_csv(
     if len(set(ids)) != len(ids):
         dup = [i for i, count in Counter(ids).items() if count > 1]
         raise ValueError(f"probe_ids are not unique (e.g. {dup[:3]!r}); one row per probe")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            f.write("id,label\n")
-            f.writelines(f"{i},{label}\n" for i, label in zip(ids, labels))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)  # only left behind when writing failed
-    return path
+    text = "id,label\n" + "".join(f"{i},{label}\n" for i, label in zip(ids, labels))
+    return write_atomic(path, text, fsync=True)

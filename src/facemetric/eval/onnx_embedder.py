@@ -10,7 +10,14 @@ import torch
 
 from facemetric.data.images import ImageSpec
 from facemetric.eval.embed import EmbedderBase, embed_batches
-from facemetric.export.onnx import INPUT, META_MODEL, META_SPEC, OUTPUT, ExportError, _onnx_modules
+from facemetric.export.onnx import (
+    INPUT,
+    META_MODEL,
+    META_SPEC,
+    OUTPUT,
+    ExportError,
+    _onnx_modules,
+)
 
 
 class OnnxEmbedder(EmbedderBase):
@@ -40,5 +47,5 @@ class OnnxEmbedder(EmbedderBase):
 
     def embed_array(self, images: np.ndarray, batch_size: int = 256, flip: bool = False, progress: bool = False) -> np.ndarray:
         """Embed already-decoded (N, H, W, C) uint8 images (decoded with :attr:`spec`)."""
-        out = embed_batches(self._forward, images, batch_size, flip, progress, self.spec.normalization)
-        return out if len(out) else np.zeros((0, int(self.model_info.get("embedding_dim", 0))), dtype=np.float32)
+        return embed_batches(self._forward, images, batch_size, flip, progress, self.spec.normalization,
+                             int(self.model_info.get("embedding_dim", 0)))

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from facemetric.atomic import write_atomic
 from facemetric.data.protocols import Pair, PairsFormatError, write_pairs
 from facemetric.eval.builders import SUBSETS, OpenSetSplit, PairProtocol
 
@@ -44,18 +44,6 @@ def _relative(path: str | Path, root: Path) -> str:
         return p.as_posix()
 
 
-def _write_atomic(path: str | Path, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 def _csv_text(header: list[str], rows: list[list]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -69,7 +57,7 @@ def write_pairs_csv(path: str | Path, protocol: PairProtocol, paths: list[str], 
     root = Path(root)
     rows = [[_relative(paths[a], root), _relative(paths[b], root), int(s), int(f)]
             for a, b, s, f in zip(protocol.i, protocol.j, protocol.same, protocol.fold)]
-    return _write_atomic(path, _csv_text(["path1", "path2", "same", "fold"], rows))
+    return write_atomic(path, _csv_text(["path1", "path2", "same", "fold"], rows))
 
 
 def write_pairs_lfw(path: str | Path, protocol: PairProtocol, paths: list[str], identities: list[str]) -> Path:
@@ -155,7 +143,7 @@ def write_open_set_csv(
     """Write ``path,identity,subset`` rows, paths relative to ``root``."""
     root = Path(root)
     rows = [[_relative(p, root), name, s] for p, name, s in zip(paths, identities, split.subset)]
-    return _write_atomic(path, _csv_text(["path", "identity", "subset"], rows))
+    return write_atomic(path, _csv_text(["path", "identity", "subset"], rows))
 
 
 @dataclass

@@ -31,6 +31,8 @@ import faiss
 import numpy as np
 from numpy.typing import ArrayLike
 
+from facemetric.eval.checks import check_labels, check_positive_int
+
 INDEX_TYPES = ("flat", "ivf")
 
 
@@ -48,27 +50,6 @@ def _as_embeddings(x: ArrayLike, name: str) -> np.ndarray:
             f"{name} contains {int(np.sum(~np.isfinite(a)))} NaN/inf values"
         )
     return a
-
-
-def _as_labels(y: ArrayLike, n: int, name: str, emb_name: str) -> np.ndarray:
-    """Return ``y`` as a 1-D array with one label per row of ``emb_name``."""
-    a = np.asarray(y)
-    if a.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
-    if len(a) != n:
-        raise ValueError(
-            f"{name} must have one label per row of {emb_name}: got {len(a)} "
-            f"labels for {n} embeddings"
-        )
-    return a
-
-
-def _check_positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
 
 
 def _build_index(
@@ -91,8 +72,8 @@ def _build_index(
     elif index == "ivf":
         if nlist is None:
             nlist = int(round(4.0 * np.sqrt(n)))
-        nlist = _check_positive_int(nlist, "nlist")
-        nprobe = _check_positive_int(nprobe, "nprobe")
+        nlist = check_positive_int(nlist, "nlist")
+        nprobe = check_positive_int(nprobe, "nprobe")
         nlist = min(nlist, n)
         quantizer = faiss.IndexFlatIP(d)
         idx = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
@@ -174,8 +155,8 @@ def knn(
             f"queries and references must have the same dimension, got "
             f"{q.shape[1]} and {r.shape[1]}"
         )
-    k = _check_positive_int(k, "k")
-    chunk = _check_positive_int(chunk, "chunk")
+    k = check_positive_int(k, "k")
+    chunk = check_positive_int(chunk, "chunk")
     if exclude_self and r is not q and not np.array_equal(q, r):
         raise ValueError(
             "exclude_self=True needs the queries to be the references (row i of "
@@ -238,7 +219,7 @@ def retrieval_metrics(
     (``exact`` is False in the result).
     """
     q = _as_embeddings(embeddings, "embeddings")
-    q_labels = _as_labels(labels, len(q), "labels", "embeddings")
+    q_labels = check_labels(labels, len(q), "labels", "embeddings")
     if (reference_embeddings is None) != (reference_labels is None):
         raise ValueError(
             "pass both reference_embeddings and reference_labels, or neither"
@@ -248,7 +229,7 @@ def retrieval_metrics(
         r, r_labels = q, q_labels
     else:
         r = _as_embeddings(reference_embeddings, "reference_embeddings")
-        r_labels = _as_labels(
+        r_labels = check_labels(
             reference_labels, len(r), "reference_labels", "reference_embeddings"
         )
         if q.shape[1] != r.shape[1]:
@@ -258,12 +239,12 @@ def retrieval_metrics(
             )
     if isinstance(ks, (int, np.integer)):
         ks = (ks,)
-    ks = sorted({_check_positive_int(k, "every k in ks") for k in ks})
+    ks = sorted({check_positive_int(k, "every k in ks") for k in ks})
     if not ks:
         raise ValueError("ks is empty; give at least one k, e.g. ks=(1, 5)")
     if max_r is not None:
-        max_r = _check_positive_int(max_r, "max_r")
-    chunk = _check_positive_int(chunk, "chunk")
+        max_r = check_positive_int(max_r, "max_r")
+    chunk = check_positive_int(chunk, "chunk")
 
     # Integer class ids shared by queries and references.
     if leave_one_out:

@@ -54,13 +54,23 @@ class _Items:
         return out
 
 
+def _require_files(located: list[tuple[int, Path]], source: Path) -> None:
+    """Every (line, image) of a protocol CSV exists, or MissingImageError naming the first lines."""
+    missing = [(line, p) for line, p in located if not p.is_file()]
+    if missing:
+        shown = "; ".join(f"line {line}: {p}" for line, p in missing[:5])
+        raise MissingImageError(f"{len(missing)} image(s) named in {source} do not exist: {shown}. Relative paths "
+                                "are read from --images (default: the CSV's folder)")
+
+
 def _pairs_input(pairs_path: Path, images: Path | None, items: _Items) -> PairsInput:
     if pairs_path.suffix.lower() == ".csv":
         listed = read_pairs_csv(pairs_path, images)
         pairs = list(zip(listed.path1, listed.path2))
         same, fold, lines = listed.same, listed.fold, listed.lines
         names = [(a.parent.name, b.parent.name) for a, b in pairs]
-    else:
+        _require_files([(line, p) for line, pair in zip(lines, pairs) for p in pair], pairs_path)
+    else:  # resolve_pairs has checked every image and names the lines of missing ones
         if images is None:
             raise EvaluationError(f"{pairs_path} is an LFW-format pairs file: give --images, the folder of its people")
         parsed = parse_pairs(pairs_path)
@@ -69,11 +79,6 @@ def _pairs_input(pairs_path: Path, images: Path | None, items: _Items) -> PairsI
         fold = np.array([p.fold for p in parsed], np.int64) if parsed[0].fold is not None else None
         lines = [p.line for p in parsed]
         names = [(p.name1, p.name2) for p in parsed]
-    missing = [(line, p) for line, pair in zip(lines, pairs) for p in pair if not p.is_file()]
-    if missing:
-        shown = "; ".join(f"line {line}: {p}" for line, p in missing[:5])
-        raise MissingImageError(f"{len(missing)} image(s) named in {pairs_path} do not exist: {shown}. Relative paths "
-                                "are read from --images (default: the CSV's folder)")
     i = np.array([items.add(a, n1) for (a, _), (n1, _) in zip(pairs, names)], np.int64)
     j = np.array([items.add(b, n2) for (_, b), (_, n2) in zip(pairs, names)], np.int64)
     return PairsInput(i, j, same, fold, f"pairs file {pairs_path}")
@@ -81,10 +86,7 @@ def _pairs_input(pairs_path: Path, images: Path | None, items: _Items) -> PairsI
 
 def _open_set_input(split_path: Path, images: Path | None, items: _Items) -> dict[int, str]:
     listed = read_open_set_csv(split_path, images)
-    missing = [(k + 2, p) for k, p in enumerate(listed.paths) if not p.is_file()]
-    if missing:
-        shown = "; ".join(f"line {line}: {p}" for line, p in missing[:5])
-        raise MissingImageError(f"{len(missing)} image(s) named in {split_path} do not exist: {shown}")
+    _require_files([(k + 2, p) for k, p in enumerate(listed.paths)], split_path)
     subset: dict[int, str] = {}
     for p, name, s in zip(listed.paths, listed.identities, listed.subset):
         k = items.add(p, str(name))
@@ -158,7 +160,7 @@ def evaluate_files(
                      **({"open_set": str(open_set)} if open_set else {})})
     if retrieval is not None:
         ret_images, ret_paths, ret_names = _dataset(retrieval, embedder, layout, progress)
-        ret_emb = embedder.embed_array(np.asarray(ret_images), batch_size, flip, progress)
+        ret_emb = embedder.embed_array(ret_images, batch_size, flip, progress)
         ret = evaluate_embeddings(ret_emb, ret_images, ret_paths, ret_names, retrieval=True)
         result.summary.update(ret.summary)
         result.embeddings = ret.embeddings  # the retrieval set: usually the widest view of the identities

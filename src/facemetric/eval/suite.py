@@ -15,7 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from facemetric.eval.identification import UNKNOWN, cmc, decide, open_set_report, top_matches
+from facemetric.eval.identification import (
+    UNKNOWN,
+    cmc,
+    decide,
+    open_set_report,
+    top_matches,
+)
 from facemetric.eval.pairs import cosine_scores
 from facemetric.eval.retrieval import retrieval_metrics
 from facemetric.eval.verification import curves, far_calibration, verification_report
@@ -46,13 +52,11 @@ class EvalResult:
     notes: list[str] = field(default_factory=list)
 
 
-def operating_threshold(report: dict[str, Any], kfold_thresholds: Sequence[float] | None) -> dict[str, Any]:
+def operating_threshold(fold_thresholds: Sequence[float]) -> dict[str, Any]:
     """The threshold a report's histograms and error gallery use: the median k-fold threshold
     (each chosen on training folds), so it is not fitted to all the pairs it is shown on."""
-    if kfold_thresholds:
-        return {"value": float(np.median(kfold_thresholds)),
-                "rule": f"median of the {len(kfold_thresholds)} k-fold thresholds (each chosen on the other folds)"}
-    return {"value": float(report["eer_threshold"]), "rule": "equal-error-rate threshold"}
+    return {"value": float(np.median(fold_thresholds)),
+            "rule": f"median of the {len(fold_thresholds)} k-fold thresholds (each chosen on the other folds)"}
 
 
 def worst_errors(scores: np.ndarray, same: np.ndarray, threshold: float, per_kind: int = 8) -> dict[str, np.ndarray]:
@@ -70,7 +74,7 @@ def _verification(emb: np.ndarray, images: Any, paths: list[str], pairs: PairsIn
     scores = cosine_scores(emb, pairs.i, pairs.j)
     same = np.asarray(pairs.same, dtype=np.int8)
     report = verification_report(scores, same, folds=pairs.fold)
-    threshold = operating_threshold(report, report["fold_thresholds"])
+    threshold = operating_threshold(report["fold_thresholds"])
     worst = worst_errors(scores, same, threshold["value"])
     t = threshold["value"]
     report.update(

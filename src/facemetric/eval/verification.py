@@ -15,6 +15,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.metrics import det_curve, roc_auc_score, roc_curve
 
+from facemetric.eval.identification import calibrate_threshold
+
 
 def _check_inputs(
     scores: ArrayLike, labels: ArrayLike, *, need_both_classes: bool = True
@@ -279,8 +281,6 @@ def far_calibration(
 
     Folds as in :func:`kfold_accuracy` (from the caller, else stratified from ``seed``).
     """
-    from facemetric.eval.identification import calibrate_threshold
-
     s, y = _check_inputs(scores, labels)
     fold_ids = np.asarray(folds, dtype=np.int64) if folds is not None else _stratified_folds(y, int(n_folds), seed)
     out: dict[str, Any] = {}

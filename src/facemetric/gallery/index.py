@@ -15,7 +15,6 @@ count)`` guarantees the best ``top_k`` identities are among the neighbours found
 from __future__ import annotations
 
 import json
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from facemetric.atomic import write_atomic
 from facemetric.gallery.store import GalleryStore, UnknownIdentityError
 
 TEMPLATES = ("max", "mean")
@@ -78,20 +78,18 @@ class GalleryIndex:
         if paths is None:
             return
         faiss_path, json_path = paths
-        tmp_index, tmp_json = (p.with_name(f".{p.name}.tmp{os.getpid()}") for p in paths)
-        faiss.write_index(self._images, str(tmp_index))
-        tmp_json.write_text(json.dumps({"generation": self.generation, "names": self._names}))
         # the JSON names the generation: replace the index first, so a crash between leaves a mismatch (rebuild)
-        os.replace(tmp_index, faiss_path)
-        os.replace(tmp_json, json_path)
+        write_atomic(faiss_path, faiss.serialize_index(self._images).tobytes())
+        write_atomic(json_path, json.dumps({"generation": self.generation, "names": self._names}))
 
     # ------------------------------------------------------------------ building
 
     def _install(self, generation: int, ids: np.ndarray, names: list[str], vectors: np.ndarray) -> None:
         dim = self.store.embedder.dim
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         images = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         if len(ids):
-            images.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+            images.add_with_ids(vectors, ids)
         identities = sorted(set(names))
         position = {n: k for k, n in enumerate(identities)}
         owner = np.array([position[n] for n in names], dtype=np.int64)
@@ -102,6 +100,7 @@ class GalleryIndex:
         templates.add(means)
         with self._lock:
             self.generation, self._images, self._names, self._templates = generation, images, list(names), templates
+            self._vectors, self._means = vectors, means  # for scoring one identity (verify)
             self._identities, self._owner, self._position = identities, owner, position
             self._by_id = dict(zip(ids.tolist(), names))
             self._max_images = int(np.bincount(owner).max()) if len(owner) else 0
@@ -163,6 +162,5 @@ class GalleryIndex:
             if k is None:
                 raise UnknownIdentityError(f"{name!r} is not enrolled; enrol them first (`facemetric gallery enroll`)")
             if template == "mean":
-                return float(np.dot(np.asarray(self._templates.reconstruct(int(k)), np.float32), q))
-            vectors = np.stack([self._images.index.reconstruct(int(r)) for r in np.flatnonzero(self._owner == k)])
-            return float((vectors @ q).max())
+                return float(self._means[k] @ q)
+            return float((self._vectors[self._owner == k] @ q).max())

@@ -232,7 +232,7 @@ class GalleryStore:
                 self._db.execute("COMMIT")
         ids = np.array([r[0] for r in rows], dtype=np.int64)
         vectors = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), self.embedder.dim)
-        return generation, ids, [r[1] for r in rows], vectors.copy()
+        return generation, ids, [r[1] for r in rows], vectors
 
     def integrity_check(self) -> str:
         """SQLite's ``PRAGMA integrity_check`` ("ok" when sound)."""

@@ -8,6 +8,7 @@ FLOPs and, optionally, CPU forward speed: what ``facemetric models`` prints.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -50,10 +51,15 @@ def forward_speed(model: torch.nn.Module, input_shape: tuple[int, int, int], bat
     """Images per second of eval-mode forward passes (channels-last), after one warm-up batch."""
     model = model.eval().to(memory_format=torch.channels_last)
     x = torch.randn(batch, *input_shape).contiguous(memory_format=torch.channels_last)
-    model(x)
+    return images_per_second(lambda: model(x), batch, seconds)
+
+
+def images_per_second(fn: Callable[[], object], batch: int, seconds: float) -> float:
+    """Images per second of ``fn`` (one batch of ``batch`` per call) over about ``seconds``, after a warm-up call."""
+    fn()
     done, start = 0, time.perf_counter()
     while done == 0 or time.perf_counter() - start < seconds:
-        model(x)
+        fn()
         done += batch
     return done / (time.perf_counter() - start)
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import base64
 import html
-import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 FILES_DIR = "report_files"
@@ -166,20 +164,5 @@ def to_markdown(title: str, meta: list[tuple[str, str]], sections: list[Section]
         parts.append(f"## {_md(s.title)}")
         parts += [_md_block(b) for b in s.blocks]
     return "\n\n".join(parts) + "\n"
-
-
-# ---------------------------------------------------------------- writing
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and rename it over ``path``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    try:
-        with open(tmp, "xb") as f:  # not mkstemp: its 0600 mode would make the report private
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from facemetric.atomic import write_atomic
 from facemetric.eval.evaldir import FORMAT
 from facemetric.report import plots
 from facemetric.report.document import (
@@ -33,7 +34,6 @@ from facemetric.report.document import (
     not_available,
     to_html,
     to_markdown,
-    write_atomic,
 )
 
 DEFAULT_TITLE = "facemetric evaluation report"

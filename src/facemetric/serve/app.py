@@ -20,6 +20,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from facemetric import __version__
 from facemetric.gallery.embedders import PhotoEmbedder
@@ -146,8 +147,6 @@ def create_app(options: ServeOptions, embedder: PhotoEmbedder | None = None) -> 
 
 async def _in_thread(fn: Any, *args: Any) -> Any:
     """Run blocking gallery work (decoding, the model, SQLite) off the event loop."""
-    from starlette.concurrency import run_in_threadpool
-
     return await run_in_threadpool(fn, *args)
 
 
