@@ -7,26 +7,36 @@ import io
 import numpy as np
 from PIL import Image
 
-from facemetric.data.align import Detection, NoFaceError
+from facemetric.core.faces import Detection, NoFaceError
+from facemetric.core.spec import ImageSpec
+from facemetric.embedders.base import CropEmbedder
 
 
-class ColourEmbedder:
+class ColourEmbedder(CropEmbedder):
     """Embeds a photo by its 4x4 average colours (48-d, unit length); a flat grey photo has "no face".
 
-    Photos of one "person" share a colour pattern (:func:`person_photo`), so identities separate.
+    Photos of one "person" share a colour pattern (:func:`person_photo`), so identities separate. A
+    real :class:`~facemetric.core.embedder.Embedder`: only the crop and the "network" are its own.
     """
 
     name = "colour-test"
+    reference = "colour-test"
     fingerprint = "colour-test-0001"
     dim = 48
-    load_spec = {"kind": "test"}
 
-    def embed_photo(self, image: Image.Image) -> tuple[np.ndarray, Detection]:
-        pixels = np.asarray(image.convert("RGB").resize((4, 4), Image.Resampling.BOX), np.float32)
-        if pixels.std() < 1.0:
+    def __init__(self) -> None:
+        super().__init__(ImageSpec(8, 8, 3))
+
+    def crop_photo(self, image: Image.Image) -> tuple[np.ndarray, Detection]:
+        pixels = np.asarray(image.convert("RGB").resize((4, 4), Image.Resampling.BOX), np.uint8)
+        if pixels.astype(np.float32).std() < 1.0:
             raise NoFaceError("flat image")
-        v = (pixels - pixels.mean()).reshape(-1)
-        return (v / np.linalg.norm(v)).astype(np.float32), Detection("colour", True, image_size=list(image.size))
+        return np.kron(pixels, np.ones((2, 2, 1), np.uint8)), Detection("colour", True, image_size=list(image.size))
+
+    def embed_crops(self, crops, batch_size: int = 256, flip: bool = False, progress: bool = False) -> np.ndarray:
+        pixels = np.asarray(crops, np.float32)[:, ::2, ::2]
+        v = (pixels - pixels.mean(axis=(1, 2, 3), keepdims=True)).reshape(len(pixels), -1)
+        return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
 
 def person_photo(person: int, shot: int, noise: float = 12.0, size: int = 64) -> bytes:

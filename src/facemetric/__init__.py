@@ -1,3 +1,79 @@
-"""facemetric: train, evaluate and deploy face verification and identification models."""
+"""facemetric: train, evaluate and deploy face verification and identification models.
 
-__version__ = "0.1.0"
+The public API, one import away (each name is loaded on first use, so ``import facemetric`` is cheap)::
+
+    import facemetric
+
+    cfg = facemetric.load_config("configs/orl.yaml", ["train.epochs=5"])
+    result = facemetric.train(cfg)                      # a run folder with checkpoints and logs
+    model = facemetric.load_embedder(result.out_dir / "best.pt")   # or "model.onnx", or "dlib-resnet"
+    summary, _ = facemetric.evaluate(model, pairs="pairs.txt", images="lfw/images")
+    gallery = facemetric.Gallery.create("team", model)  # enrol / verify / identify
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from facemetric.core.version import VERSION
+
+__version__ = VERSION
+
+# public name -> module that defines it
+_API = {
+    "FacemetricError": "facemetric.core.errors",
+    "ConfigError": "facemetric.core.errors",
+    "Config": "facemetric.core.config",
+    "load_config": "facemetric.core.config",
+    "Embedder": "facemetric.core.embedder",
+    "ImageSpec": "facemetric.core.spec",
+    "load_embedder": "facemetric.embedders",
+    "prepare": "facemetric.data.prepare",
+    "PrepareOptions": "facemetric.data.prepare",
+    "train": "facemetric.train.build",
+    "build_run": "facemetric.train.build",
+    "Trainer": "facemetric.train.trainer",
+    "Callback": "facemetric.train.callbacks",
+    "evaluate": "facemetric.eval.runner",
+    "Gallery": "facemetric.gallery.service",
+    "Photo": "facemetric.gallery.service",
+    "register_model": "facemetric.models",
+    "register_loss": "facemetric.losses",
+    "register_miner": "facemetric.miners",
+    "register_optimizer": "facemetric.optim",
+    "register_scheduler": "facemetric.optim",
+    "register_callback": "facemetric.train.callbacks",
+}
+_RENAMED = {"evaluate": "evaluate_files"}
+
+__all__ = ["__version__", *_API]
+
+if TYPE_CHECKING:
+    from facemetric.core.config import Config, load_config
+    from facemetric.core.embedder import Embedder
+    from facemetric.core.errors import ConfigError, FacemetricError
+    from facemetric.core.spec import ImageSpec
+    from facemetric.data.prepare import PrepareOptions, prepare
+    from facemetric.embedders import load_embedder
+    from facemetric.eval.runner import evaluate_files as evaluate
+    from facemetric.gallery.service import Gallery, Photo
+    from facemetric.losses import register_loss
+    from facemetric.miners import register_miner
+    from facemetric.models import register_model
+    from facemetric.optim import register_optimizer, register_scheduler
+    from facemetric.train.build import build_run, train
+    from facemetric.train.callbacks import Callback, register_callback
+    from facemetric.train.trainer import Trainer
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _API:
+        raise AttributeError(f"module 'facemetric' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_API[name]), _RENAMED.get(name, name))
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

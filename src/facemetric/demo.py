@@ -9,25 +9,21 @@ pairs file, exactly as ``facemetric eval`` would, and writes the HTML report of 
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
-from facemetric.config import Config, load_config
-from facemetric.data.protocols import Pair, write_pairs
+from facemetric.core.atomic import write_json
+from facemetric.core.config import load_config
+from facemetric.core.errors import ConfigError
+from facemetric.data.dataset import load_dataset
 from facemetric.data.prepare import PrepareOptions, prepare
 from facemetric.data.synthetic import generate_dataset
-from facemetric.eval.embed import Embedder
-from facemetric.eval.pairs import sample_pairs
-from facemetric.eval.protocol import evaluate_pairs_file
-from facemetric.eval.runner import evaluate_run_to_folder
+from facemetric.embedders.torch_model import ModelEmbedder
+from facemetric.eval.protocol_files import write_pairs_lfw
+from facemetric.eval.runner import evaluate_pairs_file, evaluate_run_to_folder
 from facemetric.report import render_report
-from facemetric.train.data import prepare_data
-from facemetric.train.engine import Trainer, validate
+from facemetric.train.build import build_run
 
 log = logging.getLogger("facemetric")
 
@@ -39,26 +35,6 @@ DEMO_DEFAULTS = [
     "sampler.k=4",
     "loss.name=arcface",
 ]
-
-
-def _held_out_pairs_file(cfg: Config, names: list[str], labels: np.ndarray, paths: list[str], target: Path) -> Path:
-    """An LFW-format pairs file (10 folds) over the held-out identities of a synthetic dataset."""
-    i, j, same = sample_pairs(labels, cfg.data.val_pairs, seed=cfg.data.split_seed + 1)
-
-    def index(k: int) -> int:  # LFW naming: <name>/<name>_0001.png
-        return int(Path(paths[k]).stem.rsplit("_", 1)[1])
-
-    n_folds = 10
-    genuine = [k for k in range(len(same)) if same[k]]
-    impostor = [k for k in range(len(same)) if not same[k]]
-    per_fold = min(len(genuine), len(impostor)) // n_folds
-    pairs = []
-    for fold in range(n_folds):
-        for k in genuine[fold * per_fold : (fold + 1) * per_fold] + impostor[fold * per_fold : (fold + 1) * per_fold]:
-            a, b = names[labels[i[k]]], names[labels[j[k]]]
-            pairs.append(Pair(a, index(i[k]), b, index(j[k]), bool(same[k]), fold, 0))
-    write_pairs(target, pairs, folds=n_folds)
-    return target
 
 
 def summary_table(reports: dict[str, dict[str, Any]]) -> str:
@@ -94,25 +70,25 @@ def run_demo(
         base += [f"data.source={data}"]
     cfg = load_config(None, base + list(overrides or []))
 
-    prepared = prepare_data(cfg.data, cfg.train.seed, progress, Path(cfg.train.out).parent)
+    prepared = load_dataset(cfg.data, progress, Path(cfg.train.out).parent)
     if prepared.val is None:
-        raise ValueError("the demo needs held-out identities: set data.val_identities > 0")
-    trainer = Trainer(cfg, data=prepared)
-    pairs = trainer.val_pairs
-    reports = {"untrained model, held-out identities": trainer.validate_untrained()}
-    result = trainer.fit()
+        raise ConfigError("data.val_identities: the demo needs held-out identities; set it above 0")
+    run = build_run(cfg, data=prepared)
+    assert run.validation is not None
+    reports = {"untrained model, held-out identities": run.validate_untrained()}
+    result = run.fit()
     checkpoint = result.out_dir / ("best.pt" if (result.out_dir / "best.pt").exists() else "last.pt")
-    embedder = Embedder.from_checkpoint(checkpoint)
-    reports["trained model, held-out identities"] = validate(
-        embedder.model, prepared.val, pairs, torch.device("cpu"), embedder.spec.normalization
-    )
+    embedder = ModelEmbedder.from_checkpoint(checkpoint)
+    reports["trained model, held-out identities"] = run.validation.evaluate(embedder.model)
     if synthetic:
         val = prepared.val
-        pairs_file = _held_out_pairs_file(cfg, val.identity_names, val.labels, val.paths, out_dir / "heldout_pairs.txt")
+        # the validation pairs, as an LFW-format file that `facemetric eval` reads from the photos
+        pairs_file = write_pairs_lfw(out_dir / "heldout_pairs.txt", run.validation.protocol, val.paths,
+                                     [val.identity_names[k] for k in val.labels])
         reports["trained, `facemetric eval` pairs file"] = evaluate_pairs_file(
             embedder, pairs_file, out_dir / "synthetic-data", progress=progress
         )
-    (out_dir / "demo_report.json").write_text(json.dumps(reports, indent=1))
+    write_json(out_dir / "demo_report.json", reports)
     report_html = _html_report(result.out_dir, checkpoint, progress)
     print(f"\nfacemetric demo: {'synthetic faces' if synthetic else data}, checkpoint {checkpoint}\n")
     print(summary_table(reports))

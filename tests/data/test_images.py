@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facemetric.data.images import ImageDecodeError, ImageSpec, load_image
+from facemetric.core.spec import ImageSpec
+from facemetric.data.images import ImageDecodeError, load_image
 
 
 def test_pgm_and_extensionless_gif(shared_data: Path) -> None:

@@ -127,14 +127,22 @@ def test_odd_and_bad_files_are_listed_and_nothing_readable_is_dropped(tmp_path: 
 
 def test_hard_kill_then_rerun_resumes_and_equals_an_uninterrupted_run(tmp_path: Path, synthetic_faces: Path) -> None:
     whole = prepare(synthetic_faces, tmp_path / "whole", PrepareOptions(size=48, align="none"), workers=0, chunk_size=8, progress=False)
-    code = (
-        "import sys; from facemetric.data.prepare import prepare, PrepareOptions; "
-        f"prepare({str(synthetic_faces)!r}, {str(tmp_path / 'cut')!r}, PrepareOptions(size=48, align='none'), "
-        "workers=0, chunk_size=8, progress=False)"
-    )
-    # fault injection: the process SIGKILLs itself right after logging its 3rd chunk (no timing races)
-    env = {**os.environ, "FACEMETRIC_TEST_KILL_AFTER_CHUNKS": "3"}
-    proc = subprocess.run([sys.executable, "-c", code], env=env)
+    # fault injection, in the test: the child patches prepare's chunk worker so that the process SIGKILLs
+    # itself when asked for a 4th chunk, i.e. right after the 3rd was logged (no timing races)
+    code = f"""
+import os, signal
+import facemetric.data.prepare as p
+real, calls = p._work, []
+def work(*args):
+    if len(calls) == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+    calls.append(1)
+    return real(*args)
+p._work = work
+p.prepare({str(synthetic_faces)!r}, {str(tmp_path / 'cut')!r}, p.PrepareOptions(size=48, align='none'),
+          workers=0, chunk_size=8, progress=False)
+"""
+    proc = subprocess.run([sys.executable, "-c", code])
     assert proc.returncode == -signal.SIGKILL
     assert not is_prepared(tmp_path / "cut")
     resumed = prepare(synthetic_faces, tmp_path / "cut", PrepareOptions(size=48, align="none"), workers=0, chunk_size=8, progress=False)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from facemetric.data.protocols import (
+from facemetric.eval.lfw_pairs import (
     MissingImageError,
     Pair,
     PairsFormatError,

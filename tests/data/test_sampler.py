@@ -43,7 +43,7 @@ def test_short_identities_repeat_or_drop() -> None:
 def test_sampler_errors() -> None:
     with pytest.raises(ValueError, match="at least 2 identities"):
         PKSampler(_labels([5, 1]), p=2, k=2)
-    with pytest.raises(ValueError, match="lower P"):
+    with pytest.raises(ValueError, match="lower sampler.p"):
         PKSampler(_labels([5, 5, 5]), p=4, k=2)
     with pytest.raises(ValueError, match="short_policy"):
         PKSampler(_labels([5, 5]), p=2, k=2, short_policy="pad")

@@ -34,7 +34,7 @@ def dirty_run(synthetic_faces: Path, tmp_path_factory: pytest.TempPathFactory) -
     assert good  # the originals stay valid
     out = data.parent / "run"
     result = _cli("train", "--data", str(data), "--out", str(out), "--epochs", "1",
-                  "--set", "data.image_size=[48, 48]", "--set", "data.val_identities=3", "--set", "data.cache_dir=null",
+                  "--set", "data.image_size=[48, 48]", "--set", "data.val_identities=4", "--set", "data.cache_dir=null",
                   "--set", "sampler.p=4", "--set", "train.progress=false")
     return data, out, result
 

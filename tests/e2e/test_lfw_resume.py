@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from facemetric.config import load_config
-from facemetric.train.checkpoint import load_checkpoint
-from facemetric.train.engine import Trainer
+from facemetric.core.config import load_config
+from facemetric.core.checkpoint import load_checkpoint
+from facemetric.train.build import build_run
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +49,7 @@ def test_kill_resume_and_eval(shared_data: Path, tmp_path: Path) -> None:
     # Resuming restores step counters, weights and optimizer moments exactly.
     overrides = [a for a in args[args.index("--set"):] if a != "--set"]
     cfg = load_config(None, overrides + [f"data.source={lfw}", f"train.out={out}", "train.epochs=2"])
-    trainer = Trainer(cfg, resume=True)
+    trainer = build_run(cfg, resume=True).trainer
     assert (trainer.epoch, trainer.step_in_epoch, trainer.global_step) == (0, state["step_in_epoch"], state["global_step"])
     restored = trainer.optimizer.state_dict()["state"]
     assert restored.keys() == state["optimizer"]["state"].keys()

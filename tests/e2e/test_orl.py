@@ -7,11 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
-from facemetric.config import load_config
-from facemetric.models import build_model
-from facemetric.train.engine import Trainer, validate
+from facemetric.core.config import load_config
+from facemetric.train.build import build_run
 
 pytestmark = pytest.mark.slow
 
@@ -23,13 +21,11 @@ def test_orl_learns_within_three_cpu_minutes(shared_data: Path, tmp_path: Path) 
         "sampler.p=8", "sampler.k=4",
     ])
     cpu_start = time.process_time()
-    trainer = Trainer(cfg)
-    assert len(trainer.data.train.identity_names) == 30 and len(trainer.data.val.identity_names) == 10
-    assert not set(trainer.data.train.identity_names) & set(trainer.data.val.identity_names)
-    torch.manual_seed(0)
-    untrained = build_model("iresnet_tiny", embedding_dim=128, in_channels=3, input_size=(64, 64))
-    before = validate(untrained, trainer.data.val, trainer.val_pairs, torch.device("cpu"), trainer.data.spec.normalization)
-    result = trainer.fit()
+    run = build_run(cfg)
+    assert len(run.data.train.identity_names) == 30 and len(run.data.val.identity_names) == 10
+    assert not set(run.data.train.identity_names) & set(run.data.val.identity_names)
+    before = run.validate_untrained()
+    result = run.fit()
     cpu_seconds = time.process_time() - cpu_start
     after = result.val
     print(f"ORL: untrained {before['accuracy']:.4f}, trained {after['accuracy']:.4f} "

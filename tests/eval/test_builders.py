@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facemetric.data.protocols import PairsFormatError, parse_pairs
-from facemetric.eval.builders import ProtocolError, build_open_set_split, build_verification_pairs
+from facemetric.eval.lfw_pairs import PairsFormatError, parse_pairs
+from facemetric.eval.protocols import ProtocolError, build_open_set_split, build_pair_protocol
 from facemetric.eval.protocol_files import (
     read_open_set_csv,
     read_pairs_csv,
@@ -25,7 +25,7 @@ def _labels(sizes: list[int]) -> np.ndarray:
 def test_pair_folds_are_balanced_identity_disjoint_and_distinct() -> None:
     rng = np.random.default_rng(1)
     y = _labels(list(rng.integers(1, 15, size=120)))
-    p = build_verification_pairs(y, n_folds=10, pairs_per_class=40, seed=0)
+    p = build_pair_protocol(y, n_folds=10, pairs_per_class=40, seed=0)
     assert p.pairs_per_class == 40 and len(p) == 10 * 80 and not p.notes
     people_of_fold = []
     for f in range(10):
@@ -44,8 +44,8 @@ def test_pair_folds_are_balanced_identity_disjoint_and_distinct() -> None:
 
 def test_pairs_are_reproducible_and_seeded() -> None:
     y = _labels([5] * 40)
-    a, b = build_verification_pairs(y, 4, 20, seed=3), build_verification_pairs(y, 4, 20, seed=3)
-    c = build_verification_pairs(y, 4, 20, seed=4)
+    a, b = build_pair_protocol(y, 4, 20, seed=3), build_pair_protocol(y, 4, 20, seed=3)
+    c = build_pair_protocol(y, 4, 20, seed=4)
     assert np.array_equal(a.i, b.i) and np.array_equal(a.j, b.j) and np.array_equal(a.fold, b.fold)
     assert not (np.array_equal(a.i, c.i) and np.array_equal(a.j, c.j))
 
@@ -53,7 +53,7 @@ def test_pairs_are_reproducible_and_seeded() -> None:
 def test_genuine_pairs_are_spread_over_people() -> None:
     # one person with 300 photos and 19 with 4: the big one must not supply most genuine pairs
     y = _labels([300] + [4] * 19)
-    p = build_verification_pairs(y, n_folds=2, pairs_per_class=40, seed=0)
+    p = build_pair_protocol(y, n_folds=2, pairs_per_class=40, seed=0)
     genuine = p.same == 1
     from_big = np.sum(y[p.i[genuine]] == "id000")
     # water-filling: the 9-10 small people of the big one's fold give 6 pairs each at most
@@ -65,18 +65,18 @@ def test_genuine_pairs_are_spread_over_people() -> None:
 
 def test_too_few_genuine_pairs_reduce_every_fold_equally() -> None:
     y = _labels([2] * 12)  # 4 folds of 3 people with 2 photos: 3 genuine pairs per fold at most
-    p = build_verification_pairs(y, n_folds=4, pairs_per_class=50, seed=0)
+    p = build_pair_protocol(y, n_folds=4, pairs_per_class=50, seed=0)
     assert p.pairs_per_class == 3 and "50 pairs per class asked, 3 per fold" in p.notes[0]
     assert all(np.sum((p.fold == f) & (p.same == 1)) == 3 for f in range(4))
 
 
 def test_pair_builder_errors_are_clear() -> None:
     with pytest.raises(ProtocolError, match="use fewer folds"):
-        build_verification_pairs(_labels([4] * 5), n_folds=10)
+        build_pair_protocol(_labels([4] * 5), n_folds=10)
     with pytest.raises(ProtocolError, match="no genuine pair"):
-        build_verification_pairs(_labels([1] * 40), n_folds=2)
+        build_pair_protocol(_labels([1] * 40), n_folds=2)
     with pytest.raises(ProtocolError, match="n_folds"):
-        build_verification_pairs(_labels([4] * 40), n_folds=1)
+        build_pair_protocol(_labels([4] * 40), n_folds=1)
 
 
 def _lfw_paths(root: Path, y: np.ndarray) -> list[str]:
@@ -91,7 +91,7 @@ def _lfw_paths(root: Path, y: np.ndarray) -> list[str]:
 def test_pairs_round_trip_through_lfw_format_and_csv(tmp_path: Path) -> None:
     y = _labels([6] * 24)
     paths = _lfw_paths(tmp_path / "images", y)
-    p = build_verification_pairs(y, n_folds=4, pairs_per_class=15, seed=0)
+    p = build_pair_protocol(y, n_folds=4, pairs_per_class=15, seed=0)
     write_pairs_lfw(tmp_path / "pairs.txt", p, paths, list(y))
     parsed = parse_pairs(tmp_path / "pairs.txt")
     assert len(parsed) == len(p)
@@ -111,7 +111,7 @@ def test_lfw_format_refuses_other_file_names(tmp_path: Path) -> None:
     y = _labels([4] * 8)
     paths = [str(tmp_path / n / f"photo{k}.jpg") for k, n in enumerate(y)]
     with pytest.raises(ValueError, match="write the protocol as .csv"):
-        write_pairs_lfw(tmp_path / "p.txt", build_verification_pairs(y, 2, 5), paths, list(y))
+        write_pairs_lfw(tmp_path / "p.txt", build_pair_protocol(y, 2, 5), paths, list(y))
 
 
 def test_pairs_csv_errors_name_the_line(tmp_path: Path) -> None:

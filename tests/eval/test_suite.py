@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facemetric.eval.builders import build_open_set_split, build_verification_pairs
+from facemetric.eval.protocols import build_open_set_split, build_pair_protocol
 from facemetric.eval.evaldir import FORMAT, is_eval_dir, write_eval_dir
 from facemetric.eval.suite import PairsInput, evaluate_embeddings, worst_errors
 from facemetric.eval.verification import far_calibration
@@ -63,7 +63,7 @@ def _clustered(n_ids: int = 40, per_id: int = 8, dim: int = 32, noise: float = 0
 def test_suite_runs_every_protocol_consistently(tmp_path: Path) -> None:
     emb, names, images = _clustered()
     paths = [f"{n}/{k}.png" for k, n in enumerate(names)]
-    protocol = build_verification_pairs(names, 5, 30, seed=0)
+    protocol = build_pair_protocol(names, 5, 30, seed=0)
     pairs = PairsInput(protocol.i, protocol.j, protocol.same, protocol.fold, "test")
     split = build_open_set_split(names, 0.3, 1, seed=0).subset
     result = evaluate_embeddings(emb, images, paths, names, pairs=pairs, open_set=split, retrieval=True, far=0.05)
@@ -103,7 +103,7 @@ def test_suite_runs_every_protocol_consistently(tmp_path: Path) -> None:
 
 def test_eval_folder_is_complete_and_never_mixes_two_evaluations(tmp_path: Path) -> None:
     emb, names, images = _clustered(12, 4)
-    protocol = build_verification_pairs(names, 2, 10, seed=0)
+    protocol = build_pair_protocol(names, 2, 10, seed=0)
     pairs = PairsInput(protocol.i, protocol.j, protocol.same, protocol.fold, "test")
     paths = [f"{k}.png" for k in range(len(names))]
     full = evaluate_embeddings(emb, images, paths, names, pairs=pairs, open_set=build_open_set_split(names, 0.3).subset)

@@ -287,7 +287,7 @@ def test_report_flags_the_optimistic_accuracy():
 
 
 def test_euclidean_scores_rank_unit_vectors_like_cosine():
-    from facemetric.eval.pairs import cosine_scores, euclidean_scores
+    from facemetric.eval.scores import cosine_scores, euclidean_scores
 
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(50, 8)).astype(np.float32)

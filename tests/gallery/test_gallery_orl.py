@@ -13,9 +13,9 @@ pytestmark = pytest.mark.slow
 def test_dlib_resnet_gallery_identifies_orl(shared_data: Path, tmp_path: Path) -> None:
     from facemetric.bench.dlib_orl import orl_files
     from facemetric.bench.gallery_orl import TARGET_RANK1, closed_set
-    from facemetric.gallery.embedders import load_photo_embedder
+    from facemetric.embedders import load_embedder
 
     files, people, shots = orl_files(shared_data / "orl")
-    result = closed_set(tmp_path / "gallery", load_photo_embedder("dlib-resnet"), files, people, shots)
+    result = closed_set(tmp_path / "gallery", load_embedder("dlib-resnet"), files, people, shots)
     assert result["enrolled"] == 40 and result["probes"] == 360
     assert result["rank1"] >= TARGET_RANK1, result  # measured 0.9889 (BENCHMARKS.md)

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from facemetric.config import ConfigError, load_config, parse_count
+from facemetric.core.config import ConfigError, load_config, parse_count
 from facemetric.models import build_model
 from facemetric.models.budget import ParameterBudgetError, check_budget, count_flops, count_parameters
 
@@ -70,13 +70,13 @@ def test_budget_check_and_counts_in_config() -> None:
 
 
 def test_over_budget_model_refused_before_any_data_is_read(tmp_path) -> None:
-    from facemetric.train.engine import Trainer
+    from facemetric.train.build import build_run
 
     missing = tmp_path / "no-such-photos"  # were the data read first, this would be a DatasetError
     cfg = load_config(None, [f"data.source={missing}", f"train.out={tmp_path / 'run'}", "model.name=iresnet50",
                              "data.image_size=[112, 112]", "model.max_params=21M"])
     with pytest.raises(ParameterBudgetError, match="'iresnet50' has 33,955,904 parameters"):
-        Trainer(cfg)
+        build_run(cfg)
     result = subprocess.run([sys.executable, "-m", "facemetric", "train", "--data", str(missing), "--out", str(tmp_path / "cli"),
                              "--set", "model.name=iresnet50", "--set", "data.image_size=[112, 112]",
                              "--set", "model.max_params=21M"], capture_output=True, text=True, timeout=300)

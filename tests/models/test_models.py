@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from facemetric.models import available_models, build_model
-from facemetric.train.checkpoint import model_fingerprint
+from facemetric.core.checkpoint import model_fingerprint
 
 
 @pytest.mark.parametrize("name", ["iresnet_tiny", "iresnet18"])

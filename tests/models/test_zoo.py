@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from facemetric.data.images import ImageSpec
+from facemetric.core.spec import ImageSpec
 from facemetric.models import available_models, build_model
 from facemetric.models.zoo import PATCH_MODELS
 
@@ -78,7 +78,7 @@ FAMILIES = {
 def test_onnx_export_matches_torch(name: str, tmp_path) -> None:
     pytest.importorskip("onnxruntime")
     from facemetric.export.onnx import export_model
-    from facemetric.eval.onnx_embedder import OnnxEmbedder
+    from facemetric.embedders.onnx import OnnxEmbedder
 
     c, h, w = _tiny(name)
     torch.manual_seed(0)
@@ -93,8 +93,8 @@ def test_onnx_export_matches_torch(name: str, tmp_path) -> None:
     assert report.max_abs_diff < 1e-4 and report.batch_sizes_checked == (1, 4)
     # the file alone embeds uint8 images as the torch model does
     images = np.random.default_rng(0).integers(0, 256, (5, h, w, c), dtype=np.uint8)
-    onnx_emb = OnnxEmbedder(tmp_path / "m.onnx").embed_array(images, batch_size=2, flip=True)
-    from facemetric.eval.embed import embed_array
+    onnx_emb = OnnxEmbedder(tmp_path / "m.onnx").embed_crops(images, batch_size=2, flip=True)
+    from facemetric.embedders.torch_model import embed_array
 
     torch_emb = embed_array(model, images, batch_size=3, flip=True, normalization=spec.normalization)
     assert np.abs(onnx_emb - torch_emb).max() < 1e-4

@@ -17,7 +17,7 @@ import pytest
 
 from facemetric.gallery.service import Gallery
 from facemetric.report.screenshot import find_chromium
-from facemetric.serve.process import start_server, stop_server
+from facemetric.bench.server_process import start_server, stop_server
 
 playwright = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.slow

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import facemetric.train.precision as precision
-from facemetric.config import ConfigError, load_config
+from facemetric.core.config import ConfigError, load_config
 from facemetric.train.precision import use_bf16
 
 CPU = torch.device("cpu")
@@ -30,5 +30,5 @@ def test_auto_follows_the_hardware_and_the_measured_exceptions(monkeypatch) -> N
 def test_config_accepts_auto_true_false_only() -> None:
     assert load_config(None, []).train.amp == "auto"
     assert load_config(None, ["train.amp=false"]).train.amp is False
-    with pytest.raises(ConfigError, match="train.amp must be auto, true or false"):
+    with pytest.raises(ConfigError, match="train.amp: 'fp16' is not valid: expected auto, true or false"):
         load_config(None, ["train.amp=fp16"])

@@ -31,7 +31,7 @@ import torch
 from PIL import Image, ImageEnhance
 from torch.utils.data import DataLoader, Dataset
 
-from facemetric.data.augment import AugmentConfig
+from facemetric.core.config import AugmentConfig
 from facemetric.data.loader import RunBatches, batch_loader
 from facemetric.data.prepare import PrepareOptions, prepare
 from facemetric.data.prepared import load_prepared, prepared_spec
@@ -123,22 +123,22 @@ def _train(cache: str, epochs: int) -> dict:
     """A real (short) training run on the cache: its data-wait fraction per epoch and speed."""
     import tempfile
 
-    from facemetric.config import load_config
-    from facemetric.train.engine import Trainer
+    from facemetric.core.config import load_config
+    from facemetric.train.build import build_run
 
     with tempfile.TemporaryDirectory() as out:
         cfg = load_config(None, [
             f"data.source={cache}", "data.image_size=[112, 112]", "data.val_identities=0.05", "data.workers=1",
             f"train.epochs={epochs}", f"train.out={out}", "train.progress=false", "sampler.p=16", "sampler.k=4",
         ])
-        trainer = Trainer(cfg)
+        run = build_run(cfg)
         start = time.time()
-        result = trainer.fit()
+        result = run.fit()
         seconds = time.time() - start
         steps = result.global_step
     return {"model": cfg.model.name, "epochs": epochs, "steps": steps, "batch": cfg.sampler.p * cfg.sampler.k,
             "seconds": round(seconds, 1), "images_per_s": round(steps * cfg.sampler.p * cfg.sampler.k / seconds, 1),
-            "data_wait_fraction": trainer.data_wait, "val_accuracy": (result.val or {}).get("accuracy")}
+            "data_wait_fraction": [h["data_wait_fraction"] for h in run.trainer.history], "val_accuracy": (result.val or {}).get("accuracy")}
 
 
 if __name__ == "__main__":

@@ -33,7 +33,8 @@ import numpy as np
 
 from facemetric.data.images import open_image
 from facemetric.eval.identification import calibrate_threshold, cmc, top_matches
-from facemetric.gallery.dlib_resnet import DlibResnetEmbedder
+from facemetric.data.align_dlib import DlibChipAligner
+from facemetric.embedders.dlib_resnet import DlibResnetEmbedder
 
 TARGET_RANK1 = 0.95
 N_ENROLLED = 30
@@ -56,9 +57,9 @@ def detection_rates(files: list[Path]) -> dict:
     rates = {}
     for pad in (0.0, 0.25, 0.5):
         for upsample in (0, 1, 2):
-            embedder = DlibResnetEmbedder(upsample=upsample, pad=pad)
+            aligner = DlibChipAligner(upsample=upsample, pad=pad)
             start = time.perf_counter()
-            found = sum(bool(embedder.detect(p)[0]) for p in pixels)
+            found = sum(bool(aligner.detect(p)[0]) for p in pixels)
             rates[f"pad={pad:g} upsample<={upsample}"] = {
                 "found": found, "rate": found / len(files),
                 "seconds_per_photo": round((time.perf_counter() - start) / len(files), 4),
@@ -114,10 +115,14 @@ def main(argv: list[str] | None = None) -> None:
     detection = detection_rates(files)
     embedder = DlibResnetEmbedder(upsample=args.upsample, whole_image_fallback=True, pad=args.pad)
     start = time.perf_counter()
-    emb, dets, failures = embedder.embed_paths(files)
+    batch = embedder.embed_files(files)
     seconds = (time.perf_counter() - start) / len(files)
-    detected = np.array([d is not None and d.found for d in dets])
-    embedded = np.array([d is not None for d in dets])
+    emb = np.zeros((len(files), embedder.dim), np.float32)
+    emb[batch.index] = batch.embeddings
+    detected, embedded = np.zeros(len(files), bool), np.zeros(len(files), bool)
+    embedded[batch.index] = True
+    detected[batch.index] = [d.found for d in batch.detections]
+    failures = [(str(files[k]), reason) for k, reason in batch.failures]
     closed = {}
     for name, ok in (("fallback_off", detected), ("fallback_on", embedded)):
         closed[name] = {f"enroll_{n}.pgm": closed_set_rank1(emb, ok, people, shots == n) for n in (1, 2, 3)}
@@ -128,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         "paths": {"detected": int(detected.sum()), "whole_image": int((embedded & ~detected).sum()),
                   "failed": len(failures), "seconds_per_photo": round(seconds, 4),
                   "not_detected": [f"{Path(p).parent.name}/{Path(p).name}"
-                                   for p, d in zip(files, dets) if d is None or not d.found]},
+                                   for p, d in zip(files, detected) if not d]},
         "closed_set": closed, "target_rank1": TARGET_RANK1,
         "meets_target": all(r["rank1"] >= TARGET_RANK1 for r in closed["fallback_off"].values()),
         "open_set": {name: open_set(emb, ok, people, shots) for name, ok in

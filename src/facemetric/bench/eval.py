@@ -4,7 +4,7 @@
     python -m facemetric.bench.eval --n 200000         # a smaller retrieval run
 
 * ``verification``: LFW's protocol size, 6,000 pairs (3,000 genuine + 3,000 impostor) in 10
-  identity-disjoint folds (:func:`build_verification_pairs`, timed apart) over 12,000 unit
+  identity-disjoint folds (:func:`build_pair_protocol`, timed apart) over 12,000 unit
   embeddings of 3,000 identities; the verification part of ``facemetric eval``
   (:func:`evaluate_embeddings`): scoring, k-fold accuracy with per-fold thresholds, ROC, AUC, EER,
   TAR@FAR, ROC/DET curves, the threshold at each stated FAR with its held-out check, the worst
@@ -48,13 +48,13 @@ def _clustered(n: int, dim: int, per_id: int, noise: float, seed: int) -> tuple[
 
 
 def verification(repeats: int) -> dict:
-    from facemetric.eval.builders import build_verification_pairs
+    from facemetric.eval.protocols import build_pair_protocol
     from facemetric.eval.suite import PairsInput, evaluate_embeddings
 
     emb, labels = _clustered(12_000, 128, 4, 0.1, 0)
     names = np.array([f"id{k}" for k in labels])
     start = time.perf_counter()
-    protocol = build_verification_pairs(names, n_folds=10, pairs_per_class=300, seed=0)
+    protocol = build_pair_protocol(names, n_folds=10, pairs_per_class=300, seed=0)
     build_seconds = time.perf_counter() - start
     pairs = PairsInput(protocol.i, protocol.j, protocol.same, protocol.fold, "benchmark")
     images = np.zeros((len(labels), 8, 8, 3), np.uint8)  # only the error gallery copies crops

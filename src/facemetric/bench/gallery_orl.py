@@ -123,14 +123,15 @@ def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--orl", default=str(Path(__file__).resolve().parents[3].parent / "shared" / "data" / "orl"))
-    parser.add_argument("--embedder", default="dlib-resnet", help="dlib-resnet or a checkpoint / .onnx path")
+    parser.add_argument("--model", "--embedder", dest="model", default="dlib-resnet",
+                        help="dlib-resnet or a checkpoint / .onnx path")
     args = parser.parse_args(argv)
-    from facemetric.gallery.embedders import load_photo_embedder
+    from facemetric.embedders import load_embedder
 
-    embedder = load_photo_embedder(args.embedder)  # loaded once, shared by both galleries
+    embedder = load_embedder(args.model)  # loaded once, shared by both galleries
     files, people, shots = orl_files(Path(args.orl))
     with tempfile.TemporaryDirectory() as tmp:
-        result = {"benchmark": "gallery_orl", "embedder": args.embedder,
+        result = {"benchmark": "gallery_orl", "embedder": args.model,
                   "closed_set": closed_set(Path(tmp) / "closed", embedder, files, people, shots),
                   "open_set": open_set_folds(Path(tmp) / "open", embedder, files, people, shots)}
     print(json.dumps(result, indent=1))

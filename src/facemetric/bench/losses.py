@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from facemetric.losses import build_loss, loss_needs_classes
+from facemetric.miners import build_miner
 
 K = 4
 
@@ -38,6 +39,7 @@ class Case:
     loss: str
     options: dict
     pml_b3: bool = False  # PML materialises a B x B x B triplet mask here
+    miner: tuple[str, dict] | None = None  # (name, options) of facemetric's miner; None: the loss's default
 
 
 def _pml_cases() -> dict[str, Callable[[int, int], tuple]]:
@@ -62,13 +64,13 @@ def _pml_cases() -> dict[str, Callable[[int, int], tuple]]:
 
 
 CASES = [
-    Case("triplet_batch_all", "triplet", {"margin": 0.2, "mining": "batch_all"}, pml_b3=True),
-    Case("triplet_batch_hard", "triplet", {"margin": 0.2, "mining": "batch_hard"}),
-    Case("triplet_semi_hard", "triplet", {"margin": 0.2, "mining": "semi_hard", "semi_hard": "all"}, pml_b3=True),
-    Case("triplet_semi_hard_facenet", "triplet", {"margin": 0.2, "mining": "semi_hard"}),  # hardest semi-hard only
+    Case("triplet_batch_all", "triplet", {"margin": 0.2}, pml_b3=True, miner=("batch_all", {})),
+    Case("triplet_batch_hard", "triplet", {"margin": 0.2}, miner=("batch_hard", {})),
+    Case("triplet_semi_hard", "triplet", {"margin": 0.2}, pml_b3=True, miner=("semi_hard", {"selection": "all"})),
+    Case("triplet_semi_hard_facenet", "triplet", {"margin": 0.2}, miner=("semi_hard", {})),  # hardest semi-hard only
     Case("contrastive", "contrastive", {}),
     Case("circle", "circle", {"m": 0.25, "gamma": 256}),
-    Case("multi_similarity", "multi_similarity", {"mining": True}),
+    Case("multi_similarity", "multi_similarity", {}, miner=("multi_similarity", {"epsilon": 0.1})),
     Case("supcon", "supcon", {"temperature": 0.1}),
     Case("softmax", "softmax", {}),
     Case("normface", "normface", {"scale": 32.0}),
@@ -123,7 +125,10 @@ def run_case(case: Case, b: int, d: int, repeats: int, budget_s: float, pml: dic
     g = torch.Generator().manual_seed(0)
     x = F.normalize(torch.randn(b, d, generator=g), dim=1).requires_grad_(True)
     y = torch.arange(p).repeat_interleave(K)
-    loss = build_loss(case.loss, **case.options, **({"num_classes": p, "embedding_dim": d} if loss_needs_classes(case.loss) else {}))
+    extra: dict = {"num_classes": p, "embedding_dim": d} if loss_needs_classes(case.loss) else {}
+    if case.miner is not None:
+        extra["miner"] = build_miner(case.miner[0], **case.miner[1])
+    loss = build_loss(case.loss, **case.options, **extra)
 
     def ours() -> torch.Tensor:
         x.grad = None

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from facemetric.models import available_models
+from facemetric.train.callbacks import Callback, StepOutput
 from facemetric.models.budget import count_flops, count_parameters
 from facemetric.models.zoo import (
     PATCH_MODELS,
@@ -83,10 +84,20 @@ def speed(name: str, batch: int, seconds: float) -> dict:
     return row
 
 
+class LossRecorder(Callback):
+    """Keeps every step's loss."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    def on_batch_end(self, trainer: object, output: StepOutput) -> None:
+        self.values.append(output.loss)
+
+
 def short_run(name: str, steps: int, caches: dict[str, str]) -> dict:
     """``steps`` training steps on LFW, then held-out verification; see the module docstring."""
-    from facemetric.config import load_config
-    from facemetric.train.engine import Trainer
+    from facemetric.core.config import load_config
+    from facemetric.train.build import build_run
 
     patch = name in PATCH_MODELS
     (h, w), c = natural_input(name)
@@ -96,25 +107,18 @@ def short_run(name: str, steps: int, caches: dict[str, str]) -> dict:
             "data.val_identities=100", "data.val_pairs=1000", f"model.name={name}",
             f"model.embedding_dim={128 if patch else 512}", "train.epochs=1", f"sampler.batches_per_epoch={steps}",
             "sampler.p=8", "sampler.k=4", f"train.out={out}", "train.progress=false",
-            "optim.warmup_epochs=0.25",  # the default warms up over a whole epoch: all of a short run
+            "scheduler.options.warmup_epochs=0.25",  # the default warms up over a whole epoch: all of a short run
         ])
-        trainer = Trainer(cfg)
-        losses: list[float] = []
-        step = trainer._train_step
-
-        def recording(x: torch.Tensor, y: torch.Tensor, lr: float) -> float:
-            losses.append(step(x, y, lr))
-            return losses[-1]
-
-        trainer._train_step = recording  # type: ignore[method-assign]
+        losses = LossRecorder()
+        run = build_run(cfg, callbacks=[losses])
         start = time.time()
-        result = trainer.fit()
+        result = run.fit()
         seconds = time.time() - start
     row = {"model": name, "steps": steps, "seconds": round(seconds, 1),
            "images_per_s": round(steps * 32 / seconds, 2), "val_accuracy": (result.val or {}).get("accuracy")}
-    if losses:
-        row["loss_first3"] = round(sum(losses[:3]) / len(losses[:3]), 4)
-        row["loss_last3"] = round(sum(losses[-3:]) / len(losses[-3:]), 4)
+    if losses.values:
+        row["loss_first3"] = round(sum(losses.values[:3]) / len(losses.values[:3]), 4)
+        row["loss_last3"] = round(sum(losses.values[-3:]) / len(losses.values[-3:]), 4)
     return row
 
 

@@ -15,7 +15,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from facemetric.mining.normalize import normalize_rows
+from facemetric.ops.normalize import normalize_rows
 
 
 def _median_ms(fn, x: torch.Tensor, grad: torch.Tensor, repeats: int = 200) -> float:

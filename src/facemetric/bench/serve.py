@@ -39,7 +39,7 @@ def run(embedder: str, data: Path, clients: int, requests: int, enroll_every: in
     from facemetric.gallery.index import GalleryIndex
     from facemetric.gallery.service import Gallery
     from facemetric.gallery.store import GalleryStore
-    from facemetric.serve.process import start_server, stop_server
+    from facemetric.bench.server_process import start_server, stop_server
 
     photos = [Path(p).read_bytes() for p in scan_source(data).paths]
     with tempfile.TemporaryDirectory() as tmp:

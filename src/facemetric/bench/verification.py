@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from facemetric.config import load_config
-from facemetric.eval.embed import Embedder
-from facemetric.eval.protocol import evaluate_pairs_file
-from facemetric.train.engine import Trainer
+from facemetric.core.config import load_config
+from facemetric.embedders.torch_model import ModelEmbedder
+from facemetric.eval.runner import evaluate_pairs_file
+from facemetric.train.build import build_run
 
 KEYS = ("accuracy", "eer", "auc")
 
@@ -40,10 +40,10 @@ def run_seed(config: str, seed: int, overrides: list[str], out: Path, pairs: str
     """Train one seed and return its figures."""
     cfg = load_config(config, overrides + [f"train.seed={seed}", f"train.out={out / f'seed{seed}'}", "train.progress=false"])
     wall, cpu = time.perf_counter(), time.process_time()
-    trainer = Trainer(cfg)
-    before = trainer.validate_untrained()
+    run = build_run(cfg)
+    before = run.validate_untrained()
     train_wall = time.perf_counter()
-    result = trainer.fit()
+    result = run.fit()
     train_wall = time.perf_counter() - train_wall
     images_seen = result.global_step * cfg.sampler.p * cfg.sampler.k
     row: dict[str, Any] = {
@@ -59,7 +59,7 @@ def run_seed(config: str, seed: int, overrides: list[str], out: Path, pairs: str
     }
     if pairs:
         best = result.out_dir / ("best.pt" if (result.out_dir / "best.pt").exists() else "last.pt")
-        row["pairs_file"] = _brief(evaluate_pairs_file(Embedder.from_checkpoint(best), pairs, images, progress=False))
+        row["pairs_file"] = _brief(evaluate_pairs_file(ModelEmbedder.from_checkpoint(best), pairs, images, progress=False))
     return row
 
 

@@ -10,14 +10,15 @@ five-point template of the ArcFace/insightface 112x112 crop with a similarity tr
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
-from facemetric.data.images import ImageDecodeError, ImageSpec, open_image, resize_crop
-from facemetric.registry import Registry
+from facemetric.core.faces import Detection, NoFaceError
+from facemetric.core.registry import Registry
+from facemetric.core.spec import ImageSpec
+from facemetric.data.images import ImageDecodeError, open_image, resize_crop
 
 # The five reference points (left eye, right eye, nose tip, left and right mouth corner) of
 # the 112x112 face crop used by ArcFace / insightface (arcface_torch's `arcface_dst`).
@@ -25,31 +26,6 @@ TEMPLATE_112 = np.array(
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
     dtype=np.float64,
 )
-
-
-@dataclass
-class Detection:
-    """What a backend found in one photo.
-
-    ``box`` is (left, top, right, bottom) in the photo's pixels, ``landmarks`` five (x, y)
-    points when the backend has them, ``faces`` how many faces were detected (the largest,
-    most central one is used), ``score`` the detector's confidence where it reports one.
-    """
-
-    backend: str
-    found: bool
-    box: list[float] | None = None
-    score: float | None = None
-    landmarks: list[list[float]] | None = None
-    faces: int = 0
-    image_size: list[int] = field(default_factory=list)  # the photo's (width, height)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-class NoFaceError(Exception):
-    """No face was detected in a photo (the photo itself was readable)."""
 
 
 class Aligner:
@@ -62,6 +38,7 @@ class Aligner:
 
     def __call__(self, img: Image.Image) -> tuple[np.ndarray, Detection]:
         """(size, size, channels) uint8 crop and its detection record; :class:`NoFaceError` if none."""
+        img = ImageOps.exif_transpose(img)  # a photo opened without open_image may still be stored turned
         crop, det = self.detect_and_crop(img.convert("RGB"))
         det.image_size = [img.width, img.height]
         if self.channels == 1:
@@ -72,7 +49,7 @@ class Aligner:
         raise NotImplementedError
 
 
-ALIGNERS: Registry[Callable[..., Aligner]] = Registry("aligner")
+ALIGNERS: Registry[Callable[..., Aligner]] = Registry("aligner", injected=("size", "channels"))
 
 
 def crop_face_file(path: str, aligner: Aligner) -> tuple[np.ndarray | None, str | None, str | None, dict | None]:
@@ -93,7 +70,19 @@ def crop_face_file(path: str, aligner: Aligner) -> tuple[np.ndarray | None, str 
 
 def build_aligner(name: str, size: int = 112, channels: int = 3, **options) -> Aligner:
     """The registered backend ``name`` producing ``size`` x ``size`` crops."""
-    return ALIGNERS.get(name)(size=size, channels=channels, **options)
+    ALIGNERS.check_options(name, options, f"aligner {name}")
+    return ALIGNERS.build(name, where=f"aligner {name}", size=size, channels=channels, **options)
+
+
+CROP_BACKENDS = ("crop", "none", "center")  # ImageSpec.align values that need no detector
+
+
+def aligner_for(spec: ImageSpec) -> Aligner | None:
+    """The detector a model of ``spec`` needs on raw photos, or None when its crop is a fixed cut
+    (the central fraction of :class:`ImageSpec`)."""
+    if spec.align in CROP_BACKENDS:
+        return None
+    return build_aligner(spec.align, size=spec.height, channels=spec.channels)
 
 
 @ALIGNERS.register("none")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from facemetric.core.config import AugmentConfig
 
 MEAN, STD = 0.5, 0.5  # default pixel normalisation, uint8 -> [-1, 1] (ImageSpec.mean/std override it)
 
@@ -25,33 +27,6 @@ def to_tensor(
     m = torch.tensor(mean if mean else (MEAN,) * c).view(1, c, 1, 1)
     s = torch.tensor(std if std else (STD,) * c).view(1, c, 1, 1)
     return x.sub_(m).div_(s)
-
-
-@dataclass
-class AugmentConfig:
-    """Random changes applied independently to each image of a batch.
-
-    ``shift``: translation up to this fraction of the size (the uncovered border repeats the
-    nearest edge pixels); ``flip``: horizontal mirror with probability 0.5; ``brightness`` /
-    ``contrast`` / ``saturation``: +- relative jitter; ``grayscale``: probability of dropping
-    colour; ``cutout``: probability of blanking a square of ``cutout_size`` of the side;
-    ``rotate`` (degrees) / ``scale`` (+- zoom): an affine warp, the one costly part (off by
-    default). Zero disables each part.
-    """
-
-    flip: bool = True
-    shift: float = 0.08
-    rotate: float = 0.0
-    scale: float = 0.0
-    brightness: float = 0.2
-    contrast: float = 0.2
-    saturation: float = 0.0
-    grayscale: float = 0.0
-    cutout: float = 0.0
-    cutout_size: float = 0.3
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 _LUMA = (0.299, 0.587, 0.114)

@@ -10,14 +10,17 @@ from __future__ import annotations
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from facemetric.data.align import build_aligner, crop_face_file
-from facemetric.data.images import ImageDecodeError, ImageSpec, load_image
+from facemetric.core.atomic import atomic_path
+from facemetric.core.spec import ImageSpec
+from facemetric.data.align import Aligner, aligner_for, crop_face_file
+from facemetric.data.images import ImageDecodeError, load_image
 from facemetric.data.sources import Manifest
 
 CACHE_VERSION = 1
@@ -52,6 +55,8 @@ class PackedImages:
     paths: list[str]
     identity_names: list[str]
     bad: list[tuple[str, str]]
+    detections: list[dict[str, Any] | None] = field(default_factory=list)  # per row, when a detector cut it
+    source_index: np.ndarray | None = None  # per row, its position in the manifest it was decoded from
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -76,6 +81,8 @@ class PackedImages:
             [self.paths[i] for i in keep],
             [self.identity_names[i] for i in present],
             list(self.bad),
+            [self.detections[i] for i in keep] if self.detections else [],
+            self.source_index[keep] if self.source_index is not None else None,
         )
 
 
@@ -83,29 +90,31 @@ def _cache_key(manifest: Manifest, spec: ImageSpec) -> str:
     return manifest.fingerprint(f"v{CACHE_VERSION}|{json.dumps(spec.to_dict(), sort_keys=True)}")[:20]
 
 
-def decode_manifest(manifest: Manifest, spec: ImageSpec, workers: int | None = None, progress: bool = True) -> PackedImages:
+def decode_manifest(
+    manifest: Manifest, spec: ImageSpec, workers: int | None = None, progress: bool = True,
+    aligner: Aligner | None = None,
+) -> PackedImages:
     """Decode every image of ``manifest``; undecodable files go to ``bad`` with their reason.
 
     A spec whose ``align`` names a detection backend (``dlib``, ``opencv``: a model trained on a
     ``prepare``d cache) gets every photo's face found and aligned by that backend, as ``prepare``
-    did for training; a photo without a face goes to ``bad``. That path runs one photo at a time
-    (the detectors are not thread-safe).
+    did for training (or by ``aligner``, when given); a photo without a face goes to ``bad``. That
+    path runs one photo at a time (the detectors are not thread-safe) and keeps each detection.
     """
-    aligner = None
-    if spec.align not in ("crop", "none", "center"):
-        aligner = build_aligner(spec.align, size=spec.height, channels=spec.channels)
+    aligner = aligner or aligner_for(spec)
     workers = 1 if aligner is not None else workers or min(4, os.cpu_count() or 1)
     n = len(manifest)
     images = np.zeros((n, spec.height, spec.width, spec.channels), dtype=np.uint8)
     ok = np.zeros(n, dtype=bool)
     bad: list[tuple[str, str]] = []
+    detections: list[dict[str, Any] | None] = [None] * n
 
     def work(i: int) -> tuple[int, str | None]:
         if aligner is not None:
-            crop, _, reason, _ = crop_face_file(str(manifest.paths[i]), aligner)
+            crop, _, reason, detection = crop_face_file(str(manifest.paths[i]), aligner)
             if crop is None:
                 return i, reason
-            images[i] = crop
+            images[i], detections[i] = crop, detection
             return i, None
         try:
             images[i] = load_image(manifest.paths[i], spec)
@@ -125,7 +134,8 @@ def decode_manifest(manifest: Manifest, spec: ImageSpec, workers: int | None = N
     index = {name: k for k, name in enumerate(names)}
     labels = np.array([index[manifest.identities[i]] for i in keep], dtype=np.int64)
     kept = images if len(keep) == n else images[keep]  # fancy indexing would copy every image
-    return PackedImages(kept, labels, [str(manifest.paths[i]) for i in keep], names, bad)
+    return PackedImages(kept, labels, [str(manifest.paths[i]) for i in keep], names, bad,
+                        [detections[i] for i in keep] if aligner is not None else [], keep)
 
 
 def load_packed(manifest: Manifest, spec: ImageSpec, cache_dir: str | Path | None = None, progress: bool = True) -> PackedImages:
@@ -147,7 +157,7 @@ def load_packed(manifest: Manifest, spec: ImageSpec, cache_dir: str | Path | Non
     packed = decode_manifest(manifest, spec, progress=progress)
     cache_dir.mkdir(parents=True, exist_ok=True)
     meta = json.dumps({"paths": packed.paths, "identity_names": packed.identity_names, "bad": packed.bad})
-    tmp = target.with_suffix(f".tmp{os.getpid()}.npz")
-    np.savez(tmp, images=packed.images, labels=packed.labels, meta=np.array(meta))
-    os.replace(tmp, target)
+    with atomic_path(target) as tmp:
+        with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to a bare name
+            np.savez(f, images=packed.images, labels=packed.labels, meta=np.array(meta))
     return packed

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from facemetric.core.atomic import write_atomic
 
 
 def contact_sheet(images: np.ndarray, labels: list[str], count: int = 48, columns: int = 8, seed: int = 0) -> Image.Image:
@@ -28,6 +31,6 @@ def contact_sheet(images: np.ndarray, labels: list[str], count: int = 48, column
 def write_contact_sheet(out: Path, identities: list[str], name: str = "contact_sheet.png") -> Path:
     """Write ``out/name`` from ``out/images.npy`` (rows captioned with their identity)."""
     images = np.load(out / "images.npy", mmap_mode="r")
-    path = out / name
-    contact_sheet(images, identities).save(path)
-    return path
+    buf = io.BytesIO()
+    contact_sheet(images, identities).save(buf, format="PNG")
+    return write_atomic(out / name, buf.getvalue())

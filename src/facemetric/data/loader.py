@@ -26,8 +26,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from facemetric.data.augment import AugmentConfig, finish, geometry_and_draws
+from facemetric.core.config import AugmentConfig
+from facemetric.data.augment import finish, geometry_and_draws
 from facemetric.data.cache import PackedImages, RowView
+from facemetric.data.sampler import PKSampler
 
 PREFETCH = 2  # batches each worker may run ahead
 _FORK = sys.platform.startswith("linux")  # workers forked: the ring can be anonymous shared memory
@@ -213,6 +215,29 @@ class RingLoader:
 def batch_loader(batches: RunBatches, workers: int, batch_size: int) -> RingLoader:
     """The training stream of ``batches`` (at most ``batch_size`` images each), built by ``workers`` processes, in order."""
     return RingLoader(batches, workers, batch_size)
+
+
+@dataclass
+class BatchSource:
+    """What the training loop draws its batches from: P x K sampled rows of ``data``, augmented and
+    normalised by ``workers`` processes. One stream covers a whole run (see :class:`RunBatches`)."""
+
+    data: PackedImages
+    sampler: PKSampler
+    augment: AugmentConfig
+    normalization: tuple[tuple[float, ...], tuple[float, ...]]
+    seed: int = 0
+    workers: int = 1
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.sampler.batches_per_epoch
+
+    def stream(self, first_step: int, last_step: int) -> RingLoader:
+        """The batches of global steps ``first_step`` .. ``last_step - 1``, in order."""
+        batches = RunBatches(self.data, self.sampler.epoch, self.steps_per_epoch, first_step, last_step,
+                             self.augment, self.normalization, self.seed)
+        return batch_loader(batches, self.workers, self.sampler.p * self.sampler.k)
 
 
 def _no_collate(ticket: _Ticket) -> _Ticket:

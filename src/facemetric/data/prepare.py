@@ -19,11 +19,11 @@ killed run resumes where it stopped; a rerun on a complete, unchanged cache does
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import re
 import shutil
-import signal
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -33,7 +33,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from facemetric.data.align import Aligner, build_aligner, crop_face_file
+from facemetric.core.atomic import atomic_path, write_atomic, write_json
+from facemetric.core.errors import FacemetricError
+from facemetric.data.align import ALIGNERS, Aligner, build_aligner, crop_face_file
 from facemetric.data.contact_sheet import write_contact_sheet
 from facemetric.data.sources import DEFAULT_FLAT_PATTERN, Manifest, scan_source
 
@@ -41,7 +43,7 @@ FORMAT = "facemetric-prepared"
 FORMAT_VERSION = 1
 
 
-class PrepareError(RuntimeError):
+class PrepareError(FacemetricError, RuntimeError):
     """``prepare`` cannot go on (an output folder holding something else, no usable input)."""
 
 
@@ -58,6 +60,13 @@ class PrepareOptions:
 
     def fingerprint(self, manifest: Manifest) -> str:
         return manifest.fingerprint(json.dumps({"v": FORMAT_VERSION, **asdict(self)}, sort_keys=True))
+
+    @classmethod
+    def for_backend(cls, size: int, align: str, channels: int, offered: dict, layout: str = "auto") -> PrepareOptions:
+        """Options for backend ``align``, keeping of the ``offered`` settings (command-line flags such
+        as ``fraction`` or ``max_upsample``) those this backend takes; the others do not apply to it."""
+        takes = ALIGNERS.parameters(align)
+        return cls(size, align, channels, {k: v for k, v in offered.items() if k in takes and v is not None}, layout)
 
 
 @dataclass
@@ -159,14 +168,13 @@ def prepare(
     if not state_path.exists() or not images_path.exists():
         np.lib.format.open_memmap(images_path, mode="w+", dtype=np.uint8, shape=shape).flush()
         log_path.unlink(missing_ok=True)
-        state_path.write_text(json.dumps({"fingerprint": fingerprint, "n": n}))
+        write_json(state_path, {"fingerprint": fingerprint, "n": n})
     images = np.lib.format.open_memmap(images_path, mode="r+")
     chunks = [list(range(s, min(s + chunk_size, n))) for s in range(0, n, chunk_size)]
     done = _read_progress(log_path)
     todo = [c for c in range(len(chunks)) if c not in done]
     resumed = len(chunks) - len(todo)
     workers = (os.cpu_count() or 1) if workers is None else workers
-    kill_after = int(os.environ.get("FACEMETRIC_TEST_KILL_AFTER_CHUNKS", "0"))
     with log_path.open("a", encoding="utf-8") as log_file, tqdm(
         total=n, initial=sum(len(chunks[c]) for c in done), desc=f"prepare ({options.align})", unit="img", disable=not progress
     ) as bar:
@@ -183,8 +191,6 @@ def prepare(
             os.fsync(log_file.fileno())
             done[chunk] = entries
             bar.update(len(results))
-            if kill_after and len(done) - resumed >= kill_after:  # tests: a hard kill at a known point
-                os.kill(os.getpid(), signal.SIGKILL)
 
         jobs = [(c, [(i, str(manifest.paths[i])) for i in chunks[c]]) for c in todo]
         if workers <= 0 or len(jobs) <= 1:
@@ -198,7 +204,7 @@ def prepare(
                     record(*future.result())
     summary = _finalize(out, manifest, options, fingerprint, done, started)
     summary["resumed_chunks"], summary["processed_images"] = resumed, sum(len(chunks[c]) for c in todo)
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    write_json(out / "summary.json", summary)
     _write_meta(out, options, fingerprint, summary)
     shutil.rmtree(partial, ignore_errors=True)
     return PrepareResult(out, summary)
@@ -211,22 +217,17 @@ def _finalize(out: Path, manifest: Manifest, options: PrepareOptions, fingerprin
     names = sorted({manifest.identities[i] for i in keep})
     label = {name: k for k, name in enumerate(names)}
     partial = np.load(out / "partial" / "images.npy", mmap_mode="r")
-    packed = np.lib.format.open_memmap(out / "images.tmp.npy", mode="w+", dtype=np.uint8, shape=(len(keep), *partial.shape[1:]))
-    for start in range(0, len(keep), 1024):
-        rows = keep[start : start + 1024]
-        packed[start : start + len(rows)] = partial[rows]
-    packed.flush()
-    mean, std = _channel_stats(packed)
-    del packed, partial
-    os.replace(out / "images.tmp.npy", out / "images.npy")
-    with (out / "manifest.csv").open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["index", "label", "identity", "source"])
-        for row, i in enumerate(keep):
-            w.writerow([row, label[manifest.identities[i]], manifest.identities[i], str(manifest.paths[i])])
-    with (out / "detections.jsonl").open("w", encoding="utf-8") as f:
-        for i in keep:
-            f.write(json.dumps(results[i][2]) + "\n")
+    with atomic_path(out / "images.npy") as tmp:
+        packed = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(keep), *partial.shape[1:]))
+        for start in range(0, len(keep), 1024):
+            rows = keep[start : start + 1024]
+            packed[start : start + len(rows)] = partial[rows]
+        packed.flush()
+        mean, std = _channel_stats(packed)
+        del packed, partial
+    write_atomic(out / "manifest.csv", _csv(["index", "label", "identity", "source"], (
+        [row, label[manifest.identities[i]], manifest.identities[i], str(manifest.paths[i])] for row, i in enumerate(keep))))
+    write_atomic(out / "detections.jsonl", "".join(json.dumps(results[i][2]) + "\n" for i in keep))
     skipped = [(str(p), "", re.sub(r"\d+", "N", reason), reason) for p, reason in manifest.skipped]
     kept = set(keep)
     skipped += [
@@ -234,10 +235,7 @@ def _finalize(out: Path, manifest: Manifest, options: PrepareOptions, fingerprin
         for i in range(len(manifest))
         if i not in kept
     ]
-    with (out / "skipped.csv").open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["source", "identity", "kind", "reason"])
-        w.writerows(skipped)
+    write_atomic(out / "skipped.csv", _csv(["source", "identity", "kind", "reason"], skipped))
     decodable = sum(1 for kind, _, _ in results.values() if kind in (None, "no face found"))
     dets = [results[i][2] for i in keep]
     write_contact_sheet(out, [manifest.identities[i] for i in keep])
@@ -280,6 +278,12 @@ def _write_meta(out: Path, options: PrepareOptions, fingerprint: str, summary: d
         "mean": summary["mean"],
         "std": summary["std"],
     }
-    tmp = out / "meta.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, out / "meta.json")
+    write_json(out / "meta.json", meta)
+
+
+def _csv(header: list[str], rows) -> str:
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from facemetric.data.sources import DatasetError
+
 SHORT_POLICIES = ("repeat", "drop")
 
 
@@ -65,12 +67,12 @@ class PKSampler:
             dropped_images=int(sum(len(g) for g in dropped)),
         )
         if len(self.groups) < 2:
-            raise ValueError(
+            raise DatasetError(
                 f"P x K sampling needs at least 2 identities with >= {floor} images; found {len(self.groups)}. "
-                "Lower K, use short_policy='repeat', or add data."
+                "Lower sampler.k, use sampler.short_policy=repeat, or add data."
             )
         if p > len(self.groups):
-            raise ValueError(f"P={p} identities per batch but only {len(self.groups)} usable identities; lower P")
+            raise DatasetError(f"sampler.p={p} identities per batch but only {len(self.groups)} usable identities; lower sampler.p")
         self.batches_per_epoch = batches_per_epoch or max(1, self.report.images_used // (p * k))
 
     def epoch(self, epoch: int) -> list[np.ndarray]:

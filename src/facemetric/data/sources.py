@@ -22,12 +22,15 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from facemetric.core.errors import FacemetricError
+
 # Extensions that are certainly not images: skipped during scanning (and reported).
 NOT_IMAGE_EXTENSIONS = frozenset(
     ".txt .csv .tsv .json .jsonl .yaml .yml .md .html .htm .xml .pdf .zip .tar .gz .npz .npy "
     ".pt .pth .onnx .db .sqlite .py .sh .log .ini .cfg .doc .docx .mat .avi .mp4 .mov".split()
 )
 DEFAULT_FLAT_PATTERN = r"^([^.]+)"
+LAYOUTS = ("auto", "folders", "csv", "flat")
 
 
 @dataclass
@@ -71,7 +74,7 @@ class Manifest:
         )
 
 
-class DatasetError(ValueError):
+class DatasetError(FacemetricError, ValueError):
     """A dataset cannot be used at all (no images, unreadable CSV ...)."""
 
 

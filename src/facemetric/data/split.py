@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from facemetric.data.sources import DatasetError
+
 
 def split_identities(
     labels: np.ndarray, val_identities: int | float, seed: int = 0, min_val_images: int = 2
@@ -22,13 +24,13 @@ def split_identities(
     elif float(val_identities) == int(val_identities) and int(val_identities) >= 0:
         n_val = int(val_identities)
     else:
-        raise ValueError(f"val_identities must be a count >= 0 or a fraction in (0, 1), got {val_identities!r}")
+        raise DatasetError(f"data.val_identities must be a count >= 0 or a fraction in (0, 1), got {val_identities!r}")
     if n_val == 0:
         return np.arange(len(labels)), np.zeros(0, dtype=np.int64)
     if n_val > len(eligible) or n_val >= len(ids):
-        raise ValueError(
+        raise DatasetError(
             f"cannot hold out {n_val} validation identities: {len(ids)} identities in all, "
-            f"{len(eligible)} with >= {min_val_images} images; lower val_identities"
+            f"{len(eligible)} with >= {min_val_images} images; lower data.val_identities"
         )
     rng = np.random.default_rng(seed)
     val_ids = rng.choice(eligible, size=n_val, replace=False)

@@ -16,7 +16,6 @@ Files (format ``facemetric-eval/1``; ``eval.json`` is written last, so its prese
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from facemetric.atomic import write_atomic
+from facemetric.core.atomic import write_atomic, write_npz
 from facemetric.eval.identification import write_decisions_csv
 
 if TYPE_CHECKING:  # the suite imports FAISS and scikit-learn: not needed to read or name the format
@@ -41,12 +40,6 @@ def is_eval_dir(path: str | Path) -> bool:
         return False
 
 
-def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    write_atomic(path, buf.getvalue())
-
-
 def write_eval_dir(out: str | Path, result: EvalResult, meta: dict[str, Any]) -> Path:
     """Write ``result`` with ``meta`` (checkpoint, run_dir, embedding_dim, flip, data) to ``out``.
 
@@ -61,7 +54,7 @@ def write_eval_dir(out: str | Path, result: EvalResult, meta: dict[str, Any]) ->
         if arrays is None:
             (out / name).unlink(missing_ok=True)
         else:
-            _save_npz(out / name, arrays)
+            write_npz(out / name, arrays)
     if result.decisions is not None:
         write_decisions_csv(out / "decisions.csv", *result.decisions)
     else:
@@ -71,3 +64,11 @@ def write_eval_dir(out: str | Path, result: EvalResult, meta: dict[str, Any]) ->
         doc["notes"] = result.notes
     write_atomic(out / "eval.json", json.dumps(doc, indent=1))
     return out
+
+
+def brief_summary(summary: dict[str, Any]) -> str:
+    """The JSON a terminal shows: the summary without the verification curve points."""
+    out = json.loads(json.dumps(summary))
+    if isinstance(out.get("verification"), dict):
+        out["verification"].pop("curves", None)
+    return json.dumps(out, indent=1)

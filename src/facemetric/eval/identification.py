@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from facemetric.atomic import write_atomic
+from facemetric.core.atomic import write_atomic
 from facemetric.eval.checks import check_labels, check_positive_int
 
 TEMPLATES = ("max", "mean")
@@ -102,7 +102,7 @@ def _check_far(far: Any, name: str) -> float:
 # --------------------------------------------------------------------------- gallery search
 
 
-class _Gallery:
+class _Templates:
     """A gallery prepared for search: identities sorted, images grouped per identity."""
 
     def __init__(self, emb: ArrayLike, labels: ArrayLike, template: str) -> None:
@@ -149,7 +149,7 @@ class _Gallery:
 
 
 def _search(
-    gallery: _Gallery, probes: np.ndarray, true_idx: np.ndarray, chunk: int
+    gallery: _Templates, probes: np.ndarray, true_idx: np.ndarray, chunk: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Top identity index, top score and rank of the true identity for each probe.
 
@@ -192,7 +192,7 @@ def top_matches(
     ``(top_labels, top_scores)``: labels in the gallery's label dtype, scores float64.
     """
     chunk = check_positive_int(chunk, "chunk")
-    gallery = _Gallery(gallery_emb, gallery_labels, template)
+    gallery = _Templates(gallery_emb, gallery_labels, template)
     p = _check_embeddings(probe_emb, "probe_emb")
     top_idx, top_score, _ = _search(gallery, p, np.full(len(p), -1), chunk)
     return gallery.identities[top_idx], top_score
@@ -231,7 +231,7 @@ class CMCResult:
         }
 
 
-def _missing_error(missing: np.ndarray, probe_labels: np.ndarray, gallery: _Gallery) -> ValueError:
+def _missing_error(missing: np.ndarray, probe_labels: np.ndarray, gallery: _Templates) -> ValueError:
     names = list(dict.fromkeys(probe_labels[missing].tolist()))
     return ValueError(
         f"{int(missing.sum())} probes ({len(names)} identities, e.g. {names[:5]}) are not in "
@@ -261,7 +261,7 @@ def cmc(
     """
     max_rank = check_positive_int(max_rank, "max_rank")
     chunk = check_positive_int(chunk, "chunk")
-    gallery = _Gallery(gallery_emb, gallery_labels, template)
+    gallery = _Templates(gallery_emb, gallery_labels, template)
     p = _check_embeddings(probe_emb, "probe_emb")
     y = check_labels(probe_labels, len(p), "probe_labels", "probe_emb")
     true_idx = gallery.lookup(y)
@@ -467,7 +467,7 @@ def open_set_report(
     """
     chunk = check_positive_int(chunk, "chunk")
     target_far = _check_far(target_far, "target_far")
-    gallery = _Gallery(gallery_emb, gallery_labels, template)
+    gallery = _Templates(gallery_emb, gallery_labels, template)
 
     def search(emb: ArrayLike, labels: ArrayLike, name: str) -> tuple[np.ndarray, ...]:
         e = _check_embeddings(emb, f"{name}_emb")

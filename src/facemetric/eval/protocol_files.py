@@ -28,9 +28,17 @@ from pathlib import Path
 
 import numpy as np
 
-from facemetric.atomic import write_atomic
-from facemetric.data.protocols import Pair, PairsFormatError, write_pairs
-from facemetric.eval.builders import SUBSETS, OpenSetSplit, PairProtocol
+from facemetric.core.atomic import write_atomic
+from facemetric.data.sources import scan_source
+from facemetric.eval.lfw_pairs import Pair, PairsFormatError, write_pairs
+from facemetric.eval.protocols import (
+    SUBSETS,
+    OpenSetSplit,
+    PairProtocol,
+    ProtocolError,
+    build_open_set_split,
+    build_pair_protocol,
+)
 
 _LFW_NAME = re.compile(r"(?P<name>.+)_(?P<index>[0-9]{4})\.[A-Za-z0-9]+")
 
@@ -63,13 +71,13 @@ def write_pairs_csv(path: str | Path, protocol: PairProtocol, paths: list[str], 
 def write_pairs_lfw(path: str | Path, protocol: PairProtocol, paths: list[str], identities: list[str]) -> Path:
     """Write the LFW pairs format (``F N`` header): needs LFW file naming, ``<name>/<name>_0001.jpg``.
 
-    Raises ValueError naming an image that does not follow it (write a .csv instead).
+    Raises :class:`ProtocolError` naming an image that does not follow it (write a .csv instead).
     """
     where: list[tuple[str, int]] = []
     for p, name in zip(paths, identities):
         m = _LFW_NAME.fullmatch(Path(p).name)
         if m is None or m["name"] != name or Path(p).parent.name != name:
-            raise ValueError(
+            raise ProtocolError(
                 f"{p} (identity {name!r}) is not named like LFW (<name>/<name>_0001.jpg), so the LFW pairs format "
                 "cannot refer to it; write the protocol as .csv instead"
             )
@@ -175,3 +183,31 @@ def read_open_set_csv(path: str | Path, images_root: str | Path | None = None) -
     if strays:
         raise PairsFormatError(f"{path}: known probes of identities {strays[:5]} that have no gallery image")
     return OpenSetList([_resolve(r["path"], root) for r in rows], identities, subset)
+
+
+def make_pair_protocol(data: str | Path, output: str | Path, folds: int = 10, pairs_per_fold: int = 300,
+                       seed: int = 0, layout: str = "auto") -> dict:
+    """``facemetric protocol pairs``: identity-disjoint pair folds of a dataset, written to ``output``
+    (``.csv``, or the LFW format for any other suffix). Returns a summary with the notes and the
+    command that evaluates a model on it."""
+    manifest = scan_source(data, layout)
+    paths, names = [str(p) for p in manifest.paths], list(manifest.identities)
+    made = build_pair_protocol(np.array(names), folds, pairs_per_fold, seed)
+    if Path(output).suffix.lower() == ".csv":
+        write_pairs_csv(output, made, paths, manifest.root)
+    else:
+        write_pairs_lfw(output, made, paths, names)
+    return {"output": str(output), "folds": made.n_folds, "pairs_per_class_per_fold": made.pairs_per_class,
+            "pairs": len(made), "notes": made.notes,
+            "usage": f"facemetric eval --model MODEL --pairs {output} --images {manifest.root}"}
+
+
+def make_open_set_split(data: str | Path, output: str | Path, unknown_fraction: float = 0.3,
+                        gallery_per_identity: int = 1, seed: int = 0, layout: str = "auto") -> dict:
+    """``facemetric protocol open-set``: a gallery / known / unknown split of a dataset as CSV."""
+    manifest = scan_source(data, layout)
+    paths, names = [str(p) for p in manifest.paths], list(manifest.identities)
+    split = build_open_set_split(np.array(names), unknown_fraction, gallery_per_identity, seed)
+    write_open_set_csv(output, split, paths, names, manifest.root)
+    return {"output": str(output), **split.counts(), "notes": split.notes,
+            "usage": f"facemetric eval --model MODEL --open-set {output} --images {manifest.root}"}

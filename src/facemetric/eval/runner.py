@@ -15,17 +15,20 @@ from typing import Any
 
 import numpy as np
 
-from facemetric.data.cache import decode_manifest
+from facemetric.core.embedder import Embedder
+from facemetric.core.errors import FacemetricError
 from facemetric.data.prepared import is_prepared, load_prepared, prepared_spec
-from facemetric.data.protocols import MissingImageError, parse_pairs, resolve_pairs
-from facemetric.data.sources import Manifest, scan_source
-from facemetric.eval.builders import build_open_set_split, build_verification_pairs
-from facemetric.eval.embed import Embedder, EmbedderBase
-from facemetric.eval.protocol import EvaluationError
+from facemetric.data.sources import scan_source
+from facemetric.eval.lfw_pairs import MissingImageError, parse_pairs, resolve_pairs
 from facemetric.eval.protocol_files import read_open_set_csv, read_pairs_csv
+from facemetric.eval.protocols import build_open_set_split, held_out_pair_protocol
 from facemetric.eval.suite import EvalResult, PairsInput, evaluate_embeddings
 
 log = logging.getLogger("facemetric")
+
+
+class EvaluationError(FacemetricError, RuntimeError):
+    """The protocol cannot be evaluated as asked (e.g. an image it needs is unreadable)."""
 
 
 class _Items:
@@ -95,17 +98,17 @@ def _open_set_input(split_path: Path, images: Path | None, items: _Items) -> dic
     return subset
 
 
-def _decode(paths: list[Path], embedder: EmbedderBase, progress: bool, what: str) -> np.ndarray:
-    manifest = Manifest(list(paths), [p.parent.name for p in paths], Path("."), "eval")
-    packed = decode_manifest(manifest, embedder.spec, progress=progress)
-    if packed.bad:
-        details = "; ".join(f"{path}: {reason}" for path, reason in packed.bad[:5])
-        raise EvaluationError(f"{len(packed.bad)} image(s) named in {what} cannot be decoded: {details}")
-    return packed.images
+def _crops(paths: list[Path], embedder: Embedder, progress: bool, what: str) -> Any:
+    """Every image cut as ``embedder`` expects; any image without a crop fails the evaluation."""
+    crops = embedder.crop_files(paths, progress)
+    if crops.failures:
+        details = "; ".join(f"{paths[k]}: {reason}" for k, reason in crops.failures[:5])
+        raise EvaluationError(f"{len(crops.failures)} image(s) named in {what} cannot be used: {details}")
+    return crops.images
 
 
-def _dataset(source: str | Path, embedder: EmbedderBase, layout: str, progress: bool) -> tuple[Any, list[str], list[str]]:
-    """Images, display paths and identities of a dataset folder/CSV or a prepared cache."""
+def _dataset(source: str | Path, embedder: Embedder, layout: str, progress: bool) -> tuple[Any, list[str], list[str]]:
+    """Crops, display paths and identities of a dataset folder/CSV or a prepared cache."""
     if is_prepared(source):
         spec = prepared_spec(source)
         if (spec.height, spec.width, spec.channels) != (embedder.spec.height, embedder.spec.width, embedder.spec.channels):
@@ -114,18 +117,19 @@ def _dataset(source: str | Path, embedder: EmbedderBase, layout: str, progress: 
                 f"{embedder.spec.height}x{embedder.spec.width}x{embedder.spec.channels}: prepare it again with --size"
             )
         packed = load_prepared(source)
-    else:
-        manifest = scan_source(source, layout)
-        packed = decode_manifest(manifest, embedder.spec, progress=progress)
-        if packed.bad:
-            log.warning("%d image(s) of %s cannot be decoded and are left out, e.g. %s", len(packed.bad), source,
-                        packed.bad[0])
-    names = [packed.identity_names[k] for k in packed.labels]
-    return packed.images, list(packed.paths), names
+        return packed.images, list(packed.paths), [packed.identity_names[k] for k in packed.labels]
+    manifest = scan_source(source, layout)
+    crops = embedder.crop_files(manifest.paths, progress)
+    if crops.failures:
+        k, reason = crops.failures[0]
+        log.warning("%d image(s) of %s cannot be used and are left out, e.g. %s: %s", len(crops.failures), source,
+                    manifest.paths[k], reason)
+    kept = crops.index.tolist()
+    return crops.images, [str(manifest.paths[k]) for k in kept], [manifest.identities[k] for k in kept]
 
 
 def evaluate_files(
-    embedder: EmbedderBase,
+    embedder: Embedder,
     *,
     pairs: str | Path | None = None,
     images: str | Path | None = None,
@@ -149,8 +153,8 @@ def evaluate_files(
     result = EvalResult(summary={})
     if items.paths:
         what = " and ".join(str(p) for p in (pairs, open_set) if p is not None)
-        decoded = _decode(items.paths, embedder, progress, what)
-        emb = embedder.embed_array(decoded, batch_size, flip, progress)
+        decoded = _crops(items.paths, embedder, progress, what)
+        emb = embedder.embed_crops(decoded, batch_size, flip, progress)
         subset = None
         if subset_of is not None:
             subset = np.array([subset_of.get(k, "") for k in range(len(items.paths))])
@@ -160,7 +164,7 @@ def evaluate_files(
                      **({"open_set": str(open_set)} if open_set else {})})
     if retrieval is not None:
         ret_images, ret_paths, ret_names = _dataset(retrieval, embedder, layout, progress)
-        ret_emb = embedder.embed_array(ret_images, batch_size, flip, progress)
+        ret_emb = embedder.embed_crops(ret_images, batch_size, flip, progress)
         ret = evaluate_embeddings(ret_emb, ret_images, ret_paths, ret_names, retrieval=True)
         result.summary.update(ret.summary)
         result.embeddings = ret.embeddings  # the retrieval set: usually the widest view of the identities
@@ -169,8 +173,26 @@ def evaluate_files(
     return result, data
 
 
-def _fold_count(n_identities: int) -> int:
-    return max(2, min(10, n_identities // 2))
+def run_dir_of(model: str | Path) -> str | None:
+    """The training run folder a checkpoint sits in (it has config.yaml and metrics.jsonl), if any."""
+    folder = Path(model).resolve().parent
+    return str(folder) if (folder / "metrics.jsonl").is_file() else None
+
+
+def evaluate_pairs_file(
+    embedder: Embedder, pairs_path: str | Path, images_root: str | Path, flip: bool = False,
+    batch_size: int = 256, progress: bool = True,
+) -> dict[str, Any]:
+    """Accuracy (k-fold, thresholds chosen on the other folds), AUC, EER and TAR@FAR for a pairs file:
+    the verification summary of :func:`evaluate_files` without its curve points, plus the pairs file,
+    pair and image counts (what the demo and ``bench.verification`` print)."""
+    result, data = evaluate_files(embedder, pairs=pairs_path, images=images_root, flip=flip,
+                                  batch_size=batch_size, progress=progress)
+    report = dict(result.summary["verification"])
+    report.pop("curves")
+    report.update(pairs_file=str(pairs_path), num_pairs=report["num_positive"] + report["num_negative"],
+                  num_images=data["images"], flip=flip)
+    return report
 
 
 def evaluate_run(
@@ -179,12 +201,14 @@ def evaluate_run(
 ) -> tuple[EvalResult, dict[str, Any], Path]:
     """Evaluate a run's checkpoint on its held-out identities (the run's own data split).
 
-    Builds an identity-disjoint pair protocol (up to 10 folds, ``data.val_pairs`` pairs per class
-    in all), an open-set split (30% of the held-out people unknown) and retrieval over them.
-    Returns the result, a data description and the checkpoint used.
+    The pairs are the ones training validated on (:func:`~facemetric.eval.protocols.held_out_pair_protocol`:
+    identity-disjoint folds, ``data.val_pairs`` genuine pairs in all), plus an open-set split (30%
+    of the held-out people unknown) and retrieval over them. Returns the result, a data
+    description and the checkpoint used.
     """
-    from facemetric.config import load_config
-    from facemetric.train.data import prepare_data
+    from facemetric.core.config import load_config
+    from facemetric.data.dataset import load_dataset
+    from facemetric.embedders.torch_model import ModelEmbedder
 
     run = Path(run_dir)
     if not (run / "config.yaml").is_file():
@@ -193,22 +217,20 @@ def evaluate_run(
     if ckpt is None:
         raise EvaluationError(f"{run} has no best.pt or last.pt checkpoint yet; train first")
     cfg = load_config(run / "config.yaml")
-    prepared = prepare_data(cfg.data, cfg.train.seed, progress)
-    val = prepared.val
+    val = load_dataset(cfg.data, progress).val
     if val is None or len(val.identity_names) < 4:
         raise EvaluationError(
             f"{run} holds out {0 if val is None else len(val.identity_names)} identities (data.val_identities); a "
             "report needs at least 4. Evaluate on your own protocol instead: facemetric eval --out DIR ..."
         )
-    embedder = Embedder.from_checkpoint(ckpt)
-    emb = embedder.embed_array(val.images, batch_size, False, progress)
+    embedder = ModelEmbedder.from_checkpoint(ckpt)
+    emb = embedder.embed_crops(val.images, batch_size, False, progress)
     names = np.array([val.identity_names[k] for k in val.labels])
-    folds = _fold_count(len(val.identity_names))
     notes: list[str] = []
-    # up to data.val_pairs same-person pairs in all; fewer when the held-out people cannot supply them
-    protocol = build_verification_pairs(names, folds, max(1, cfg.data.val_pairs // folds), seed=cfg.data.split_seed)
+    protocol = held_out_pair_protocol(names, cfg.data.val_pairs, seed=cfg.data.split_seed)
     pairs = PairsInput(protocol.i, protocol.j, protocol.same, protocol.fold,
-                       f"{len(protocol)} pairs over the run's held-out identities, {folds} identity-disjoint folds")
+                       f"{len(protocol)} pairs over the run's held-out identities, {protocol.n_folds} "
+                       "identity-disjoint folds (the pairs validation used during training)")
     try:
         split = build_open_set_split(names, 0.3, 1, seed=cfg.data.split_seed).subset
     except ValueError as exc:

@@ -22,7 +22,7 @@ from facemetric.eval.identification import (
     open_set_report,
     top_matches,
 )
-from facemetric.eval.pairs import cosine_scores
+from facemetric.eval.scores import cosine_scores
 from facemetric.eval.retrieval import retrieval_metrics
 from facemetric.eval.verification import curves, far_calibration, verification_report
 

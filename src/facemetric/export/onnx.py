@@ -2,8 +2,8 @@
 
 The file carries what evaluation and the gallery need to use it without facemetric's training
 code: the preprocessing (``ImageSpec``: size, channels, crop, alignment, mean/std), the model
-config and fingerprint, as ONNX metadata properties. ``facemetric.eval.embed.load_embedder``
-opens it like a checkpoint.
+config and fingerprint, as ONNX metadata properties (the contract is in
+:mod:`facemetric.embedders.onnx`). ``facemetric.embedders.load_embedder`` opens it like a checkpoint.
 """
 
 from __future__ import annotations
@@ -14,21 +14,30 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from facemetric import __version__
-from facemetric.data.images import ImageSpec
+from facemetric.core.atomic import atomic_path
+from facemetric.core.checkpoint import model_fingerprint
+from facemetric.core.errors import require
+from facemetric.core.spec import ImageSpec
+from facemetric.core.version import VERSION
+from facemetric.embedders.onnx import (
+    INPUT,
+    META_FINGERPRINT,
+    META_MODEL,
+    META_SPEC,
+    META_VERSION,
+    OUTPUT,
+    ExportError,
+    onnxruntime,
+)
+from facemetric.embedders.torch_model import ModelEmbedder
 
-INPUT, OUTPUT = "images", "embeddings"
-META_SPEC, META_MODEL, META_FINGERPRINT = "facemetric.image_spec", "facemetric.model", "facemetric.model_fingerprint"
 TOLERANCE = 1e-4  # max abs difference allowed between torch and onnxruntime embeddings
-
-
-class ExportError(RuntimeError):
-    """The ONNX file could not be written, or does not reproduce the torch model."""
 
 
 @dataclass
@@ -38,18 +47,6 @@ class ExportReport:
     batch_sizes_checked: tuple[int, ...]
     megabytes: float
     seconds: float
-
-
-def _onnx_modules():
-    try:
-        import onnx
-        import onnxruntime
-    except ImportError as exc:
-        raise ExportError(
-            f"ONNX export needs the onnx and onnxruntime packages ({exc.name} is missing): "
-            "pip install 'facemetric[onnx]'"
-        ) from None
-    return onnx, onnxruntime
 
 
 def export_model(
@@ -67,41 +64,39 @@ def export_model(
     TorchScript one (deprecated by torch, several times faster). Raises :class:`ExportError`
     when onnxruntime's embeddings differ from torch's by more than ``TOLERANCE``.
     """
-    onnx, ort = _onnx_modules()
+    onnx = require("onnx", "onnx", "ONNX export")
+    ort = onnxruntime()
     start, out = time.time(), Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     net = copy.deepcopy(model).float().to("cpu", memory_format=torch.contiguous_format).eval()
     example = torch.zeros(2, spec.channels, spec.height, spec.width)
-    tmp = out.with_name(out.name + ".partial")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the exporters' deprecation / tracer chatter
-            if dynamo:
-                torch.onnx.export(net, (example,), str(tmp), input_names=[INPUT], output_names=[OUTPUT],
-                                  dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True, verbose=False)
-            else:
-                torch.onnx.export(net, (example,), str(tmp), input_names=[INPUT], output_names=[OUTPUT],
-                                  dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}}, opset_version=17, dynamo=False)
-        proto = onnx.load(str(tmp))
-        onnx.helper.set_model_props(proto, {
-            META_SPEC: json.dumps(spec.to_dict()), META_MODEL: json.dumps(model_info or {}),
-            META_FINGERPRINT: fingerprint, "facemetric.version": __version__,
-        })
-        onnx.checker.check_model(proto)
-        onnx.save(proto, str(tmp))
-        diff = _check(net, tmp, spec, check_batches, ort)
+        with atomic_path(out) as tmp:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the exporters' deprecation / tracer chatter
+                if dynamo:
+                    torch.onnx.export(net, (example,), str(tmp), input_names=[INPUT], output_names=[OUTPUT],
+                                      dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True, verbose=False)
+                else:
+                    torch.onnx.export(net, (example,), str(tmp), input_names=[INPUT], output_names=[OUTPUT],
+                                      dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}}, opset_version=17,
+                                      dynamo=False)
+            proto = onnx.load(str(tmp))
+            onnx.helper.set_model_props(proto, {
+                META_SPEC: json.dumps(spec.to_dict()), META_MODEL: json.dumps(model_info or {}),
+                META_FINGERPRINT: fingerprint, META_VERSION: VERSION,
+            })
+            onnx.checker.check_model(proto)
+            onnx.save(proto, str(tmp))
+            diff = _check(net, tmp, spec, check_batches, ort)
     except ExportError:
-        tmp.unlink(missing_ok=True)
         raise
     except Exception as exc:  # the exporters raise many kinds; say which model and file
-        tmp.unlink(missing_ok=True)
         raise ExportError(f"exporting to {out} failed: {type(exc).__name__}: {exc}") from exc
-    tmp.replace(out)
     return ExportReport(out, diff, tuple(check_batches), round(out.stat().st_size / 2**20, 2), round(time.time() - start, 1))
 
 
 @torch.no_grad()
-def _check(net: nn.Module, path: Path, spec: ImageSpec, batches: tuple[int, ...], ort) -> float:
+def _check(net: nn.Module, path: Path, spec: ImageSpec, batches: tuple[int, ...], ort: Any) -> float:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     gen, worst = torch.Generator().manual_seed(0), 0.0
     for n in batches:  # different batch sizes: the batch axis really is dynamic
@@ -115,11 +110,6 @@ def _check(net: nn.Module, path: Path, spec: ImageSpec, batches: tuple[int, ...]
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path, dynamo: bool = True) -> ExportReport:
     """Export a facemetric checkpoint (``best.pt`` / ``last.pt``) to ONNX, verified."""
-    from dataclasses import asdict
-
-    from facemetric.eval.embed import Embedder
-    from facemetric.train.checkpoint import model_fingerprint
-
-    embedder = Embedder.from_checkpoint(checkpoint)
-    info = asdict(embedder.model_cfg) if embedder.model_cfg else {}
+    embedder = ModelEmbedder.from_checkpoint(checkpoint)
+    info = embedder.model_cfg.to_dict() if embedder.model_cfg else {}
     return export_model(embedder.model, embedder.spec, out, info, model_fingerprint(embedder.model), dynamo)

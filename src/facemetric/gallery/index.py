@@ -22,7 +22,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from facemetric.atomic import write_atomic
+from facemetric.core.atomic import write_atomic
 from facemetric.gallery.store import GalleryStore, UnknownIdentityError
 
 TEMPLATES = ("max", "mean")

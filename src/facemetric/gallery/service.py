@@ -22,12 +22,20 @@ from typing import Any
 
 import numpy as np
 
-from facemetric.data.align import NoFaceError
+from facemetric.core.embedder import Embedder
+from facemetric.core.faces import NoFaceError
 from facemetric.data.images import ImageDecodeError, decode_image_bytes
+from facemetric.embedders import EmbedderNotFoundError, load_embedder
 from facemetric.eval.identification import UNKNOWN, calibrate_threshold
-from facemetric.gallery.embedders import PhotoEmbedder, embedder_info, load_photo_embedder
 from facemetric.gallery.index import TEMPLATES, GalleryIndex
-from facemetric.gallery.store import Enrolment, GalleryError, GalleryStore, UnknownIdentityError, validate_name
+from facemetric.gallery.store import (
+    EmbedderInfo,
+    Enrolment,
+    GalleryError,
+    GalleryStore,
+    UnknownIdentityError,
+    validate_name,
+)
 
 log = logging.getLogger("facemetric")
 
@@ -69,22 +77,35 @@ class Photo:
 class Gallery:
     """A gallery folder opened with its embedder (loaded from the store unless given)."""
 
-    def __init__(self, folder: str | Path, embedder: PhotoEmbedder | None = None, template: str = "max",
+    def __init__(self, folder: str | Path, embedder: Embedder | None = None, template: str = "max",
                  max_pixels: int = MAX_PIXELS) -> None:
         if template not in TEMPLATES:
             raise GalleryError(f"template must be one of {TEMPLATES}, got {template!r}")
         self.folder = Path(folder)
         self.store = GalleryStore(self.folder / DB_NAME)
-        self.embedder = embedder or load_photo_embedder(self.store.embedder.spec)
+        self.embedder = embedder or self._open_model(self.store.embedder.reference)
         self.store.check_embedder(self.embedder.fingerprint, self.embedder.dim)
         self.index = GalleryIndex(self.store, self.folder)
         self.template, self.max_pixels = template, max_pixels
         self._embed_lock = threading.Lock()  # dlib's detector and models are not thread-safe
+
+    @staticmethod
+    def _open_model(reference: str | dict[str, Any]) -> Embedder:
+        try:
+            return load_embedder(reference)
+        except EmbedderNotFoundError as exc:
+            raise GalleryError(f"the gallery's model cannot be opened ({exc}); restore it: the gallery only accepts "
+                               "embeddings of that model") from None
+
     @classmethod
-    def create(cls, folder: str | Path, embedder: PhotoEmbedder | str) -> Gallery:
+    def create(cls, folder: str | Path, embedder: Embedder | str) -> Gallery:
         """A new, empty gallery in ``folder`` for ``embedder`` (``"dlib-resnet"`` or a model path)."""
-        model = load_photo_embedder(embedder) if isinstance(embedder, str) else embedder
-        GalleryStore.create(Path(folder) / DB_NAME, embedder_info(model)).close()
+        model = load_embedder(embedder) if isinstance(embedder, str) else embedder
+        if not model.reference:
+            raise GalleryError(f"the model {model.name} has no file or name to open it again by; save it as a "
+                               "checkpoint (or export it) and create the gallery from that file")
+        info = EmbedderInfo(model.name, model.fingerprint, model.dim, model.reference)
+        GalleryStore.create(Path(folder) / DB_NAME, info).close()
         return cls(folder, model)
 
     def close(self) -> None:

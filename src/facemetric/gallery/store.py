@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from facemetric.core.errors import FacemetricError
+
 FORMAT = "facemetric-gallery/1"
 MAX_NAME_LENGTH = 100
 RESERVED_NAMES = {"no correspondence"}
@@ -49,7 +51,7 @@ CREATE INDEX IF NOT EXISTS images_identity ON images(identity_id);
 """
 
 
-class GalleryError(ValueError):
+class GalleryError(FacemetricError, ValueError):
     """A gallery request that cannot be done as asked; the message says why and what to do."""
 
 
@@ -90,12 +92,13 @@ def validate_name(name: str) -> str:
 
 @dataclass(frozen=True)
 class EmbedderInfo:
-    """Which model made a gallery's embeddings: ``spec`` says how to load it again (JSON-able)."""
+    """Which model made a gallery's embeddings; ``reference`` opens it again (``load_embedder``): a
+    pretrained name or a model file (a gallery of facemetric 0.1 holds a dict in its place)."""
 
     name: str
     fingerprint: str
     dim: int
-    spec: dict[str, Any]
+    reference: str | dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ class GalleryStore:
         if fmt != FORMAT:
             raise GalleryError(f"{self.path} is not a facemetric gallery (format {fmt!r}, expected {FORMAT!r})")
         info = json.loads(self._meta_value("embedder"))
-        self.embedder = EmbedderInfo(info["name"], info["fingerprint"], int(info["dim"]), info["spec"])
+        self.embedder = EmbedderInfo(info["name"], info["fingerprint"], int(info["dim"]), info["spec"])  # "spec": the 0.1 key
 
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
@@ -147,7 +150,7 @@ class GalleryStore:
             db.executescript(SCHEMA)
             values = {"format": FORMAT, "generation": "0", "thresholds": "{}",
                       "embedder": json.dumps({"name": embedder.name, "fingerprint": embedder.fingerprint,
-                                              "dim": embedder.dim, "spec": embedder.spec})}
+                                              "dim": embedder.dim, "spec": embedder.reference})}
             db.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", values.items())
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:

@@ -4,10 +4,10 @@ new loss is one new file with ``@register_loss("name")``."""
 import importlib
 import pkgutil
 
-from facemetric.losses.registry import available_losses, build_loss, loss_needs_classes, register_loss
+from facemetric.losses.registry import LOSSES, available_losses, build_loss, loss_needs_classes, loss_takes_miner, register_loss
 
 for _module in pkgutil.iter_modules(__path__):
     if not _module.name.startswith("_") and _module.name != "registry":
         importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["available_losses", "build_loss", "loss_needs_classes", "register_loss"]
+__all__ = ["LOSSES", "available_losses", "build_loss", "loss_needs_classes", "loss_takes_miner", "register_loss"]

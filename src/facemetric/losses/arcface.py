@@ -27,8 +27,7 @@ class ArcFaceLoss(CosineMarginLoss):
         self, num_classes: int, embedding_dim: int, scale: float = 32.0, margin: float = 0.5, subcenters: int = 1
     ) -> None:
         super().__init__(num_classes, embedding_dim, scale, subcenters)
-        self.margin = margin
-        self._transform = CombinedMarginTransform(1.0, margin, 0.0)
+        self.margin = margin  # read at every step, so a loss schedule may change it
 
     def target_transform(self, cos: torch.Tensor) -> torch.Tensor:
-        return self._transform(cos)
+        return CombinedMarginTransform(1.0, self.margin, 0.0)(cos)

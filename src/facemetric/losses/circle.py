@@ -6,9 +6,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from facemetric.core.mining import PairMiner
 from facemetric.losses.registry import register_loss
-from facemetric.mining.distances import cosine_similarity
-from facemetric.mining.miners import masked_logsumexp, pair_masks
+from facemetric.ops.distances import cosine_similarity
+from facemetric.ops.masks import masked_logsumexp, mine_pairs
 
 
 @register_loss("circle")
@@ -22,15 +23,16 @@ class CircleLoss(nn.Module):
     Args:
         m: relaxation margin (0.25, the paper's face-recognition setting; 0.4 for fine-grained retrieval).
         gamma: scale (256 for faces; 128 re-id; 80 fine-grained).
+        miner: which pairs (a :class:`~facemetric.core.mining.PairMiner` on 1 - cosine); None = every pair.
     """
 
-    def __init__(self, m: float = 0.25, gamma: float = 256.0) -> None:
+    def __init__(self, m: float = 0.25, gamma: float = 256.0, miner: PairMiner | None = None) -> None:
         super().__init__()
-        self.m, self.gamma = m, gamma
+        self.m, self.gamma, self.miner = m, gamma, miner
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         sim = cosine_similarity(embeddings)
-        pos_mask, neg_mask = pair_masks(labels)
+        pos_mask, neg_mask = mine_pairs(self.miner, 1.0 - sim, labels)
         alpha_p = F.relu(1.0 + self.m - sim.detach())
         alpha_n = F.relu(sim.detach() + self.m)
         lse_p = masked_logsumexp(-self.gamma * alpha_p * (sim - (1.0 - self.m)), pos_mask)

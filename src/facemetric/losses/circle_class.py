@@ -31,6 +31,15 @@ class CircleClassLoss(CosineMarginLoss):
         super().__init__(num_classes, embedding_dim, gamma, subcenters)
         self.margin = margin
 
+    @property
+    def gamma(self) -> float:
+        """The scale, under the paper's name (a loss schedule may set either)."""
+        return float(self.scale)
+
+    @gamma.setter
+    def gamma(self, value: float) -> None:
+        self.scale = value
+
     def _logits(self, embeddings: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         cos = self.cosine(embeddings)
         if labels is None:

@@ -36,7 +36,8 @@ class CombinedMarginLoss(CosineMarginLoss):
         subcenters: int = 1,
     ) -> None:
         super().__init__(num_classes, embedding_dim, scale, subcenters)
-        self._transform = CombinedMarginTransform(m1, m2, m3)
+        CombinedMarginTransform(m1, m2, m3)  # refuses m1 <= 0 now rather than at the first step
+        self.m1, self.m2, self.m3 = m1, m2, m3  # read at every step, so a loss schedule may change them
 
     def target_transform(self, cos: torch.Tensor) -> torch.Tensor:
-        return self._transform(cos)
+        return CombinedMarginTransform(self.m1, self.m2, self.m3)(cos)

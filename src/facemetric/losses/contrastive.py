@@ -6,9 +6,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from facemetric.core.mining import PairMiner
 from facemetric.losses.registry import register_loss
-from facemetric.mining.distances import pairwise_distance
-from facemetric.mining.miners import REDUCTIONS, check_choice, pair_masks, term_count
+from facemetric.ops.distances import pairwise_distance
+from facemetric.ops.masks import REDUCTIONS, check_choice, mine_pairs, term_count
 
 
 @register_loss("contrastive")
@@ -25,6 +26,7 @@ class ContrastiveLoss(nn.Module):
         distance: ``"euclidean"`` (default), ``"squared_euclidean"`` or ``"cosine"`` (1 - cos).
         reduction: ``"mean_nonzero"`` (default, PML's AvgNonZeroReducer) or ``"mean"``.
         normalize_embeddings: L2-normalise before the distance (False: the model already normalises).
+        miner: which pairs (a :class:`~facemetric.core.mining.PairMiner`); None = every pair.
     """
 
     def __init__(
@@ -34,15 +36,17 @@ class ContrastiveLoss(nn.Module):
         distance: str = "euclidean",
         reduction: str = "mean_nonzero",
         normalize_embeddings: bool = False,
+        miner: PairMiner | None = None,
     ) -> None:
         super().__init__()
         check_choice("reduction", reduction, REDUCTIONS)
         self.pos_margin, self.neg_margin, self.distance = pos_margin, neg_margin, distance
         self.reduction, self.normalize_embeddings = reduction, normalize_embeddings
+        self.miner = miner
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         dist = pairwise_distance(embeddings, self.distance, normalize=self.normalize_embeddings)
-        pos_mask, neg_mask = pair_masks(labels)
+        pos_mask, neg_mask = mine_pairs(self.miner, dist, labels)
         pos = F.relu(dist - self.pos_margin).masked_fill(~pos_mask, 0.0)
         neg = F.relu(self.neg_margin - dist).masked_fill(~neg_mask, 0.0)
         pos_term = pos.sum() / term_count(pos, pos_mask, self.reduction).clamp_min(1)

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from facemetric.mining.normalize import normalize_rows
+from facemetric.ops.normalize import normalize_rows
 
 _SIN_SQ_FLOOR = 1e-6  # keeps sqrt(1 - cos^2) and its gradient finite at cos = +-1
 

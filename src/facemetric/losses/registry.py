@@ -1,16 +1,21 @@
-"""Loss registry: ``build_loss(name, **cfg)`` returns an ``nn.Module`` called as ``loss(embeddings, labels)``.
+"""Loss registry: ``build_loss(name, **options)`` returns an ``nn.Module`` called as ``loss(embeddings, labels)``.
 
 Losses with parameters of their own (classification heads such as ArcFace) declare
-``needs_classes = True`` and receive ``num_classes`` and ``embedding_dim``.
+``needs_classes = True`` and receive ``num_classes`` and ``embedding_dim``; pair losses take a
+``miner`` (:mod:`facemetric.miners`). Those arguments are supplied by the builder, not by the
+config's ``loss.options``.
 """
 
 from __future__ import annotations
 
-import torch
+import inspect
+from typing import Any
 
-from facemetric.registry import Registry
+import torch.nn as nn
 
-LOSSES: Registry[type] = Registry("loss")
+from facemetric.core.registry import Registry
+
+LOSSES: Registry[Any] = Registry("loss", injected=("num_classes", "embedding_dim", "miner"))
 register_loss = LOSSES.register
 
 
@@ -24,26 +29,12 @@ def loss_needs_classes(name: str) -> bool:
     return bool(getattr(LOSSES.get(name), "needs_classes", False))
 
 
-def build_loss(name: str, **cfg):
-    """Build the loss registered as ``name`` with keyword settings ``cfg``."""
-    return LOSSES.get(name)(**cfg)
+def loss_takes_miner(name: str) -> bool:
+    """Whether the loss learns from mined pairs or triplets (it has a ``miner`` argument)."""
+    return "miner" in inspect.signature(LOSSES.get(name)).parameters
 
 
-def rebuild_loss(current, name: str, **cfg):
-    """A new ``name`` loss with settings ``cfg`` that shares ``current``'s parameters and buffers.
-
-    Used by loss schedules (e.g. semi-hard -> hard mining): the optimizer keeps pointing at
-    the same class weights, so a schedule never resets what the loss has learned.
-    """
-    new = build_loss(name, **cfg)
-    old_modules = dict(current.named_modules())
-    for path, module in new.named_modules():
-        source = old_modules.get(path)
-        for kind in ("_parameters", "_buffers"):
-            mine, theirs = getattr(module, kind), getattr(source, kind, {}) if source is not None else {}
-            if set(mine) != set(theirs) or any(
-                mine[k] is not None and theirs[k] is not None and mine[k].shape != theirs[k].shape for k in mine
-            ):
-                raise ValueError(f"loss schedule: {name} with {cfg} has different parameters from the running loss")
-            mine.update(theirs)
-    return new.to(next(iter(current.parameters()), torch.empty(0)).device)
+def build_loss(name: str, **options: Any) -> nn.Module:
+    """The loss registered as ``name`` with keyword ``options`` (a ``ValueError`` of its own becomes a
+    :class:`~facemetric.core.errors.ConfigError` naming the loss)."""
+    return LOSSES.build(name, where="loss", **options)

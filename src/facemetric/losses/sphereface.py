@@ -49,7 +49,6 @@ class SphereFaceLoss(CosineMarginLoss):
         self.margin = int(margin)
         self.lambda_base, self.lambda_gamma = lambda_base, lambda_gamma
         self.lambda_power, self.lambda_min = lambda_power, lambda_min
-        self._thresholds = [math.cos(j * math.pi / self.margin) for j in range(1, self.margin)]
         self.register_buffer("iteration", torch.zeros((), dtype=torch.long))
 
     def current_lambda(self) -> torch.Tensor:
@@ -65,7 +64,7 @@ class SphereFaceLoss(CosineMarginLoss):
         for _ in range(self.margin - 1):  # Chebyshev recurrence T_{n+1} = 2c T_n - T_{n-1}
             previous, cos_m_theta = cos_m_theta, 2.0 * cos * cos_m_theta - previous
         k = torch.zeros_like(cos)
-        for threshold in self._thresholds:
+        for threshold in (math.cos(j * math.pi / self.margin) for j in range(1, self.margin)):
             k = k + (cos <= threshold).to(cos.dtype)
         psi = (1.0 - 2.0 * torch.remainder(k, 2.0)) * cos_m_theta - 2.0 * k
         lam = self.current_lambda().to(cos.dtype)

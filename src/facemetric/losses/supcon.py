@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from facemetric.core.mining import PairMiner
 from facemetric.losses.registry import register_loss
-from facemetric.mining.distances import cosine_similarity
-from facemetric.mining.miners import masked_logsumexp, pair_masks
+from facemetric.ops.distances import cosine_similarity
+from facemetric.ops.masks import masked_logsumexp, mine_pairs
 
 
 @register_loss("supcon")
@@ -19,15 +20,17 @@ class SupConLoss(nn.Module):
 
     Args:
         temperature: T (0.1).
+        miner: which pairs enter the numerator and denominator; None = every pair.
     """
 
-    def __init__(self, temperature: float = 0.1) -> None:
+    def __init__(self, temperature: float = 0.1, miner: PairMiner | None = None) -> None:
         super().__init__()
-        self.temperature = temperature
+        self.temperature, self.miner = temperature, miner
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        logits = cosine_similarity(embeddings) / self.temperature
-        pos_mask, neg_mask = pair_masks(labels)
+        sim = cosine_similarity(embeddings)
+        logits = sim / self.temperature
+        pos_mask, neg_mask = mine_pairs(self.miner, 1.0 - sim, labels)
         valid = pos_mask.any(dim=1) & neg_mask.any(dim=1)
         mean_pos = logits.masked_fill(~pos_mask, 0.0).sum(dim=1) / pos_mask.sum(dim=1).clamp_min(1)
         losses = (masked_logsumexp(logits, pos_mask | neg_mask) - mean_pos).masked_fill(~valid, 0.0)

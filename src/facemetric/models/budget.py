@@ -10,8 +10,10 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from facemetric.core.errors import FacemetricError
 
-class ParameterBudgetError(ValueError):
+
+class ParameterBudgetError(FacemetricError, ValueError):
     """A model has more parameters than ``model.max_params`` allows."""
 
 

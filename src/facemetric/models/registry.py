@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import Any, Callable
 
 import torch.nn as nn
 
-from facemetric.registry import Registry
+from facemetric.core.config import ModelConfig
+from facemetric.core.spec import ImageSpec
+from facemetric.core.registry import Registry
 
-if TYPE_CHECKING:
-    from facemetric.config import ModelConfig
-    from facemetric.data.images import ImageSpec
-
-MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
+MODELS: Registry[Callable[..., nn.Module]] = Registry("model", injected=("embedding_dim", "in_channels", "input_size"))
 register_model = MODELS.register
 
 
@@ -21,14 +19,15 @@ def available_models() -> list[str]:
     return MODELS.names()
 
 
-def build_model(name: str, **cfg) -> nn.Module:
-    """Build the embedding model registered as ``name`` with keyword settings ``cfg``."""
-    return MODELS.get(name)(**cfg)
+def build_model(name: str, **options: Any) -> nn.Module:
+    """Build the embedding model registered as ``name`` with keyword ``options``."""
+    return MODELS.build(name, where="model", **options)
 
 
-def build_embedding_model(model_cfg: "ModelConfig", spec: "ImageSpec") -> nn.Module:
+def build_embedding_model(model_cfg: ModelConfig, spec: ImageSpec) -> nn.Module:
     """The network a config's ``model`` section describes, sized for images decoded with ``spec``."""
-    return build_model(
-        model_cfg.name, embedding_dim=model_cfg.embedding_dim, in_channels=spec.channels,
+    MODELS.check_options(model_cfg.name, model_cfg.options, "model.options")
+    return MODELS.build(
+        model_cfg.name, where="model", embedding_dim=model_cfg.embedding_dim, in_channels=spec.channels,
         input_size=(spec.height, spec.width), **model_cfg.options,
     )

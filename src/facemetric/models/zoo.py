@@ -78,3 +78,14 @@ def describe(name: str, embedding_dim: int | None = None, speed: bool = True) ->
 def catalogue(embedding_dim: int | None = None, speed: bool = True, names: list[str] | None = None) -> list[ModelRow]:
     """:func:`describe` for every registered model (or ``names``)."""
     return [describe(n, embedding_dim, speed) for n in (names or available_models())]
+
+
+def format_table(rows: list[ModelRow], cap: int | None = None) -> str:
+    """The catalogue as a text table (``facemetric models``); with ``cap``, whether each model fits it."""
+    head = f"{'model':<26}{'input':>10}{'dim':>6}{'params':>14}{'GFLOPs':>9}{'img/s':>10}" + ("  fits" if cap else "")
+    lines = [head]
+    for row in rows:
+        speed = f"{row.images_per_s:>9,.1f}" if row.images_per_s is not None else f"{'-':>9}"
+        fits = ("  yes" if row.params <= cap else "  NO") if cap else ""
+        lines.append(f"{row.name:<26}{row.input:>10}{row.embedding_dim:>6}{row.params:>14,}{row.gflops:>9.3f} {speed}{fits}")
+    return "\n".join(lines)

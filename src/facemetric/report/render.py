@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from facemetric.atomic import write_atomic
+from facemetric.core.atomic import write_atomic
 from facemetric.eval.evaldir import FORMAT
 from facemetric.report import plots
 from facemetric.report.document import (

@@ -22,8 +22,8 @@ from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, Upload
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from facemetric import __version__
-from facemetric.gallery.embedders import PhotoEmbedder
+from facemetric.core.version import VERSION
+from facemetric.core.embedder import Embedder
 from facemetric.gallery.service import Gallery, Photo, PhotoError
 from facemetric.gallery.store import GalleryError, UnknownIdentityError
 
@@ -41,6 +41,7 @@ class ServeOptions:
     max_upload_bytes: int = 10 * 1024 * 1024
     max_pixels: int = 40_000_000
     template: str = "max"
+    model: str | None = None  # the gallery's model; a gallery that does not exist yet is created for it
 
     @property
     def max_request_bytes(self) -> int:
@@ -71,10 +72,23 @@ async def _read_limited(upload: UploadFile, limit: int) -> bytes:
     return data
 
 
-def create_app(options: ServeOptions, embedder: PhotoEmbedder | None = None) -> FastAPI:
+def open_gallery(options: ServeOptions, embedder: Embedder | None = None) -> Gallery:
+    """The gallery to serve: opened with its own model (or ``embedder`` / ``options.model``, which must be
+    it); a missing gallery is created when a model is named."""
+    from facemetric.embedders import load_embedder
+    from facemetric.gallery.service import DB_NAME
+
+    if embedder is None and options.model:
+        embedder = load_embedder(options.model)
+    if embedder is not None and not (Path(options.gallery) / DB_NAME).is_file():
+        Gallery.create(options.gallery, embedder).close()
+    return Gallery(options.gallery, embedder, template=options.template, max_pixels=options.max_pixels)
+
+
+def create_app(options: ServeOptions, embedder: Embedder | None = None) -> FastAPI:
     """The FastAPI app of one gallery (``embedder`` overrides the gallery's own, e.g. in tests)."""
-    gallery = Gallery(options.gallery, embedder, template=options.template, max_pixels=options.max_pixels)
-    app = FastAPI(title="facemetric gallery", version=__version__,
+    gallery = open_gallery(options, embedder)
+    app = FastAPI(title="facemetric gallery", version=VERSION,
                   description="Enroll, verify and identify faces; every answer carries score, threshold and FAR.")
     app.state.gallery = gallery
 

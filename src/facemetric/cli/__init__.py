@@ -1,0 +1,69 @@
+"""The command line: one module per command, each only parsing its arguments and calling the library.
+
+``main`` catches :class:`~facemetric.core.errors.FacemetricError`, the base of every error a user
+can cause, and prints its message on one line (exit status 2, or the error's own ``exit_code``);
+any other exception is a bug in facemetric and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from facemetric.cli import config, demo, embed, evaluate, export, gallery, models, prepare, protocol, report, serve, train
+from facemetric.core.errors import FacemetricError
+from facemetric.core.version import VERSION
+
+COMMANDS = (demo, prepare, train, evaluate, protocol, report, embed, models, export, gallery, serve, config)
+
+EPILOG = """examples:
+  facemetric demo                                   synthetic faces, end to end in minutes
+  facemetric demo --data ~/photos                   the same on your folder-per-person photos
+  facemetric prepare ~/photos data/photos --align dlib   detect, align, pack once
+  facemetric train config.yaml --data data/photos --out runs/exp1
+  facemetric train config.yaml --out runs/exp1 --resume
+  facemetric eval --model runs/exp1/best.pt --pairs pairs.txt --images lfw/images
+  facemetric eval --model dlib-resnet --pairs pairs.txt --images lfw/images   the pretrained model, same protocol
+  facemetric protocol open-set ~/photos -o split.csv   gallery / known / unknown probes
+  facemetric eval --model runs/exp1/best.pt --open-set split.csv --images ~/photos --out runs/exp1/eval
+  facemetric report runs/exp1                       HTML report of a run (evaluated on its held-out people)
+  facemetric embed --model runs/exp1/best.pt ~/photos -o embeddings.npz
+  facemetric models --max-params 21M                backbones with parameters, FLOPs, CPU speed
+  facemetric export runs/exp1/best.pt --onnx model.onnx   portable model, checked with onnxruntime
+  facemetric gallery --gallery team init --model dlib-resnet   a face gallery (pretrained, offline)
+  facemetric gallery --gallery team enroll "Ada Lovelace" ada1.jpg ada2.jpg
+  facemetric serve --gallery team                   HTTP API + web page on http://127.0.0.1:8000
+  facemetric config --set train.epochs=5            print the resolved config (all keys), checked
+
+--model takes a checkpoint (.pt), an ONNX export (.onnx) or a pretrained model name (dlib-resnet).
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="facemetric", description="Train, evaluate and use face verification embedding models.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"facemetric {VERSION}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and results")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``facemetric`` console script."""
+    args = build_parser().parse_args(argv)
+    # our messages at INFO; libraries (faiss's loader, httpx, uvicorn) only when they warn
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("facemetric").setLevel(logging.WARNING if args.quiet else logging.INFO)
+    try:
+        return int(args.run(args))
+    except FacemetricError as exc:
+        kind = "stopped" if exc.exit_code == 3 else "error"
+        print(f"facemetric {args.command}: {kind}: {' '.join(str(exc).split())}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130

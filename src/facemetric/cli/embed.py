@@ -1,0 +1,36 @@
+"""``facemetric embed``: every image of a dataset into an .npz file of embeddings."""
+
+from __future__ import annotations
+
+import argparse
+
+from facemetric.cli.common import add_layout, add_model, print_json
+
+HELP = "embed every image of a dataset into an .npz file"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("embed", help=HELP, description=(
+        "Writes embeddings (N x D float32), paths and identities to an .npz file; images that cannot be used "
+        "(unreadable, or no face for a model that detects faces) are listed with the reason and left out."))
+    add_model(p)
+    p.add_argument("source", help="dataset folder or CSV (any layout `train` accepts)")
+    p.add_argument("-o", "--output", required=True, help="output .npz file")
+    add_layout(p)
+    p.add_argument("--flip", action="store_true", help="add the embedding of the mirrored image")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from facemetric.data.dataset import report_skipped
+    from facemetric.embedders import load_embedder
+    from facemetric.embedders.files import embed_source
+
+    embedded = embed_source(load_embedder(args.model), args.source, args.layout, args.flip, args.batch_size,
+                            progress=not args.quiet)
+    report_skipped(embedded.skipped)
+    embedded.save(args.output)
+    print_json({"output": args.output, "images": len(embedded.paths), "embedding_dim": embedded.dim,
+                "skipped": len(embedded.skipped)})
+    return 0

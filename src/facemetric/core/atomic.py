@@ -1,0 +1,66 @@
+"""The one atomic writer: a reader (or a crash) sees a file's old contents or its new ones, never half.
+
+Every file a run, an evaluation, a prepared cache or a gallery leaves is written through here:
+the data go to a temporary file beside the target, which is then renamed over it (a rename
+within one folder is atomic on POSIX and Windows). :func:`atomic_path` serves writers that need
+a file name (``torch.save``, ``np.save``, ``onnx.save``); :func:`write_atomic` takes bytes or
+text; :func:`write_json` and :func:`write_npz` are the two formats used most.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+
+
+@contextmanager
+def atomic_path(path: str | Path, fsync: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; when the block ends without error, rename it over ``path``.
+
+    The parent folder is created. ``fsync`` flushes the file to disk before the rename, for
+    records that must survive a power cut (checkpoints, the gallery). The temporary file is
+    removed if anything fails, so an interrupted write leaves no debris.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary(target)
+    try:
+        yield tmp
+        if fsync:
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)  # only there when writing failed
+
+
+def write_atomic(path: str | Path, data: bytes | str, fsync: bool = False) -> Path:
+    """Write ``data`` (text as UTF-8) to ``path`` atomically; returns ``path``."""
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    with atomic_path(path, fsync) as tmp:
+        with open(tmp, "xb") as f:  # not mkstemp: its 0600 mode would make the file private
+            f.write(payload)
+    return Path(path)
+
+
+def write_json(path: str | Path, value: Any, fsync: bool = False) -> Path:
+    """``value`` as indented JSON, atomically."""
+    return write_atomic(path, json.dumps(value, indent=1) + "\n", fsync)
+
+
+def write_npz(path: str | Path, arrays: dict[str, Any], compressed: bool = False) -> Path:
+    """Arrays as an ``.npz`` file, atomically (``np.savez`` would leave half a file on a crash)."""
+    buf = io.BytesIO()
+    (np.savez_compressed if compressed else np.savez)(buf, **arrays)
+    return write_atomic(path, buf.getvalue())

@@ -1,0 +1,376 @@
+"""Typed experiment configuration: YAML in, checked, saved beside every run.
+
+Every key has a default, so a config file names only what it changes. Each section is a
+pydantic model: an unknown key, a wrong type (``train.epochs=five``, ``sampler.p=2.5``) or a
+value out of range is refused with one line naming the key, the value and what is allowed
+(:class:`~facemetric.core.errors.ConfigError`). Components are named, with their options, in
+``{name, options}`` groups (model, loss, miner, optim, scheduler, callbacks); whether a name is
+registered and whether its options fit its builder's signature is checked where the registries
+live (``facemetric.train.build.check_config``), before any data is read.
+
+``load_config(path, overrides)`` applies ``key.path=value`` overrides, the value parsed as YAML
+(``train.epochs=5``, ``loss.options={margin: 0.3}``, ``loss.options.margin=0.3``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from facemetric.core.atomic import write_atomic
+from facemetric.core.errors import ConfigError
+
+Options = dict[str, Any]
+
+
+class Section(BaseModel):
+    """A config section: strict types, unknown keys refused, checked again on assignment."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+def parse_count(value: Any, where: str) -> int | None:
+    """A positive count written as 21000000, 2.1e7, "21M" or "500K"; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ConfigError(f"{where}: expected a count such as 21000000 or 21M, got {value!r}")
+    text = str(value).strip().upper().replace("_", "").replace(",", "")
+    scale = {"K": 1e3, "M": 1e6, "G": 1e9}.get(text[-1:], 1)
+    try:
+        number = float(text[:-1] if scale != 1 else text) * scale
+    except ValueError:
+        raise ConfigError(f"{where}: expected a count such as 21000000 or 21M, got {value!r}") from None
+    if not number > 0 or math.isinf(number):
+        raise ConfigError(f"{where}: must be > 0, got {value!r}")
+    return int(number)
+
+
+class DataConfig(Section):
+    source: str | None = None  # a `facemetric prepare` output (read memory-mapped), or a folder / CSV of photos
+    layout: Literal["auto", "folders", "csv", "flat"] = "auto"
+    flat_pattern: str = r"^([^.]+)"  # identity regex for the flat layout
+    image_size: list[int] = Field(default_factory=lambda: [64, 64], min_length=2, max_length=2)  # height, width
+    channels: Literal[1, 3] = 3  # 3 = RGB (grayscale replicated), 1 = grayscale
+    crop: float = Field(1.0, gt=0.05, le=1.0)  # central fraction kept before resizing (LFW deep-funneled: 0.6)
+    # held-out identities: a count (>= 1) or a fraction (< 1) of those with 2+ images
+    val_identities: int | float = 0.1
+    split_seed: int = 0
+    val_pairs: int = Field(3000, ge=1)  # at most this many genuine validation pairs (and as many impostor pairs)
+    cache_dir: str | None = ".cache/facemetric"  # decoded-image cache for photo sources; null disables
+    workers: int = Field(1, ge=0)  # DataLoader processes building augmented batches (0: in the training process)
+
+    @field_validator("image_size")
+    @classmethod
+    def _size(cls, value: list[int]) -> list[int]:
+        if min(value) < 8:
+            raise ValueError(f"each side must be at least 8 pixels, got {value}")
+        return value
+
+    @field_validator("flat_pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            compiled = re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression ({exc})") from None
+        if compiled.groups < 1:
+            raise ValueError("needs a capturing group for the identity, e.g. ^([^.]+)")
+        return value
+
+    @field_validator("val_identities", mode="before")
+    @classmethod
+    def _held_out(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError("expected a count (0, 1, 2 ...) or a fraction between 0 and 1")
+        if isinstance(value, float) and not 0.0 < value < 1.0:
+            if value.is_integer() and value >= 0:
+                return int(value)
+            raise ValueError("a fraction must be between 0 and 1 (exclusive); a count is a whole number >= 0")
+        if value < 0:
+            raise ValueError("a count must be >= 0")
+        return value
+
+
+class ModelConfig(Section):
+    name: str = "iresnet_tiny"  # any name of `facemetric models`
+    embedding_dim: int = Field(128, ge=1)
+    options: Options = Field(default_factory=dict)  # the backbone's own options (checked against its signature)
+    max_params: int | None = None  # refuse a model with more parameters (e.g. 21M or 21000000); null: no cap
+
+    @field_validator("max_params", mode="before")
+    @classmethod
+    def _count(cls, value: Any) -> int | None:
+        try:
+            return parse_count(value, "model.max_params")
+        except ConfigError as exc:
+            raise ValueError(str(exc).split(": ", 1)[1]) from None
+
+
+class LossConfig(Section):
+    name: str = "arcface"  # any name of `facemetric.losses.available_losses()`
+    options: Options = Field(default_factory=dict)  # e.g. {scale: 32, margin: 0.5}
+    # from epoch N (1-based) on, these options replace those in `options`, e.g. {5: {margin: 0.5}}
+    schedule: dict[int, Options] = Field(default_factory=dict)
+
+    @field_validator("schedule")
+    @classmethod
+    def _epochs(cls, value: dict[int, Options]) -> dict[int, Options]:
+        bad = [e for e in value if e < 1]
+        if bad:
+            raise ValueError(f"epochs are counted from 1, got {bad[0]}")
+        return value
+
+
+class MinerStage(Section):
+    name: str
+    options: Options = Field(default_factory=dict)
+
+
+class MinerConfig(Section):
+    """Which pairs or triplets a pair loss learns from; null name: the loss's own default."""
+
+    name: str | None = None  # batch_hard, semi_hard, all_triplets, multi_similarity, all_pairs ...
+    options: Options = Field(default_factory=dict)
+    # from epoch N (1-based) on, this miner: FaceNet's recipe is name semi_hard, schedule {11: {name: batch_hard}}
+    schedule: dict[int, MinerStage] = Field(default_factory=dict)
+
+    @field_validator("schedule")
+    @classmethod
+    def _epochs(cls, value: dict[int, MinerStage]) -> dict[int, MinerStage]:
+        bad = [e for e in value if e < 1]
+        if bad:
+            raise ValueError(f"epochs are counted from 1, got {bad[0]}")
+        return value
+
+
+class SamplerConfig(Section):
+    p: int = Field(16, ge=2)  # identities per batch
+    k: int = Field(4, ge=1)  # images per identity
+    short_policy: Literal["repeat", "drop"] = "repeat"  # identities with < k images: sample with replacement or drop
+    min_images: int = Field(2, ge=1)  # identities with fewer images are never used for training
+    batches_per_epoch: int | None = Field(None, ge=1)  # default: training images // (p * k)
+
+
+class AugmentConfig(Section):
+    """Random changes applied independently to each image of a batch.
+
+    ``shift``: translation up to this fraction of the size (the uncovered border repeats the
+    nearest edge pixels); ``flip``: horizontal mirror with probability 0.5; ``brightness`` /
+    ``contrast`` / ``saturation``: +- relative jitter; ``grayscale``: probability of dropping
+    colour; ``cutout``: probability of blanking a square of ``cutout_size`` of the side;
+    ``rotate`` (degrees) / ``scale`` (+- zoom): an affine warp, the one costly part (off by
+    default). Zero disables each part.
+    """
+
+    flip: bool = True
+    shift: float = Field(0.08, ge=0.0, lt=0.5)
+    rotate: float = Field(0.0, ge=0.0, le=180.0)
+    scale: float = Field(0.0, ge=0.0, lt=1.0)
+    brightness: float = Field(0.2, ge=0.0, le=1.0)
+    contrast: float = Field(0.2, ge=0.0, le=1.0)
+    saturation: float = Field(0.0, ge=0.0, le=1.0)
+    grayscale: float = Field(0.0, ge=0.0, le=1.0)
+    cutout: float = Field(0.0, ge=0.0, le=1.0)
+    cutout_size: float = Field(0.3, gt=0.0, le=1.0)
+
+
+class OptimConfig(Section):
+    name: str = "adamw"  # any registered optimizer: adamw, sgd (Nesterov momentum) ...
+    lr: float = Field(0.002, gt=0.0)  # adamw: 1e-3..3e-3; sgd: about 0.1
+    weight_decay: float = Field(0.05, ge=0.0)  # adamw: decoupled, ~0.05; sgd: ~5e-4
+    options: Options = Field(default_factory=dict)  # the optimizer's own options, e.g. sgd {momentum: 0.9}
+
+
+class SchedulerConfig(Section):
+    name: str = "warmup_cosine"  # any registered scheduler: warmup_cosine, constant ...
+    options: Options = Field(default_factory=dict)  # warmup_cosine: {warmup_epochs: 1.0, min_lr_ratio: 0.01}
+
+
+class CallbackConfig(Section):
+    name: str
+    options: Options = Field(default_factory=dict)
+
+
+class TrainConfig(Section):
+    epochs: int = Field(20, ge=1)
+    val_every: int = Field(1, ge=1)  # validate every N epochs (and after the last one)
+    checkpoint_every_steps: int = Field(0, ge=0)  # also checkpoint mid-epoch every N steps (0: epoch ends only)
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: Literal["auto", True, False] = "auto"  # bfloat16 autocast: auto (where measured faster), true or false
+    channels_last: bool = True  # channels-last activations (faster CPU convolutions: BENCHMARKS.md, models)
+    threads: int = Field(0, ge=0)  # torch CPU threads; 0 = all cores
+    out: str = "runs/default"
+    progress: bool = True
+    callbacks: list[CallbackConfig] = Field(default_factory=list)  # extra callbacks, e.g. [{name: early_stopping}]
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", value):
+            raise ValueError("expected auto, cpu, cuda, cuda:N or mps")
+        return value
+
+    @field_validator("amp", mode="before")
+    @classmethod
+    def _amp(cls, value: Any) -> Any:
+        if value != "auto" and not isinstance(value, bool):
+            raise ValueError("expected auto, true or false")
+        return value
+
+
+class MonitorConfig(Section):
+    """Collapse-monitor settings (see ``facemetric.train.callbacks.collapse``)."""
+
+    enabled: bool = True
+    window: int = Field(20, ge=1)  # steps averaged before judging
+    min_mean_distance: float = Field(0.1, ge=0.0)  # unit-sphere embeddings: random ~1.4, collapsed -> 0
+    max_at_margin: float = Field(0.9, ge=0.0, le=1.0)  # fraction of anchors with d(a,p) == d(a,n)
+    tol: float = Field(0.01, gt=0.0)  # distance difference counted as "equal" (hinge triplets then cost ~ the margin)
+    stop: bool = False  # raise CollapseError (the run saves a checkpoint and stops)
+
+
+class Config(Section):
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    miner: MinerConfig = Field(default_factory=MinerConfig)
+    sampler: SamplerConfig = Field(default_factory=SamplerConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+
+    def save(self, path: str | Path) -> None:
+        """The resolved config as YAML (every key), atomically."""
+        write_atomic(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+# keys that moved, and where to: a config written for an older facemetric gets told
+MOVED = {
+    "optim.momentum": "optim.options.momentum",
+    "optim.warmup_epochs": "scheduler.options.warmup_epochs",
+    "optim.min_lr_ratio": "scheduler.options.min_lr_ratio",
+}
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The section model at ``loc`` (a path of field names from :class:`Config`), if there is one."""
+    model: Any = Config
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            return None
+        annotation = field.annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = tuple(error["loc"])
+    key = ".".join(str(p) for p in loc)
+    if error["type"] == "extra_forbidden":
+        parent = _model_at(loc[:-1])
+        moved = MOVED.get(key)
+        if moved:
+            return f"{key}: this key is now {moved}"
+        valid = ", ".join(parent.model_fields) if parent is not None else ""
+        if len(loc) == 1:
+            return f"unknown config section {loc[0]!r}; valid sections: {valid}"
+        return f"{'.'.join(map(str, loc[:-1]))}: unknown key {loc[-1]!r}; valid keys: {valid}"
+    message = str(error["msg"])
+    message = message.replace("Value error, ", "").replace("Input should be ", "expected ")
+    if error["type"] == "missing":
+        return f"{key}: required, not given"
+    value = error.get("input")
+    if "[key]" in loc:
+        return f"{'.'.join(str(p) for p in loc if p != '[key]')}: the key {value!r} is not valid: {message}"
+    return f"{key}: {value!r} is not valid: {message}"
+
+
+def config_from_dict(values: dict[str, Any] | None) -> Config:
+    """Validate a nested dict (as read from YAML) into a :class:`Config`; one line per problem found."""
+    if values is not None and not isinstance(values, dict):
+        raise ConfigError(f"the config must be a mapping of sections, got {type(values).__name__}")
+    sections = {k: ({} if v is None else v) for k, v in (values or {}).items()}
+    try:
+        return Config.model_validate(sections)
+    except ValidationError as exc:
+        raise ConfigError("; ".join(dict.fromkeys(_describe(e) for e in exc.errors()))) from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config (or the defaults when ``path`` is None) and apply ``key.path=value`` overrides."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        values = _read_yaml(path)
+    return config_from_dict(apply_overrides(values, overrides or []))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a text file ({exc.reason})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections (data:, model:, train: ...), "
+                          f"got a {type(values).__name__}")
+    return values
+
+
+def _parse_value(raw: str, item: str) -> Any:
+    if not raw.strip():
+        return None
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or "cannot be parsed"
+        raise ConfigError(f"override {item!r}: the value is not valid YAML ({problem})") from None
+
+
+def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """A copy of ``values`` with each ``section.key=value`` (or deeper ``section.key.sub=value``) set."""
+    out = _copy(values)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or len(parts) < 2 or not all(parts):
+            raise ConfigError(f"override {item!r}: expected section.key=value, e.g. train.epochs=5")
+        node = out
+        for depth, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {item!r}: {'.'.join(parts[: depth + 1])} is not a section")
+            node = child
+        node[parts[-1]] = _parse_value(raw, item)
+    return out
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    return value

@@ -1,0 +1,63 @@
+"""Embedders: every face model behind the one :class:`~facemetric.core.embedder.Embedder` interface.
+
+:func:`load_embedder` opens any of them from what a user types: a checkpoint (``best.pt``), an
+ONNX export (``model.onnx``) or the name of a pretrained model (``dlib-resnet``, options after a
+``?``: ``dlib-resnet?upsample=2&num_jitters=1``). A new pretrained model is one new file here
+with ``@register_pretrained("name")``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from facemetric.core.embedder import Embedder
+from facemetric.core.errors import FacemetricError
+from facemetric.embedders import dlib_resnet  # noqa: F401  (registers dlib-resnet)
+from facemetric.embedders.registry import PRETRAINED, available_pretrained, register_pretrained
+
+__all__ = ["Embedder", "EmbedderNotFoundError", "available_pretrained", "load_embedder", "register_pretrained"]
+
+
+class EmbedderNotFoundError(FacemetricError, FileNotFoundError):
+    """Neither a model file nor a pretrained model name."""
+
+
+def _options(query: str, reference: str) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for item in filter(None, query.split("&")):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise EmbedderNotFoundError(f"{reference}: options go as name?key=value&key=value, got {item!r}")
+        options[key] = yaml.safe_load(value)
+    return options
+
+
+def load_embedder(reference: str | Path | dict[str, Any], device: str = "cpu") -> Embedder:
+    """The embedder ``reference`` names: a pretrained name (with ``?key=value`` options), a facemetric
+    checkpoint (``.pt``) or its ONNX export (``.onnx``, run with onnxruntime)."""
+    if isinstance(reference, dict):  # a gallery written by facemetric 0.1: {"kind": ..., "path" | "options"}
+        if reference.get("kind") == "model":
+            return load_embedder(reference["path"], device)
+        options = reference.get("options", {})
+        reference = str(reference.get("kind")) + ("?" + "&".join(f"{k}={v}" for k, v in options.items()) if options else "")
+    text = str(reference)
+    name, _, query = text.partition("?")
+    if name in PRETRAINED:
+        options = _options(query, text)
+        PRETRAINED.check_options(name, options, f"model {name}")
+        return PRETRAINED.build(name, where=f"model {name}", **options)
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise EmbedderNotFoundError(
+            f"{text}: no such checkpoint or ONNX file, and not the name of a pretrained model "
+            f"({', '.join(available_pretrained())}); give a run's best.pt / last.pt, a .onnx export or a name")
+    if path.suffix.lower() == ".onnx":
+        from facemetric.embedders.onnx import OnnxEmbedder
+
+        return OnnxEmbedder(path)
+    from facemetric.embedders.torch_model import ModelEmbedder
+
+    return ModelEmbedder.from_checkpoint(path, device)

@@ -1,0 +1,95 @@
+"""What the embedders share: cutting faces as the model expects, and the batched embedding loop.
+
+:class:`CropEmbedder` implements the cropping half of :class:`~facemetric.core.embedder.Embedder`
+for any model whose input is a fixed-size crop described by an :class:`ImageSpec`: the crop of
+the spec (a central fraction, no detection) or the face found and aligned by a detection
+backend (``spec.align`` names it, or the embedder brings its own :class:`Aligner`). A subclass
+only runs its network (:meth:`~facemetric.core.embedder.Embedder.embed_crops`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from facemetric.core.embedder import Embedder, FaceCrops
+from facemetric.core.faces import Detection
+from facemetric.core.spec import ImageSpec
+from facemetric.data.align import Aligner, aligner_for
+from facemetric.data.augment import to_tensor
+from facemetric.data.cache import decode_manifest
+from facemetric.data.images import resize_crop
+from facemetric.data.sources import Manifest
+
+Normalization = tuple[tuple[float, ...], tuple[float, ...]]
+
+
+def file_fingerprint(path: str | Path, extra: str = "") -> str:
+    """First 16 hex digits of sha256(file bytes + ``extra``): the same weights give the same value."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    digest.update(extra.encode())
+    return digest.hexdigest()[:16]
+
+
+def embed_batches(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    images: Any,
+    batch_size: int,
+    flip: bool,
+    progress: bool,
+    normalization: Normalization | None,
+    dim: int,
+) -> np.ndarray:
+    """The embedding loop of the network embedders: normalise a batch of uint8 crops, run ``forward``
+    (and on the mirrored batch with ``flip``), L2-normalise, concatenate; (0, ``dim``) for no image."""
+    mean, std = normalization or (None, None)
+    out = []
+    for start in tqdm(range(0, len(images), batch_size), desc="embed", disable=not progress, leave=False):
+        x = to_tensor(images[start : start + batch_size], mean, std)
+        e = forward(x)
+        if flip:
+            e = e + forward(torch.flip(x, dims=[3]))
+        out.append(torch.nn.functional.normalize(e.float(), dim=1).cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, dim), dtype=np.float32)
+
+
+class CropEmbedder(Embedder):
+    """An embedder whose network takes the crops :attr:`spec` describes.
+
+    Photos are cut by ``aligner`` when given, else by the detector ``spec.align`` names, else by
+    the spec's central crop (a model trained on pre-cropped photos: no detection).
+    """
+
+    def __init__(self, spec: ImageSpec, aligner: Aligner | None = None) -> None:
+        self.spec = spec
+        self.aligner = aligner if aligner is not None else aligner_for(spec)
+
+    def crop_photo(self, image: Image.Image) -> tuple[np.ndarray, Detection]:
+        if self.aligner is not None:
+            return self.aligner(image)
+        converted = image.convert("RGB" if self.spec.channels == 3 else "L")
+        return resize_crop(converted, self.spec), Detection("crop", False, image_size=[image.width, image.height])
+
+    def crop_files(self, paths: Sequence[str | Path], progress: bool = False) -> FaceCrops:
+        """Decode and cut every file (in threads for a fixed crop; one at a time through a detector)."""
+        files = [Path(p) for p in paths]
+        manifest = Manifest(files, [p.parent.name for p in files], Path("."), "files")
+        packed = decode_manifest(manifest, self.spec, progress=progress, aligner=self.aligner)
+        index = np.asarray(packed.source_index, np.int64)
+        if packed.detections:
+            detections = [Detection(**d) if d else Detection("crop", False) for d in packed.detections]
+        else:
+            detections = [Detection("crop", False) for _ in packed.paths]
+        left_out = np.setdiff1d(np.arange(len(files)), index)  # in input order, as decode_manifest lists them
+        failures = [(int(k), reason) for k, (_, reason) in zip(left_out, packed.bad)]
+        return FaceCrops(packed.images, detections, index, failures)

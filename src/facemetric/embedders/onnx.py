@@ -1,0 +1,74 @@
+"""ONNX exports: the file's contract (names, metadata) and an embedder that runs one with onnxruntime.
+
+A ``facemetric export`` file has one input ``images`` (N x C x H x W, normalised as in training)
+and one output ``embeddings`` (N x D, unit length), and carries as metadata what evaluation and
+the gallery need without facemetric's training code: the preprocessing (``ImageSpec``), the
+model config and its fingerprint.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from facemetric.core.errors import FacemetricError, require
+from facemetric.core.spec import ImageSpec
+from facemetric.embedders.base import CropEmbedder, embed_batches, file_fingerprint
+
+INPUT, OUTPUT = "images", "embeddings"
+META_SPEC, META_MODEL, META_FINGERPRINT = "facemetric.image_spec", "facemetric.model", "facemetric.model_fingerprint"
+META_VERSION = "facemetric.version"
+
+
+class ExportError(FacemetricError, RuntimeError):
+    """An ONNX file cannot be written, read, or does not reproduce the torch model."""
+
+
+def onnxruntime() -> Any:
+    """The onnxruntime module, or a clear error saying how to install it."""
+    return require("onnxruntime", "onnx", "running an ONNX export")
+
+
+class OnnxEmbedder(CropEmbedder):
+    """Runs a ``facemetric export`` file with onnxruntime; preprocessing comes from its metadata."""
+
+    def __init__(self, path: str | Path, threads: int = 0) -> None:
+        ort = onnxruntime()
+        path = Path(path)
+        if not path.is_file():
+            raise ExportError(f"{path}: no such ONNX file")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types for unreadable models
+            raise ExportError(f"{path}: onnxruntime cannot load it ({exc}); is it an ONNX file?") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if META_SPEC not in meta:
+            raise ExportError(f"{path}: not a facemetric export (no {META_SPEC} metadata); export it with `facemetric export`")
+        super().__init__(ImageSpec(**json.loads(meta[META_SPEC])))
+        self.model_info = json.loads(meta.get(META_MODEL, "{}"))
+        self.path = path.resolve()
+        self.name, self.reference = path.name, str(self.path)
+        self.dim = int(self.model_info.get("embedding_dim", 0)) or int(self.embed_crops(
+            np.zeros((1, self.spec.height, self.spec.width, self.spec.channels), np.uint8)).shape[1])
+        self._fingerprint: str | None = None
+
+    @property
+    def fingerprint(self) -> str:  # type: ignore[override]
+        """The ONNX file's hash."""
+        if self._fingerprint is None:
+            self._fingerprint = file_fingerprint(self.path)
+        return self._fingerprint
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.session.run([OUTPUT], {INPUT: x.contiguous().numpy()})[0])
+
+    def embed_crops(self, crops: Any, batch_size: int = 256, flip: bool = False, progress: bool = False) -> np.ndarray:
+        return embed_batches(self._forward, crops, batch_size, flip, progress, self.spec.normalization,
+                             int(self.model_info.get("embedding_dim", 0)))

@@ -1,0 +1,264 @@
+"""From a config to a training run: the registries turn names into objects, the trainer receives them.
+
+:func:`check_config` checks every name (model, loss, miner, optimizer, scheduler, callbacks)
+against its registry and every option against its builder's signature, before any data is read;
+:func:`build_run` builds the objects (in a fixed order, so a seed gives the same run), the
+callbacks a config implies, and a :class:`Run` around the :class:`~facemetric.train.trainer.Trainer`;
+:func:`train` is the one-call entry point (``facemetric train``).
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from facemetric.core.atomic import write_json
+from facemetric.core.checkpoint import CheckpointError, load_checkpoint, model_fingerprint
+from facemetric.core.config import Config, MinerStage
+from facemetric.core.errors import ConfigError, UnknownNameError
+from facemetric.core.mining import PairMiner, TripletMiner
+from facemetric.core.version import VERSION
+from facemetric.data.dataset import DatasetSplit, load_dataset
+from facemetric.data.loader import BatchSource
+from facemetric.data.sampler import PKSampler
+from facemetric.losses import LOSSES, build_loss, loss_needs_classes, loss_takes_miner
+from facemetric.miners import MINERS, build_miner
+from facemetric.models import build_embedding_model
+from facemetric.models.budget import check_budget
+from facemetric.models.registry import MODELS
+from facemetric.optim import OPTIMIZERS, SCHEDULERS, build_optimizer, build_scheduler
+from facemetric.train.callbacks import CALLBACKS, Callback, build_callback
+from facemetric.train.callbacks.checkpoint import CheckpointCallback
+from facemetric.train.callbacks.collapse import CollapseCallback
+from facemetric.train.callbacks.metrics_log import MetricsLogCallback
+from facemetric.train.callbacks.progress import ProgressCallback
+from facemetric.train.callbacks.schedules import LossScheduleCallback, MinerScheduleCallback
+from facemetric.train.callbacks.validation import ValidationCallback
+from facemetric.train.precision import use_bf16
+from facemetric.train.trainer import Trainer
+
+log = logging.getLogger("facemetric")
+
+MINING_OPTIONS = ("mining", "semi_hard", "fallback", "epsilon")  # loss options of facemetric 0.1, now miners'
+
+
+def _name(registry: Any, name: str, key: str) -> None:
+    try:
+        registry.get(name)
+    except UnknownNameError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+
+
+def _check_miner(cfg: Config, stage: MinerStage, where: str) -> None:
+    _name(MINERS, stage.name, f"{where}.name")
+    MINERS.check_options(stage.name, stage.options, f"{where}.options")
+    kind = MINERS.get(stage.name)
+    needs = TripletMiner if cfg.loss.name == "triplet" else PairMiner
+    if not (isinstance(kind, type) and issubclass(kind, needs)):
+        raise ConfigError(f"{where}.name: {stage.name!r} does not mine {'triplets' if needs is TripletMiner else 'pairs'}"
+                          f", which loss {cfg.loss.name!r} learns from; available: "
+                          f"{', '.join(n for n in MINERS.names() if issubclass(MINERS.get(n), needs))}")
+
+
+def check_config(cfg: Config) -> None:
+    """Refuse, with the key's name, any component a registry does not know or options its builder does not take."""
+    _name(MODELS, cfg.model.name, "model.name")
+    MODELS.check_options(cfg.model.name, cfg.model.options, "model.options")
+    _name(LOSSES, cfg.loss.name, "loss.name")
+    try:
+        LOSSES.check_options(cfg.loss.name, cfg.loss.options, "loss.options")
+    except ConfigError as exc:
+        moved = [k for k in MINING_OPTIONS if k in cfg.loss.options]
+        if moved:
+            raise ConfigError(f"{exc} ({', '.join(moved)}: which pairs or triplets a loss learns from is now the "
+                              "miner section, e.g. miner: {name: semi_hard, options: {fallback: hardest}})") from None
+        raise
+    for epoch, options in cfg.loss.schedule.items():
+        LOSSES.check_options(cfg.loss.name, options, f"loss.schedule.{epoch}")
+    stages = [(f"miner.schedule.{e}", s) for e, s in cfg.miner.schedule.items()]
+    if cfg.miner.name is not None:
+        stages.insert(0, ("miner", MinerStage(name=cfg.miner.name, options=cfg.miner.options)))
+    elif cfg.miner.options:
+        raise ConfigError("miner.options: given without miner.name; name the miner they are for")
+    if stages and not loss_takes_miner(cfg.loss.name):
+        raise ConfigError(f"miner: loss {cfg.loss.name!r} does not learn from mined pairs (it is a classifier "
+                          "head); remove the miner section or choose a pair loss")
+    for where, stage in stages:
+        _check_miner(cfg, stage, where)
+    _name(OPTIMIZERS, cfg.optim.name, "optim.name")
+    OPTIMIZERS.check_options(cfg.optim.name, cfg.optim.options, "optim.options")
+    _name(SCHEDULERS, cfg.scheduler.name, "scheduler.name")
+    SCHEDULERS.check_options(cfg.scheduler.name, cfg.scheduler.options, "scheduler.options")
+    for k, callback in enumerate(cfg.train.callbacks):
+        _name(CALLBACKS, callback.name, f"train.callbacks.{k}.name")
+        CALLBACKS.check_options(callback.name, callback.options, f"train.callbacks.{k}.options")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"train.device: {name!r} requested but CUDA is not available; use train.device=cpu")
+    return torch.device(name)
+
+
+def build_loss_from(cfg: Config, num_classes: int, miner: Any = None) -> nn.Module:
+    """The loss of ``cfg`` (classifier heads get the class count, pair losses the miner)."""
+    extra: dict[str, Any] = {}
+    if loss_needs_classes(cfg.loss.name):
+        extra.update(num_classes=num_classes, embedding_dim=cfg.model.embedding_dim)
+    if miner is not None:
+        extra["miner"] = miner
+    loss = build_loss(cfg.loss.name, **cfg.loss.options, **extra)
+    missing = sorted({k for options in cfg.loss.schedule.values() for k in options} - set(vars(loss)) -
+                     {k for k in dir(type(loss)) if isinstance(getattr(type(loss), k), property)})
+    if missing:
+        raise ConfigError(f"loss.schedule: loss {cfg.loss.name!r} does not read {', '.join(missing)} at every step, "
+                          "so a schedule cannot change it")
+    return loss
+
+
+def _miner(stage: MinerStage) -> Any:
+    return build_miner(stage.name, **stage.options)
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    epochs: int
+    global_step: int
+    val: dict[str, Any] | None  # last validation report
+    best_accuracy: float | None
+
+
+class Run:
+    """A training run built from a config: its :class:`Trainer`, data, and validation."""
+
+    def __init__(self, cfg: Config, trainer: Trainer, data: DatasetSplit, out: Path) -> None:
+        self.cfg, self.trainer, self.data, self.out = cfg, trainer, data, out
+        self.validation: ValidationCallback | None = trainer.callback(ValidationCallback)
+
+    @property
+    def model(self) -> nn.Module:
+        return self.trainer.model
+
+    def fit(self) -> RunResult:
+        """Train to ``train.epochs``, validating and checkpointing along the way; writes ``summary.json``."""
+        history = self.trainer.fit()
+        val = self.validation.last if self.validation else None
+        best = self.validation.best_accuracy if self.validation else None
+        write_json(self.out / "summary.json", {
+            "epochs": self.trainer.epoch, "global_step": self.trainer.global_step, "best_accuracy": best, "val": val,
+            "data_wait_fraction": [h["data_wait_fraction"] for h in history]})
+        return RunResult(self.out, self.trainer.epoch, self.trainer.global_step, val, best)
+
+    def validate_untrained(self) -> dict[str, Any]:
+        """Held-out verification of a freshly initialised network of the same architecture (seeded by
+        ``train.seed``): the baseline that shows how much training adds. Leaves the RNG state alone."""
+        if self.validation is None:
+            raise ConfigError("data.val_identities: no held-out identities, so there is nothing to validate on")
+        with torch.random.fork_rng():
+            torch.manual_seed(self.cfg.train.seed)
+            untrained = build_embedding_model(self.cfg.model, self.data.spec).to(self.trainer.device)
+        return self.validation.evaluate(untrained)
+
+
+def build_run(
+    cfg: Config, data: DatasetSplit | None = None, resume: bool = False, callbacks: Sequence[Callback] = ()
+) -> Run:
+    """Build everything ``cfg`` describes (``data`` when already loaded) into a :class:`Run`.
+
+    ``callbacks`` are added after those the config implies (validation included, so they can read
+    its report) and before the metric log and checkpoints. ``resume`` continues ``<out>/last.pt``.
+    """
+    check_config(cfg)
+    out = Path(cfg.train.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(cfg.train.device)
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
+    torch.manual_seed(cfg.train.seed)
+    if cfg.model.max_params is not None:  # refuse an over-budget model before any data is decoded
+        from facemetric.data.dataset import image_spec
+
+        with torch.random.fork_rng():
+            check_budget(build_embedding_model(cfg.model, data.spec if data else image_spec(cfg.data)),
+                         cfg.model.max_params, cfg.model.name)
+    data = data or load_dataset(cfg.data, cfg.train.progress, out)
+    sampler = PKSampler(data.train.labels, cfg.sampler.p, cfg.sampler.k, cfg.sampler.short_policy,
+                        cfg.sampler.min_images, cfg.train.seed, cfg.sampler.batches_per_epoch)
+    log.info("sampler: %s", sampler.report.describe(cfg.sampler.k))
+    model = build_embedding_model(cfg.model, data.spec).to(device)
+    bf16, why = use_bf16(cfg.train.amp, cfg.model.name, device)
+    log.info("precision: %s (%s)", "bf16 autocast" if bf16 else "fp32", why)
+    if cfg.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    first = MinerStage(name=cfg.miner.name, options=cfg.miner.options) if cfg.miner.name else None
+    loss = build_loss_from(cfg, len(data.train.identity_names), _miner(first) if first else None).to(device)
+    optimizer = build_optimizer(cfg.optim, list(model.parameters()) + list(loss.parameters()))
+    source = BatchSource(data.train, sampler, cfg.augment, data.spec.normalization, cfg.train.seed, cfg.data.workers)
+    scheduler = build_scheduler(cfg.scheduler, optimizer, cfg.train.epochs * source.steps_per_epoch,
+                                source.steps_per_epoch)
+    trainer = Trainer(model, loss, optimizer, source, cfg.train.epochs, scheduler,
+                      _callbacks(cfg, data, out, device, callbacks), device, bf16, cfg.train.channels_last)
+    if resume:
+        _resume(trainer, out / "last.pt", data, device)
+    cfg.save(out / "config.yaml")
+    write_json(out / "environment.json", {
+        "facemetric": VERSION, "python": sys.version.split()[0], "torch": torch.__version__,
+        "numpy": np.__version__, "platform": platform.platform(), "device": str(device),
+        "threads": torch.get_num_threads(), "command": sys.argv,
+    })
+    return Run(cfg, trainer, data, out)
+
+
+def _callbacks(cfg: Config, data: DatasetSplit, out: Path, device: torch.device,
+               extra: Sequence[Callback]) -> list[Callback]:
+    callbacks: list[Callback] = []
+    if cfg.monitor.enabled:
+        callbacks.append(CollapseCallback(cfg.monitor))
+    if cfg.loss.schedule:
+        callbacks.append(LossScheduleCallback(cfg.loss.schedule, cfg.loss.name))
+    if cfg.miner.schedule:
+        first = MinerStage(name=cfg.miner.name, options=cfg.miner.options) if cfg.miner.name else None
+        callbacks.append(MinerScheduleCallback(first, cfg.miner.schedule, _miner))
+    if data.val is not None:
+        callbacks.append(ValidationCallback(data.val, data.spec.normalization, cfg.train.val_every,
+                                            cfg.data.val_pairs, cfg.data.split_seed, device))
+    callbacks += [build_callback(c.name, f"train.callbacks.{k}", **c.options) for k, c in enumerate(cfg.train.callbacks)]
+    callbacks += list(extra)
+    meta = {"config": cfg.to_dict(), "image_spec": data.spec.to_dict(), "identity_names": data.train.identity_names}
+    callbacks += [MetricsLogCallback(out), CheckpointCallback(out, meta, cfg.train.checkpoint_every_steps),
+                  ProgressCallback(cfg.train.progress)]
+    return callbacks
+
+
+def _resume(trainer: Trainer, path: Path, data: DatasetSplit, device: torch.device) -> None:
+    if not path.exists():
+        raise CheckpointError(f"--resume: no checkpoint at {path}; start without --resume")
+    state = load_checkpoint(path, map_location=device)
+    if state["model_fingerprint"] != model_fingerprint(trainer.model):
+        raise CheckpointError(f"{path}: was trained with a different model; it cannot resume this config")
+    if state["identity_names"] != data.train.identity_names:
+        raise CheckpointError(f"{path}: was trained on different identities (data or split changed)")
+    if "callbacks" not in state:
+        raise CheckpointError(f"{path}: written by an older facemetric, which saved no scheduler or callback state; "
+                              "it can be evaluated and exported, not resumed")
+    trainer.load_state_dict(state)
+    log.info("resumed from %s at epoch %d, step %d (global step %d)", path, trainer.epoch + 1, trainer.step_in_epoch,
+             trainer.global_step)
+
+
+def train(cfg: Config, resume: bool = False, callbacks: Sequence[Callback] = ()) -> RunResult:
+    """Train the model a config describes; the one-call library entry point."""
+    return build_run(cfg, resume=resume, callbacks=callbacks).fit()

@@ -1,0 +1,63 @@
+"""The callback interface of the training loop: everything a run does besides the step itself.
+
+Validation, checkpoints, metric logs, the progress bar, the collapse monitor, loss and miner
+schedules and early stopping are callbacks (this package); a new training behaviour (pruning a
+hyper-parameter search, EMA weights, a distillation teacher) is a new callback, not an edit of
+the loop. Hooks run in list order; each receives the :class:`~facemetric.train.trainer.Trainer`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:  # the trainer imports this module: annotations only
+    from facemetric.train.trainer import Trainer
+
+
+@dataclass
+class StepOutput:
+    """One finished optimisation step: its global index (0-based), loss, learning rate, and the batch's
+    embeddings (detached) and labels."""
+
+    step: int
+    loss: float
+    lr: float
+    embeddings: torch.Tensor
+    labels: torch.Tensor
+
+
+class Callback:
+    """Override the hooks you need; all default to doing nothing.
+
+    ``logs`` in :meth:`on_epoch_end` is the epoch's record (``epoch``, ``loss``, ``lr``, ``seconds``,
+    ``data_wait_fraction``): callbacks may add numbers to it before the metric logger writes it.
+    Results other callbacks may read (the last validation report) go in ``trainer.metrics``.
+    A callback with state that must survive a resume returns it from :meth:`state_dict`.
+    """
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        """Before the first step of :meth:`Trainer.fit` (after a resume, at the resumed step)."""
+
+    def on_epoch_start(self, trainer: Trainer) -> None:
+        """Before the epoch's first (or resumed) step; ``trainer.epoch`` is 0-based."""
+
+    def on_batch_end(self, trainer: Trainer, output: StepOutput) -> None:
+        """After each optimisation step (``trainer.global_step`` already counts it)."""
+
+    def on_epoch_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
+        """After the epoch's last step; ``trainer.epoch`` now counts it (1-based)."""
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        """After the last epoch (or an early stop)."""
+
+    def on_exception(self, trainer: Trainer, exc: BaseException) -> None:
+        """When training stops on an exception (Ctrl-C included), before it propagates."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""

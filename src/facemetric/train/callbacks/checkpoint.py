@@ -1,0 +1,54 @@
+"""Checkpoints of a run: ``last.pt`` after every epoch (and every N steps), ``best.pt`` when validation
+improved, and ``last.pt`` again when the run is interrupted or stops on collapse."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from facemetric.core.checkpoint import model_fingerprint, save_checkpoint
+from facemetric.core.version import VERSION
+from facemetric.train.callbacks.base import Callback, StepOutput
+from facemetric.train.callbacks.collapse import CollapseError
+
+if TYPE_CHECKING:
+    from facemetric.train.trainer import Trainer
+
+log = logging.getLogger("facemetric")
+
+
+class CheckpointCallback(Callback):
+    """Saves the trainer's state plus ``meta`` (what rebuilds the model: the config, the image spec,
+    the identities trained on) into ``out``. ``every_steps`` > 0 also saves mid-epoch."""
+
+    def __init__(self, out: str | Path, meta: dict[str, Any], every_steps: int = 0) -> None:
+        self.out, self.meta, self.every_steps = Path(out), meta, every_steps
+
+    def save(self, trainer: Trainer, name: str = "last.pt") -> Path:
+        path = self.out / name
+        save_checkpoint(path, {**trainer.state_dict(), **self.meta, "model_fingerprint": model_fingerprint(trainer.model),
+                               "facemetric_version": VERSION})
+        # mid-epoch checkpoints are announced (a watcher may act on them); epoch-end ones are routine
+        level = logging.INFO if trainer.step_in_epoch else logging.DEBUG
+        log.log(level, "checkpoint %s: epoch %d step %d global_step %d", path, trainer.epoch, trainer.step_in_epoch,
+                trainer.global_step)
+        return path
+
+    def on_batch_end(self, trainer: Trainer, output: StepOutput) -> None:
+        every = self.every_steps
+        if every and trainer.global_step % every == 0 and trainer.step_in_epoch < trainer.steps_per_epoch:
+            self.save(trainer)
+
+    def on_epoch_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
+        self.save(trainer)
+        if trainer.metrics.get("val_improved"):
+            self.save(trainer, "best.pt")
+
+    def on_exception(self, trainer: Trainer, exc: BaseException) -> None:
+        if isinstance(exc, KeyboardInterrupt):
+            self.save(trainer)
+            log.warning("interrupted: checkpoint saved to %s; continue with --resume", self.out / "last.pt")
+        elif isinstance(exc, CollapseError):
+            self.save(trainer)
+            log.error("stopped on collapse; the last state is in %s", self.out / "last.pt")

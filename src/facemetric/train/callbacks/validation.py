@@ -1,0 +1,65 @@
+"""Validation on held-out identities: k-fold verification on the run's pair protocol, every N epochs.
+
+The pairs are drawn once, by the one pair-protocol builder
+(:func:`~facemetric.eval.protocols.held_out_pair_protocol`: identity-disjoint folds), so the
+accuracy logged here is the one ``facemetric report RUN`` shows for the same checkpoint.
+Each fold's threshold is chosen on the other folds, never on the fold it is scored on.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from facemetric.data.cache import PackedImages
+from facemetric.embedders.torch_model import embed_array
+from facemetric.eval.protocols import PairProtocol, held_out_pair_protocol
+from facemetric.eval.scores import cosine_scores
+from facemetric.eval.verification import verification_report
+from facemetric.train.callbacks.base import Callback
+
+if TYPE_CHECKING:
+    from facemetric.train.trainer import Trainer
+
+
+class ValidationCallback(Callback):
+    """Verification metrics of the model on ``val`` after every ``every`` epochs and after the last.
+
+    Publishes ``trainer.metrics["val"]`` (the report) and ``trainer.metrics["val_improved"]`` (best
+    accuracy so far), which the checkpoint callback uses for ``best.pt``.
+    """
+
+    def __init__(self, val: PackedImages, normalization: tuple[tuple[float, ...], tuple[float, ...]],
+                 every: int = 1, max_pairs: int = 3000, seed: int = 0, device: str | torch.device = "cpu") -> None:
+        self.val, self.normalization, self.every, self.device = val, normalization, every, device
+        names = np.array([val.identity_names[k] for k in val.labels])
+        self.protocol: PairProtocol = held_out_pair_protocol(names, max_pairs, seed)
+        self.best_accuracy: float | None = None
+        self.last: dict[str, Any] | None = None
+
+    def evaluate(self, model: nn.Module) -> dict[str, Any]:
+        """The verification report of ``model`` on the held-out pairs."""
+        emb = embed_array(model, self.val.images, device=self.device, normalization=self.normalization)
+        p = self.protocol
+        return verification_report(cosine_scores(emb, p.i, p.j), p.same, folds=p.fold)
+
+    def on_epoch_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
+        trainer.metrics["val_improved"] = False
+        if trainer.epoch % self.every and trainer.epoch != trainer.epochs:
+            trainer.metrics.pop("val", None)
+            return
+        report = self.evaluate(trainer.model)
+        improved = self.best_accuracy is None or report["accuracy"] > self.best_accuracy
+        if improved:
+            self.best_accuracy = report["accuracy"]
+        self.last = report
+        trainer.metrics.update(val=report, val_improved=improved, best_accuracy=self.best_accuracy)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best_accuracy": self.best_accuracy, "last": self.last}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best_accuracy, self.last = state["best_accuracy"], state["last"]
