@@ -10,14 +10,14 @@ TORCH  := torch==2.13.0
 DATA   ?=
 OUT    ?= runs/demo
 
-.PHONY: install demo test test-fast clean
+.PHONY: install demo test test-fast lint format clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test,dev]"
 	@touch $(STAMP)
 
 ## make demo [DATA=path/to/folders-or.csv] [OUT=runs/demo]
@@ -31,6 +31,17 @@ test: $(STAMP)
 ## make test-fast: unit tests only (no training runs)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
+
+## make lint: ruff (lint + format check) and mypy on src/ and tests/ (what .ci/run and pre-commit run)
+lint: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+
+## make format: apply ruff's formatter and safe fixes
+format: $(STAMP)
+	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests
 
 clean:
 	rm -rf $(VENV) .cache runs .pytest_cache

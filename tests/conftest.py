@@ -35,9 +35,32 @@ def tiny_checkpoint(synthetic_faces: Path, tmp_path_factory: pytest.TempPathFact
 
     out = tmp_path_factory.mktemp("tiny") / "run"
     done = subprocess.run(
-        [sys.executable, "-m", "facemetric", "-q", "train", "--data", str(synthetic_faces), "--out", str(out),
-         "--epochs", "1", "--set", "data.image_size=[48, 48]", "--set", "data.val_identities=4",
-         "--set", "data.cache_dir=null", "--set", "sampler.p=4", "--set", "train.progress=false"],
-        capture_output=True, text=True, timeout=900)
+        [
+            sys.executable,
+            "-m",
+            "facemetric",
+            "-q",
+            "train",
+            "--data",
+            str(synthetic_faces),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--set",
+            "data.image_size=[48, 48]",
+            "--set",
+            "data.val_identities=4",
+            "--set",
+            "data.cache_dir=null",
+            "--set",
+            "sampler.p=4",
+            "--set",
+            "train.progress=false",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return out / "last.pt"

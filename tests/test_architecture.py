@@ -14,10 +14,24 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "facemetric"
 # package (first name under facemetric) -> layer; docs/architecture.md draws the same table
 LAYERS = {
     "core": 1,
-    "ops": 2, "models": 2, "losses": 2, "miners": 2, "data": 2, "embedders": 2, "export": 2, "optim": 2,
-    "train": 3, "eval": 3, "gallery": 3,
-    "report": 4, "demo": 4, "bench": 4,
-    "cli": 5, "serve": 5, "__main__": 5, "__init__": 5,  # the top-level __init__ is the public API
+    "ops": 2,
+    "models": 2,
+    "losses": 2,
+    "miners": 2,
+    "data": 2,
+    "embedders": 2,
+    "export": 2,
+    "optim": 2,
+    "train": 3,
+    "eval": 3,
+    "gallery": 3,
+    "report": 4,
+    "demo": 4,
+    "bench": 4,
+    "cli": 5,
+    "serve": 5,
+    "__main__": 5,
+    "__init__": 5,  # the top-level __init__ is the public API
 }
 
 
@@ -69,8 +83,9 @@ def violations(sources: dict[str, str]) -> list[str]:
             if there not in LAYERS:
                 continue  # a name imported from a module, not a package
             if LAYERS[there] > LAYERS[here]:
-                problems.append(f"{module} (layer {LAYERS[here]}, {here}) imports {target} "
-                                f"(layer {LAYERS[there]}, {there}): upward")
+                problems.append(
+                    f"{module} (layer {LAYERS[here]}, {here}) imports {target} (layer {LAYERS[there]}, {there}): upward"
+                )
             if there != here:
                 edges.setdefault(here, set()).add(there)
     problems += [f"import cycle between packages: {' -> '.join(c)}" for c in _cycles(edges)]
@@ -85,7 +100,7 @@ def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
         state[node] = "open"
         for nxt in sorted(edges.get(node, ())):
             if state.get(nxt) == "open":
-                found.append(path[path.index(nxt):] + [nxt] if nxt in path else [node, nxt])
+                found.append(path[path.index(nxt) :] + [nxt] if nxt in path else [node, nxt])
             elif nxt not in state:
                 visit(nxt, path + [nxt])
         state[node] = "done"
@@ -105,15 +120,25 @@ def test_no_upward_import_and_no_cycle() -> None:
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("module, line, expected", [
-    # core importing the trainer: the bottom layer reaching up
-    ("facemetric.core.bad", "from facemetric.train.build import train", "layer 1, core) imports facemetric.train.build"),
-    # a component importing a service, inside a function: still a dependency
-    ("facemetric.losses.bad", "def f():\n    from facemetric.eval.runner import evaluate_files",
-     "layer 2, losses) imports facemetric.eval.runner (layer 3, eval): upward"),
-    # two services importing each other: eval -> train closes a cycle with train -> eval
-    ("facemetric.eval.bad", "import facemetric.train.trainer", "import cycle between packages"),
-])
+@pytest.mark.parametrize(
+    "module, line, expected",
+    [
+        # core importing the trainer: the bottom layer reaching up
+        (
+            "facemetric.core.bad",
+            "from facemetric.train.build import train",
+            "layer 1, core) imports facemetric.train.build",
+        ),
+        # a component importing a service, inside a function: still a dependency
+        (
+            "facemetric.losses.bad",
+            "def f():\n    from facemetric.eval.runner import evaluate_files",
+            "layer 2, losses) imports facemetric.eval.runner (layer 3, eval): upward",
+        ),
+        # two services importing each other: eval -> train closes a cycle with train -> eval
+        ("facemetric.eval.bad", "import facemetric.train.trainer", "import cycle between packages"),
+    ],
+)
 def test_a_deliberate_upward_import_is_caught(module: str, line: str, expected: str) -> None:
     sources = package_sources()
     assert not violations(sources)

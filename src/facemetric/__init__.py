@@ -5,7 +5,7 @@ The public API, one import away (each name is loaded on first use, so ``import f
     import facemetric
 
     cfg = facemetric.load_config("configs/orl.yaml", ["train.epochs=5"])
-    result = facemetric.train(cfg)                      # a run folder with checkpoints and logs
+    result = facemetric.train_model(cfg)                # a run folder with checkpoints and logs
     model = facemetric.load_embedder(result.out_dir / "best.pt")   # or "model.onnx", or "dlib-resnet"
     summary, _ = facemetric.evaluate(model, pairs="pairs.txt", images="lfw/images")
     gallery = facemetric.Gallery.create("team", model)  # enrol / verify / identify
@@ -31,7 +31,7 @@ _API = {
     "load_embedder": "facemetric.embedders",
     "prepare": "facemetric.data.prepare",
     "PrepareOptions": "facemetric.data.prepare",
-    "train": "facemetric.train.build",
+    "train_model": "facemetric.train.build",
     "build_run": "facemetric.train.build",
     "Trainer": "facemetric.train.trainer",
     "Callback": "facemetric.train.callbacks",
@@ -45,9 +45,34 @@ _API = {
     "register_scheduler": "facemetric.optim",
     "register_callback": "facemetric.train.callbacks",
 }
-_RENAMED = {"evaluate": "evaluate_files"}
+# public name -> the module's own name, where they differ ("train" is the facemetric.train package)
+_RENAMED = {"evaluate": "evaluate_files", "train_model": "train"}
 
-__all__ = ["__version__", *_API]
+__all__ = [  # the same names as _API (a static list, so linters and IDEs see them)
+    "Callback",
+    "Config",
+    "ConfigError",
+    "Embedder",
+    "FacemetricError",
+    "Gallery",
+    "ImageSpec",
+    "Photo",
+    "PrepareOptions",
+    "Trainer",
+    "__version__",
+    "build_run",
+    "evaluate",
+    "load_config",
+    "load_embedder",
+    "prepare",
+    "register_callback",
+    "register_loss",
+    "register_miner",
+    "register_model",
+    "register_optimizer",
+    "register_scheduler",
+    "train_model",
+]
 
 if TYPE_CHECKING:
     from facemetric.core.config import Config, load_config
@@ -62,7 +87,8 @@ if TYPE_CHECKING:
     from facemetric.miners import register_miner
     from facemetric.models import register_model
     from facemetric.optim import register_optimizer, register_scheduler
-    from facemetric.train.build import build_run, train
+    from facemetric.train.build import build_run
+    from facemetric.train.build import train as train_model
     from facemetric.train.callbacks import Callback, register_callback
     from facemetric.train.trainer import Trainer
 

@@ -44,8 +44,14 @@ def summary_table(reports: dict[str, dict[str, Any]]) -> str:
     rows = ["| " + " | ".join(head) + " |", "|" + "|".join("-" * (len(h) + 2) for h in head) + "|"]
     for name, rep in reports.items():
         tar = rep["tar_at_far"]
-        cells = [name.ljust(width), f"{rep['accuracy']:.4f} ± {rep['accuracy_std']:.4f}".ljust(18),
-                 f"{rep['auc']:.4f}", f"{rep['eer']:.4f}", f"{tar['1e-02']:.4f}".ljust(12), f"{tar['1e-03']:.4f}".ljust(12)]
+        cells = [
+            name.ljust(width),
+            f"{rep['accuracy']:.4f} ± {rep['accuracy_std']:.4f}".ljust(18),
+            f"{rep['auc']:.4f}",
+            f"{rep['eer']:.4f}",
+            f"{tar['1e-02']:.4f}".ljust(12),
+            f"{tar['1e-03']:.4f}".ljust(12),
+        ]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -60,12 +66,17 @@ def run_demo(
     base = list(DEMO_DEFAULTS) + [f"train.out={out_dir / 'run'}", f"train.progress={str(progress).lower()}"]
     if synthetic:
         data_dir = out_dir / "synthetic-data"
-        generate_dataset(data_dir, SYNTHETIC["identities"], SYNTHETIC["images"], SYNTHETIC["size"], seed=0, progress=progress)
+        generate_dataset(
+            data_dir, SYNTHETIC["identities"], SYNTHETIC["images"], SYNTHETIC["size"], seed=0, progress=progress
+        )
         # decode once into a packed cache (what `facemetric prepare` does); training reads it memory-mapped
         size = SYNTHETIC["size"]
         prepare(data_dir, out_dir / "cache", PrepareOptions(size=size, align="none"), workers=0, progress=progress)
-        base += [f"data.source={out_dir / 'cache'}", f"data.image_size=[{size}, {size}]",
-                 f"data.val_identities={SYNTHETIC['val_identities']}"]
+        base += [
+            f"data.source={out_dir / 'cache'}",
+            f"data.image_size=[{size}, {size}]",
+            f"data.val_identities={SYNTHETIC['val_identities']}",
+        ]
     else:
         base += [f"data.source={data}"]
     cfg = load_config(None, base + list(overrides or []))
@@ -83,8 +94,12 @@ def run_demo(
     if synthetic:
         val = prepared.val
         # the validation pairs, as an LFW-format file that `facemetric eval` reads from the photos
-        pairs_file = write_pairs_lfw(out_dir / "heldout_pairs.txt", run.validation.protocol, val.paths,
-                                     [val.identity_names[k] for k in val.labels])
+        pairs_file = write_pairs_lfw(
+            out_dir / "heldout_pairs.txt",
+            run.validation.protocol,
+            val.paths,
+            [val.identity_names[k] for k in val.labels],
+        )
         reports["trained, `facemetric eval` pairs file"] = evaluate_pairs_file(
             embedder, pairs_file, out_dir / "synthetic-data", progress=progress
         )

@@ -33,7 +33,12 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 def _bomb_png() -> bytes:
     """A 100000 x 100000 PNG header with almost no data: 10 G pixels if anyone decoded it."""
     header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + _png_chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def _odd_corpus(root: Path) -> tuple[dict[str, str], set[str]]:
@@ -46,23 +51,33 @@ def _odd_corpus(root: Path) -> tuple[dict[str, str], set[str]]:
     def keep(path: Path) -> None:
         readable.add(str(path))
 
-    _face(0).save(good / "plain.jpg"); keep(good / "plain.jpg")
+    _face(0).save(good / "plain.jpg")
+    keep(good / "plain.jpg")
     rgba = np.zeros((48, 48, 4), np.uint8)
     rgba[:, 24:] = (200, 30, 30, 255)  # left half: transparent black, right half: opaque red
-    Image.fromarray(rgba).save(good / "alpha.png"); keep(good / "alpha.png")
+    Image.fromarray(rgba).save(good / "alpha.png")
+    keep(good / "alpha.png")
     Image.fromarray((np.random.default_rng(2).integers(0, 65535, (50, 40))).astype(np.uint16)).save(good / "deep16.png")
     keep(good / "deep16.png")
-    _face(3).convert("CMYK").save(good / "cmyk.jpg"); keep(good / "cmyk.jpg")
+    _face(3).convert("CMYK").save(good / "cmyk.jpg")
+    keep(good / "cmyk.jpg")
     exif = Image.Exif()
     exif[0x0112] = 6  # rotated 90 degrees: stored 60 x 48, shown 48 x 60
-    _face(4).save(good / "rotated.jpg", exif=exif); keep(good / "rotated.jpg")
+    _face(4).save(good / "rotated.jpg", exif=exif)
+    keep(good / "rotated.jpg")
     frames = [_face(5 + i).convert("P") for i in range(3)]
-    frames[0].save(good / "animated.gif", save_all=True, append_images=frames[1:]); keep(good / "animated.gif")
-    _face(8).convert("L").save(good / "grey.pgm"); keep(good / "grey.pgm")
-    _face(9).save(good / "no_extension", format="PNG"); keep(good / "no_extension")
-    _face(10).save(good / "ünïcødé name with spaces.webp"); keep(good / "ünïcødé name with spaces.webp")
-    _face(11).save(good / "tiff.tif"); keep(good / "tiff.tif")
-    _face(12).convert("P").save(good / "palette_transparent.png", transparency=0); keep(good / "palette_transparent.png")
+    frames[0].save(good / "animated.gif", save_all=True, append_images=frames[1:])
+    keep(good / "animated.gif")
+    _face(8).convert("L").save(good / "grey.pgm")
+    keep(good / "grey.pgm")
+    _face(9).save(good / "no_extension", format="PNG")
+    keep(good / "no_extension")
+    _face(10).save(good / "ünïcødé name with spaces.webp")
+    keep(good / "ünïcødé name with spaces.webp")
+    _face(11).save(good / "tiff.tif")
+    keep(good / "tiff.tif")
+    _face(12).convert("P").save(good / "palette_transparent.png", transparency=0)
+    keep(good / "palette_transparent.png")
     locked = good / "locked.png"
     _face(13).save(locked)
     locked.chmod(0)
@@ -81,19 +96,22 @@ def _odd_corpus(root: Path) -> tuple[dict[str, str], set[str]]:
     (bad / "loop.jpg").symlink_to(bad / "loop.jpg")
     (bad / "dangling.jpg").symlink_to(bad / "nowhere.jpg")
     (bad / "notes.txt").write_text("not an image")
-    _face(15).save(bad / "ok.png"); keep(bad / "ok.png")  # bob still has one readable photo
+    _face(15).save(bad / "ok.png")
+    keep(bad / "ok.png")  # bob still has one readable photo
     (root / "empty_person").mkdir()
-    expected.update({
-        str(bad / "truncated.jpg"): "corrupt or truncated",
-        str(bad / "zero.jpg"): "empty file",
-        str(bad / "text.jpg"): "not an image",
-        str(bad / "pixel.png"): "too small",
-        str(bad / "bomb.png"): "decompression bomb",
-        str(bad / "loop.jpg"): "cannot read",
-        str(bad / "dangling.jpg"): "cannot read",
-        str(bad / "notes.txt"): "not an image file (by extension)",
-        str(root / "empty_person"): "identity folder contains no images",
-    })
+    expected.update(
+        {
+            str(bad / "truncated.jpg"): "corrupt or truncated",
+            str(bad / "zero.jpg"): "empty file",
+            str(bad / "text.jpg"): "not an image",
+            str(bad / "pixel.png"): "too small",
+            str(bad / "bomb.png"): "decompression bomb",
+            str(bad / "loop.jpg"): "cannot read",
+            str(bad / "dangling.jpg"): "cannot read",
+            str(bad / "notes.txt"): "not an image file (by extension)",
+            str(root / "empty_person"): "identity folder contains no images",
+        }
+    )
     return expected, readable
 
 
@@ -105,7 +123,14 @@ def _skipped(out: Path) -> dict[str, dict]:
 def test_odd_and_bad_files_are_listed_and_nothing_readable_is_dropped(tmp_path: Path) -> None:
     expected, readable = _odd_corpus(tmp_path / "photos")
     assert len(expected) + len(readable) >= 20
-    result = prepare(tmp_path / "photos", tmp_path / "out", PrepareOptions(size=32, align="none"), workers=2, chunk_size=4, progress=False)
+    result = prepare(
+        tmp_path / "photos",
+        tmp_path / "out",
+        PrepareOptions(size=32, align="none"),
+        workers=2,
+        chunk_size=4,
+        progress=False,
+    )
     skipped = _skipped(tmp_path / "out")
     for path, kind in expected.items():
         assert path in skipped, f"{path} not reported"
@@ -116,7 +141,9 @@ def test_odd_and_bad_files_are_listed_and_nothing_readable_is_dropped(tmp_path: 
     assert result.summary["images"] == len(readable) and result.summary["skipped"] == len(expected)
     row = data.paths.index(str(tmp_path / "photos" / "alice" / "rotated.jpg"))
     rotated = np.asarray(data.images[row])
-    original = np.asarray(Image.open(tmp_path / "photos" / "alice" / "rotated.jpg").convert("RGB").transpose(Image.Transpose.ROTATE_270))
+    original = np.asarray(
+        Image.open(tmp_path / "photos" / "alice" / "rotated.jpg").convert("RGB").transpose(Image.Transpose.ROTATE_270)
+    )
     want = np.asarray(Image.fromarray(original).resize((32, 40)))[4:36]  # upright, centre square
     assert np.abs(rotated.astype(int) - want.astype(int)).mean() < 25  # EXIF orientation was applied
     deep = np.asarray(data.images[data.paths.index(str(tmp_path / "photos" / "alice" / "deep16.png"))])
@@ -126,7 +153,14 @@ def test_odd_and_bad_files_are_listed_and_nothing_readable_is_dropped(tmp_path: 
 
 
 def test_hard_kill_then_rerun_resumes_and_equals_an_uninterrupted_run(tmp_path: Path, synthetic_faces: Path) -> None:
-    whole = prepare(synthetic_faces, tmp_path / "whole", PrepareOptions(size=48, align="none"), workers=0, chunk_size=8, progress=False)
+    whole = prepare(
+        synthetic_faces,
+        tmp_path / "whole",
+        PrepareOptions(size=48, align="none"),
+        workers=0,
+        chunk_size=8,
+        progress=False,
+    )
     # fault injection, in the test: the child patches prepare's chunk worker so that the process SIGKILLs
     # itself when asked for a 4th chunk, i.e. right after the 3rd was logged (no timing races)
     code = f"""
@@ -139,13 +173,20 @@ def work(*args):
     calls.append(1)
     return real(*args)
 p._work = work
-p.prepare({str(synthetic_faces)!r}, {str(tmp_path / 'cut')!r}, p.PrepareOptions(size=48, align='none'),
+p.prepare({str(synthetic_faces)!r}, {str(tmp_path / "cut")!r}, p.PrepareOptions(size=48, align='none'),
           workers=0, chunk_size=8, progress=False)
 """
     proc = subprocess.run([sys.executable, "-c", code])
     assert proc.returncode == -signal.SIGKILL
     assert not is_prepared(tmp_path / "cut")
-    resumed = prepare(synthetic_faces, tmp_path / "cut", PrepareOptions(size=48, align="none"), workers=0, chunk_size=8, progress=False)
+    resumed = prepare(
+        synthetic_faces,
+        tmp_path / "cut",
+        PrepareOptions(size=48, align="none"),
+        workers=0,
+        chunk_size=8,
+        progress=False,
+    )
     total_chunks = -(-whole.summary["processed_images"] // 8)
     assert resumed.summary["resumed_chunks"] == 3 < total_chunks
     assert resumed.summary["processed_images"] < whole.summary["processed_images"]
@@ -163,12 +204,25 @@ def test_rerun_is_a_no_op_and_a_different_job_is_refused(tmp_path: Path, synthet
     assert again.up_to_date and (tmp_path / "out" / "images.npy").stat().st_mtime_ns == before
     with pytest.raises(PrepareError, match="--overwrite"):
         prepare(synthetic_faces, tmp_path / "out", PrepareOptions(size=40, align="none"), workers=0, progress=False)
-    replaced = prepare(synthetic_faces, tmp_path / "out", PrepareOptions(size=40, align="none"), workers=0, overwrite=True, progress=False)
+    replaced = prepare(
+        synthetic_faces,
+        tmp_path / "out",
+        PrepareOptions(size=40, align="none"),
+        workers=0,
+        overwrite=True,
+        progress=False,
+    )
     assert not replaced.up_to_date and np.load(tmp_path / "out" / "images.npy", mmap_mode="r").shape[1:] == (40, 40, 3)
 
 
 def test_prepared_cache_reads_memory_mapped_with_statistics(tmp_path: Path, synthetic_faces: Path) -> None:
-    prepare(synthetic_faces, tmp_path / "out", PrepareOptions(size=32, align="center", align_options={"fraction": 0.8}), workers=0, progress=False)
+    prepare(
+        synthetic_faces,
+        tmp_path / "out",
+        PrepareOptions(size=32, align="center", align_options={"fraction": 0.8}),
+        workers=0,
+        progress=False,
+    )
     data, spec = load_prepared(tmp_path / "out"), prepared_spec(tmp_path / "out")
     assert isinstance(data.images, np.memmap) and data.images.shape[1:] == (32, 32, 3)
     sub = data.subset(np.arange(0, len(data), 2))
@@ -183,7 +237,9 @@ def test_prepared_cache_reads_memory_mapped_with_statistics(tmp_path: Path, synt
 
 @pytest.mark.parametrize("dataset, align, images", [("orl", "center", 400), ("yale", "none", 164)])
 def test_real_datasets(tmp_path: Path, shared_data: Path, dataset: str, align: str, images: int) -> None:
-    result = prepare(shared_data / dataset, tmp_path / dataset, PrepareOptions(size=64, align=align), workers=2, progress=False)
+    result = prepare(
+        shared_data / dataset, tmp_path / dataset, PrepareOptions(size=64, align=align), workers=2, progress=False
+    )
     assert result.summary["images"] == images
     assert load_prepared(tmp_path / dataset).images.shape == (images, 64, 64, 3)
 

@@ -126,8 +126,7 @@ def test_pair_image_path_prefers_jpg_then_other_extensions(tmp_path):
 def test_resolve_pairs_finds_all_images(tmp_path):
     pairs_path = _write(tmp_path, FOLDS_FILE)
     root = tmp_path / "images"
-    _make_images(root, [("Alice", 1), ("Alice", 2), ("Bob", 3), ("Carol", 2),
-                        ("Carol", 4), ("Bob", 1), ("Dave", 2)])
+    _make_images(root, [("Alice", 1), ("Alice", 2), ("Bob", 3), ("Carol", 2), ("Carol", 4), ("Bob", 1), ("Dave", 2)])
     paths = resolve_pairs(parse_pairs(pairs_path), root, pairs_path)
     assert paths[1] == (root / "Alice" / "Alice_0001.jpg", root / "Bob" / "Bob_0003.jpg")
 
@@ -135,8 +134,9 @@ def test_resolve_pairs_finds_all_images(tmp_path):
 def test_resolve_pairs_missing_image_names_line_and_path(tmp_path):
     pairs_path = _write(tmp_path, FOLDS_FILE)
     root = tmp_path / "images"
-    _make_images(root, [("Alice", 1), ("Alice", 2), ("Carol", 2), ("Carol", 4),
-                        ("Bob", 1), ("Dave", 2)])  # Bob_0003 (line 3) is missing
+    _make_images(
+        root, [("Alice", 1), ("Alice", 2), ("Carol", 2), ("Carol", 4), ("Bob", 1), ("Dave", 2)]
+    )  # Bob_0003 (line 3) is missing
     with pytest.raises(MissingImageError) as info:
         resolve_pairs(parse_pairs(pairs_path), root, pairs_path)
     message = str(info.value)
@@ -164,8 +164,7 @@ def test_write_parse_round_trip_with_folds(tmp_path):
     write_pairs(out, pairs, folds=2)
     assert out.read_text().splitlines()[0] == "2\t1"
     assert parse_pairs(out) == [
-        Pair(p.name1, p.index1, p.name2, p.index2, p.same, p.fold, line)
-        for p, line in zip(pairs, [2, 3, 4, 5])
+        Pair(p.name1, p.index1, p.name2, p.index2, p.same, p.fold, line) for p, line in zip(pairs, [2, 3, 4, 5])
     ]
 
 
@@ -199,8 +198,7 @@ def test_write_real_devtrain_round_trip(devtrain_pairs_file, tmp_path):
     ("pairs", "folds", "match"),
     [
         ([Pair("A", 1, "A", 2, True, None, 0)], None, "same positive number N"),
-        ([Pair("A", 1, "A", 2, True, 0, 0), Pair("A", 1, "B", 1, False, 0, 0)], 2,
-         "same positive number N"),
+        ([Pair("A", 1, "A", 2, True, 0, 0), Pair("A", 1, "B", 1, False, 0, 0)], 2, "same positive number N"),
         ([Pair("A", 1, "A", 2, True, None, 0)], 1, "fold must be in 0..0"),
         ([Pair("A", 1, "B", 2, True, None, 0)], None, "one name and two images"),
         ([Pair("A", 1, "A", 2, False, None, 0)], None, "two different names"),

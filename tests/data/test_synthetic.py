@@ -41,9 +41,9 @@ def _best_shift(a: np.ndarray, b: np.ndarray, radius: int = 12) -> tuple[int, in
     """Integer (dy, dx) that best aligns the edges of ``b`` to those of ``a``."""
     ea, eb = _edges(a), _edges(b)
     n = ea.shape[0]
-    ref = ea[radius:n - radius, radius:n - radius]
+    ref = ea[radius : n - radius, radius : n - radius]
     scores = {
-        (dy, dx): float((ref * eb[radius + dy:n - radius + dy, radius + dx:n - radius + dx]).sum())
+        (dy, dx): float((ref * eb[radius + dy : n - radius + dy, radius + dx : n - radius + dx]).sum())
         for dy in range(-radius, radius + 1)
         for dx in range(-radius, radius + 1)
     }
@@ -95,8 +95,7 @@ def test_render_face_rejects_tiny_size() -> None:
 
 
 def test_generate_dataset_layout(tmp_path: Path) -> None:
-    root = generate_dataset(tmp_path / "faces", num_identities=3, images_per_identity=4, size=32,
-                            progress=False)
+    root = generate_dataset(tmp_path / "faces", num_identities=3, images_per_identity=4, size=32, progress=False)
     assert root == tmp_path / "faces"
     assert sorted(p.name for p in root.iterdir()) == ["person_000", "person_001", "person_002"]
     for person in root.iterdir():
@@ -118,10 +117,12 @@ def test_generate_dataset_is_byte_deterministic(tmp_path: Path) -> None:
 
 
 def test_generate_dataset_prefix_is_stable(tmp_path: Path) -> None:
-    small = _files(generate_dataset(tmp_path / "small", num_identities=3, images_per_identity=2, size=32,
-                                    progress=False))
-    large = _files(generate_dataset(tmp_path / "large", num_identities=5, images_per_identity=3, size=32,
-                                    progress=False))
+    small = _files(
+        generate_dataset(tmp_path / "small", num_identities=3, images_per_identity=2, size=32, progress=False)
+    )
+    large = _files(
+        generate_dataset(tmp_path / "large", num_identities=5, images_per_identity=3, size=32, progress=False)
+    )
     assert len(small) == 6 and len(large) == 15
     assert all(large[name] == data for name, data in small.items())
 
@@ -143,9 +144,7 @@ def test_raw_pixel_nearest_neighbour_is_above_chance_but_far_from_perfect() -> N
     64 px: measured 0.29 for seed 0 (0.20-0.33 over seeds 0-7); chance is 1/30.
     """
     num_identities, per_identity = 30, 8
-    features = np.stack([
-        _gray(_render(0, i, j)).ravel() for i in range(num_identities) for j in range(per_identity)
-    ])
+    features = np.stack([_gray(_render(0, i, j)).ravel() for i in range(num_identities) for j in range(per_identity)])
     labels = np.repeat(np.arange(num_identities), per_identity)
     accuracy = _leave_one_out_1nn_accuracy(features, labels)
     chance = 1 / num_identities

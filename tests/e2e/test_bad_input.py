@@ -18,7 +18,9 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def dirty_run(synthetic_faces: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, subprocess.CompletedProcess]:
+def dirty_run(
+    synthetic_faces: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Path, subprocess.CompletedProcess]:
     data = tmp_path_factory.mktemp("dirty") / "data"
     shutil.copytree(synthetic_faces, data)
     person = data / "person_000"
@@ -33,9 +35,25 @@ def dirty_run(synthetic_faces: Path, tmp_path_factory: pytest.TempPathFactory) -
     (data / "nobody").mkdir()  # empty identity folder
     assert good  # the originals stay valid
     out = data.parent / "run"
-    result = _cli("train", "--data", str(data), "--out", str(out), "--epochs", "1",
-                  "--set", "data.image_size=[48, 48]", "--set", "data.val_identities=4", "--set", "data.cache_dir=null",
-                  "--set", "sampler.p=4", "--set", "train.progress=false")
+    result = _cli(
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--set",
+        "data.image_size=[48, 48]",
+        "--set",
+        "data.val_identities=4",
+        "--set",
+        "data.cache_dir=null",
+        "--set",
+        "sampler.p=4",
+        "--set",
+        "train.progress=false",
+    )
     return data, out, result
 
 
@@ -82,9 +100,13 @@ def test_pairs_file_with_missing_image_names_the_line(dirty_run, tmp_path: Path)
 def test_eval_on_a_complete_pairs_file(dirty_run, tmp_path: Path) -> None:
     data, out, _ = dirty_run
     pairs = tmp_path / "pairs.txt"
-    lines = [f"person_{i:03d}\t1\t2" for i in range(3, 9)] + [f"person_{i:03d}\t1\tperson_{i + 1:03d}\t3" for i in range(3, 9)]
+    lines = [f"person_{i:03d}\t1\t2" for i in range(3, 9)] + [
+        f"person_{i:03d}\t1\tperson_{i + 1:03d}\t3" for i in range(3, 9)
+    ]
     pairs.write_text("2\t3\n" + "\n".join(lines[:3] + lines[6:9] + lines[3:6] + lines[9:]) + "\n")
-    result = _cli("-q", "eval", "--checkpoint", str(out / "last.pt"), "--pairs", str(pairs), "--images", str(data), "--flip")
+    result = _cli(
+        "-q", "eval", "--checkpoint", str(out / "last.pt"), "--pairs", str(pairs), "--images", str(data), "--flip"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
     report = summary["verification"]

@@ -25,9 +25,26 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def run(synthetic_faces: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("evalrun") / "run"
-    done = _cli("-q", "train", "--data", str(synthetic_faces), "--out", str(out), "--epochs", "2",
-                "--set", "data.image_size=[48, 48]", "--set", "data.val_identities=4", "--set", "data.cache_dir=null",
-                "--set", "sampler.p=4", "--set", "train.progress=false")
+    done = _cli(
+        "-q",
+        "train",
+        "--data",
+        str(synthetic_faces),
+        "--out",
+        str(out),
+        "--epochs",
+        "2",
+        "--set",
+        "data.image_size=[48, 48]",
+        "--set",
+        "data.val_identities=4",
+        "--set",
+        "data.cache_dir=null",
+        "--set",
+        "sampler.p=4",
+        "--set",
+        "train.progress=false",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return out
 
@@ -35,7 +52,9 @@ def run(synthetic_faces: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 def test_protocol_eval_and_report_from_files(run: Path, synthetic_faces: Path, tmp_path: Path) -> None:
     data = str(synthetic_faces)
     for name in ("pairs.csv", "pairs.txt"):
-        made = _cli("-q", "protocol", "pairs", data, "-o", str(tmp_path / name), "--folds", "4", "--pairs-per-fold", "20")
+        made = _cli(
+            "-q", "protocol", "pairs", data, "-o", str(tmp_path / name), "--folds", "4", "--pairs-per-fold", "20"
+        )
         assert made.returncode == 0, made.stderr[-2000:]
         assert json.loads(made.stdout)["pairs"] == 160
     made = _cli("-q", "protocol", "open-set", data, "-o", str(tmp_path / "split.csv"))
@@ -52,8 +71,22 @@ def test_protocol_eval_and_report_from_files(run: Path, synthetic_faces: Path, t
     assert reports["pairs.csv"]["folds_from_file"] and reports["pairs.csv"]["n_folds"] == 4
 
     out = tmp_path / "ev"
-    ev = _cli("-q", "eval", "--checkpoint", str(run / "last.pt"), "--pairs", str(tmp_path / "pairs.csv"),
-              "--open-set", str(tmp_path / "split.csv"), "--retrieval", data, "--images", data, "--out", str(out))
+    ev = _cli(
+        "-q",
+        "eval",
+        "--checkpoint",
+        str(run / "last.pt"),
+        "--pairs",
+        str(tmp_path / "pairs.csv"),
+        "--open-set",
+        str(tmp_path / "split.csv"),
+        "--retrieval",
+        data,
+        "--images",
+        data,
+        "--out",
+        str(out),
+    )
     assert ev.returncode == 0, ev.stderr[-2000:]
     summary = json.loads(ev.stdout)
     assert {"verification", "identification", "retrieval"} <= summary.keys() and "curves" not in summary["verification"]
@@ -61,7 +94,7 @@ def test_protocol_eval_and_report_from_files(run: Path, synthetic_faces: Path, t
     assert is_eval_dir(out)
     with open(out / "decisions.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    split = {r["path"]: r for r in csv.DictReader(open(tmp_path / "split.csv", newline=""))}
+    split = {r["path"]: r for r in csv.DictReader((tmp_path / "split.csv").read_text().splitlines())}
     assert [r["id"] for r in rows] == [p for p, r in split.items() if r["subset"].startswith("test_")]
     enrolled = {r["identity"] for r in split.values() if r["subset"] == "gallery"}
     assert {r["label"] for r in rows} <= enrolled | {"no correspondence"}
@@ -101,6 +134,8 @@ def test_bad_evaluation_requests_are_clear(run: Path, tmp_path: Path, synthetic_
         assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr[-2000:]
     pairs = tmp_path / "p.csv"
     pairs.write_text("path1,path2,same\nperson_000/person_000_0001.png,person_000/missing.png,1\n")
-    done = _cli("-q", "eval", "--checkpoint", str(run / "last.pt"), "--pairs", str(pairs), "--images", str(synthetic_faces))
+    done = _cli(
+        "-q", "eval", "--checkpoint", str(run / "last.pt"), "--pairs", str(pairs), "--images", str(synthetic_faces)
+    )
     assert done.returncode == 2 and "line 2: " in done.stderr and "missing.png" in done.stderr, done.stderr[-2000:]
     assert "Traceback" not in done.stderr

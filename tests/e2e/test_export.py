@@ -21,9 +21,26 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 def exported(synthetic_faces: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
     pytest.importorskip("onnxruntime")
     out = tmp_path_factory.mktemp("export")
-    run = _cli("-q", "train", "--data", str(synthetic_faces), "--out", str(out / "run"), "--epochs", "1",
-               "--set", "data.image_size=[48, 48]", "--set", "data.val_identities=4", "--set", "data.cache_dir=null",
-               "--set", "sampler.p=4", "--set", "train.progress=false")
+    run = _cli(
+        "-q",
+        "train",
+        "--data",
+        str(synthetic_faces),
+        "--out",
+        str(out / "run"),
+        "--epochs",
+        "1",
+        "--set",
+        "data.image_size=[48, 48]",
+        "--set",
+        "data.val_identities=4",
+        "--set",
+        "data.cache_dir=null",
+        "--set",
+        "sampler.p=4",
+        "--set",
+        "train.progress=false",
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     result = _cli("-q", "export", str(out / "run" / "last.pt"), "--onnx", str(out / "model.onnx"))
     assert result.returncode == 0, result.stderr[-3000:]
@@ -43,11 +60,22 @@ def test_export_is_checked_against_torch(exported) -> None:
     assert json.loads(meta["facemetric.model"])["name"] == "iresnet_tiny"
 
 
-def test_embed_and_eval_from_the_onnx_file_match_the_checkpoint(exported, synthetic_faces: Path, tmp_path: Path) -> None:
+def test_embed_and_eval_from_the_onnx_file_match_the_checkpoint(
+    exported, synthetic_faces: Path, tmp_path: Path
+) -> None:
     checkpoint, onnx_path, _ = exported
     outputs = {}
     for tag, model in (("pt", checkpoint), ("onnx", onnx_path)):
-        result = _cli("-q", "embed", "--checkpoint", str(model), str(synthetic_faces), "-o", str(tmp_path / f"{tag}.npz"), "--flip")
+        result = _cli(
+            "-q",
+            "embed",
+            "--checkpoint",
+            str(model),
+            str(synthetic_faces),
+            "-o",
+            str(tmp_path / f"{tag}.npz"),
+            "--flip",
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         outputs[tag] = np.load(tmp_path / f"{tag}.npz")
     assert list(outputs["pt"]["paths"]) == list(outputs["onnx"]["paths"])

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from facemetric.core.config import load_config
 from facemetric.core.checkpoint import load_checkpoint
+from facemetric.core.config import load_config
 from facemetric.train.build import build_run
 
 pytestmark = pytest.mark.slow
@@ -20,9 +20,16 @@ STEPS, EVERY, KILL_AT = 40, 10, 20
 
 
 def _args(lfw: Path, out: Path, cache: Path) -> list[str]:
-    sets = ["data.image_size=[48, 48]", "data.crop=0.6", "data.val_identities=50", f"data.cache_dir={cache}",
-            f"sampler.batches_per_epoch={STEPS}", f"train.checkpoint_every_steps={EVERY}", "train.val_every=2",
-            "train.progress=false"]
+    sets = [
+        "data.image_size=[48, 48]",
+        "data.crop=0.6",
+        "data.val_identities=50",
+        f"data.cache_dir={cache}",
+        f"sampler.batches_per_epoch={STEPS}",
+        f"train.checkpoint_every_steps={EVERY}",
+        "train.val_every=2",
+        "train.progress=false",
+    ]
     return ["--data", str(lfw), "--out", str(out), "--epochs", "2"] + [a for s in sets for a in ("--set", s)]
 
 
@@ -47,10 +54,14 @@ def test_kill_resume_and_eval(shared_data: Path, tmp_path: Path) -> None:
     assert state["global_step"] == state["step_in_epoch"]
 
     # Resuming restores step counters, weights and optimizer moments exactly.
-    overrides = [a for a in args[args.index("--set"):] if a != "--set"]
+    overrides = [a for a in args[args.index("--set") :] if a != "--set"]
     cfg = load_config(None, overrides + [f"data.source={lfw}", f"train.out={out}", "train.epochs=2"])
     trainer = build_run(cfg, resume=True).trainer
-    assert (trainer.epoch, trainer.step_in_epoch, trainer.global_step) == (0, state["step_in_epoch"], state["global_step"])
+    assert (trainer.epoch, trainer.step_in_epoch, trainer.global_step) == (
+        0,
+        state["step_in_epoch"],
+        state["global_step"],
+    )
     restored = trainer.optimizer.state_dict()["state"]
     assert restored.keys() == state["optimizer"]["state"].keys()
     for key, saved in state["optimizer"]["state"].items():
@@ -70,12 +81,30 @@ def test_kill_resume_and_eval(shared_data: Path, tmp_path: Path) -> None:
     assert (out / "tensorboard").is_dir() and (out / "train.csv").exists() and (out / "val.csv").exists()
 
     report_path = tmp_path / "eval.json"
-    ev = subprocess.run(_cli("-q", "eval", "--checkpoint", str(out / "last.pt"), "--pairs", str(lfw / "pairsDevTrain.txt"),
-                             "--images", str(lfw / "images"), "-o", str(report_path)),
-                        capture_output=True, text=True, timeout=600)
+    ev = subprocess.run(
+        _cli(
+            "-q",
+            "eval",
+            "--checkpoint",
+            str(out / "last.pt"),
+            "--pairs",
+            str(lfw / "pairsDevTrain.txt"),
+            "--images",
+            str(lfw / "images"),
+            "-o",
+            str(report_path),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert ev.returncode == 0, ev.stderr[-2000:]
     report = json.loads(report_path.read_text())["verification"]
-    assert report["num_positive"] + report["num_negative"] == 2200 and report["folds_from_file"] is False and report["n_folds"] == 10
+    assert (
+        report["num_positive"] + report["num_negative"] == 2200
+        and report["folds_from_file"] is False
+        and report["n_folds"] == 10
+    )
     assert {"accuracy", "auc", "eer", "tar_at_far"} <= report.keys()
     assert set(report["tar_at_far"]) == {"1e-03", "1e-02"}
     assert report["auc"] > 0.55  # a sanity bound: 80 steps at 48 px are far from a trained model

@@ -15,11 +15,20 @@ pytestmark = pytest.mark.slow
 
 
 def test_orl_learns_within_three_cpu_minutes(shared_data: Path, tmp_path: Path) -> None:
-    cfg = load_config(None, [
-        f"data.source={shared_data / 'orl'}", "data.val_identities=10", f"data.cache_dir={tmp_path / 'cache'}",
-        f"train.out={tmp_path / 'run'}", "train.epochs=60", "train.val_every=20", "train.progress=false",
-        "sampler.p=8", "sampler.k=4",
-    ])
+    cfg = load_config(
+        None,
+        [
+            f"data.source={shared_data / 'orl'}",
+            "data.val_identities=10",
+            f"data.cache_dir={tmp_path / 'cache'}",
+            f"train.out={tmp_path / 'run'}",
+            "train.epochs=60",
+            "train.val_every=20",
+            "train.progress=false",
+            "sampler.p=8",
+            "sampler.k=4",
+        ],
+    )
     cpu_start = time.process_time()
     run = build_run(cfg)
     assert len(run.data.train.identity_names) == 30 and len(run.data.val.identity_names) == 10
@@ -28,8 +37,10 @@ def test_orl_learns_within_three_cpu_minutes(shared_data: Path, tmp_path: Path) 
     result = run.fit()
     cpu_seconds = time.process_time() - cpu_start
     after = result.val
-    print(f"ORL: untrained {before['accuracy']:.4f}, trained {after['accuracy']:.4f} "
-          f"(EER {after['eer']:.4f}, AUC {after['auc']:.4f}), {cpu_seconds:.0f} CPU-s")
+    print(
+        f"ORL: untrained {before['accuracy']:.4f}, trained {after['accuracy']:.4f} "
+        f"(EER {after['eer']:.4f}, AUC {after['auc']:.4f}), {cpu_seconds:.0f} CPU-s"
+    )
     assert cpu_seconds < 180
     assert after["accuracy"] >= 0.85
     assert after["accuracy"] - before["accuracy"] >= 0.08, "training must clearly beat the untrained network"

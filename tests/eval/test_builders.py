@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from facemetric.eval.lfw_pairs import PairsFormatError, parse_pairs
-from facemetric.eval.protocols import ProtocolError, build_open_set_split, build_pair_protocol
 from facemetric.eval.protocol_files import (
     read_open_set_csv,
     read_pairs_csv,
@@ -16,6 +15,7 @@ from facemetric.eval.protocol_files import (
     write_pairs_csv,
     write_pairs_lfw,
 )
+from facemetric.eval.protocols import ProtocolError, build_open_set_split, build_pair_protocol
 
 
 def _labels(sizes: list[int]) -> np.ndarray:

@@ -140,8 +140,11 @@ def test_hand_computed_gallery_mode():
     # Means: P@1 = RP = MAP@R = 0.5; Recall@1 = 0.5, Recall@3 = 1 (q2 hits at rank 3).
     ref = [0, 1, 4, 5]
     m = retrieval_metrics(
-        HAND_X[[2, 3]], HAND_Y[[2, 3]], ks=(1, 3),
-        reference_embeddings=HAND_X[ref], reference_labels=HAND_Y[ref],
+        HAND_X[[2, 3]],
+        HAND_Y[[2, 3]],
+        ks=(1, 3),
+        reference_embeddings=HAND_X[ref],
+        reference_labels=HAND_Y[ref],
     )
     assert m["precision_at_1"] == pytest.approx(0.5)
     assert m["r_precision"] == pytest.approx(0.5)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facemetric.eval.protocols import build_open_set_split, build_pair_protocol
 from facemetric.eval.evaldir import FORMAT, is_eval_dir, write_eval_dir
+from facemetric.eval.protocols import build_open_set_split, build_pair_protocol
 from facemetric.eval.suite import PairsInput, evaluate_embeddings, worst_errors
 from facemetric.eval.verification import far_calibration
 
@@ -68,13 +68,16 @@ def test_suite_runs_every_protocol_consistently(tmp_path: Path) -> None:
     split = build_open_set_split(names, 0.3, 1, seed=0).subset
     result = evaluate_embeddings(emb, images, paths, names, pairs=pairs, open_set=split, retrieval=True, far=0.05)
 
-    v = result.summary["verification"]
-    assert v["accuracy"] > 0.95 and v["folds_from_file"] and v["n_folds"] == 5
-    assert v["threshold"]["value"] == pytest.approx(np.median(v["fold_thresholds"]))
+    v = result.summary.verification
+    assert v.accuracy > 0.95 and v.folds_from_file and v.n_folds == 5
+    assert v.threshold.value == pytest.approx(np.median(v.fold_thresholds))
     s, same = result.scores["scores"], result.scores["same"]
     np.testing.assert_allclose(s, np.einsum("nd,nd->n", emb[protocol.i], emb[protocol.j]), atol=1e-6)
-    t = v["threshold"]["value"]
-    assert v["errors"] == {"false_accepts": int(((same == 0) & (s >= t)).sum()), "false_rejects": int(((same == 1) & (s < t)).sum())}
+    t = v.threshold.value
+    assert v.errors.model_dump() == {
+        "false_accepts": int(((same == 0) & (s >= t)).sum()),
+        "false_rejects": int(((same == 1) & (s < t)).sum()),
+    }
     e = result.errors
     for kind, a, b, score in zip(e["kind"], e["path1"], e["path2"], e["score"]):
         k = next(k for k in range(len(s)) if paths[protocol.i[k]] == a and paths[protocol.j[k]] == b)
@@ -83,22 +86,22 @@ def test_suite_runs_every_protocol_consistently(tmp_path: Path) -> None:
         first = int(np.flatnonzero(np.array(paths) == e["path1"][0])[0])
         assert np.array_equal(e["image1"][0], images[first])
 
-    ident = result.summary["identification"]
+    ident = result.summary.identification
     gallery = split == "gallery"
     test = np.isin(split, ("test_known", "test_unknown"))
     sims = emb[test] @ emb[gallery].T  # one gallery image per person: max template = that image
     top = names[gallery][sims.argmax(1)]
-    threshold = ident["open_set"]["threshold"]["value"]
+    threshold = ident.open_set.threshold.value
     expected = [n if sc >= threshold else "no correspondence" for n, sc in zip(top, sims.max(1))]
     ids, decisions = result.decisions
     assert decisions == expected and ids == [p for p, keep in zip(paths, test) if keep]
     known = split == "test_known"
-    assert ident["closed_set"]["rank1"] == pytest.approx(np.mean(top[known[test]] == names[known]))
+    assert ident.closed_set.rank1 == pytest.approx(np.mean(top[known[test]] == names[known]))
 
-    r = result.summary["retrieval"]
+    r = result.summary.retrieval
     sim = emb @ emb.T
     np.fill_diagonal(sim, -np.inf)
-    assert r["precision_at_1"] == pytest.approx(np.mean(names[sim.argmax(1)] == names))
+    assert r.precision_at_1 == pytest.approx(np.mean(names[sim.argmax(1)] == names))
 
 
 def test_eval_folder_is_complete_and_never_mixes_two_evaluations(tmp_path: Path) -> None:
@@ -107,15 +110,21 @@ def test_eval_folder_is_complete_and_never_mixes_two_evaluations(tmp_path: Path)
     pairs = PairsInput(protocol.i, protocol.j, protocol.same, protocol.fold, "test")
     paths = [f"{k}.png" for k in range(len(names))]
     full = evaluate_embeddings(emb, images, paths, names, pairs=pairs, open_set=build_open_set_split(names, 0.3).subset)
-    out = write_eval_dir(tmp_path / "ev", full, {"checkpoint": "c.pt", "run_dir": None})
+    meta = {"run_dir": None, "embedding_dim": emb.shape[1]}
+    out = write_eval_dir(tmp_path / "ev", full, {"checkpoint": "c.pt", **meta})
     assert is_eval_dir(out) and {p.name for p in out.iterdir()} == {
-        "eval.json", "scores.npz", "errors.npz", "embeddings.npz", "decisions.csv"}
+        "eval.json",
+        "scores.npz",
+        "errors.npz",
+        "embeddings.npz",
+        "decisions.csv",
+    }
     doc = json.loads((out / "eval.json").read_text())
-    assert doc["format"] == FORMAT and doc["checkpoint"] == "c.pt" and "identification" in doc
+    assert doc["format"] == FORMAT and doc["checkpoint"] == "c.pt" and doc["identification"]["closed_set"]["rank1"] >= 0
     only_retrieval = evaluate_embeddings(emb, images, paths, names, retrieval=True)
-    write_eval_dir(out, only_retrieval, {"checkpoint": "d.pt", "run_dir": None})
+    write_eval_dir(out, only_retrieval, {"checkpoint": "d.pt", **meta})
     assert {p.name for p in out.iterdir()} == {"eval.json", "embeddings.npz"}
-    assert "verification" not in json.loads((out / "eval.json").read_text())
+    assert json.loads((out / "eval.json").read_text())["verification"] is None  # not run: null, never stale
     assert not is_eval_dir(tmp_path)
     with pytest.raises(ValueError, match="nothing to evaluate"):
         evaluate_embeddings(emb, images, paths, names)

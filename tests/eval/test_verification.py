@@ -66,9 +66,7 @@ def test_auc_matches_sklearn_on_random_data():
     rng = np.random.default_rng(1)
     labels = rng.integers(0, 2, size=500)
     scores = rng.normal(size=500) + labels
-    assert roc_metrics(scores, labels)["auc"] == pytest.approx(
-        roc_auc_score(labels, scores)
-    )
+    assert roc_metrics(scores, labels)["auc"] == pytest.approx(roc_auc_score(labels, scores))
 
 
 def _brute_force_rates(scores, labels):
@@ -215,8 +213,16 @@ def test_verification_report_is_json_serialisable():
     scores = (rng.normal(size=200) + 2 * labels).astype(np.float32)
     report = verification_report(scores, labels)
     assert json.loads(json.dumps(report)) == report
-    assert {"accuracy", "accuracy_std", "auc", "eer", "eer_threshold", "tar_at_far",
-            "num_positive", "num_negative"} <= report.keys()
+    assert {
+        "accuracy",
+        "accuracy_std",
+        "auc",
+        "eer",
+        "eer_threshold",
+        "tar_at_far",
+        "num_positive",
+        "num_negative",
+    } <= report.keys()
     assert report["num_positive"] == 100 and report["num_negative"] == 100
     assert report["n_folds"] == 10 and report["folds_from_file"] is False
     assert 0.8 < report["accuracy"] <= 1.0

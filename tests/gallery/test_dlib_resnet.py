@@ -115,8 +115,12 @@ def test_fingerprint_stable_and_changes_with_settings(embedder):
     fp = embedder.fingerprint
     assert len(fp) == 16 and int(fp, 16) >= 0
     assert DlibResnetEmbedder().fingerprint == fp
-    others = {DlibResnetEmbedder(upsample=0).fingerprint, DlibResnetEmbedder(num_jitters=1).fingerprint,
-              DlibResnetEmbedder(whole_image_fallback=True).fingerprint, DlibResnetEmbedder(pad=0.0).fingerprint}
+    others = {
+        DlibResnetEmbedder(upsample=0).fingerprint,
+        DlibResnetEmbedder(num_jitters=1).fingerprint,
+        DlibResnetEmbedder(whole_image_fallback=True).fingerprint,
+        DlibResnetEmbedder(pad=0.0).fingerprint,
+    }
     assert fp not in others and len(others) == 4
 
 
@@ -185,5 +189,6 @@ def test_opened_by_name_with_options():
     assert load_embedder("dlib-resnet").fingerprint == DlibResnetEmbedder().fingerprint
     custom = load_embedder("dlib-resnet?upsample=0&pad=0.5")
     assert (custom.upsample, custom.pad) == (0, 0.5) and custom.reference == (
-        "dlib-resnet?upsample=0&num_jitters=0&whole_image_fallback=False&pad=0.5&max_side=1280")
+        "dlib-resnet?upsample=0&num_jitters=0&whole_image_fallback=False&pad=0.5&max_side=1280"
+    )
     assert load_embedder(custom.reference).fingerprint == custom.fingerprint

@@ -9,10 +9,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gallery_fakes import ColourEmbedder, person_photo
 from PIL import Image
 
 from facemetric.gallery.index import GalleryIndex
+from facemetric.gallery.schemas import (
+    CalibrationResult,
+    EnrollResult,
+    IdentifyAnswer,
+    Identity,
+    ImportResult,
+    RemoveResult,
+    VerifyAnswer,
+)
 from facemetric.gallery.service import Gallery, Photo, PhotoError
 from facemetric.gallery.store import (
     EmbedderInfo,
@@ -24,10 +32,27 @@ from facemetric.gallery.store import (
     UnknownIdentityError,
     validate_name,
 )
+from gallery_fakes import ColourEmbedder, person_photo
 
 
-@pytest.mark.parametrize("bad", ["", "   ", "../x", "a/b", "a\\b", ".hidden", "x..y", "tab\there", "nul\x00",
-                                 "no correspondence", "No Correspondence", "x" * 101, 42])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "   ",
+        "../x",
+        "a/b",
+        "a\\b",
+        ".hidden",
+        "x..y",
+        "tab\there",
+        "nul\x00",
+        "no correspondence",
+        "No Correspondence",
+        "x" * 101,
+        42,
+    ],
+)
 def test_path_like_and_reserved_names_are_refused(bad) -> None:
     with pytest.raises(InvalidNameError):
         validate_name(bad)
@@ -79,7 +104,7 @@ def test_index_search_equals_brute_force_and_follows_the_store(tmp_path: Path) -
         q /= np.linalg.norm(q)
         sims = vectors @ q
         people = sorted(set(names))
-        best_max = sorted(((-(sims[names == p].max()), p) for p in people))[:3]
+        best_max = sorted((-(sims[names == p].max()), p) for p in people)[:3]
         got = index.search(q, 3, "max")
         assert [m.name for m in got] == [p for _, p in best_max]
         np.testing.assert_allclose([m.score for m in got], [-s for s, _ in best_max], atol=1e-6)
@@ -107,8 +132,13 @@ def gallery(tmp_path: Path) -> Gallery:
 
 def test_identify_verify_and_calibrated_answers(gallery: Gallery) -> None:
     answer = gallery.identify(Photo(person_photo(3, 5), "probe.png"))
-    assert answer["candidates"][0]["name"] == "person 3" and answer["identity"] is None  # no threshold yet
-    assert "not calibrated" in answer["note"]
+    assert isinstance(answer, IdentifyAnswer)
+    assert answer.candidates[0].name == "person 3" and answer.identity is None  # no threshold yet
+    assert "not calibrated" in answer.note and answer.threshold is None and answer.far_at_score is None
+    assert answer.achieved_far is None and answer.calibrated_on is None and answer.warning is None
+    assert answer.detection.backend == "colour" and answer.detection.image_size == [64, 64]
+    uncalibrated = gallery.verify("person 3", Photo(person_photo(3, 5), "v.png"))
+    assert isinstance(uncalibrated, VerifyAnswer) and uncalibrated.accepted is None and uncalibrated.score > 0.9
     # calibrate on other photos of the enrolled people (each is a stranger to the others)
     vectors, names = [], []
     for person in range(8):
@@ -116,26 +146,31 @@ def test_identify_verify_and_calibrated_answers(gallery: Gallery) -> None:
             vectors.append(gallery.embed(Photo(person_photo(person, shot), "c"))[0])
             names.append(f"person {person}")
     result = gallery.calibrate(np.array(vectors), names, far=0.1, source="test photos")
-    assert result["identify"]["n_impostors"] == 40 and result["verify"]["n_impostors"] == 40 * 7
-    assert result["identify"]["achieved_far"] <= 0.1
+    assert isinstance(result, CalibrationResult) and result.photos is None
+    assert result.identify.n_impostors == 40 and result.verify.n_impostors == 40 * 7
+    assert result.identify.achieved_far <= 0.1 and result.identify.template == "max"
+    assert result.identify.gallery_identities == 8
+    assert "impostor_quantiles" not in result.model_dump()  # stored, not answered
     known = gallery.identify(Photo(person_photo(3, 9), "probe.png"))
-    assert known["identity"] == "person 3" and known["threshold"] == result["identify"]["value"]
-    assert 0.0 <= known["far_at_score"] <= 0.1 and known["target_far"] == 0.1
+    assert known.identity == "person 3" and known.threshold == result.identify.value
+    assert 0.0 <= known.far_at_score <= 0.1 and known.target_far == 0.1 and known.note is None
+    assert known.achieved_far == result.identify.achieved_far and known.calibrated_on == result.identify.source
     stranger = gallery.identify(Photo(person_photo(77, 0), "stranger.png"))
-    expected = stranger["candidates"][0]["name"] if stranger["score"] >= stranger["threshold"] else "no correspondence"
-    assert stranger["identity"] == expected and stranger["far_at_score"] is not None
+    expected = stranger.candidates[0].name if stranger.score >= stranger.threshold else "no correspondence"
+    assert stranger.identity == expected and stranger.far_at_score is not None
     same = gallery.verify("person 2", Photo(person_photo(2, 7), "v.png"))
     other = gallery.verify("person 2", Photo(person_photo(5, 7), "v.png"))
-    assert same["accepted"] is True and other["accepted"] is False and same["score"] > other["score"]
+    assert same.accepted is True and other.accepted is False and same.score > other.score
+    assert same.name == "person 2" and same.threshold == result.verify.value
     with pytest.raises(UnknownIdentityError):
         gallery.verify("nobody", Photo(person_photo(2, 7), "v.png"))
-    assert "warning" not in known
+    assert known.warning is None
     for person in range(8, 13):  # 13 people now, calibrated with 8: identify answers warn
         gallery.enroll(f"person {person}", [Photo(person_photo(person, 0), "late.png")])
     grown = gallery.identify(Photo(person_photo(3, 9), "probe.png"))
-    assert "calibrated with 8 people enrolled, now 13" in grown["warning"]
+    assert "calibrated with 8 people enrolled, now 13" in grown.warning
     other_template = Gallery(gallery.folder, gallery.embedder, template="mean")
-    assert "calibrated with template 'max'" in other_template.verify("person 2", Photo(person_photo(2, 7), "v"))["warning"]
+    assert "calibrated with template 'max'" in other_template.verify("person 2", Photo(person_photo(2, 7), "v")).warning
 
 
 def test_bad_photos_are_refused_and_write_nothing(gallery: Gallery, tmp_path: Path) -> None:
@@ -177,8 +212,42 @@ def test_import_a_folder_per_person(tmp_path: Path) -> None:
     (data / "faceless" / "1.png").write_bytes(flat.getvalue())
     gallery = Gallery.create(tmp_path / "g", ColourEmbedder())
     result = gallery.import_source(data, per_person=2, progress=False)
-    assert result["people"] == 3 and result["photos_added"] == 1 + 2 + 2 and result["skipped"] == 2
-    assert result["people_without_a_usable_photo"] == ["faceless"]
-    assert {i["name"]: i["images"] for i in gallery.identities()} == {"person0": 1, "person1": 2, "person2": 2}
+    assert isinstance(result, ImportResult)
+    assert result.people == 3 and result.photos_added == 1 + 2 + 2 and result.skipped == 2
+    assert result.people_without_a_usable_photo == ["faceless"] and len(result.skipped_examples) == 2
+    assert {i.name: i.images for i in gallery.identities()} == {"person0": 1, "person1": 2, "person2": 2}
     again = gallery.import_source(data, per_person=2, progress=False)  # the same photos: nothing new
-    assert again["photos_added"] == 0 and gallery.identify(Photo(person_photo(1, 2), "p"))["candidates"][0]["name"] == "person1"
+    assert again.photos_added == 0 and gallery.identify(Photo(person_photo(1, 2), "p")).candidates[0].name == "person1"
+
+
+def test_enroll_list_and_remove_answers(tmp_path: Path) -> None:
+    gallery = Gallery.create(tmp_path / "g", ColourEmbedder())
+    photos = [Photo(person_photo(4, k), f"{k}.png") for k in range(2)]
+    assert gallery.enroll(" Ana ", photos) == EnrollResult(name="Ana", added=2, duplicates=0)
+    assert gallery.enroll("Ana", photos[:1]).model_dump() == {"name": "Ana", "added": 0, "duplicates": 1}
+    (ana,) = gallery.identities()
+    assert isinstance(ana, Identity) and ana.name == "Ana" and ana.images == 2 and ana.created > 0
+    assert gallery.remove("Ana") == RemoveResult(name="Ana", removed_images=2) and gallery.identities() == []
+
+
+def test_answers_are_exactly_their_models() -> None:
+    """Unknown or missing fields are refused: a renamed field fails here, not silently in a client."""
+    detection = {
+        "backend": "crop",
+        "found": False,
+        "box": None,
+        "score": None,
+        "landmarks": None,
+        "faces": 0,
+        "image_size": [64, 64],
+    }
+    decision = {"score": 0.5, "threshold": None, "target_far": None, "far_at_score": None, "detection": detection}
+    answer = IdentifyAnswer(**decision, candidates=[{"name": "a", "score": 0.5}], identity=None)
+    assert answer.model_dump(mode="json")["achieved_far"] is None  # every field is in the JSON, null when n/a
+    assert IdentifyAnswer.model_validate_json(answer.model_dump_json()) == answer
+    with pytest.raises(ValueError, match="extra"):
+        IdentifyAnswer(**decision, candidates=[], identity=None, surprise=1)
+    with pytest.raises(ValueError, match="accepted"):
+        VerifyAnswer(**decision, name="a")
+    with pytest.raises(ValueError, match="extra"):
+        IdentifyAnswer(**{**decision, "detection": {**detection, "colour": "red"}}, candidates=[], identity=None)

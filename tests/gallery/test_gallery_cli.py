@@ -13,8 +13,12 @@ pytestmark = pytest.mark.slow
 
 
 def _gallery(folder: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "facemetric", "-q", "gallery", "--gallery", str(folder), *args],
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "facemetric", "-q", "gallery", "--gallery", str(folder), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_gallery_commands(tiny_checkpoint: Path, synthetic_faces: Path, tmp_path: Path) -> None:

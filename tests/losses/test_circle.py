@@ -3,10 +3,12 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from pk_batches import TINY, TINY_LABELS
+from pk_batches import pk_batch as _batch
 from pytorch_metric_learning.losses import CircleLoss
 
 from facemetric.losses import build_loss
-from pk_batches import pk_batch as _batch, TINY, TINY_LABELS
+
 
 def test_hand_computed() -> None:
     # m = 0.25, gamma = 2. Anchor 0: positive s=0 -> a_p = 1.25, logit -2 * 1.25 * (0 - 0.75) = 1.875;

@@ -4,14 +4,17 @@ import math
 
 import pytest
 import torch
+from pk_batches import TINY, TINY_LABELS, multi_similarity
+from pk_batches import pk_batch as _batch
 from pytorch_metric_learning.losses import MultiSimilarityLoss
 from pytorch_metric_learning.miners import MultiSimilarityMiner
 
 from facemetric.losses import build_loss
-from pk_batches import pk_batch as _batch, TINY, TINY_LABELS, multi_similarity
+
 
 def test_hand_computed() -> None:
-    # alpha 2, beta 50, base 0.5; positive term log(1 + e^{-2 (s - 0.5)}) / 2, negative log(1 + sum e^{50 (s - 0.5)}) / 50
+    # alpha 2, beta 50, base 0.5; positive term log(1 + e^{-2 (s - 0.5)}) / 2,
+    # negative term log(1 + sum e^{50 (s - 0.5)}) / 50
     pos = math.log(1 + math.e) / 2  # s01 = 0
     a0 = pos + math.log(1 + math.exp(25)) / 50  # negative s02 = 1
     a1 = pos + math.log(1 + math.exp(-25)) / 50  # negative s12 = 0

@@ -4,10 +4,12 @@ import math
 
 import pytest
 import torch
+from pk_batches import TINY, TINY_LABELS
+from pk_batches import pk_batch as _batch
 from pytorch_metric_learning.losses import SupConLoss
 
 from facemetric.losses import build_loss
-from pk_batches import pk_batch as _batch, TINY, TINY_LABELS
+
 
 def test_hand_computed() -> None:
     # T = 0.5, logits s / T. Anchor 0: positive 0, negative 2 -> -log(e^0 / (e^0 + e^2)) = log(1 + e^2)

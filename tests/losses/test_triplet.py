@@ -4,12 +4,13 @@ import math
 
 import pytest
 import torch
+from pk_batches import pk_batch as _batch
+from pk_batches import triplet
 from pytorch_metric_learning.distances import CosineSimilarity, LpDistance
 from pytorch_metric_learning.losses import TripletMarginLoss
 from pytorch_metric_learning.miners import BatchHardMiner, TripletMarginMiner
 
 from facemetric.losses import build_loss
-from pk_batches import pk_batch as _batch, triplet
 from facemetric.ops.distances import pairwise_distance
 
 SQRT5 = math.sqrt(5)
@@ -127,9 +128,7 @@ def test_differences_from_pml_are_parameters() -> None:
     x, y = _batch(5)
     x = x * torch.linspace(0.5, 2.0, len(x), dtype=x.dtype)[:, None]  # not unit norm
     # PML's LpDistance L2-normalises by default; ours only with normalize_embeddings=True
-    _assert_same_as_pml(
-        triplet(mining="batch_all", normalize_embeddings=True), TripletMarginLoss(0.2), None, x, y
-    )
+    _assert_same_as_pml(triplet(mining="batch_all", normalize_embeddings=True), TripletMarginLoss(0.2), None, x, y)
     ours, pml = triplet(mining="batch_all")(x, y), TripletMarginLoss(0.2)(x, y)
     assert abs(ours.item() - pml.item()) > 1e-3
     # soft margin: Hermans' softplus(d_ap - d_an) is PML's smooth_loss with margin 0

@@ -22,7 +22,9 @@ LABELS = torch.tensor([0, 1, 0, 0, 1, 2])
 def _batch(seed: int, p: int = 6, k: int = 4, d: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     y = torch.arange(p).repeat_interleave(k)
-    return F.normalize(torch.randn(p * k, d, generator=g, dtype=torch.float64), dim=1), y[torch.randperm(p * k, generator=g)]
+    return F.normalize(torch.randn(p * k, d, generator=g, dtype=torch.float64), dim=1), y[
+        torch.randperm(p * k, generator=g)
+    ]
 
 
 def test_pair_masks_and_positive_slots() -> None:
@@ -93,8 +95,9 @@ def test_semi_hard_hardest_matches_facenet_loops(fallback: str) -> None:
     miner = SemiHardMiner(selection="hardest", fallback=fallback)
     assert miner.sparse
     assert _mined(dist, miner.mine(dist, y, margin=0.2)) == _semi_hard_reference(dist, y, 0.2, fallback)
-    assert _mined(dist, SemiHardMiner(fallback=fallback, margin=0.2).mine(dist, y, margin=9.0)) == \
-        _semi_hard_reference(dist, y, 0.2, fallback)  # its own margin wins over the loss's
+    assert _mined(dist, SemiHardMiner(fallback=fallback, margin=0.2).mine(dist, y, margin=9.0)) == _semi_hard_reference(
+        dist, y, 0.2, fallback
+    )  # its own margin wins over the loss's
 
 
 @pytest.mark.parametrize("fallback", ["drop", "hardest", "easiest"])
@@ -183,7 +186,9 @@ def test_registry_builds_by_name_and_checks_options() -> None:
 
     assert {"batch_hard", "batch_all", "semi_hard", "multi_similarity", "all_pairs"} <= set(MINERS.names())
     assert isinstance(build_miner("semi_hard", fallback="hardest"), SemiHardMiner)
-    with pytest.raises(ConfigError, match="miner 'semi_hard' has no option 'fallbak'; its options: selection, fallback"):
+    with pytest.raises(
+        ConfigError, match="miner 'semi_hard' has no option 'fallbak'; its options: selection, fallback"
+    ):
         build_miner("semi_hard", fallbak="hardest")
     with pytest.raises(ConfigError, match="unknown fallback"):
         build_miner("semi_hard", fallback="random")

@@ -17,17 +17,23 @@ def n_params(module: torch.nn.Module) -> int:
 
 def tiny_cfg(**over) -> dict:
     """A 4-stage ConvNeXt small enough for unit tests (a few ms per forward at 32x32)."""
-    return {"embedding_dim": 16, "in_channels": 3, "input_size": (32, 32),
-            "depths": (1, 1, 1, 1), "dims": (8, 16, 16, 16), **over}
+    return {
+        "embedding_dim": 16,
+        "in_channels": 3,
+        "input_size": (32, 32),
+        "depths": (1, 1, 1, 1),
+        "dims": (8, 16, 16, 16),
+        **over,
+    }
 
 
 def test_block_parameter_count_by_hand() -> None:
     d = 48
-    dwconv = 7 * 7 * d + d           # depthwise 7x7 weights + bias = 2352 + 48
-    norm = d + d                     # LayerNorm weight + bias
-    expand = d * (4 * d) + 4 * d     # Linear 48 -> 192 = 9216 + 192
-    project = (4 * d) * d + d        # Linear 192 -> 48 = 9216 + 48
-    gamma = d                        # layer scale
+    dwconv = 7 * 7 * d + d  # depthwise 7x7 weights + bias = 2352 + 48
+    norm = d + d  # LayerNorm weight + bias
+    expand = d * (4 * d) + 4 * d  # Linear 48 -> 192 = 9216 + 192
+    project = (4 * d) * d + d  # Linear 192 -> 48 = 9216 + 48
+    gamma = d  # layer scale
     assert dwconv + norm + expand + project + gamma == 21216
     assert n_params(ConvNeXtBlock(d)) == 21216
     assert n_params(ConvNeXtBlock(d, layer_scale=0.0)) == 21216 - d  # 0 disables the layer scale
@@ -35,11 +41,11 @@ def test_block_parameter_count_by_hand() -> None:
 
 def expected_count(depths: tuple[int, ...], dims: tuple[int, ...], emb: int, side: int, cin: int = 3) -> int:
     """Written-out count: stem + blocks (8 d^2 + 58 d each) + downsamplings + flatten head."""
-    stem = cin * dims[0] * 2 * 2 + dims[0] + 2 * dims[0]                        # conv 2x2 + bias, LN
+    stem = cin * dims[0] * 2 * 2 + dims[0] + 2 * dims[0]  # conv 2x2 + bias, LN
     blocks = sum(n * (8 * d * d + 58 * d) for n, d in zip(depths, dims))
-    downs = sum(2 * a + a * b * 2 * 2 + b for a, b in zip(dims, dims[1:]))      # LN, conv 2x2 + bias
+    downs = sum(2 * a + a * b * 2 * 2 + b for a, b in zip(dims, dims[1:]))  # LN, conv 2x2 + bias
     s = side // 2 ** len(depths)
-    head = 2 * dims[-1] + dims[-1] * s * s * emb + emb + 2 * emb               # BN2d, FC + bias, BN1d
+    head = 2 * dims[-1] + dims[-1] * s * s * emb + emb + 2 * emb  # BN2d, FC + bias, BN1d
     return stem + blocks + downs + head
 
 
@@ -55,8 +61,10 @@ def expected_count(depths: tuple[int, ...], dims: tuple[int, ...], emb: int, sid
     ],
 )
 def test_registered_parameter_counts(name: str, emb: int, figure: int) -> None:
-    depths, dims = {"convnext_face_tiny": ((2, 2, 6, 2), (48, 96, 192, 384)),
-                    "convnext_face_small": ((3, 3, 9, 3), (64, 128, 256, 512))}[name]
+    depths, dims = {
+        "convnext_face_tiny": ((2, 2, 6, 2), (48, 96, 192, 384)),
+        "convnext_face_small": ((3, 3, 9, 3), (64, 128, 256, 512)),
+    }[name]
     assert expected_count(depths, dims, emb, 112) == figure
     with torch.device("meta"):  # shapes only: no memory, no initialisation time
         model = build_model(name, embedding_dim=emb, in_channels=3, input_size=(112, 112))
@@ -89,7 +97,7 @@ def test_drop_path_identity_in_eval_active_in_train() -> None:
     dp.train()
     y = dp(x).flatten(1)
     kept = (y != 0).all(dim=1)
-    assert 0 < kept.sum() < 64                        # per sample: some rows dropped, some kept
+    assert 0 < kept.sum() < 64  # per sample: some rows dropped, some kept
     assert torch.allclose(y[kept], 2 * x.flatten(1)[kept])  # survivors rescaled by 1 / keep
 
     torch.manual_seed(0)

@@ -8,7 +8,13 @@ import torch.nn.functional as F
 
 import facemetric.models.inception_resnet  # noqa: F401  (registers inception_resnet_v1*)
 from facemetric.models.inception_resnet import (
-    MIN_INPUT_SIZE, Block8, Block17, Block35, ReductionA, ReductionB, spatial_sizes,
+    MIN_INPUT_SIZE,
+    Block8,
+    Block17,
+    Block35,
+    ReductionA,
+    ReductionB,
+    spatial_sizes,
 )
 from facemetric.models.registry import build_model
 
@@ -23,27 +29,53 @@ def conv_bn(cin: int, cout: int, kh: int, kw: int | None = None) -> int:
 
 
 # Hand counts of each module (conv weights + BN scale/shift; the linear 1x1 "up" convs have a bias).
-STEM = (conv_bn(3, 32, 3)          # 864 + 64
-        + conv_bn(32, 32, 3)       # 9,216 + 64
-        + conv_bn(32, 64, 3)       # 18,432 + 128
-        + conv_bn(64, 80, 1)       # 5,120 + 160
-        + conv_bn(80, 192, 3)      # 138,240 + 384
-        + conv_bn(192, 256, 3))    # 442,368 + 512                     = 615,552
-BLOCK35 = (conv_bn(256, 32, 1)                                         # 8,256
-           + conv_bn(256, 32, 1) + conv_bn(32, 32, 3)                  # 8,256 + 9,280
-           + conv_bn(256, 32, 1) + 2 * conv_bn(32, 32, 3)              # 8,256 + 18,560
-           + 96 * 256 + 256)                                           # 24,832  -> 77,440
-BLOCK17 = (conv_bn(896, 128, 1)                                        # 114,944
-           + conv_bn(896, 128, 1) + conv_bn(128, 128, 1, 7) + conv_bn(128, 128, 7, 1)  # 114,944 + 2 x 114,944
-           + 256 * 896 + 896)                                          # 230,272 -> 690,048
-BLOCK8 = (conv_bn(1792, 192, 1)                                        # 344,448
-          + conv_bn(1792, 192, 1) + conv_bn(192, 192, 1, 3) + conv_bn(192, 192, 3, 1)  # 344,448 + 2 x 110,976
-          + 384 * 1792 + 1792)                                         # 689,920 -> 1,600,768
-RED_A = (conv_bn(256, 384, 3)                                          # 885,504
-         + conv_bn(256, 192, 1) + conv_bn(192, 192, 3) + conv_bn(192, 256, 3))  # 49,536 + 332,160 + 442,880
-RED_B = (conv_bn(896, 256, 1) + conv_bn(256, 384, 3)                   # 229,888 + 885,504
-         + conv_bn(896, 256, 1) + conv_bn(256, 256, 3)                 # 229,888 + 590,336
-         + conv_bn(896, 256, 1) + 2 * conv_bn(256, 256, 3))            # 229,888 + 2 x 590,336
+STEM = (
+    conv_bn(3, 32, 3)  # 864 + 64
+    + conv_bn(32, 32, 3)  # 9,216 + 64
+    + conv_bn(32, 64, 3)  # 18,432 + 128
+    + conv_bn(64, 80, 1)  # 5,120 + 160
+    + conv_bn(80, 192, 3)  # 138,240 + 384
+    + conv_bn(192, 256, 3)
+)  # 442,368 + 512                     = 615,552
+BLOCK35 = (
+    conv_bn(256, 32, 1)  # 8,256
+    + conv_bn(256, 32, 1)
+    + conv_bn(32, 32, 3)  # 8,256 + 9,280
+    + conv_bn(256, 32, 1)
+    + 2 * conv_bn(32, 32, 3)  # 8,256 + 18,560
+    + 96 * 256
+    + 256
+)  # 24,832  -> 77,440
+BLOCK17 = (
+    conv_bn(896, 128, 1)  # 114,944
+    + conv_bn(896, 128, 1)
+    + conv_bn(128, 128, 1, 7)
+    + conv_bn(128, 128, 7, 1)  # 114,944 + 2 x 114,944
+    + 256 * 896
+    + 896
+)  # 230,272 -> 690,048
+BLOCK8 = (
+    conv_bn(1792, 192, 1)  # 344,448
+    + conv_bn(1792, 192, 1)
+    + conv_bn(192, 192, 1, 3)
+    + conv_bn(192, 192, 3, 1)  # 344,448 + 2 x 110,976
+    + 384 * 1792
+    + 1792
+)  # 689,920 -> 1,600,768
+RED_A = (
+    conv_bn(256, 384, 3)  # 885,504
+    + conv_bn(256, 192, 1)
+    + conv_bn(192, 192, 3)
+    + conv_bn(192, 256, 3)
+)  # 49,536 + 332,160 + 442,880
+RED_B = (
+    conv_bn(896, 256, 1)
+    + conv_bn(256, 384, 3)  # 229,888 + 885,504
+    + conv_bn(896, 256, 1)
+    + conv_bn(256, 256, 3)  # 229,888 + 590,336
+    + conv_bn(896, 256, 1)
+    + 2 * conv_bn(256, 256, 3)
+)  # 229,888 + 2 x 590,336
 
 
 def test_block_parameter_counts_by_hand() -> None:
@@ -101,8 +133,9 @@ def test_shape_and_unit_norm_at_112_and_at_the_minimum() -> None:
 
 def test_last_c_block_has_no_relu() -> None:
     with torch.device("meta"):
-        model = build_model("inception_resnet_v1_small", repeats=(0, 0, 3), embedding_dim=8, in_channels=3,
-                            input_size=(112, 112))
+        model = build_model(
+            "inception_resnet_v1_small", repeats=(0, 0, 3), embedding_dim=8, in_channels=3, input_size=(112, 112)
+        )
     assert [blk.activate for blk in model.blocks_c] == [True, True, False]
     block = Block8(activate=False)
     torch.nn.init.constant_(block.up.bias, -10.0)  # the residual branch pushes everything negative
@@ -111,8 +144,7 @@ def test_last_c_block_has_no_relu() -> None:
 
 def test_dropout_identity_in_eval_active_in_train() -> None:
     torch.manual_seed(0)
-    model = build_model("inception_resnet_v1_small", embedding_dim=16, in_channels=3, input_size=(75, 75),
-                        dropout=0.5)
+    model = build_model("inception_resnet_v1_small", embedding_dim=16, in_channels=3, input_size=(75, 75), dropout=0.5)
     x = torch.randn(2, 3, 75, 75)
     model.train()
     assert not torch.equal(model(x), model(x))
@@ -123,8 +155,7 @@ def test_dropout_identity_in_eval_active_in_train() -> None:
 
 def test_one_sgd_step_lowers_loss() -> None:
     torch.manual_seed(0)
-    model = build_model("inception_resnet_v1_small", embedding_dim=32, in_channels=3, input_size=(75, 75),
-                        dropout=0.0)
+    model = build_model("inception_resnet_v1_small", embedding_dim=32, in_channels=3, input_size=(75, 75), dropout=0.0)
     model.train()  # no dropout, so both losses see the same network (BN uses the batch statistics)
     x, targets = torch.randn(4, 3, 75, 75), F.normalize(torch.randn(4, 32), dim=1)
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
@@ -159,8 +190,9 @@ def test_bad_options_raise(override: dict, message: str) -> None:
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the TorchScript exporter needs no onnx package
 def test_exports_to_onnx_in_eval_mode() -> None:
-    model = build_model("inception_resnet_v1_small", repeats=(1, 1, 1), embedding_dim=8, in_channels=3,
-                        input_size=(75, 75)).eval()
+    model = build_model(
+        "inception_resnet_v1_small", repeats=(1, 1, 1), embedding_dim=8, in_channels=3, input_size=(75, 75)
+    ).eval()
     buf = io.BytesIO()
     with torch.no_grad():
         torch.onnx.export(model, (torch.randn(1, 3, 75, 75),), buf, dynamo=False, opset_version=17)

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from facemetric.models import available_models, build_model
 from facemetric.core.checkpoint import model_fingerprint
+from facemetric.models import available_models, build_model
 
 
 @pytest.mark.parametrize("name", ["iresnet_tiny", "iresnet18"])

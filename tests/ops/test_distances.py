@@ -28,7 +28,9 @@ def test_hand_computed_distances() -> None:
 
 @pytest.mark.parametrize("fn", [self_gram, self_euclidean, lambda x: self_euclidean(x, squared=True)])
 def test_gradcheck(fn) -> None:
-    x = _batch()[[0, 1, 2, 3, 5, 6]].requires_grad_(True)  # no duplicate: d is differentiable everywhere off the diagonal
+    x = _batch()[[0, 1, 2, 3, 5, 6]].requires_grad_(
+        True
+    )  # no duplicate: d is differentiable everywhere off the diagonal
     assert torch.autograd.gradcheck(fn, (x,))
 
 

@@ -7,12 +7,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gallery_fakes import ColourEmbedder, person_photo
 from PIL import Image
+
+from gallery_fakes import ColourEmbedder, person_photo
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
+from facemetric.gallery.schemas import (  # noqa: E402
+    EnrollResult,
+    Health,
+    IdentifyAnswer,
+    Identity,
+    RemoveResult,
+    VerifyAnswer,
+)
 from facemetric.gallery.service import Gallery, Photo  # noqa: E402
 from facemetric.gallery.store import GalleryError  # noqa: E402
 from facemetric.serve.app import ServeOptions, check_binding, create_app  # noqa: E402
@@ -46,20 +55,62 @@ def _state(client: TestClient) -> tuple[int, list]:
 
 
 def test_enroll_verify_identify_remove(client: TestClient) -> None:
-    files = [("files", ("a.png", person_photo(9, 0), "image/png")), ("files", ("b.png", person_photo(9, 1), "image/png"))]
+    files = [
+        ("files", ("a.png", person_photo(9, 0), "image/png")),
+        ("files", ("b.png", person_photo(9, 1), "image/png")),
+    ]
     done = client.post("/api/enroll", data={"name": "Grace Hopper"}, files=files)
     assert done.status_code == 200 and done.json() == {"name": "Grace Hopper", "added": 2, "duplicates": 0}
     verify = client.post("/api/verify", data={"name": "Grace Hopper"}, files={"file": ("p.png", person_photo(9, 4))})
     body = verify.json()
     assert verify.status_code == 200 and body["accepted"] is True and body["threshold"] is not None
     assert {"score", "target_far", "far_at_score", "calibrated_on"} <= body.keys()
+    assert body.keys() == VerifyAnswer.model_fields.keys()  # every field, null where it does not apply
+    assert body["warning"] is None and body["note"] is None and body["detection"]["backend"] == "colour"
+    assert VerifyAnswer.model_validate(body).name == "Grace Hopper"
     who = client.post("/api/identify", data={"top_k": "2"}, files={"file": ("p.png", person_photo(9, 5))}).json()
     assert who["identity"] == "Grace Hopper" and len(who["candidates"]) == 2
-    names = [p["name"] for p in client.get("/api/identities").json()]
+    assert IdentifyAnswer.model_validate(who).candidates[0].name == "Grace Hopper"
+    listed = client.get("/api/identities").json()
+    names = [Identity.model_validate(p).name for p in listed]
     assert names == ["Grace Hopper", "person 0", "person 1", "person 2", "person 3"]
+    assert listed[0]["images"] == 2 and isinstance(listed[0]["created"], float)
+    EnrollResult.model_validate(done.json())
     assert client.delete("/api/identities/Grace Hopper").json() == {"name": "Grace Hopper", "removed_images": 2}
+    assert Health.model_validate(client.get("/api/health").json()) == Health(status="ok", token_required=True)
     assert client.get("/").status_code == 200 and "facemetric gallery" in client.get("/").text
     assert client.get("/openapi.json").json()["info"]["title"] == "facemetric gallery"
+
+
+def test_openapi_has_a_response_schema_per_endpoint(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    expected = {
+        ("get", "/api/health"): Health,
+        ("get", "/api/identities"): Identity,
+        ("post", "/api/enroll"): EnrollResult,
+        ("post", "/api/verify"): VerifyAnswer,
+        ("post", "/api/identify"): IdentifyAnswer,
+        ("delete", "/api/identities/{name}"): RemoveResult,
+    }
+    operations = {(method, path) for path, ops in spec["paths"].items() for method in ops}
+    assert operations == set(expected)
+    for (method, path), model in expected.items():
+        schema = spec["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"]
+        if model is Identity:  # a list of people
+            assert schema["type"] == "array"
+            schema = schema["items"]
+        assert schema == {"$ref": f"#/components/schemas/{model.__name__}"}, (method, path, schema)
+        component = schemas[model.__name__]
+        assert set(component["properties"]) == set(model.model_fields), model  # the model, field for field
+        assert set(component["required"]) == set(model.model_fields)  # always in the JSON (maybe null)
+        assert all(p.get("description") for p in component["properties"].values()), model
+        if path != "/api/health":  # errors: {"detail": ...}
+            assert spec["paths"][path][method]["responses"]["401"]["content"]["application/json"]["schema"] == {
+                "$ref": "#/components/schemas/ErrorDetail"
+            }
+    assert schemas["VerifyAnswer"]["properties"]["detection"]["$ref"] == "#/components/schemas/FaceDetection"
+    assert schemas["IdentifyAnswer"]["properties"]["candidates"]["items"] == {"$ref": "#/components/schemas/Candidate"}
 
 
 def test_bad_requests_get_a_clear_4xx_and_write_nothing(client: TestClient) -> None:
@@ -67,23 +118,62 @@ def test_bad_requests_get_a_clear_4xx_and_write_nothing(client: TestClient) -> N
     flat = _png(np.full((64, 64, 3), 128, np.uint8))
     huge_pixels = _png(np.zeros((2000, 1500), np.uint8))  # 3 MP of zeros: a small file, too many pixels
     cases = [
-        ("non-image upload", "/api/enroll", {"name": "x"}, {"files": ("a.png", b"%PDF-1.4 not an image")}, 422,
-         "not an image"),
-        ("oversized upload", "/api/enroll", {"name": "x"}, {"files": ("a.png", b"\x89PNG" + b"0" * 300_000)}, 413,
-         "limit"),
+        (
+            "non-image upload",
+            "/api/enroll",
+            {"name": "x"},
+            {"files": ("a.png", b"%PDF-1.4 not an image")},
+            422,
+            "not an image",
+        ),
+        (
+            "oversized upload",
+            "/api/enroll",
+            {"name": "x"},
+            {"files": ("a.png", b"\x89PNG" + b"0" * 300_000)},
+            413,
+            "limit",
+        ),
         ("decompression bomb", "/api/enroll", {"name": "x"}, {"files": ("a.png", huge_pixels)}, 413, "allowed"),
         ("no face", "/api/enroll", {"name": "x"}, {"files": ("a.png", flat)}, 422, "no face"),
-        ("unknown identity", "/api/verify", {"name": "nobody"}, {"file": ("a.png", person_photo(1, 1))}, 404,
-         "not enrolled"),
-        ("path-like name", "/api/enroll", {"name": "../x"}, {"files": ("a.png", person_photo(1, 1))}, 400, "not allowed"),
-        ("path-like name 2", "/api/enroll", {"name": "a/b"}, {"files": ("a.png", person_photo(1, 1))}, 400, "not allowed"),
-        ("reserved name", "/api/enroll", {"name": "no correspondence"}, {"files": ("a.png", person_photo(1, 1))}, 400,
-         "reserved"),
+        (
+            "unknown identity",
+            "/api/verify",
+            {"name": "nobody"},
+            {"file": ("a.png", person_photo(1, 1))},
+            404,
+            "not enrolled",
+        ),
+        (
+            "path-like name",
+            "/api/enroll",
+            {"name": "../x"},
+            {"files": ("a.png", person_photo(1, 1))},
+            400,
+            "not allowed",
+        ),
+        (
+            "path-like name 2",
+            "/api/enroll",
+            {"name": "a/b"},
+            {"files": ("a.png", person_photo(1, 1))},
+            400,
+            "not allowed",
+        ),
+        (
+            "reserved name",
+            "/api/enroll",
+            {"name": "no correspondence"},
+            {"files": ("a.png", person_photo(1, 1))},
+            400,
+            "reserved",
+        ),
     ]
     for what, url, data, files, status, message in cases:
         response = client.post(url, data=data, files=files)
         assert response.status_code == status, (what, response.status_code, response.text)
         assert message in response.json()["detail"], (what, response.json())
+        assert response.json().keys() == {"detail"}, (what, response.json())
     assert client.delete("/api/identities/nobody").status_code == 404
     for headers in ({}, {"Authorization": "Bearer wrong-token-wrong-token"}, {"Authorization": TOKEN}):
         bare = TestClient(client.app, headers=headers)

@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from facemetric.bench.server_process import start_server, stop_server
 from facemetric.gallery.service import Gallery
 from facemetric.report.screenshot import find_chromium
-from facemetric.bench.server_process import start_server, stop_server
 
 playwright = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.slow
@@ -43,26 +43,47 @@ def test_enrol_and_verify_through_the_page(tiny_checkpoint: Path, synthetic_face
                 page.click("#enroll-submit")
                 page.wait_for_function(
                     "name => document.getElementById('result-text').textContent.startsWith('Enrolled ' + name)",
-                    arg=person.name)
+                    arg=person.name,
+                )
             page.wait_for_function("document.querySelectorAll('#people li').length === 4")
             assert page.inner_text("#people").splitlines()[0] == f"{people[0].name} (2 photos)"
 
             # calibrate from labelled photos (another process writing the same gallery), then verify
-            calibrate = subprocess.run([sys.executable, "-m", "facemetric", "-q", "gallery", "--gallery", str(folder),
-                                        "calibrate", "--far", "0.2", str(synthetic_faces)],
-                                       capture_output=True, text=True, timeout=600)
+            calibrate = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "facemetric",
+                    "-q",
+                    "gallery",
+                    "--gallery",
+                    str(folder),
+                    "calibrate",
+                    "--far",
+                    "0.2",
+                    str(synthetic_faces),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
             assert calibrate.returncode == 0, calibrate.stderr[-2000:]
             threshold = json.loads(calibrate.stdout)["verify"]["value"]
             # an enrolled photo of the person claimed (score 1: accepted), then someone else's photo
-            for k, (claimed, photo) in enumerate(((people[0].name, sorted(people[0].glob("*.png"))[0]),
-                                                  (people[1].name, sorted(people[2].glob("*.png"))[3]))):
+            for k, (claimed, photo) in enumerate(
+                (
+                    (people[0].name, sorted(people[0].glob("*.png"))[0]),
+                    (people[1].name, sorted(people[2].glob("*.png"))[3]),
+                )
+            ):
                 page.fill("#verify-name", claimed)
                 page.set_input_files("#verify-file", str(photo))
                 page.click("#verify-submit")
                 page.wait_for_function("document.getElementById('result-text').textContent.includes('threshold')")
                 shown = page.inner_text("#result-text")
-                truth = httpx.post(f"{url}/api/verify", data={"name": claimed},
-                                   files={"file": ("p.png", photo.read_bytes())}).json()
+                truth = httpx.post(
+                    f"{url}/api/verify", data={"name": claimed}, files={"file": ("p.png", photo.read_bytes())}
+                ).json()
                 assert truth["threshold"] == pytest.approx(threshold) and (k == 1 or truth["accepted"] is True)
                 verdict = f"Accepted: this is {claimed}" if truth["accepted"] else f"Rejected: this is not {claimed}"
                 assert shown.startswith(verdict), (shown, truth)

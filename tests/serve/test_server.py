@@ -12,10 +12,10 @@ import pytest
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 
+from facemetric.bench.server_process import start_server, stop_server  # noqa: E402
 from facemetric.gallery.index import GalleryIndex  # noqa: E402
 from facemetric.gallery.service import Gallery  # noqa: E402
 from facemetric.gallery.store import GalleryStore  # noqa: E402
-from facemetric.bench.server_process import start_server, stop_server  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -9,12 +9,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from facemetric.losses import build_loss
 from facemetric.core.config import MonitorConfig
+from facemetric.losses import build_loss
 from facemetric.train.callbacks.collapse import CollapseError, CollapseMonitor, spread_statistics
 
 
-def _run(lr: float, margin: float, noise: float, monitor: CollapseMonitor, adam: bool = True, steps: int = 150) -> float:
+def _run(
+    lr: float, margin: float, noise: float, monitor: CollapseMonitor, adam: bool = True, steps: int = 150
+) -> float:
     """Train a small MLP embedding of 10 noisy clusters with batch-hard triplet; returns the last loss."""
     g = torch.Generator().manual_seed(0)
     centers = torch.randn(10, 32, generator=g)

@@ -16,11 +16,22 @@ from facemetric.train.build import build_run
 
 
 def _cfg(data: Path, out: Path, *extra: str):
-    return load_config(None, [
-        f"data.source={data}", "data.image_size=[32, 32]", "data.val_identities=4", "data.cache_dir=null",
-        "sampler.p=4", "sampler.k=3", "sampler.batches_per_epoch=2", "train.progress=false", f"train.out={out}",
-        "train.val_every=10", *extra,
-    ])
+    return load_config(
+        None,
+        [
+            f"data.source={data}",
+            "data.image_size=[32, 32]",
+            "data.val_identities=4",
+            "data.cache_dir=null",
+            "sampler.p=4",
+            "sampler.k=3",
+            "sampler.batches_per_epoch=2",
+            "train.progress=false",
+            f"train.out={out}",
+            "train.val_every=10",
+            *extra,
+        ],
+    )
 
 
 @pytest.mark.parametrize("name", available_losses())
@@ -31,9 +42,17 @@ def test_each_loss_trains_from_config(name: str, synthetic_faces: Path, tmp_path
 
 
 def test_semi_hard_then_hard_schedule_swaps_the_miner(synthetic_faces: Path, tmp_path: Path) -> None:
-    run = build_run(_cfg(synthetic_faces, tmp_path, "loss.name=triplet", "train.epochs=3",
-                         "loss.options={margin: 0.3}", "miner.name=semi_hard",
-                         "miner.schedule={3: {name: batch_hard}}"))
+    run = build_run(
+        _cfg(
+            synthetic_faces,
+            tmp_path,
+            "loss.name=triplet",
+            "train.epochs=3",
+            "loss.options={margin: 0.3}",
+            "miner.name=semi_hard",
+            "miner.schedule={3: {name: batch_hard}}",
+        )
+    )
     loss = run.trainer.loss
     assert isinstance(loss.miner, SemiHardMiner) and loss.resolved_reduction() == "mean_nonzero"
     seen = []

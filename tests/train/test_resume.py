@@ -15,11 +15,21 @@ from facemetric.train.trainer import Trainer
 
 
 def _cfg(data: Path, out: Path):
-    return load_config(None, [
-        f"data.source={data}", "data.image_size=[32, 32]", "data.val_identities=4", "data.cache_dir=null",
-        "sampler.p=4", "sampler.k=3", "train.epochs=2", "train.progress=false", f"train.out={out}",
-        "model.options={dropout: 0.2}",  # dropout draws from the global RNG: its state must be restored too
-    ])
+    return load_config(
+        None,
+        [
+            f"data.source={data}",
+            "data.image_size=[32, 32]",
+            "data.val_identities=4",
+            "data.cache_dir=null",
+            "sampler.p=4",
+            "sampler.k=3",
+            "train.epochs=2",
+            "train.progress=false",
+            f"train.out={out}",
+            "model.options={dropout: 0.2}",  # dropout draws from the global RNG: its state must be restored too
+        ],
+    )
 
 
 def test_interrupt_then_resume_equals_uninterrupted(synthetic_faces: Path, tmp_path: Path, monkeypatch) -> None:
@@ -66,11 +76,23 @@ def test_learning_rate_schedule() -> None:
 
 
 def test_the_scheduler_sets_each_step_s_rate(synthetic_faces: Path, tmp_path: Path) -> None:
-    cfg = load_config(None, [
-        f"data.source={synthetic_faces}", "data.image_size=[32, 32]", "data.val_identities=0", "data.cache_dir=null",
-        "sampler.p=4", "sampler.k=3", "train.epochs=2", "train.progress=false", f"train.out={tmp_path}",
-        "optim.lr=1.0", "scheduler.options={warmup_epochs: 1.0, min_lr_ratio: 0.0}", "monitor.enabled=false",
-    ])
+    cfg = load_config(
+        None,
+        [
+            f"data.source={synthetic_faces}",
+            "data.image_size=[32, 32]",
+            "data.val_identities=0",
+            "data.cache_dir=null",
+            "sampler.p=4",
+            "sampler.k=3",
+            "train.epochs=2",
+            "train.progress=false",
+            f"train.out={tmp_path}",
+            "optim.lr=1.0",
+            "scheduler.options={warmup_epochs: 1.0, min_lr_ratio: 0.0}",
+            "monitor.enabled=false",
+        ],
+    )
     run = build_run(cfg)
     seen: list[float] = []
     original = run.trainer.train_step

@@ -56,7 +56,9 @@ class FolderImages(Dataset):
         left, top = (img.width - side) / 2, (img.height - side) / 2
         pad = side * self.shift
         dx, dy = rng.uniform(-pad, pad), rng.uniform(-pad, pad)
-        img = img.resize((SIZE, SIZE), Image.Resampling.BILINEAR, box=(left + dx, top + dy, left + dx + side, top + dy + side))
+        img = img.resize(
+            (SIZE, SIZE), Image.Resampling.BILINEAR, box=(left + dx, top + dy, left + dx + side, top + dy + side)
+        )
         if rng.random() < 0.5:
             img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         img = ImageEnhance.Brightness(img).enhance(rng.uniform(0.8, 1.2))
@@ -85,12 +87,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fraction", type=float, default=0.55, help="central fraction kept (LFW: 0.55)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batches", type=int, default=300, help="batches timed per loader (300: about 4 LFW epochs)")
-    parser.add_argument("--repeats", type=int, default=3, help="alternating measurements per loader; the median is reported")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="alternating measurements per loader; the median is reported"
+    )
     parser.add_argument("--train-epochs", type=int, default=0, help="also train this many epochs on the cache")
     args = parser.parse_args(argv)
 
     t = time.time()
-    prep = prepare(args.source, args.cache, PrepareOptions(SIZE, "center", align_options={"fraction": args.fraction}), progress=False)
+    prep = prepare(
+        args.source,
+        args.cache,
+        PrepareOptions(SIZE, "center", align_options={"fraction": args.fraction}),
+        progress=False,
+    )
     prepare_s = round(time.time() - t, 1)
     data, spec = load_prepared(args.cache), prepared_spec(args.cache)
     sampler = PKSampler(data.labels, P, K, "repeat", 2, seed=0)
@@ -102,17 +111,31 @@ def main(argv: list[str] | None = None) -> None:
     cache_rates, folder_rates = [], []
     for _ in range(args.repeats):  # alternating, so a slow spell of a shared machine hits both loaders alike
         cache_rates.append(_rate(batch_loader(stream, args.workers, P * K), args.batches))
-        folder_loader = DataLoader(folder, batch_sampler=[b.tolist() for b in batches], num_workers=args.workers,
-                                   prefetch_factor=4 if args.workers else None)
+        folder_loader = DataLoader(
+            folder,
+            batch_sampler=[b.tolist() for b in batches],
+            num_workers=args.workers,
+            prefetch_factor=4 if args.workers else None,
+        )
         folder_rates.append(_rate(folder_loader, args.batches))
     cache_rate, folder_rate = float(np.median(cache_rates)), float(np.median(folder_rates))
     result = {
-        "benchmark": "data", "source": args.source, "images": len(data), "size": SIZE, "batch": P * K,
-        "workers": args.workers, "torch_threads": torch.get_num_threads(), "prepare_seconds": prepare_s,
-        "prepare_up_to_date": prep.up_to_date, "timed_batches": args.batches, "repeats": args.repeats,
-        "cache_images_per_s": round(cache_rate, 1), "folder_images_per_s": round(folder_rate, 1),
+        "benchmark": "data",
+        "source": args.source,
+        "images": len(data),
+        "size": SIZE,
+        "batch": P * K,
+        "workers": args.workers,
+        "torch_threads": torch.get_num_threads(),
+        "prepare_seconds": prepare_s,
+        "prepare_up_to_date": prep.up_to_date,
+        "timed_batches": args.batches,
+        "repeats": args.repeats,
+        "cache_images_per_s": round(cache_rate, 1),
+        "folder_images_per_s": round(folder_rate, 1),
         "speedup": round(cache_rate / folder_rate, 2),
-        "cache_runs": [round(r, 1) for r in cache_rates], "folder_runs": [round(r, 1) for r in folder_rates],
+        "cache_runs": [round(r, 1) for r in cache_rates],
+        "folder_runs": [round(r, 1) for r in folder_rates],
     }
     if args.train_epochs:
         result["training"] = _train(args.cache, args.train_epochs)
@@ -127,18 +150,35 @@ def _train(cache: str, epochs: int) -> dict:
     from facemetric.train.build import build_run
 
     with tempfile.TemporaryDirectory() as out:
-        cfg = load_config(None, [
-            f"data.source={cache}", "data.image_size=[112, 112]", "data.val_identities=0.05", "data.workers=1",
-            f"train.epochs={epochs}", f"train.out={out}", "train.progress=false", "sampler.p=16", "sampler.k=4",
-        ])
+        cfg = load_config(
+            None,
+            [
+                f"data.source={cache}",
+                "data.image_size=[112, 112]",
+                "data.val_identities=0.05",
+                "data.workers=1",
+                f"train.epochs={epochs}",
+                f"train.out={out}",
+                "train.progress=false",
+                "sampler.p=16",
+                "sampler.k=4",
+            ],
+        )
         run = build_run(cfg)
         start = time.time()
         result = run.fit()
         seconds = time.time() - start
         steps = result.global_step
-    return {"model": cfg.model.name, "epochs": epochs, "steps": steps, "batch": cfg.sampler.p * cfg.sampler.k,
-            "seconds": round(seconds, 1), "images_per_s": round(steps * cfg.sampler.p * cfg.sampler.k / seconds, 1),
-            "data_wait_fraction": [h["data_wait_fraction"] for h in run.trainer.history], "val_accuracy": (result.val or {}).get("accuracy")}
+    return {
+        "model": cfg.model.name,
+        "epochs": epochs,
+        "steps": steps,
+        "batch": cfg.sampler.p * cfg.sampler.k,
+        "seconds": round(seconds, 1),
+        "images_per_s": round(steps * cfg.sampler.p * cfg.sampler.k / seconds, 1),
+        "data_wait_fraction": [h["data_wait_fraction"] for h in run.trainer.history],
+        "val_accuracy": (result.val or {}).get("accuracy"),
+    }
 
 
 if __name__ == "__main__":

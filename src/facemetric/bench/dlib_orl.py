@@ -31,10 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from facemetric.data.images import open_image
-from facemetric.eval.identification import calibrate_threshold, cmc, top_matches
 from facemetric.data.align_dlib import DlibChipAligner
+from facemetric.data.images import open_image
 from facemetric.embedders.dlib_resnet import DlibResnetEmbedder
+from facemetric.eval.identification import calibrate_threshold, cmc, top_matches
 
 TARGET_RANK1 = 0.95
 N_ENROLLED = 30
@@ -61,7 +61,8 @@ def detection_rates(files: list[Path]) -> dict:
             start = time.perf_counter()
             found = sum(bool(aligner.detect(p)[0]) for p in pixels)
             rates[f"pad={pad:g} upsample<={upsample}"] = {
-                "found": found, "rate": found / len(files),
+                "found": found,
+                "rate": found / len(files),
                 "seconds_per_photo": round((time.perf_counter() - start) / len(files), 4),
             }
     return rates
@@ -73,8 +74,13 @@ def closed_set_rank1(emb: np.ndarray, ok: np.ndarray, people: np.ndarray, enroll
     probes = ~enrolled
     searchable = probes & ok & np.isin(people, people[gallery])
     result = cmc(emb[searchable], people[searchable], emb[gallery], people[gallery], template="max")
-    return {"rank1": result.rank1 * searchable.sum() / probes.sum(), "rank1_of_embedded": result.rank1,
-            "n_probes": int(probes.sum()), "n_searched": int(searchable.sum()), "n_enrolled": int(gallery.sum())}
+    return {
+        "rank1": result.rank1 * searchable.sum() / probes.sum(),
+        "rank1_of_embedded": result.rank1,
+        "n_probes": int(probes.sum()),
+        "n_searched": int(searchable.sum()),
+        "n_enrolled": int(gallery.sum()),
+    }
 
 
 def open_set(emb: np.ndarray, ok: np.ndarray, people: np.ndarray, shots: np.ndarray) -> dict:
@@ -97,10 +103,14 @@ def open_set(emb: np.ndarray, ok: np.ndarray, people: np.ndarray, shots: np.ndar
     top_people, top_scores = top_matches(emb[searched], g_emb, g_people)
     hits = (top_people == people[searched]) & (top_scores >= threshold.value)
     return {
-        "enrolled_people": [int(p) for p in known_people], "threshold": threshold.value,
-        "calibration_far": threshold.achieved_far, "n_impostors": threshold.n_impostors,
-        "far": float(np.sum(unknown_scores >= threshold.value) / np.sum(~known)), "n_unknown": int(np.sum(~known)),
-        "dir": float(hits.sum() / known_probes.sum()), "n_known": int(known_probes.sum()),
+        "enrolled_people": [int(p) for p in known_people],
+        "threshold": threshold.value,
+        "calibration_far": threshold.achieved_far,
+        "n_impostors": threshold.n_impostors,
+        "far": float(np.sum(unknown_scores >= threshold.value) / np.sum(~known)),
+        "n_unknown": int(np.sum(~known)),
+        "dir": float(hits.sum() / known_probes.sum()),
+        "n_known": int(known_probes.sum()),
         "rank1_known": float(np.sum(top_people == people[searched]) / known_probes.sum()),
     }
 
@@ -127,17 +137,26 @@ def main(argv: list[str] | None = None) -> None:
     for name, ok in (("fallback_off", detected), ("fallback_on", embedded)):
         closed[name] = {f"enroll_{n}.pgm": closed_set_rank1(emb, ok, people, shots == n) for n in (1, 2, 3)}
     report = {
-        "benchmark": "dlib_orl", "embedder": embedder.name, "fingerprint": embedder.fingerprint,
-        "settings": {"pad": args.pad, "upsample": args.upsample}, "photos": len(files),
+        "benchmark": "dlib_orl",
+        "embedder": embedder.name,
+        "fingerprint": embedder.fingerprint,
+        "settings": {"pad": args.pad, "upsample": args.upsample},
+        "photos": len(files),
         "detection": detection,
-        "paths": {"detected": int(detected.sum()), "whole_image": int((embedded & ~detected).sum()),
-                  "failed": len(failures), "seconds_per_photo": round(seconds, 4),
-                  "not_detected": [f"{Path(p).parent.name}/{Path(p).name}"
-                                   for p, d in zip(files, detected) if not d]},
-        "closed_set": closed, "target_rank1": TARGET_RANK1,
+        "paths": {
+            "detected": int(detected.sum()),
+            "whole_image": int((embedded & ~detected).sum()),
+            "failed": len(failures),
+            "seconds_per_photo": round(seconds, 4),
+            "not_detected": [f"{Path(p).parent.name}/{Path(p).name}" for p, d in zip(files, detected) if not d],
+        },
+        "closed_set": closed,
+        "target_rank1": TARGET_RANK1,
         "meets_target": all(r["rank1"] >= TARGET_RANK1 for r in closed["fallback_off"].values()),
-        "open_set": {name: open_set(emb, ok, people, shots) for name, ok in
-                     (("fallback_off", detected), ("fallback_on", embedded))},
+        "open_set": {
+            name: open_set(emb, ok, people, shots)
+            for name, ok in (("fallback_off", detected), ("fallback_on", embedded))
+        },
     }
     print(json.dumps(report, indent=1))
 

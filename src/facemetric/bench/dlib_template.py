@@ -39,9 +39,18 @@ def main(argv: list[str] | None = None) -> None:
         eyes = np.array(sorted([points[0:2].mean(0), points[2:4].mean(0)], key=lambda p: p[0]))
         matrix = similarity_transform(eyes, TEMPLATE_112[:2])
         noses.append(matrix[:, :2] @ points[4] + matrix[:, 2])
-    noses = np.array(noses)
-    print(json.dumps({"benchmark": "dlib_template", "photos": len(files), "faces": len(noses),
-                      "nose_base_mean": noses.mean(0).round(2).tolist(), "nose_base_std": noses.std(0).round(2).tolist()}))
+    found = np.array(noses)
+    print(
+        json.dumps(
+            {
+                "benchmark": "dlib_template",
+                "photos": len(files),
+                "faces": len(found),
+                "nose_base_mean": found.mean(0).round(2).tolist(),
+                "nose_base_std": found.std(0).round(2).tolist(),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -67,8 +67,10 @@ def main(argv: list[str] | None = None) -> None:
     n = args.batch
     images = torch.from_numpy(rng.integers(0, 256, (n, args.size, args.size, 3), dtype=np.uint8))
     draws = Draws(
-        rng.uniform(0.8, 1.2, n).astype(np.float32), rng.uniform(-0.2, 0.2, n).astype(np.float32),
-        np.ones(n, np.float32), {},
+        rng.uniform(0.8, 1.2, n).astype(np.float32),
+        rng.uniform(-0.2, 0.2, n).astype(np.float32),
+        np.ones(n, np.float32),
+        {},
     )
     out = torch.empty(n, 3, args.size, args.size, memory_format=torch.channels_last)
     planes = torch.empty(n, 3, args.size, args.size)
@@ -83,7 +85,10 @@ def main(argv: list[str] | None = None) -> None:
         plane = _median_ms(lambda: _planes(images, draws, planes), args.repeats)
         base = _median_ms(lambda: _addcmul(images, draws), args.repeats)
         result["ms_per_batch"][f"{t}_threads"] = {
-            "finish": built, "planes": plane, "addcmul": base, "speedup_vs_addcmul": round(base / built, 2),
+            "finish": built,
+            "planes": plane,
+            "addcmul": base,
+            "speedup_vs_addcmul": round(base / built, 2),
         }
     torch.set_num_threads(threads)
     print(json.dumps(result, indent=1))

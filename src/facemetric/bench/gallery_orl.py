@@ -31,7 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from facemetric.bench.dlib_orl import orl_files
+from facemetric.core.embedder import Embedder
 from facemetric.eval.identification import UNKNOWN
+from facemetric.gallery.schemas import IdentifyAnswer
 from facemetric.gallery.service import Gallery, Photo, PhotoError
 
 TARGET_RANK1 = 0.95
@@ -49,29 +51,41 @@ def _enrol(gallery: Gallery, files: list[Path], people: np.ndarray, chosen: np.n
     return failed
 
 
-def _identify(gallery: Gallery, path: Path) -> dict | None:
+def _identify(gallery: Gallery, path: Path) -> IdentifyAnswer | None:
     try:
         return gallery.identify(Photo.from_path(path), top_k=1)
     except PhotoError:
         return None  # no face found
 
 
-def closed_set(folder: Path, embedder: object, files: list[Path], people: np.ndarray, shots: np.ndarray) -> dict:
+def closed_set(folder: Path, embedder: Embedder, files: list[Path], people: np.ndarray, shots: np.ndarray) -> dict:
     gallery = Gallery.create(folder, embedder)
     failed = _enrol(gallery, files, people, shots == 1)
     start = time.perf_counter()
     answers = [_identify(gallery, files[k]) for k in np.flatnonzero(shots != 1)]
     seconds = time.perf_counter() - start
     truth = [f"s{people[k]}" for k in np.flatnonzero(shots != 1)]
-    correct = [a is not None and a["candidates"][0]["name"] == t for a, t in zip(answers, truth)]
+    correct = [a is not None and a.candidates[0].name == t for a, t in zip(answers, truth)]
     gallery.close()
-    return {"enrolled": 40 - len(failed), "not_enrolled_no_face": failed, "probes": len(truth),
-            "probes_no_face": sum(a is None for a in answers), "rank1": round(float(np.mean(correct)), 4),
-            "target_rank1": TARGET_RANK1, "seconds_per_identify": round(seconds / len(truth), 4)}
+    return {
+        "enrolled": 40 - len(failed),
+        "not_enrolled_no_face": failed,
+        "probes": len(truth),
+        "probes_no_face": sum(a is None for a in answers),
+        "rank1": round(float(np.mean(correct)), 4),
+        "target_rank1": TARGET_RANK1,
+        "seconds_per_identify": round(seconds / len(truth), 4),
+    }
 
 
-def open_set(folder: Path, embedder: object, files: list[Path], people: np.ndarray, shots: np.ndarray,
-             unknown_people: range = range(31, 41)) -> dict:
+def open_set(
+    folder: Path,
+    embedder: Embedder,
+    files: list[Path],
+    people: np.ndarray,
+    shots: np.ndarray,
+    unknown_people: range = range(31, 41),
+) -> dict:
     gallery = Gallery.create(folder, embedder)
     known = ~np.isin(people, list(unknown_people))
     failed = _enrol(gallery, files, people, known & (shots == 1))
@@ -84,32 +98,46 @@ def open_set(folder: Path, embedder: object, files: list[Path], people: np.ndarr
             pass
     calibration = gallery.calibrate(np.stack(vectors), names, FAR, source="ORL enrolled people, photos 2-10")
     unknown_answers = [_identify(gallery, files[k]) for k in np.flatnonzero(~known)]
-    alarms = [a is not None and a["identity"] != UNKNOWN for a in unknown_answers]
+    alarms = [a is not None and a.identity != UNKNOWN for a in unknown_answers]
     known_idx = np.flatnonzero(known & (shots != 1))
     known_answers = [_identify(gallery, files[k]) for k in known_idx]
-    detected = [a is not None and a["identity"] == f"s{people[k]}" for a, k in zip(known_answers, known_idx)]
+    detected = [a is not None and a.identity == f"s{people[k]}" for a, k in zip(known_answers, known_idx)]
     gallery.close()
     n_alarms = int(np.sum(alarms))
     return {
         "unknown_people": f"s{unknown_people[0]}-s{unknown_people[-1]}",
-        "enrolled": 30 - len(failed), "threshold": calibration["identify"],
-        "unknown_probes": len(alarms), "false_alarms": n_alarms,
-        "false_alarm_rate": round(n_alarms / len(alarms), 4), "target_far": FAR,
+        "enrolled": 30 - len(failed),
+        "threshold": calibration.identify.model_dump(),
+        "unknown_probes": len(alarms),
+        "false_alarms": n_alarms,
+        "false_alarm_rate": round(n_alarms / len(alarms), 4),
+        "target_far": FAR,
         "false_alarm_rate_95ci": [round(v, 4) for v in _wilson(n_alarms, len(alarms))],
-        "known_probes": len(detected), "detected": int(np.sum(detected)), "dir": round(float(np.mean(detected)), 4),
+        "known_probes": len(detected),
+        "detected": int(np.sum(detected)),
+        "dir": round(float(np.mean(detected)), 4),
     }
 
 
-def open_set_folds(folder: Path, embedder: object, files: list[Path], people: np.ndarray, shots: np.ndarray) -> dict:
+def open_set_folds(folder: Path, embedder: Embedder, files: list[Path], people: np.ndarray, shots: np.ndarray) -> dict:
     """:func:`open_set` with each group of 10 people as the strangers in turn, and the pooled rates."""
-    folds = [open_set(folder / f"fold{k}", embedder, files, people, shots, range(10 * k + 1, 10 * k + 11))
-             for k in range(4)]
+    folds = [
+        open_set(folder / f"fold{k}", embedder, files, people, shots, range(10 * k + 1, 10 * k + 11)) for k in range(4)
+    ]
     alarms, unknown = sum(f["false_alarms"] for f in folds), sum(f["unknown_probes"] for f in folds)
     detected, known = sum(f["detected"] for f in folds), sum(f["known_probes"] for f in folds)
-    return {"folds": folds, "pooled": {
-        "false_alarms": alarms, "unknown_probes": unknown, "false_alarm_rate": round(alarms / unknown, 4),
-        "false_alarm_rate_95ci": [round(v, 4) for v in _wilson(alarms, unknown)], "target_far": FAR,
-        "dir": round(detected / known, 4), "known_probes": known}}
+    return {
+        "folds": folds,
+        "pooled": {
+            "false_alarms": alarms,
+            "unknown_probes": unknown,
+            "false_alarm_rate": round(alarms / unknown, 4),
+            "false_alarm_rate_95ci": [round(v, 4) for v in _wilson(alarms, unknown)],
+            "target_far": FAR,
+            "dir": round(detected / known, 4),
+            "known_probes": known,
+        },
+    }
 
 
 def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -123,17 +151,21 @@ def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--orl", default=str(Path(__file__).resolve().parents[3].parent / "shared" / "data" / "orl"))
-    parser.add_argument("--model", "--embedder", dest="model", default="dlib-resnet",
-                        help="dlib-resnet or a checkpoint / .onnx path")
+    parser.add_argument(
+        "--model", "--embedder", dest="model", default="dlib-resnet", help="dlib-resnet or a checkpoint / .onnx path"
+    )
     args = parser.parse_args(argv)
     from facemetric.embedders import load_embedder
 
     embedder = load_embedder(args.model)  # loaded once, shared by both galleries
     files, people, shots = orl_files(Path(args.orl))
     with tempfile.TemporaryDirectory() as tmp:
-        result = {"benchmark": "gallery_orl", "embedder": args.model,
-                  "closed_set": closed_set(Path(tmp) / "closed", embedder, files, people, shots),
-                  "open_set": open_set_folds(Path(tmp) / "open", embedder, files, people, shots)}
+        result = {
+            "benchmark": "gallery_orl",
+            "embedder": args.model,
+            "closed_set": closed_set(Path(tmp) / "closed", embedder, files, people, shots),
+            "open_set": open_set_folds(Path(tmp) / "open", embedder, files, people, shots),
+        }
     print(json.dumps(result, indent=1))
 
 

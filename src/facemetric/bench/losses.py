@@ -19,8 +19,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -50,15 +50,23 @@ def _pml_cases() -> dict[str, Callable[[int, int], tuple]]:
         "triplet_batch_all": lambda c, d: (L.TripletMarginLoss(margin=0.2), None),
         "triplet_batch_hard": lambda c, d: (L.TripletMarginLoss(margin=0.2), M.BatchHardMiner()),
         "triplet_semi_hard": lambda c, d: (
-            L.TripletMarginLoss(margin=0.2), M.TripletMarginMiner(margin=0.2, type_of_triplets="semihard")),
+            L.TripletMarginLoss(margin=0.2),
+            M.TripletMarginMiner(margin=0.2, type_of_triplets="semihard"),
+        ),
         "contrastive": lambda c, d: (L.ContrastiveLoss(pos_margin=0.0, neg_margin=1.0), None),
         "circle": lambda c, d: (L.CircleLoss(m=0.25, gamma=256), None),
-        "multi_similarity": lambda c, d: (L.MultiSimilarityLoss(alpha=2, beta=50, base=0.5), M.MultiSimilarityMiner(0.1)),
+        "multi_similarity": lambda c, d: (
+            L.MultiSimilarityLoss(alpha=2, beta=50, base=0.5),
+            M.MultiSimilarityMiner(0.1),
+        ),
         "supcon": lambda c, d: (L.SupConLoss(temperature=0.1), None),
         "normface": lambda c, d: (L.NormalizedSoftmaxLoss(c, d, temperature=1 / 32), None),
         "cosface": lambda c, d: (L.CosFaceLoss(c, d, margin=0.35, scale=64), None),
         "arcface": lambda c, d: (L.ArcFaceLoss(c, d, margin=28.6, scale=64), None),
-        "subcenter_arcface": lambda c, d: (L.SubCenterArcFaceLoss(num_classes=c, embedding_size=d, margin=28.6, scale=64, sub_centers=3), None),
+        "subcenter_arcface": lambda c, d: (
+            L.SubCenterArcFaceLoss(num_classes=c, embedding_size=d, margin=28.6, scale=64, sub_centers=3),
+            None,
+        ),
         "sphereface": lambda c, d: (L.SphereFaceLoss(c, d, margin=4, scale=1), None),
     }
 
@@ -154,10 +162,17 @@ def run_case(case: Case, b: int, d: int, repeats: int, budget_s: float, pml: dic
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m facemetric.bench.losses", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", nargs="+", default=[f"{b}x{d}" for b in (256, 1024, 4096) for d in (128, 512)],
-                        help="BxD batch sizes and embedding dimensions")
+    parser = argparse.ArgumentParser(
+        prog="python -m facemetric.bench.losses",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--sizes",
+        nargs="+",
+        default=[f"{b}x{d}" for b in (256, 1024, 4096) for d in (128, 512)],
+        help="BxD batch sizes and embedding dimensions",
+    )
     parser.add_argument("--losses", nargs="+", help="subset of case names (default: all)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--budget", type=float, default=20.0, help="seconds per measurement at most (after one run)")
@@ -181,12 +196,28 @@ def main(argv: list[str] | None = None) -> int:
     # Peaks come from a child process whose large allocations are mmapped and returned on free, so
     # the resident-set peak is the real one; that setting slows allocation, hence a separate pass.
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
-    child = [sys.executable, "-m", "facemetric.bench.losses", "--memory-only", *(argv if argv is not None else sys.argv[1:])]
+    child = [
+        sys.executable,
+        "-m",
+        "facemetric.bench.losses",
+        "--memory-only",
+        *(argv if argv is not None else sys.argv[1:]),
+    ]
     peaks = json.loads(subprocess.run(child, env=env, check=True, stdout=subprocess.PIPE, text=True).stdout)
     for row, peak in zip(rows, peaks):
         row.update({k: v for k, v in peak.items() if k.endswith("peak_mib") or k == "pml"})
-    print(json.dumps({"benchmark": "losses", "torch": torch.__version__, "threads": torch.get_num_threads(),
-                      "K": K, "rows": rows}, indent=1))
+    print(
+        json.dumps(
+            {
+                "benchmark": "losses",
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "K": K,
+                "rows": rows,
+            },
+            indent=1,
+        )
+    )
     return 0
 
 

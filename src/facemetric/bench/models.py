@@ -27,12 +27,13 @@ import sys
 import tempfile
 import time
 from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from facemetric.models import available_models
-from facemetric.train.callbacks import Callback, StepOutput
 from facemetric.models.budget import count_flops, count_parameters
 from facemetric.models.zoo import (
     PATCH_MODELS,
@@ -40,6 +41,7 @@ from facemetric.models.zoo import (
     images_per_second,
     natural_input,
 )
+from facemetric.train.callbacks import Callback, StepOutput
 
 FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 
@@ -53,8 +55,13 @@ def speed(name: str, batch: int, seconds: float) -> dict:
     (h, w), c = natural_input(name)
     torch.manual_seed(0)
     model = build_natural(name)
-    row: dict = {"model": name, "input": [c, h, w], "embedding_dim": model.embedding_dim,
-                 "params": count_parameters(model), "gflops": round(count_flops(model, (c, h, w)) / 1e9, 3)}
+    row: dict = {
+        "model": name,
+        "input": [c, h, w],
+        "embedding_dim": model.embedding_dim,
+        "params": count_parameters(model),
+        "gflops": round(count_flops(model, (c, h, w)) / 1e9, 3),
+    }
     x = torch.randn(batch, c, h, w, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():  # before any train-mode pass moves the BN statistics
         reference = model.eval()(x)
@@ -62,15 +69,15 @@ def speed(name: str, batch: int, seconds: float) -> dict:
             low = model(x).float()
         row["bf16_max_cosine_drift"] = round(float((1 - F.cosine_similarity(low, reference)).max()), 6)
     for fmt_name, fmt in FORMATS.items():
-        net, xin = model.to(memory_format=fmt), x.contiguous(memory_format=fmt)
+        net, xin = model.to(memory_format=fmt), x.contiguous(memory_format=fmt)  # type: ignore[call-overload]
         for precision in ("fp32", "bf16"):
             cast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
 
-            def forward() -> None:
+            def forward(net: torch.nn.Module = net, xin: torch.Tensor = xin, cast: Any = cast) -> None:
                 with torch.no_grad(), cast:
                     net.eval()(xin)
 
-            def forward_backward() -> None:
+            def forward_backward(net: torch.nn.Module = net, xin: torch.Tensor = xin, cast: Any = cast) -> None:
                 net.train()
                 net.zero_grad(set_to_none=True)
                 with cast:
@@ -102,20 +109,37 @@ def short_run(name: str, steps: int, caches: dict[str, str]) -> dict:
     patch = name in PATCH_MODELS
     (h, w), c = natural_input(name)
     with tempfile.TemporaryDirectory() as out:
-        cfg = load_config(None, [
-            f"data.source={caches['patch' if patch else 'face']}", f"data.image_size=[{h}, {w}]", f"data.channels={c}",
-            "data.val_identities=100", "data.val_pairs=1000", f"model.name={name}",
-            f"model.embedding_dim={128 if patch else 512}", "train.epochs=1", f"sampler.batches_per_epoch={steps}",
-            "sampler.p=8", "sampler.k=4", f"train.out={out}", "train.progress=false",
-            "scheduler.options.warmup_epochs=0.25",  # the default warms up over a whole epoch: all of a short run
-        ])
+        cfg = load_config(
+            None,
+            [
+                f"data.source={caches['patch' if patch else 'face']}",
+                f"data.image_size=[{h}, {w}]",
+                f"data.channels={c}",
+                "data.val_identities=100",
+                "data.val_pairs=1000",
+                f"model.name={name}",
+                f"model.embedding_dim={128 if patch else 512}",
+                "train.epochs=1",
+                f"sampler.batches_per_epoch={steps}",
+                "sampler.p=8",
+                "sampler.k=4",
+                f"train.out={out}",
+                "train.progress=false",
+                "scheduler.options.warmup_epochs=0.25",  # the default warms up over a whole epoch: all of a short run
+            ],
+        )
         losses = LossRecorder()
         run = build_run(cfg, callbacks=[losses])
         start = time.time()
         result = run.fit()
         seconds = time.time() - start
-    row = {"model": name, "steps": steps, "seconds": round(seconds, 1),
-           "images_per_s": round(steps * 32 / seconds, 2), "val_accuracy": (result.val or {}).get("accuracy")}
+    row = {
+        "model": name,
+        "steps": steps,
+        "seconds": round(seconds, 1),
+        "images_per_s": round(steps * 32 / seconds, 2),
+        "val_accuracy": (result.val or {}).get("accuracy"),
+    }
     if losses.values:
         row["loss_first3"] = round(sum(losses.values[:3]) / len(losses.values[:3]), 4)
         row["loss_last3"] = round(sum(losses.values[-3:]) / len(losses.values[-3:]), 4)
@@ -127,7 +151,12 @@ def _caches(source: str) -> dict[str, str]:
 
     caches = {"face": ".cache/bench-data-lfw112", "patch": ".cache/bench-models-lfw32-grey"}
     prepare(source, caches["face"], PrepareOptions(112, "center", align_options={"fraction": 0.55}), progress=False)
-    prepare(source, caches["patch"], PrepareOptions(32, "center", channels=1, align_options={"fraction": 0.55}), progress=False)
+    prepare(
+        source,
+        caches["patch"],
+        PrepareOptions(32, "center", channels=1, align_options={"fraction": 0.55}),
+        progress=False,
+    )
     return caches
 
 
@@ -140,8 +169,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--source", default="../shared/data/lfw-devtrain", help="photos for --train-steps")
     args = parser.parse_args(argv)
     names = args.models or available_models()
-    result: dict = {"benchmark": "models", "threads": torch.get_num_threads(), "batch": args.batch,
-                    "bf16_hardware": "avx512_bf16" in open("/proc/cpuinfo").read() if sys.platform == "linux" else None}
+    result: dict = {
+        "benchmark": "models",
+        "threads": torch.get_num_threads(),
+        "batch": args.batch,
+        "bf16_hardware": "avx512_bf16" in Path("/proc/cpuinfo").read_text() if sys.platform == "linux" else None,
+    }
     if args.speed > 0:
         result["speed"] = [speed(n, args.batch, args.speed) for n in names]
     if args.train_steps:

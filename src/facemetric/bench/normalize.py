@@ -37,9 +37,21 @@ def main() -> None:
         grad = torch.randn(b, d, generator=g)
         ours = _median_ms(normalize_rows, x, grad)
         theirs = _median_ms(lambda t: F.normalize(t, dim=1), x, grad)
-        rows.append({"B": b, "d": d, "facemetric_ms": round(ours, 3), "F.normalize_ms": round(theirs, 3),
-                     "speedup": round(theirs / ours, 2)})
-    print(json.dumps({"benchmark": "normalize", "torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows}, indent=1))
+        rows.append(
+            {
+                "B": b,
+                "d": d,
+                "facemetric_ms": round(ours, 3),
+                "F.normalize_ms": round(theirs, 3),
+                "speedup": round(theirs / ours, 2),
+            }
+        )
+    print(
+        json.dumps(
+            {"benchmark": "normalize", "torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows},
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

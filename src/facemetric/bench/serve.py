@@ -28,18 +28,21 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     if not values:
         return {}
     ms = np.array(values) * 1e3
-    return {"p50_ms": round(float(np.percentile(ms, 50)), 1), "p99_ms": round(float(np.percentile(ms, 99)), 1),
-            "count": len(values)}
+    return {
+        "p50_ms": round(float(np.percentile(ms, 50)), 1),
+        "p99_ms": round(float(np.percentile(ms, 99)), 1),
+        "count": len(values),
+    }
 
 
 def run(embedder: str, data: Path, clients: int, requests: int, enroll_every: int) -> dict:
     import httpx
 
+    from facemetric.bench.server_process import start_server, stop_server
     from facemetric.data.sources import scan_source
     from facemetric.gallery.index import GalleryIndex
     from facemetric.gallery.service import Gallery
     from facemetric.gallery.store import GalleryStore
-    from facemetric.bench.server_process import start_server, stop_server
 
     photos = [Path(p).read_bytes() for p in scan_source(data).paths]
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,15 +92,22 @@ def run(embedder: str, data: Path, clients: int, requests: int, enroll_every: in
         store.close()
     total = clients * requests
     return {
-        "benchmark": "serve", "embedder": embedder, "data": str(data), "clients": clients,
-        "requests_per_client": requests, "requests": total, "seconds": round(seconds, 1),
+        "benchmark": "serve",
+        "embedder": embedder,
+        "data": str(data),
+        "clients": clients,
+        "requests_per_client": requests,
+        "requests": total,
+        "seconds": round(seconds, 1),
         "requests_per_second": round(total / seconds, 2),
         "latency": {op: _percentiles(v) for op, v in latencies.items()},
         "all": _percentiles(latencies["enroll"] + latencies["identify"]),
-        "errors": len(errors), "error_examples": errors[:5],
+        "errors": len(errors),
+        "error_examples": errors[:5],
         "acknowledged_enrolments": len(acknowledged),
         "lost_enrolments": sum(1 for n in acknowledged if listed.get(n, 0) < 1),
-        "integrity_check": integrity, "index_in_sync_without_rebuild": in_sync,
+        "integrity_check": integrity,
+        "index_in_sync_without_rebuild": in_sync,
     }
 
 

@@ -22,13 +22,18 @@ def start_server(gallery: str | Path, *extra: str, timeout: float = 120.0) -> tu
     import httpx
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "facemetric", "-q", "serve", "--gallery", str(gallery),
-                             "--port", str(port), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "facemetric", "-q", "serve", "--gallery", str(gallery), "--port", str(port), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"facemetric serve exited with {proc.returncode}: {proc.stderr.read()[-3000:]}")
+            error = proc.stderr.read() if proc.stderr is not None else ""
+            raise RuntimeError(f"facemetric serve exited with {proc.returncode}: {error[-3000:]}")
         try:
             if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
                 return proc, url

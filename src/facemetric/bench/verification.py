@@ -36,15 +36,20 @@ def _brief(report: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def run_seed(config: str, seed: int, overrides: list[str], out: Path, pairs: str | None, images: str | None) -> dict[str, Any]:
+def run_seed(
+    config: str, seed: int, overrides: list[str], out: Path, pairs: str | None, images: str | None
+) -> dict[str, Any]:
     """Train one seed and return its figures."""
-    cfg = load_config(config, overrides + [f"train.seed={seed}", f"train.out={out / f'seed{seed}'}", "train.progress=false"])
+    cfg = load_config(
+        config, overrides + [f"train.seed={seed}", f"train.out={out / f'seed{seed}'}", "train.progress=false"]
+    )
     wall, cpu = time.perf_counter(), time.process_time()
     run = build_run(cfg)
     before = run.validate_untrained()
     train_wall = time.perf_counter()
     result = run.fit()
     train_wall = time.perf_counter() - train_wall
+    assert result.val is not None and result.best_accuracy is not None, "the config must hold out identities"
     images_seen = result.global_step * cfg.sampler.p * cfg.sampler.k
     row: dict[str, Any] = {
         "seed": seed,
@@ -59,13 +64,18 @@ def run_seed(config: str, seed: int, overrides: list[str], out: Path, pairs: str
     }
     if pairs:
         best = result.out_dir / ("best.pt" if (result.out_dir / "best.pt").exists() else "last.pt")
-        row["pairs_file"] = _brief(evaluate_pairs_file(ModelEmbedder.from_checkpoint(best), pairs, images, progress=False))
+        row["pairs_file"] = _brief(
+            evaluate_pairs_file(ModelEmbedder.from_checkpoint(best), pairs, images, progress=False)
+        )
     return row
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m facemetric.bench.verification", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m facemetric.bench.verification",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--config", required=True, help="training config (YAML)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="config override")
@@ -79,9 +89,13 @@ def main(argv: list[str] | None = None) -> int:
         rows = [run_seed(args.config, s, args.overrides, out, args.pairs, args.images) for s in args.seeds]
     acc = np.array([r["trained"]["accuracy"] for r in rows])
     result = {
-        "benchmark": "verification", "config": args.config, "overrides": args.overrides,
-        "torch_threads": torch.get_num_threads(), "runs": rows,
-        "trained_accuracy_mean": round(float(acc.mean()), 4), "trained_accuracy_min": round(float(acc.min()), 4),
+        "benchmark": "verification",
+        "config": args.config,
+        "overrides": args.overrides,
+        "torch_threads": torch.get_num_threads(),
+        "runs": rows,
+        "trained_accuracy_mean": round(float(acc.mean()), 4),
+        "trained_accuracy_min": round(float(acc.min()), 4),
         "untrained_accuracy_mean": round(float(np.mean([r["untrained"]["accuracy"] for r in rows])), 4),
     }
     print(json.dumps(result, indent=1))

@@ -11,7 +11,20 @@ import argparse
 import logging
 import sys
 
-from facemetric.cli import config, demo, embed, evaluate, export, gallery, models, prepare, protocol, report, serve, train
+from facemetric.cli import (
+    config,
+    demo,
+    embed,
+    evaluate,
+    export,
+    gallery,
+    models,
+    prepare,
+    protocol,
+    report,
+    serve,
+    train,
+)
 from facemetric.core.errors import FacemetricError
 from facemetric.core.version import VERSION
 
@@ -42,8 +55,10 @@ EPILOG = """examples:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="facemetric", description="Train, evaluate and use face verification embedding models.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="facemetric",
+        description="Train, evaluate and use face verification embedding models.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"facemetric {VERSION}")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and results")

@@ -10,9 +10,14 @@ HELP = "print the resolved config (defaults + file + overrides) as YAML, checked
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("config", help=HELP, description=(
-        "Prints every key of the config with its value (defaults, then the file, then --set overrides), after "
-        "checking types, ranges, and that every named component and option exists."))
+    p = sub.add_parser(
+        "config",
+        help=HELP,
+        description=(
+            "Prints every key of the config with its value (defaults, then the file, then --set overrides), after "
+            "checking types, ranges, and that every named component and option exists."
+        ),
+    )
     p.add_argument("config", nargs="?", help="YAML config file")
     add_overrides(p)
     p.set_defaults(run=run)

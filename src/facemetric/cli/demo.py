@@ -10,9 +10,14 @@ HELP = "end to end: data -> train -> evaluate -> summary table"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help=HELP, description=(
-        "Without --data: a synthetic identity dataset is generated and the whole pipeline runs in a few CPU "
-        "minutes. With --data: the same on your dataset."))
+    p = sub.add_parser(
+        "demo",
+        help=HELP,
+        description=(
+            "Without --data: a synthetic identity dataset is generated and the whole pipeline runs in a few CPU "
+            "minutes. With --data: the same on your dataset."
+        ),
+    )
     p.add_argument("--data", help="dataset folder or CSV instead of synthetic faces")
     p.add_argument("--out", default="runs/demo", help="demo folder (default: runs/demo)")
     add_overrides(p)

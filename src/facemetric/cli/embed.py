@@ -10,9 +10,14 @@ HELP = "embed every image of a dataset into an .npz file"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("embed", help=HELP, description=(
-        "Writes embeddings (N x D float32), paths and identities to an .npz file; images that cannot be used "
-        "(unreadable, or no face for a model that detects faces) are listed with the reason and left out."))
+    p = sub.add_parser(
+        "embed",
+        help=HELP,
+        description=(
+            "Writes embeddings (N x D float32), paths and identities to an .npz file; images that cannot be used "
+            "(unreadable, or no face for a model that detects faces) are listed with the reason and left out."
+        ),
+    )
     add_model(p)
     p.add_argument("source", help="dataset folder or CSV (any layout `train` accepts)")
     p.add_argument("-o", "--output", required=True, help="output .npz file")
@@ -27,10 +32,17 @@ def run(args: argparse.Namespace) -> int:
     from facemetric.embedders import load_embedder
     from facemetric.embedders.files import embed_source
 
-    embedded = embed_source(load_embedder(args.model), args.source, args.layout, args.flip, args.batch_size,
-                            progress=not args.quiet)
+    embedded = embed_source(
+        load_embedder(args.model), args.source, args.layout, args.flip, args.batch_size, progress=not args.quiet
+    )
     report_skipped(embedded.skipped)
     embedded.save(args.output)
-    print_json({"output": args.output, "images": len(embedded.paths), "embedding_dim": embedded.dim,
-                "skipped": len(embedded.skipped)})
+    print_json(
+        {
+            "output": args.output,
+            "images": len(embedded.paths),
+            "embedding_dim": embedded.dim,
+            "skipped": len(embedded.skipped),
+        }
+    )
     return 0

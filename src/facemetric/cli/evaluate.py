@@ -10,29 +10,54 @@ HELP = "verification, identification and retrieval metrics of a model (checkpoin
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help=HELP, formatter_class=RAW, description=(
-        "Evaluate a model (a checkpoint, its ONNX export, or a pretrained model such as dlib-resnet) on any of: a "
-        "pairs file (LFW format or CSV path1,path2,same[,fold]) for verification (k-fold accuracy with each fold's "
-        "threshold chosen on the other folds, AUC, EER, TAR@FAR, the threshold for each stated FAR and how it "
-        "holds on held-out folds); an open-set split CSV (path,identity,subset) for closed-set CMC and open-set "
-        "DIR at a threshold calibrated on the validation unknowns; a dataset for retrieval (P@1, R-precision, "
-        "MAP@R, Recall@K). Make the protocol files with `facemetric protocol`. Prints a JSON summary; --out DIR "
-        "also keeps what `facemetric report DIR` draws."), epilog="""examples:
+    p = sub.add_parser(
+        "eval",
+        help=HELP,
+        formatter_class=RAW,
+        description=(
+            "Evaluate a model (a checkpoint, its ONNX export, or a pretrained model such as dlib-resnet) on any of: a "
+            "pairs file (LFW format or CSV path1,path2,same[,fold]) for verification (k-fold accuracy with each fold's "
+            "threshold chosen on the other folds, AUC, EER, TAR@FAR, the threshold for each stated FAR and how it "
+            "holds on held-out folds); an open-set split CSV (path,identity,subset) for closed-set CMC and open-set "
+            "DIR at a threshold calibrated on the validation unknowns; a dataset for retrieval (P@1, R-precision, "
+            "MAP@R, Recall@K). Make the protocol files with `facemetric protocol`. Prints a JSON summary; --out DIR "
+            "also keeps what `facemetric report DIR` draws."
+        ),
+        epilog="""examples:
   facemetric eval --model best.pt --pairs lfw/pairs.txt --images lfw/images --out runs/x/eval-lfw
   facemetric eval --model dlib-resnet --pairs lfw/pairs.txt --images lfw/images   the pretrained model, same protocol
   facemetric eval --model best.pt --open-set split.csv --images photos --far 1e-2 --out ev
   facemetric eval --model model.onnx --retrieval photos
-""")
+""",
+    )
     add_model(p)
-    p.add_argument("--pairs", help="verification pairs: LFW format (header `N` or `folds N`) or CSV path1,path2,same[,fold]")
-    p.add_argument("--open-set", dest="open_set", metavar="SPLIT_CSV",
-                   help="open-set split CSV: path,identity,subset (gallery|val_known|val_unknown|test_known|test_unknown)")
-    p.add_argument("--retrieval", metavar="DATA", help="dataset folder, CSV or prepared cache: every image queries all the others")
-    p.add_argument("--images", help="folder the protocol files' paths are relative to (LFW: one sub-folder per "
-                   "person); default for CSVs: the CSV's own folder")
-    p.add_argument("--far", type=float, default=1e-2, help="open-set target false-alarm rate for the calibrated threshold (default 1e-2)")
+    p.add_argument(
+        "--pairs", help="verification pairs: LFW format (header `N` or `folds N`) or CSV path1,path2,same[,fold]"
+    )
+    p.add_argument(
+        "--open-set",
+        dest="open_set",
+        metavar="SPLIT_CSV",
+        help="open-set split CSV: path,identity,subset (gallery|val_known|val_unknown|test_known|test_unknown)",
+    )
+    p.add_argument(
+        "--retrieval", metavar="DATA", help="dataset folder, CSV or prepared cache: every image queries all the others"
+    )
+    p.add_argument(
+        "--images",
+        help="folder the protocol files' paths are relative to (LFW: one sub-folder per "
+        "person); default for CSVs: the CSV's own folder",
+    )
+    p.add_argument(
+        "--far",
+        type=float,
+        default=1e-2,
+        help="open-set target false-alarm rate for the calibrated threshold (default 1e-2)",
+    )
     add_layout(p, "the --retrieval dataset")
-    p.add_argument("--flip", action="store_true", help="add the embedding of the mirrored image (test-time augmentation)")
+    p.add_argument(
+        "--flip", action="store_true", help="add the embedding of the mirrored image (test-time augmentation)"
+    )
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--out", help="evaluation folder: eval.json, pair scores, worst errors, embeddings, decisions.csv")
     p.add_argument("-o", "--output", help="also write the JSON summary to this file")
@@ -42,21 +67,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from facemetric.core.atomic import write_atomic
     from facemetric.embedders import load_embedder
-    from facemetric.eval.evaldir import brief_summary, write_eval_dir
+    from facemetric.eval.evaldir import brief_summary, eval_document, write_eval_dir
     from facemetric.eval.runner import EvaluationError, evaluate_files, run_dir_of
 
     if not (args.pairs or args.open_set or args.retrieval):
         raise EvaluationError("nothing to evaluate: give --pairs, --open-set and/or --retrieval (see --help)")
     embedder = load_embedder(args.model)
     result, data = evaluate_files(
-        embedder, pairs=args.pairs, images=args.images, open_set=args.open_set, retrieval=args.retrieval,
-        layout=args.layout, far=args.far, flip=args.flip, batch_size=args.batch_size, progress=not args.quiet,
+        embedder,
+        pairs=args.pairs,
+        images=args.images,
+        open_set=args.open_set,
+        retrieval=args.retrieval,
+        layout=args.layout,
+        far=args.far,
+        flip=args.flip,
+        batch_size=args.batch_size,
+        progress=not args.quiet,
     )
-    meta = {"checkpoint": str(args.model), "run_dir": run_dir_of(args.model), "flip": args.flip,
-            "embedding_dim": embedder.dim, "data": data}
+    meta = {
+        "checkpoint": str(args.model),
+        "run_dir": run_dir_of(args.model),
+        "flip": args.flip,
+        "embedding_dim": embedder.dim,
+        "data": data,
+    }
     if args.out:
         write_eval_dir(args.out, result, meta)
-    text = brief_summary({**meta, **result.summary})
+    text = brief_summary(eval_document(result, meta))
     if args.output:
         write_atomic(args.output, text + "\n")
     print(text)

@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import argparse
 
-from facemetric.cli.common import print_json
-
 HELP = "export a checkpoint to ONNX (dynamic batch), checked with onnxruntime"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help=HELP, description=(
-        "Writes an ONNX file with a dynamic batch axis (input `images` N x C x H x W, normalised as in training; "
-        "output `embeddings` N x D, unit length) and the preprocessing as metadata, then runs it with onnxruntime "
-        "against torch: the export is refused if any embedding differs by more than 1e-4. `eval`, `embed`, "
-        "`gallery` and `serve` accept the .onnx file as --model."))
+    p = sub.add_parser(
+        "export",
+        help=HELP,
+        description=(
+            "Writes an ONNX file with a dynamic batch axis (input `images` N x C x H x W, normalised as in training; "
+            "output `embeddings` N x D, unit length) and the preprocessing as metadata, then runs it with onnxruntime "
+            "against torch: the export is refused if any embedding differs by more than 1e-4. `eval`, `embed`, "
+            "`gallery` and `serve` accept the .onnx file as --model."
+        ),
+    )
     p.add_argument("checkpoint", help="checkpoint file (best.pt or last.pt of a run)")
     p.add_argument("--onnx", required=True, help="output .onnx file")
-    p.add_argument("--legacy-exporter", action="store_true",
-                   help="torch's older TorchScript exporter (faster, deprecated by torch) instead of torch.export")
+    p.add_argument(
+        "--legacy-exporter",
+        action="store_true",
+        help="torch's older TorchScript exporter (faster, deprecated by torch) instead of torch.export",
+    )
     p.set_defaults(run=run)
 
 
@@ -28,7 +34,15 @@ def run(args: argparse.Namespace) -> int:
     from facemetric.export.onnx import export_checkpoint
 
     report = export_checkpoint(args.checkpoint, args.onnx, dynamo=not args.legacy_exporter)
-    print(json.dumps({"onnx": str(report.path), "max_abs_diff": report.max_abs_diff,
-                      "batch_sizes_checked": list(report.batch_sizes_checked), "megabytes": report.megabytes,
-                      "seconds": report.seconds}))
+    print(
+        json.dumps(
+            {
+                "onnx": str(report.path),
+                "max_abs_diff": report.max_abs_diff,
+                "batch_sizes_checked": list(report.batch_sizes_checked),
+                "megabytes": report.megabytes,
+                "seconds": report.seconds,
+            }
+        )
+    )
     return 0

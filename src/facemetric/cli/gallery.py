@@ -10,10 +10,16 @@ HELP = "enroll / verify / identify faces against a persistent gallery"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("gallery", help=HELP, formatter_class=RAW, description=(
-        "A gallery folder (SQLite + FAISS) of enrolled people. Every answer is JSON with the score, the calibrated "
-        "threshold and the false-accept rate behind it. Start with `init`, enrol a few photos per person, then "
-        "`calibrate` on labelled photos of real people."), epilog="""examples:
+    p = sub.add_parser(
+        "gallery",
+        help=HELP,
+        formatter_class=RAW,
+        description=(
+            "A gallery folder (SQLite + FAISS) of enrolled people. Every answer is JSON with the score, the calibrated "
+            "threshold and the false-accept rate behind it. Start with `init`, enrol a few photos per person, then "
+            "`calibrate` on labelled photos of real people."
+        ),
+        epilog="""examples:
   facemetric gallery --gallery team init --model dlib-resnet     pretrained, offline (pip install 'facemetric[dlib]')
   facemetric gallery --gallery team init --model runs/x/best.pt  your own model (or its .onnx export)
   facemetric gallery --gallery team enroll "Ada Lovelace" ada1.jpg ada2.jpg
@@ -21,20 +27,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
   facemetric gallery --gallery team calibrate --far 1e-3 labelled_photos/
   facemetric gallery --gallery team verify "Ada Lovelace" door_cam.jpg
   facemetric gallery --gallery team identify visitor.jpg --top-k 3
-""")
+""",
+    )
     add_gallery(p)
-    add_model(p, required=False, extra="; default: the gallery's own (init: dlib-resnet). Any other must be the "
-              "gallery's model (e.g. its file moved): embeddings of two models are never mixed")
+    add_model(
+        p,
+        required=False,
+        extra="; default: the gallery's own (init: dlib-resnet). Any other must be the "
+        "gallery's model (e.g. its file moved): embeddings of two models are never mixed",
+    )
     gsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     q = gsub.add_parser("init", help="create an empty gallery for one model (--model, default dlib-resnet)")
     add_model(q, required=False, default=argparse.SUPPRESS, extra="; default dlib-resnet")
     q = gsub.add_parser("enroll", help="add photos of a person (created if new); all or nothing")
     q.add_argument("name", help="the person's name (a label: no slash, no leading dot)")
     q.add_argument("images", nargs="+", help="photos with the person's face")
-    q = gsub.add_parser("import", help="enrol every person of a labelled folder (folder per person, CSV, ...)",
-                        description="Enrols each person of DATA with up to --per-person of their photos (in file "
-                        "order). A photo without a usable face is skipped and counted, not fatal; each person is "
-                        "one transaction. Folder names become the names.")
+    q = gsub.add_parser(
+        "import",
+        help="enrol every person of a labelled folder (folder per person, CSV, ...)",
+        description="Enrols each person of DATA with up to --per-person of their photos (in file "
+        "order). A photo without a usable face is skipped and counted, not fatal; each person is "
+        "one transaction. Folder names become the names.",
+    )
     q.add_argument("data", help="labelled photos (any layout `train` reads)")
     q.add_argument("--per-person", type=int, help="at most this many photos per person (default: all)")
     add_layout(q)
@@ -47,12 +61,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     gsub.add_parser("list", help="enrolled people with their photo counts")
     q = gsub.add_parser("remove", help="delete a person and their photos")
     q.add_argument("name")
-    q = gsub.add_parser("calibrate", help="set the thresholds at a false-accept rate from labelled photos",
-                        description="Embeds every photo of DATA (any layout `train` accepts; photos already enrolled "
-                        "are left out) and sets the identify threshold so that at most --far of the searches by "
-                        "someone not enrolled name anyone (each photo searched with its own person removed), and the "
-                        "verify threshold so that at most --far of comparisons with another person are accepted. "
-                        "Enrol first: the thresholds depend on the gallery.")
+    q = gsub.add_parser(
+        "calibrate",
+        help="set the thresholds at a false-accept rate from labelled photos",
+        description="Embeds every photo of DATA (any layout `train` accepts; photos already enrolled "
+        "are left out) and sets the identify threshold so that at most --far of the searches by "
+        "someone not enrolled name anyone (each photo searched with its own person removed), and the "
+        "verify threshold so that at most --far of comparisons with another person are accepted. "
+        "Enrol first: the thresholds depend on the gallery.",
+    )
     q.add_argument("data", help="labelled photos of real people (folder per person, CSV or flat files)")
     q.add_argument("--far", type=float, default=1e-3, help="target false-accept rate (default 1e-3)")
     add_layout(q)
@@ -66,8 +83,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "init":
         gallery = Gallery.create(args.gallery, args.model or "dlib-resnet")
         info = gallery.store.embedder
-        print_json({"gallery": str(args.gallery), "model": info.name, "fingerprint": info.fingerprint,
-                    "dim": info.dim})
+        print_json({"gallery": str(args.gallery), "model": info.name, "fingerprint": info.fingerprint, "dim": info.dim})
         gallery.close()
         return 0
     gallery = Gallery(args.gallery, load_embedder(args.model) if args.model else None, template=args.template)

@@ -10,11 +10,16 @@ HELP = "list the backbones with parameters, FLOPs and CPU speed"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help=HELP, description=(
-        "Every registered backbone at its natural input (3x112x112 faces; 1x32x32 patches for l2net/hardnet): "
-        "parameter count, forward GFLOPs per image (counted by torch.utils.flop_counter, a multiply-add = 2) and "
-        "CPU forward images/s (eval mode, batch 8, channels-last fp32, about 1 s per model). Use a name as "
-        "model.name."))
+    p = sub.add_parser(
+        "models",
+        help=HELP,
+        description=(
+            "Every registered backbone at its natural input (3x112x112 faces; 1x32x32 patches for l2net/hardnet): "
+            "parameter count, forward GFLOPs per image (counted by torch.utils.flop_counter, a multiply-add = 2) and "
+            "CPU forward images/s (eval mode, batch 8, channels-last fp32, about 1 s per model). Use a name as "
+            "model.name."
+        ),
+    )
     p.add_argument("names", nargs="*", help="only these models (default: all)")
     p.add_argument("--embedding-dim", type=int, help="embedding size (default 512; 128 for l2net/hardnet)")
     p.add_argument("--max-params", help="mark which fit a parameter cap, e.g. 21M or 21000000")

@@ -10,17 +10,25 @@ HELP = "HTML + Markdown report of an evaluation folder or a training run"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help=HELP, description=(
-        "Writes report.html (self-contained: open it anywhere) and report.md with report_files/: metrics table, "
-        "ROC and DET curves, genuine/impostor score histograms with the threshold, training curves, a t-SNE map "
-        "of embeddings coloured by identity, the worst false accepts and false rejects, CMC and open-set tables, "
-        "retrieval metrics. PATH is the --out folder of `facemetric eval`, or a training run folder: its "
-        "checkpoint is then evaluated on the run's held-out identities into PATH/eval first (the pairs its "
-        "validation used, an open-set split with 30%% of them unknown, retrieval)."))
+    p = sub.add_parser(
+        "report",
+        help=HELP,
+        description=(
+            "Writes report.html (self-contained: open it anywhere) and report.md with report_files/: metrics table, "
+            "ROC and DET curves, genuine/impostor score histograms with the threshold, training curves, a t-SNE map "
+            "of embeddings coloured by identity, the worst false accepts and false rejects, CMC and open-set tables, "
+            "retrieval metrics. PATH is the --out folder of `facemetric eval`, or a training run folder: its "
+            "checkpoint is then evaluated on the run's held-out identities into PATH/eval first (the pairs its "
+            "validation used, an open-set split with 30%% of them unknown, retrieval)."
+        ),
+    )
     p.add_argument("path", help="evaluation folder (facemetric eval --out) or training run folder")
     p.add_argument("--checkpoint", help="run folder only: checkpoint to evaluate (default best.pt, else last.pt)")
-    p.add_argument("--far", type=float, help="run folder only: open-set target FAR (default 1e-2); "
-                   "given, the run is evaluated again")
+    p.add_argument(
+        "--far",
+        type=float,
+        help="run folder only: open-set target FAR (default 1e-2); given, the run is evaluated again",
+    )
     p.add_argument("--refresh", action="store_true", help="run folder only: evaluate again even if PATH/eval exists")
     p.add_argument("--title", help="report title")
     p.add_argument("--screenshot", metavar="PNG", help="also render the HTML in headless Chromium to this PNG")
@@ -30,7 +38,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from facemetric.report import make_report
 
-    paths = make_report(args.path, checkpoint=args.checkpoint, far=args.far, refresh=args.refresh, title=args.title,
-                        screenshot=args.screenshot, progress=not args.quiet)
+    paths = make_report(
+        args.path,
+        checkpoint=args.checkpoint,
+        far=args.far,
+        refresh=args.refresh,
+        title=args.title,
+        screenshot=args.screenshot,
+        progress=not args.quiet,
+    )
     print_json({k: str(v) for k, v in paths.items()})
     return 0

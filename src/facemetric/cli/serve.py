@@ -11,17 +11,28 @@ HELP = "HTTP API and web page for the gallery (FastAPI)"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help=HELP, description=(
-        "Serves enroll / verify / identify / list / remove over HTTP (OpenAPI docs and response schemas at /docs) "
-        "and a small web page at / to enrol and verify from an uploaded photo or the webcam. Binds 127.0.0.1 by "
-        "default; binding another address requires a bearer token (--token or $FACEMETRIC_TOKEN)."))
+    p = sub.add_parser(
+        "serve",
+        help=HELP,
+        description=(
+            "Serves enroll / verify / identify / list / remove over HTTP (OpenAPI docs and response schemas at /docs) "
+            "and a small web page at / to enrol and verify from an uploaded photo or the webcam. Binds 127.0.0.1 by "
+            "default; binding another address requires a bearer token (--token or $FACEMETRIC_TOKEN)."
+        ),
+    )
     add_gallery(p)
-    add_model(p, required=False, extra="; default: the gallery's own. A gallery that does not exist yet is "
-              "created for this model")
+    add_model(
+        p,
+        required=False,
+        extra="; default: the gallery's own. A gallery that does not exist yet is created for this model",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--token", default=os.environ.get("FACEMETRIC_TOKEN"),
-                   help="bearer token every request must carry (required unless bound to localhost)")
+    p.add_argument(
+        "--token",
+        default=os.environ.get("FACEMETRIC_TOKEN"),
+        help="bearer token every request must carry (required unless bound to localhost)",
+    )
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest accepted upload (default 10 MB)")
     p.add_argument("--max-pixels", type=int, default=40_000_000, help="largest accepted image (default 40 MP)")
     p.set_defaults(run=run)
@@ -34,6 +45,16 @@ def run(args: argparse.Namespace) -> int:
     require("uvicorn", "serve", "facemetric serve")
     from facemetric.serve.app import ServeOptions, run_server
 
-    run_server(ServeOptions(args.gallery, args.host, args.port, args.token, int(args.max_upload_mb * 1024 * 1024),
-                            args.max_pixels, args.template, args.model))
+    run_server(
+        ServeOptions(
+            args.gallery,
+            args.host,
+            args.port,
+            args.token,
+            int(args.max_upload_mb * 1024 * 1024),
+            args.max_pixels,
+            args.template,
+            args.model,
+        )
+    )
     return 0

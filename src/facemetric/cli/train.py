@@ -10,15 +10,24 @@ HELP = "train an embedding model from a YAML config"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help=HELP, description=(
-        "Train an embedding model. Flags override the config file; the resolved config, metrics (CSV, JSONL, "
-        "TensorBoard) and checkpoints go to the run folder. Every key, with its default: `facemetric config`."))
-    p.add_argument("config", nargs="?", help="YAML config (see `facemetric config` for every key); default: built-in defaults")
+    p = sub.add_parser(
+        "train",
+        help=HELP,
+        description=(
+            "Train an embedding model. Flags override the config file; the resolved config, metrics (CSV, JSONL, "
+            "TensorBoard) and checkpoints go to the run folder. Every key, with its default: `facemetric config`."
+        ),
+    )
+    p.add_argument(
+        "config", nargs="?", help="YAML config (see `facemetric config` for every key); default: built-in defaults"
+    )
     p.add_argument("--data", help="dataset folder, CSV or prepared cache (sets data.source)")
     p.add_argument("--out", help="run folder (sets train.out)")
     p.add_argument("--epochs", type=int, help="number of epochs (sets train.epochs)")
     p.add_argument("--device", help="auto, cpu or cuda (sets train.device)")
-    p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt (step, optimizer and schedule restored)")
+    p.add_argument(
+        "--resume", action="store_true", help="continue from <out>/last.pt (step, optimizer and schedule restored)"
+    )
     add_overrides(p)
     p.set_defaults(run=run)
 
@@ -32,6 +41,13 @@ def run(args: argparse.Namespace) -> int:
     if args.quiet:
         overrides.append("train.progress=false")
     result = train(load_config(args.config, overrides), resume=args.resume)
-    print_json({"run": str(result.out_dir), "epochs": result.epochs, "global_step": result.global_step,
-                "best_accuracy": result.best_accuracy, "val": result.val})
+    print_json(
+        {
+            "run": str(result.out_dir),
+            "epochs": result.epochs,
+            "global_step": result.global_step,
+            "best_accuracy": result.best_accuracy,
+            "val": result.val,
+        }
+    )
     return 0

@@ -48,9 +48,8 @@ def atomic_path(path: str | Path, fsync: bool = False) -> Iterator[Path]:
 def write_atomic(path: str | Path, data: bytes | str, fsync: bool = False) -> Path:
     """Write ``data`` (text as UTF-8) to ``path`` atomically; returns ``path``."""
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    with atomic_path(path, fsync) as tmp:
-        with open(tmp, "xb") as f:  # not mkstemp: its 0600 mode would make the file private
-            f.write(payload)
+    with atomic_path(path, fsync) as tmp, open(tmp, "xb") as f:  # not mkstemp: its 0600 mode makes files private
+        f.write(payload)
     return Path(path)
 
 

@@ -278,7 +278,7 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     return model
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: Any) -> str:
     loc = tuple(error["loc"])
     key = ".".join(str(p) for p in loc)
     if error["type"] == "extra_forbidden":
@@ -335,8 +335,10 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if values is None:
         return {}
     if not isinstance(values, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections (data:, model:, train: ...), "
-                          f"got a {type(values).__name__}")
+        raise ConfigError(
+            f"{path}: the top level must be a mapping of sections (data:, model:, train: ...), "
+            f"got a {type(values).__name__}"
+        )
     return values
 
 

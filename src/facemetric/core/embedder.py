@@ -104,8 +104,9 @@ class Embedder(ABC):
             crops.append(crop)
             detections.append(detection)
             index.append(k)
-        stacked = np.stack(crops) if crops else np.zeros((0, self.spec.height, self.spec.width, self.spec.channels),
-                                                         np.uint8)
+        stacked = (
+            np.stack(crops) if crops else np.zeros((0, self.spec.height, self.spec.width, self.spec.channels), np.uint8)
+        )
         embeddings = self.embed_crops(stacked, batch_size, flip) if crops else np.zeros((0, self.dim), np.float32)
         return FaceBatch(embeddings, detections, np.asarray(index, np.int64), failures, stacked)
 
@@ -116,8 +117,9 @@ class Embedder(ABC):
             raise NoFaceError(batch.failures[0][1])
         return batch.embeddings[0], batch.detections[0]
 
-    def embed_files(self, paths: Sequence[str | Path], batch_size: int = 256, flip: bool = False,
-                    progress: bool = False) -> FaceBatch:
+    def embed_files(
+        self, paths: Sequence[str | Path], batch_size: int = 256, flip: bool = False, progress: bool = False
+    ) -> FaceBatch:
         """:meth:`crop_files` then :meth:`embed_crops`: image files in, embeddings out."""
         crops = self.crop_files(paths, progress)
         embeddings = self.embed_crops(crops.images, batch_size, flip, progress)

@@ -42,7 +42,7 @@ def _target(builder: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _init(target: Callable[..., Any]) -> Callable[..., Any]:
-    return target.__init__ if inspect.isclass(target) else target  # type: ignore[misc]
+    return target.__init__ if inspect.isclass(target) else target
 
 
 _BINDING = ("got multiple values for keyword argument", "got an unexpected keyword argument")
@@ -83,7 +83,8 @@ class Registry(Generic[T]):
         """The options ``name`` takes from a config: its keyword parameters minus the injected ones."""
         signature = inspect.signature(_target(self.get(name)))
         return {
-            p.name: p for p in signature.parameters.values()
+            p.name: p
+            for p in signature.parameters.values()
             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in self.injected
         }
 
@@ -99,8 +100,10 @@ class Registry(Generic[T]):
             unknown = sorted(set(options) - set(params))
             if unknown:
                 allowed = ", ".join(params) or "none"
-                raise ConfigError(f"{where}: {self.kind} {name!r} has no option {', '.join(map(repr, unknown))}; "
-                                  f"its options: {allowed}")
+                raise ConfigError(
+                    f"{where}: {self.kind} {name!r} has no option {', '.join(map(repr, unknown))}; "
+                    f"its options: {allowed}"
+                )
         hints = self._hints(name)
         for key, value in options.items():
             annotation = hints.get(key)
@@ -111,8 +114,10 @@ class Registry(Generic[T]):
             try:
                 TypeAdapter(annotation).validate_python(value, strict=True)
             except ValidationError as exc:
-                raise ConfigError(f"{where}.{key}: {value!r} is not valid for {self.kind} {name!r} "
-                                  f"({exc.errors()[0]['msg']}; expected {_type_name(annotation)})") from None
+                raise ConfigError(
+                    f"{where}.{key}: {value!r} is not valid for {self.kind} {name!r} "
+                    f"({exc.errors()[0]['msg']}; expected {_type_name(annotation)})"
+                ) from None
             except (PydanticSchemaGenerationError, PydanticUndefinedAnnotation):
                 continue  # a type pydantic cannot check (a module, a miner object): the builder checks it
 

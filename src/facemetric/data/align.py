@@ -10,7 +10,7 @@ five-point template of the ArcFace/insightface 112x112 crop with a similarity tr
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -63,8 +63,12 @@ def crop_face_file(path: str, aligner: Aligner) -> tuple[np.ndarray | None, str 
     try:
         crop, det = aligner(img)
     except NoFaceError as exc:
-        return None, "no face found", str(exc), {"backend": aligner.name, "found": False,
-                                                 "image_size": [img.width, img.height]}
+        return (
+            None,
+            "no face found",
+            str(exc),
+            {"backend": aligner.name, "found": False, "image_size": [img.width, img.height]},
+        )
     return crop, None, None, det.to_dict()
 
 

@@ -169,7 +169,12 @@ class DlibChipAligner(Aligner):
         self._dlib = dlib
         self.detector = dlib.get_frontal_face_detector()
         self.predictor = dlib.shape_predictor(str(dlib_model_dir() / "shape_predictor_5_face_landmarks.dat"))
-        self.upsample, self.whole_image_fallback, self.pad, self.max_side = upsample, whole_image_fallback, pad, max_side
+        self.upsample, self.whole_image_fallback, self.pad, self.max_side = (
+            upsample,
+            whole_image_fallback,
+            pad,
+            max_side,
+        )
 
     def detect(self, pixels: np.ndarray) -> tuple[list[tuple[float, float, float, float]], list[float]]:
         """Face boxes (left, top, right, bottom) in ``pixels``' coordinates and their detector scores.
@@ -189,8 +194,10 @@ class DlibChipAligner(Aligner):
             rects, scores, _ = self.detector.run(padded, upsample, 0.0)
             if len(rects):
                 break
-        boxes = [((r.left() - px) / scale, (r.top() - py) / scale, (r.right() - px) / scale,
-                  (r.bottom() - py) / scale) for r in rects]
+        boxes = [
+            ((r.left() - px) / scale, (r.top() - py) / scale, (r.right() - px) / scale, (r.bottom() - py) / scale)
+            for r in rects
+        ]
         return boxes, [float(s) for s in scores]
 
     def detect_and_crop(self, rgb: Image.Image) -> tuple[np.ndarray, Detection]:
@@ -207,8 +214,10 @@ class DlibChipAligner(Aligner):
             score, backend = None, f"{self.name}/whole-image"
         else:
             blank = " (the photo is blank)" if pixels.std() < 2.0 else ""
-            raise NoFaceError(f"no face found by dlib's HOG detector{blank} (photo {width}x{height}, "
-                              f"padded by {self.pad:.0%}, tried up to {self.upsample} upsamplings)")
+            raise NoFaceError(
+                f"no face found by dlib's HOG detector{blank} (photo {width}x{height}, "
+                f"padded by {self.pad:.0%}, tried up to {self.upsample} upsamplings)"
+            )
         chip, landmarks = self._chip(pixels, box)
         det = Detection(backend, bool(boxes), [float(v) for v in box], score, landmarks, len(boxes), [width, height])
         return chip, det
@@ -225,9 +234,10 @@ class DlibChipAligner(Aligner):
         region = np.full((bottom - top, right - left, 3), GREY, dtype=np.uint8)
         src_x0, src_y0 = max(left, 0), max(top, 0)
         src_x1, src_y1 = min(right, pixels.shape[1]), min(bottom, pixels.shape[0])
-        region[src_y0 - top:src_y1 - top, src_x0 - left:src_x1 - left] = pixels[src_y0:src_y1, src_x0:src_x1]
-        rect = self._dlib.rectangle(round(box[0] - left), round(box[1] - top), round(box[2] - left),
-                                    round(box[3] - top))
+        region[src_y0 - top : src_y1 - top, src_x0 - left : src_x1 - left] = pixels[src_y0:src_y1, src_x0:src_x1]
+        rect = self._dlib.rectangle(
+            round(box[0] - left), round(box[1] - top), round(box[2] - left), round(box[3] - top)
+        )
         shape = self.predictor(region, rect)
         landmarks = [[float(shape.part(i).x + left), float(shape.part(i).y + top)] for i in range(5)]
         chip = np.asarray(self._dlib.get_face_chip(region, shape, size=CHIP_SIZE, padding=CHIP_PADDING), np.uint8)

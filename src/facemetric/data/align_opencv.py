@@ -14,7 +14,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from facemetric.data.align import ALIGNERS, TEMPLATE_112, Aligner, Detection, NoFaceError, crop_box, pick_face, warp_to_template
+from facemetric.data.align import (
+    ALIGNERS,
+    TEMPLATE_112,
+    Aligner,
+    Detection,
+    NoFaceError,
+    crop_box,
+    pick_face,
+    warp_to_template,
+)
 
 CASCADE_DIRS = ("/usr/share/opencv4/haarcascades", "/usr/share/opencv/haarcascades")
 # A Haar frontal-face box spans roughly brow to chin; this enlargement gives about the framing of
@@ -93,7 +102,9 @@ class OpenCVAligner(Aligner):
         found = self.eyes.detectMultiScale(upper, scaleFactor=1.1, minNeighbors=4, minSize=(max(w // 8, 8),) * 2)
         if len(found) < 2:
             return None
-        centres = sorted(((x + ew / 2 + x0, y + eh / 2 + y0, ew * eh) for x, y, ew, eh in found), key=lambda c: -c[2])[:2]
+        centres = sorted(((x + ew / 2 + x0, y + eh / 2 + y0, ew * eh) for x, y, ew, eh in found), key=lambda c: -c[2])[
+            :2
+        ]
         left, right = sorted(centres, key=lambda c: c[0])
         apart = right[0] - left[0]
         if not (0.25 * w < apart < 0.75 * w) or abs(right[1] - left[1]) > 0.5 * apart:

@@ -46,13 +46,15 @@ def _shift_flip(
     """
     n, h, w, _ = out.shape
     sy, sx = int(round(cfg.shift * h)), int(round(cfg.shift * w))
-    dys, dxs = rng.integers(-sy, sy + 1, n), rng.integers(-sx, sx + 1, n)
-    flips = rng.random(n) < 0.5 if cfg.flip else np.zeros(n, dtype=bool)
+    dys, dxs = np.asarray(rng.integers(-sy, sy + 1, n)), np.asarray(rng.integers(-sx, sx + 1, n))
+    flips = np.asarray(rng.random(n) < 0.5) if cfg.flip else np.zeros(n, dtype=bool)
     for i in range(n):
         src = source[rows[i]]
         dy, dx = int(dys[i]), -int(dxs[i]) if flips[i] else int(dxs[i])
         o = out[i]
-        o[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = src[max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)]
+        o[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = src[
+            max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
+        ]
         if dy > 0:
             o[:dy] = o[dy]
         elif dy < 0:
@@ -97,9 +99,9 @@ def geometry_and_draws(
         _shift_flip(source, rows, out, cfg, rng)
     else:
         out[...] = source[rows]
-    gain = rng.uniform(1 - cfg.contrast, 1 + cfg.contrast, n)
-    offset = rng.uniform(-cfg.brightness, cfg.brightness, n)
-    sat = rng.uniform(1 - cfg.saturation, 1 + cfg.saturation, n) if c == 3 else np.ones(n)
+    gain = np.asarray(rng.uniform(1 - cfg.contrast, 1 + cfg.contrast, n))
+    offset = np.asarray(rng.uniform(-cfg.brightness, cfg.brightness, n))
+    sat = np.asarray(rng.uniform(1 - cfg.saturation, 1 + cfg.saturation, n)) if c == 3 else np.ones(n)
     if c == 3 and cfg.grayscale:
         sat[rng.random(n) < cfg.grayscale] = 0.0
     pivot = out[:, ::8, ::8].reshape(n, -1).mean(axis=1, dtype=np.float32) / 255.0  # mean brightness, 1/64 sample

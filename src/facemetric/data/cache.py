@@ -61,7 +61,7 @@ class PackedImages:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def subset(self, keep: np.ndarray) -> "PackedImages":
+    def subset(self, keep: np.ndarray) -> PackedImages:
         """Rows ``keep``; labels are re-numbered 0..n-1 over the identities that remain.
 
         A memory-mapped cache stays on disk: the subset is a :class:`RowView`, not a copy.
@@ -91,7 +91,10 @@ def _cache_key(manifest: Manifest, spec: ImageSpec) -> str:
 
 
 def decode_manifest(
-    manifest: Manifest, spec: ImageSpec, workers: int | None = None, progress: bool = True,
+    manifest: Manifest,
+    spec: ImageSpec,
+    workers: int | None = None,
+    progress: bool = True,
     aligner: Aligner | None = None,
 ) -> PackedImages:
     """Decode every image of ``manifest``; undecodable files go to ``bad`` with their reason.
@@ -130,15 +133,24 @@ def decode_manifest(
             else:
                 bad.append((str(manifest.paths[i]), error))
     keep = np.flatnonzero(ok)
-    names = sorted(set(manifest.identities[i] for i in keep))
+    names = sorted({manifest.identities[i] for i in keep})
     index = {name: k for k, name in enumerate(names)}
     labels = np.array([index[manifest.identities[i]] for i in keep], dtype=np.int64)
     kept = images if len(keep) == n else images[keep]  # fancy indexing would copy every image
-    return PackedImages(kept, labels, [str(manifest.paths[i]) for i in keep], names, bad,
-                        [detections[i] for i in keep] if aligner is not None else [], keep)
+    return PackedImages(
+        kept,
+        labels,
+        [str(manifest.paths[i]) for i in keep],
+        names,
+        bad,
+        [detections[i] for i in keep] if aligner is not None else [],
+        keep,
+    )
 
 
-def load_packed(manifest: Manifest, spec: ImageSpec, cache_dir: str | Path | None = None, progress: bool = True) -> PackedImages:
+def load_packed(
+    manifest: Manifest, spec: ImageSpec, cache_dir: str | Path | None = None, progress: bool = True
+) -> PackedImages:
     """Decode ``manifest``, reusing ``cache_dir/<key>.npz`` when the same files were decoded before.
 
     The key covers every path, identity, file size and modification time and the
@@ -157,7 +169,6 @@ def load_packed(manifest: Manifest, spec: ImageSpec, cache_dir: str | Path | Non
     packed = decode_manifest(manifest, spec, progress=progress)
     cache_dir.mkdir(parents=True, exist_ok=True)
     meta = json.dumps({"paths": packed.paths, "identity_names": packed.identity_names, "bad": packed.bad})
-    with atomic_path(target) as tmp:
-        with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to a bare name
-            np.savez(f, images=packed.images, labels=packed.labels, meta=np.array(meta))
+    with atomic_path(target) as tmp, open(tmp, "wb") as f:  # a file object: np.savez would add .npz to a bare name
+        np.savez(f, images=packed.images, labels=packed.labels, meta=np.array(meta))
     return packed

@@ -11,10 +11,16 @@ from PIL import Image, ImageDraw
 from facemetric.core.atomic import write_atomic
 
 
-def contact_sheet(images: np.ndarray, labels: list[str], count: int = 48, columns: int = 8, seed: int = 0) -> Image.Image:
+def contact_sheet(
+    images: np.ndarray, labels: list[str], count: int = 48, columns: int = 8, seed: int = 0
+) -> Image.Image:
     """Up to ``count`` random crops of ``images`` (N, H, W, C uint8) in a grid, each captioned."""
     rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(len(images), size=min(count, len(images)), replace=False)) if len(images) else []
+    rows: np.ndarray = (
+        np.sort(rng.choice(len(images), size=min(count, len(images)), replace=False))
+        if len(images)
+        else np.zeros(0, np.int64)
+    )
     h, w = images.shape[1:3]
     caption = 12
     lines = max(1, -(-len(rows) // columns))

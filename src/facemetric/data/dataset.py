@@ -50,7 +50,11 @@ def load_dataset(cfg: DataConfig, progress: bool = True, out_dir: Path | None = 
         if [spec.height, spec.width] != list(cfg.image_size):
             log.warning(
                 "data.image_size %s differs from the %dx%d crops in %s: the crops are used as they are "
-                "(prepare again with --size to change them)", cfg.image_size, spec.height, spec.width, cfg.source,
+                "(prepare again with --size to change them)",
+                cfg.image_size,
+                spec.height,
+                spec.width,
+                cfg.source,
             )
         if spec.channels != cfg.channels:
             raise DatasetError(f"{cfg.source} holds {spec.channels}-channel crops but data.channels is {cfg.channels}")
@@ -68,7 +72,13 @@ def load_dataset(cfg: DataConfig, progress: bool = True, out_dir: Path | None = 
     log.info(
         "data: %s (%s) -> %d images of %d identities; train %d identities / %d images, "
         "validation %d identities / %d images",
-        cfg.source, layout, len(packed), len(packed.identity_names),
-        len(train.identity_names), len(train), len(val.identity_names) if val else 0, len(val) if val else 0,
+        cfg.source,
+        layout,
+        len(packed),
+        len(packed.identity_names),
+        len(train.identity_names),
+        len(train),
+        len(val.identity_names) if val else 0,
+        len(val) if val else 0,
     )
     return DatasetSplit(train, val, spec, skipped)

@@ -47,7 +47,9 @@ def _to_8bit(img: Image.Image) -> Image.Image:
         return Image.fromarray((np.asarray(img).astype(np.uint32) >> _HIGH_DEPTH_MODES[img.mode]).astype(np.uint8))
     a = np.asarray(img, dtype=np.float64)
     low, high = float(a.min()), float(a.max())
-    return Image.fromarray(np.zeros(a.shape, np.uint8) if high <= low else ((a - low) * (255.0 / (high - low))).astype(np.uint8))
+    return Image.fromarray(
+        np.zeros(a.shape, np.uint8) if high <= low else ((a - low) * (255.0 / (high - low))).astype(np.uint8)
+    )
 
 
 def _flatten_alpha(img: Image.Image) -> Image.Image:
@@ -96,7 +98,9 @@ def _decode(
                 if max_pixels is not None and img.width * img.height > max_pixels:
                     raise ImageDecodeError(
                         f"image is {img.width}x{img.height} = {img.width * img.height:,} pixels, more than the "
-                        f"{max_pixels:,} allowed", "too many pixels")
+                        f"{max_pixels:,} allowed",
+                        "too many pixels",
+                    )
                 if draft is not None and not _exif_rotates(img):
                     img.draft("RGB", draft)
                 img.load()

@@ -141,8 +141,13 @@ class RunBatches(Dataset):
         if isinstance(self.source, np.memmap) and self.source.filename:
             m = self.source
             state["source"] = ("memmap", str(m.filename), m.offset, m.shape, m.dtype.str)
-            state["data"] = PackedImages(np.empty((0, *self.source.shape[1:]), np.uint8), self.data.labels,
-                                         self.data.paths, self.data.identity_names, [])
+            state["data"] = PackedImages(
+                np.empty((0, *self.source.shape[1:]), np.uint8),
+                self.data.labels,
+                self.data.paths,
+                self.data.identity_names,
+                [],
+            )
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -187,11 +192,12 @@ class RingLoader:
         if self._active:
             raise RuntimeError("this RingLoader is already being iterated; its ring holds one stream at a time")
         ring = self.batches.ring
+        assert ring is not None  # set in __init__
         ring.released.fill_(0)
         loader = DataLoader(
             self.batches,
             batch_size=None,
-            collate_fn=_no_collate,
+            collate_fn=_no_collate,  # type: ignore[arg-type]  # batch_size=None: items are not lists
             shuffle=False,
             num_workers=self.workers,
             prefetch_factor=PREFETCH if self.workers > 0 else None,
@@ -213,7 +219,8 @@ class RingLoader:
 
 
 def batch_loader(batches: RunBatches, workers: int, batch_size: int) -> RingLoader:
-    """The training stream of ``batches`` (at most ``batch_size`` images each), built by ``workers`` processes, in order."""
+    """The training stream of ``batches`` (at most ``batch_size`` images each), built in order by ``workers``
+    processes."""
     return RingLoader(batches, workers, batch_size)
 
 
@@ -235,8 +242,16 @@ class BatchSource:
 
     def stream(self, first_step: int, last_step: int) -> RingLoader:
         """The batches of global steps ``first_step`` .. ``last_step - 1``, in order."""
-        batches = RunBatches(self.data, self.sampler.epoch, self.steps_per_epoch, first_step, last_step,
-                             self.augment, self.normalization, self.seed)
+        batches = RunBatches(
+            self.data,
+            self.sampler.epoch,
+            self.steps_per_epoch,
+            first_step,
+            last_step,
+            self.augment,
+            self.normalization,
+            self.seed,
+        )
         return batch_loader(batches, self.workers, self.sampler.p * self.sampler.k)
 
 

@@ -133,7 +133,15 @@ def _check_out(out: Path, fingerprint: str, overwrite: bool) -> dict | None:
 
 
 def _clear(out: Path) -> None:
-    for name in ("images.npy", "manifest.csv", "detections.jsonl", "skipped.csv", "summary.json", "contact_sheet.png", "meta.json"):
+    for name in (
+        "images.npy",
+        "manifest.csv",
+        "detections.jsonl",
+        "skipped.csv",
+        "summary.json",
+        "contact_sheet.png",
+        "meta.json",
+    ):
         (out / name).unlink(missing_ok=True)
     shutil.rmtree(out / "partial", ignore_errors=True)
 
@@ -175,9 +183,16 @@ def prepare(
     todo = [c for c in range(len(chunks)) if c not in done]
     resumed = len(chunks) - len(todo)
     workers = (os.cpu_count() or 1) if workers is None else workers
-    with log_path.open("a", encoding="utf-8") as log_file, tqdm(
-        total=n, initial=sum(len(chunks[c]) for c in done), desc=f"prepare ({options.align})", unit="img", disable=not progress
-    ) as bar:
+    with (
+        log_path.open("a", encoding="utf-8") as log_file,
+        tqdm(
+            total=n,
+            initial=sum(len(chunks[c]) for c in done),
+            desc=f"prepare ({options.align})",
+            unit="img",
+            disable=not progress,
+        ) as bar,
+    ):
 
         def record(chunk: int, results: list) -> None:
             entries = []
@@ -210,7 +225,9 @@ def prepare(
     return PrepareResult(out, summary)
 
 
-def _finalize(out: Path, manifest: Manifest, options: PrepareOptions, fingerprint: str, done: dict, started: float) -> dict:
+def _finalize(
+    out: Path, manifest: Manifest, options: PrepareOptions, fingerprint: str, done: dict, started: float
+) -> dict:
     """Compact the good rows into images.npy and write the manifest, skips, statistics and contact sheet."""
     results = {i: (kind, reason, det) for entries in done.values() for i, kind, reason, det in entries}
     keep = [i for i in range(len(manifest)) if results[i][0] is None]
@@ -225,8 +242,16 @@ def _finalize(out: Path, manifest: Manifest, options: PrepareOptions, fingerprin
         packed.flush()
         mean, std = _channel_stats(packed)
         del packed, partial
-    write_atomic(out / "manifest.csv", _csv(["index", "label", "identity", "source"], (
-        [row, label[manifest.identities[i]], manifest.identities[i], str(manifest.paths[i])] for row, i in enumerate(keep))))
+    write_atomic(
+        out / "manifest.csv",
+        _csv(
+            ["index", "label", "identity", "source"],
+            (
+                [row, label[manifest.identities[i]], manifest.identities[i], str(manifest.paths[i])]
+                for row, i in enumerate(keep)
+            ),
+        ),
+    )
     write_atomic(out / "detections.jsonl", "".join(json.dumps(results[i][2]) + "\n" for i in keep))
     skipped = [(str(p), "", re.sub(r"\d+", "N", reason), reason) for p, reason in manifest.skipped]
     kept = set(keep)
@@ -264,7 +289,9 @@ def _channel_stats(images: np.ndarray, sample: int = 2048) -> tuple[list[float],
         return [0.5] * images.shape[-1], [0.5] * images.shape[-1]
     rows = np.linspace(0, len(images) - 1, min(sample, len(images))).astype(np.int64)
     x = images[rows].astype(np.float64) / 255.0
-    return [round(float(v), 5) for v in x.mean(axis=(0, 1, 2))], [round(max(float(v), 1e-3), 5) for v in x.std(axis=(0, 1, 2))]
+    return [round(float(v), 5) for v in x.mean(axis=(0, 1, 2))], [
+        round(max(float(v), 1e-3), 5) for v in x.std(axis=(0, 1, 2))
+    ]
 
 
 def _write_meta(out: Path, options: PrepareOptions, fingerprint: str, summary: dict) -> None:

@@ -36,9 +36,13 @@ def prepared_spec(path: str | Path) -> ImageSpec:
     opts = meta["options"]
     crop = float(opts.get("align_options", {}).get("fraction", 0.55)) if opts["align"] == "center" else 1.0
     return ImageSpec(
-        opts["size"], opts["size"], opts["channels"], crop=crop,
+        opts["size"],
+        opts["size"],
+        opts["channels"],
+        crop=crop,
         align="crop" if opts["align"] in ("none", "center") else opts["align"],
-        mean=tuple(meta["mean"]), std=tuple(meta["std"]),
+        mean=tuple(meta["mean"]),
+        std=tuple(meta["std"]),
     )
 
 
@@ -55,5 +59,7 @@ def load_prepared(path: str | Path) -> PackedImages:
     with (path / "skipped.csv").open(newline="", encoding="utf-8") as f:
         bad = [(r["source"], r["reason"]) for r in csv.DictReader(f)]
     if len(rows) != len(images):
-        raise ValueError(f"{path}: manifest.csv has {len(rows)} rows but images.npy {len(images)}; prepare again with --overwrite")
+        raise ValueError(
+            f"{path}: manifest.csv has {len(rows)} rows but images.npy {len(images)}; prepare again with --overwrite"
+        )
     return PackedImages(images, labels, [r["source"] for r in rows], [names[k] for k in range(len(names))], bad)

@@ -72,7 +72,9 @@ class PKSampler:
                 "Lower sampler.k, use sampler.short_policy=repeat, or add data."
             )
         if p > len(self.groups):
-            raise DatasetError(f"sampler.p={p} identities per batch but only {len(self.groups)} usable identities; lower sampler.p")
+            raise DatasetError(
+                f"sampler.p={p} identities per batch but only {len(self.groups)} usable identities; lower sampler.p"
+            )
         self.batches_per_epoch = batches_per_epoch or max(1, self.report.images_used // (p * k))
 
     def epoch(self, epoch: int) -> list[np.ndarray]:

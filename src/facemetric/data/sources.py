@@ -26,8 +26,41 @@ from facemetric.core.errors import FacemetricError
 
 # Extensions that are certainly not images: skipped during scanning (and reported).
 NOT_IMAGE_EXTENSIONS = frozenset(
-    ".txt .csv .tsv .json .jsonl .yaml .yml .md .html .htm .xml .pdf .zip .tar .gz .npz .npy "
-    ".pt .pth .onnx .db .sqlite .py .sh .log .ini .cfg .doc .docx .mat .avi .mp4 .mov".split()
+    [
+        ".txt",
+        ".csv",
+        ".tsv",
+        ".json",
+        ".jsonl",
+        ".yaml",
+        ".yml",
+        ".md",
+        ".html",
+        ".htm",
+        ".xml",
+        ".pdf",
+        ".zip",
+        ".tar",
+        ".gz",
+        ".npz",
+        ".npy",
+        ".pt",
+        ".pth",
+        ".onnx",
+        ".db",
+        ".sqlite",
+        ".py",
+        ".sh",
+        ".log",
+        ".ini",
+        ".cfg",
+        ".doc",
+        ".docx",
+        ".mat",
+        ".avi",
+        ".mp4",
+        ".mov",
+    ]
 )
 DEFAULT_FLAT_PATTERN = r"^([^.]+)"
 LAYOUTS = ("auto", "folders", "csv", "flat")
@@ -63,7 +96,7 @@ class Manifest:
                 digest.update(f"{path}|{identity}|missing\n".encode())
         return digest.hexdigest()
 
-    def subset(self, keep: list[int]) -> "Manifest":
+    def subset(self, keep: list[int]) -> Manifest:
         """A manifest with only the entries at the given indices (skips are carried over)."""
         return Manifest(
             [self.paths[i] for i in keep],
@@ -95,7 +128,7 @@ def scan_folders(root: str | Path) -> Manifest:
     identities: list[str] = []
     skipped: list[tuple[Path, str]] = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files = [p for p in _visible_files(folder)]
+        files = list(_visible_files(folder))
         images = [p for p in files if _is_candidate_image(p)]
         skipped += [(p, "not an image file (by extension)") for p in files if not _is_candidate_image(p)]
         if not images:

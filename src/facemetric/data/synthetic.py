@@ -27,15 +27,27 @@ Color = tuple[int, int, int]
 HAIR_STYLES = ("bald", "short", "long", "fringe", "side_part", "spiky")
 
 _SKIN_TONES: tuple[Color, ...] = (
-    (255, 224, 196), (241, 194, 158), (224, 172, 130),
-    (198, 134, 92), (160, 102, 66), (110, 70, 45),
+    (255, 224, 196),
+    (241, 194, 158),
+    (224, 172, 130),
+    (198, 134, 92),
+    (160, 102, 66),
+    (110, 70, 45),
 )
 _HAIR_COLORS: tuple[Color, ...] = (
-    (25, 20, 18), (70, 45, 30), (120, 80, 45), (200, 160, 90),
-    (160, 70, 35), (150, 150, 150),
+    (25, 20, 18),
+    (70, 45, 30),
+    (120, 80, 45),
+    (200, 160, 90),
+    (160, 70, 35),
+    (150, 150, 150),
 )
 _EYE_COLORS: tuple[Color, ...] = (
-    (70, 45, 25), (40, 30, 20), (60, 110, 170), (70, 130, 80), (110, 120, 125),
+    (70, 45, 25),
+    (40, 30, 20),
+    (60, 110, 170),
+    (70, 130, 80),
+    (110, 120, 125),
 )
 _GLASSES_COLORS: tuple[Color, ...] = ((20, 20, 20), (120, 80, 40), (170, 170, 180))
 
@@ -165,9 +177,13 @@ def _random_variation(rng: np.random.Generator) -> _Variation:
         light_strength=float(rng.uniform(0.0, 0.3)),
         brightness=float(rng.uniform(0.85, 1.15)),
         contrast=float(rng.uniform(0.8, 1.2)),
-        color_cast=tuple(float(x) for x in rng.uniform(0.92, 1.08, 3)),
+        color_cast=_triple(rng.uniform(0.92, 1.08, 3)),
         noise=float(rng.uniform(2.0, 8.0)),
     )
+
+
+def _triple(values: np.ndarray) -> tuple[float, float, float]:
+    return float(values[0]), float(values[1]), float(values[2])
 
 
 def _shade(color: Color, factor: float) -> Color:
@@ -252,8 +268,9 @@ def _draw_eyes(face: _Face, style: IdentityStyle, var: _Variation) -> None:
         face.draw.ellipse(_clip_box(face.circle(u, v, 0.22 * ru), white), fill=(10, 10, 10))
 
 
-def _clip_box(box: tuple[float, float, float, float], bound: tuple[float, float, float, float]
-              ) -> tuple[float, float, float, float]:
+def _clip_box(
+    box: tuple[float, float, float, float], bound: tuple[float, float, float, float]
+) -> tuple[float, float, float, float]:
     """``box`` limited vertically to ``bound``, so a half-closed eye also hides the iris."""
     return (box[0], max(box[1], bound[1]), box[2], min(box[3], bound[3]))
 
@@ -314,8 +331,13 @@ def _draw_layer(style: IdentityStyle, var: _Variation, size: int) -> Image.Image
     margin = round(_MARGIN * hi)
     layer_size = hi + 2 * margin
     layer = Image.new("RGBA", (layer_size, layer_size), (0, 0, 0, 0))
-    face = _Face(ImageDraw.Draw(layer), margin + 0.5 * hi, margin + _FACE_CENTER_Y * hi,
-                 style.face_width * hi, style.face_height * hi)
+    face = _Face(
+        ImageDraw.Draw(layer),
+        margin + 0.5 * hi,
+        margin + _FACE_CENTER_Y * hi,
+        style.face_width * hi,
+        style.face_height * hi,
+    )
     _draw_body(face, style, var, layer_size)
     _draw_hair_back(face, style)
     _draw_head(face, style)

@@ -42,7 +42,9 @@ def load_embedder(reference: str | Path | dict[str, Any], device: str = "cpu") -
         if reference.get("kind") == "model":
             return load_embedder(reference["path"], device)
         options = reference.get("options", {})
-        reference = str(reference.get("kind")) + ("?" + "&".join(f"{k}={v}" for k, v in options.items()) if options else "")
+        reference = str(reference.get("kind")) + (
+            "?" + "&".join(f"{k}={v}" for k, v in options.items()) if options else ""
+        )
     text = str(reference)
     name, _, query = text.partition("?")
     if name in PRETRAINED:
@@ -53,7 +55,8 @@ def load_embedder(reference: str | Path | dict[str, Any], device: str = "cpu") -
     if not path.is_file():
         raise EmbedderNotFoundError(
             f"{text}: no such checkpoint or ONNX file, and not the name of a pretrained model "
-            f"({', '.join(available_pretrained())}); give a run's best.pt / last.pt, a .onnx export or a name")
+            f"({', '.join(available_pretrained())}); give a run's best.pt / last.pt, a .onnx export or a name"
+        )
     if path.suffix.lower() == ".onnx":
         from facemetric.embedders.onnx import OnnxEmbedder
 

@@ -74,14 +74,16 @@ class DlibResnetEmbedder(CropEmbedder):
             dlib = load_dlib()
             folder = dlib_model_dir()
         except MissingDependencyError as exc:
-            raise MissingDependencyError(f"the {NAME} embedder needs dlib and face_recognition_models ({exc}); "
-                                         f"{INSTALL_HINT}") from None
+            raise MissingDependencyError(
+                f"the {NAME} embedder needs dlib and face_recognition_models ({exc}); {INSTALL_HINT}"
+            ) from None
         paths = [folder / f for f in MODEL_FILES]
         missing = [str(p) for p in paths if not p.is_file()]
         if missing:
             raise MissingDependencyError(f"the {NAME} embedder's model files are missing: {missing}; {INSTALL_HINT}")
-        aligner = DlibChipAligner(upsample=upsample, whole_image_fallback=whole_image_fallback, pad=pad,
-                                  max_side=max_side)
+        aligner = DlibChipAligner(
+            upsample=upsample, whole_image_fallback=whole_image_fallback, pad=pad, max_side=max_side
+        )
         super().__init__(ImageSpec(CHIP_SIZE, CHIP_SIZE, 3, align="dlib-chip"), aligner)
         self.upsample, self.num_jitters, self.whole_image_fallback = upsample, num_jitters, whole_image_fallback
         self.pad, self.max_side = pad, max_side
@@ -90,17 +92,26 @@ class DlibResnetEmbedder(CropEmbedder):
         defaults = (1, 0, False, 0.25, 1280)
         settings = (upsample, num_jitters, whole_image_fallback, pad, max_side)
         # what load_embedder takes to make this embedder again, with the same settings
-        self.reference = NAME if settings == defaults else NAME + "?" + "&".join(
-            f"{k}={v}" for k, v in zip(("upsample", "num_jitters", "whole_image_fallback", "pad", "max_side"),
-                                       settings))
+        self.reference = (
+            NAME
+            if settings == defaults
+            else NAME
+            + "?"
+            + "&".join(
+                f"{k}={v}"
+                for k, v in zip(("upsample", "num_jitters", "whole_image_fallback", "pad", "max_side"), settings)
+            )
+        )
 
     def _fingerprint(self, paths: list[Path]) -> str:
         """Hash of the model files and every setting that changes the vectors (16 hex characters)."""
         digest = hashlib.sha256()
         for path in paths:
             digest.update(path.read_bytes())
-        settings = (f"{VERSION} upsample={self.upsample} num_jitters={self.num_jitters} "
-                    f"whole_image_fallback={self.whole_image_fallback} pad={self.pad} max_side={self.max_side}")
+        settings = (
+            f"{VERSION} upsample={self.upsample} num_jitters={self.num_jitters} "
+            f"whole_image_fallback={self.whole_image_fallback} pad={self.pad} max_side={self.max_side}"
+        )
         digest.update(settings.encode())
         return digest.hexdigest()[:16]
 

@@ -27,17 +27,26 @@ class EmbeddedSet:
 
     def save(self, path: str | Path) -> Path:
         """``embeddings``, ``paths`` and ``identities`` arrays in an ``.npz`` file, written atomically."""
-        return write_npz(path, {"embeddings": self.embeddings, "paths": np.array(self.paths),
-                                "identities": np.array(self.identities)})
+        return write_npz(
+            path,
+            {"embeddings": self.embeddings, "paths": np.array(self.paths), "identities": np.array(self.identities)},
+        )
 
 
-def embed_source(embedder: Embedder, source: str | Path, layout: str = "auto", flip: bool = False,
-                 batch_size: int = 256, progress: bool = True) -> EmbeddedSet:
+def embed_source(
+    embedder: Embedder,
+    source: str | Path,
+    layout: str = "auto",
+    flip: bool = False,
+    batch_size: int = 256,
+    progress: bool = True,
+) -> EmbeddedSet:
     """Every image of a dataset (folder per person, CSV, flat files) through ``embedder``; files that
     cannot be used (unreadable, no face) are left out and listed with the reason."""
     manifest = scan_source(source, layout)
     batch = embedder.embed_files(manifest.paths, batch_size, flip, progress)
     kept = batch.index.tolist()
     skipped = [(str(p), r) for p, r in manifest.skipped] + [(str(manifest.paths[k]), r) for k, r in batch.failures]
-    return EmbeddedSet(batch.embeddings, [str(manifest.paths[k]) for k in kept],
-                       [manifest.identities[k] for k in kept], skipped)
+    return EmbeddedSet(
+        batch.embeddings, [str(manifest.paths[k]) for k in kept], [manifest.identities[k] for k in kept], skipped
+    )

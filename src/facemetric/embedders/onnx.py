@@ -50,13 +50,16 @@ class OnnxEmbedder(CropEmbedder):
             raise ExportError(f"{path}: onnxruntime cannot load it ({exc}); is it an ONNX file?") from None
         meta = self.session.get_modelmeta().custom_metadata_map
         if META_SPEC not in meta:
-            raise ExportError(f"{path}: not a facemetric export (no {META_SPEC} metadata); export it with `facemetric export`")
+            raise ExportError(
+                f"{path}: not a facemetric export (no {META_SPEC} metadata); export it with `facemetric export`"
+            )
         super().__init__(ImageSpec(**json.loads(meta[META_SPEC])))
         self.model_info = json.loads(meta.get(META_MODEL, "{}"))
         self.path = path.resolve()
         self.name, self.reference = path.name, str(self.path)
-        self.dim = int(self.model_info.get("embedding_dim", 0)) or int(self.embed_crops(
-            np.zeros((1, self.spec.height, self.spec.width, self.spec.channels), np.uint8)).shape[1])
+        self.dim = int(self.model_info.get("embedding_dim", 0)) or int(
+            self.embed_crops(np.zeros((1, self.spec.height, self.spec.width, self.spec.channels), np.uint8)).shape[1]
+        )
         self._fingerprint: str | None = None
 
     @property
@@ -70,5 +73,12 @@ class OnnxEmbedder(CropEmbedder):
         return torch.from_numpy(self.session.run([OUTPUT], {INPUT: x.contiguous().numpy()})[0])
 
     def embed_crops(self, crops: Any, batch_size: int = 256, flip: bool = False, progress: bool = False) -> np.ndarray:
-        return embed_batches(self._forward, crops, batch_size, flip, progress, self.spec.normalization,
-                             int(self.model_info.get("embedding_dim", 0)))
+        return embed_batches(
+            self._forward,
+            crops,
+            batch_size,
+            flip,
+            progress,
+            self.spec.normalization,
+            int(self.model_info.get("embedding_dim", 0)),
+        )

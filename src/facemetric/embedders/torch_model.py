@@ -32,8 +32,15 @@ def embed_array(
     was_training = model.training
     model.eval()
     try:
-        return embed_batches(lambda x: model(x.to(device)), images, batch_size, flip, progress, normalization,
-                             getattr(model, "embedding_dim", 0))
+        return embed_batches(
+            lambda x: model(x.to(device)),
+            images,
+            batch_size,
+            flip,
+            progress,
+            normalization,
+            getattr(model, "embedding_dim", 0),
+        )
     finally:
         model.train(was_training)
 
@@ -52,13 +59,14 @@ class ModelEmbedder(CropEmbedder):
     ) -> None:
         super().__init__(spec, aligner)
         # channels-last weights: the CPU convolutions run faster that way (BENCHMARKS.md, backbones)
-        self.model, self.device = model.to(device, memory_format=torch.channels_last).eval(), device
+        self.model, self.device = model.to(device, memory_format=torch.channels_last).eval(), device  # type: ignore[call-overload]  # torch stubs lack memory_format
         self.model_cfg = model_cfg  # what rebuilds the network (kept for export)
         self.path = Path(path).resolve() if path is not None else None
         self.name = self.path.name if self.path is not None else (model_cfg.name if model_cfg else type(model).__name__)
         self.reference = str(self.path) if self.path is not None else ""
-        self.dim = int(getattr(model, "embedding_dim", 0)) or int(self.embed_crops(
-            np.zeros((1, spec.height, spec.width, spec.channels), np.uint8)).shape[1])
+        self.dim = int(getattr(model, "embedding_dim", 0)) or int(
+            self.embed_crops(np.zeros((1, spec.height, spec.width, spec.channels), np.uint8)).shape[1]
+        )
         self._fingerprint: str | None = None
 
     @property

@@ -21,15 +21,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from facemetric.core.atomic import write_atomic, write_npz
+from facemetric.core.results import EVAL_FORMAT, EvalDocument
 from facemetric.eval.identification import write_decisions_csv
 
 if TYPE_CHECKING:  # the suite imports FAISS and scikit-learn: not needed to read or name the format
     from facemetric.eval.suite import EvalResult
 
-FORMAT = "facemetric-eval/1"
+FORMAT = EVAL_FORMAT
 
 
 def is_eval_dir(path: str | Path) -> bool:
@@ -38,6 +37,16 @@ def is_eval_dir(path: str | Path) -> bool:
         return json.loads((Path(path) / "eval.json").read_text()).get("format") == FORMAT
     except (OSError, ValueError, AttributeError):
         return False
+
+
+def eval_document(result: EvalResult, meta: dict[str, Any]) -> EvalDocument:
+    """``eval.json``'s content: ``meta`` (checkpoint, run_dir, embedding_dim, flip, data), the results, the notes."""
+    return EvalDocument(
+        created=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        **meta,
+        notes=list(result.notes),
+        **{name: getattr(result.summary, name) for name in type(result.summary).model_fields},
+    )
 
 
 def write_eval_dir(out: str | Path, result: EvalResult, meta: dict[str, Any]) -> Path:
@@ -59,16 +68,16 @@ def write_eval_dir(out: str | Path, result: EvalResult, meta: dict[str, Any]) ->
         write_decisions_csv(out / "decisions.csv", *result.decisions)
     else:
         (out / "decisions.csv").unlink(missing_ok=True)
-    doc = {"format": FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **meta, **result.summary}
-    if result.notes:
-        doc["notes"] = result.notes
-    write_atomic(out / "eval.json", json.dumps(doc, indent=1))
+    write_atomic(out / "eval.json", eval_document(result, meta).model_dump_json(indent=1) + "\n")
     return out
 
 
-def brief_summary(summary: dict[str, Any]) -> str:
-    """The JSON a terminal shows: the summary without the verification curve points."""
-    out = json.loads(json.dumps(summary))
-    if isinstance(out.get("verification"), dict):
-        out["verification"].pop("curves", None)
-    return json.dumps(out, indent=1)
+def brief_summary(doc: EvalDocument) -> str:
+    """The JSON a terminal shows: the evaluation without the verification curve points and the time."""
+    exclude: dict[str, Any] = {"created": True, "format": True}
+    for name in ("verification", "identification", "retrieval"):
+        if getattr(doc, name) is None:
+            exclude[name] = True  # not run: not shown
+    if doc.verification is not None:
+        exclude["verification"] = {"curves"}
+    return doc.model_dump_json(indent=1, exclude=exclude)

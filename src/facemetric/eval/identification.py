@@ -350,7 +350,11 @@ def dir_at_far(
         raise ValueError("fars is empty; give at least one false-alarm rate")
     n = len(unknown)
     out: dict[str, Any] = {
-        "far": [], "threshold": [], "dir": [], "achieved_far": [], "below_resolution": [],
+        "far": [],
+        "threshold": [],
+        "dir": [],
+        "achieved_far": [],
+        "below_resolution": [],
     }
     for i, f in enumerate(fars):
         f = _check_far(f, f"fars[{i}]")
@@ -403,8 +407,12 @@ def calibrate_threshold(
     t, alarms = _threshold_at_far(unknown, f)
     n = len(unknown)
     return Threshold(
-        value=t, target_far=f, achieved_far=alarms / n, n_impostors=n,
-        source=str(source), below_resolution=f < 1.0 / n,
+        value=t,
+        target_far=f,
+        achieved_far=alarms / n,
+        n_impostors=n,
+        source=str(source),
+        below_resolution=f < 1.0 / n,
     )
 
 
@@ -423,8 +431,11 @@ def decide(
             f"{len(scores)} probe_top_scores"
         )
     t = threshold.value if isinstance(threshold, Threshold) else threshold
-    if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(t):
+    if (
+        isinstance(t, (bool, np.bool_))
+        or not isinstance(t, (int, float, np.integer, np.floating))
+        or not math.isfinite(t)
+    ):
         raise ValueError(f"threshold must be a Threshold or a finite number, got {threshold!r}")
     names = labels.tolist()
     if unknown in names:
@@ -492,7 +503,8 @@ def open_set_report(
 
     n_val_unknown = int((~val_known).sum())
     threshold = calibrate_threshold(
-        val_score[~val_known], target_far,
+        val_score[~val_known],
+        target_far,
         source=f"validation split: top scores of {n_val_unknown} unknown probes",
     )
     t = threshold.value
@@ -503,8 +515,7 @@ def open_set_report(
     curve = dir_at_far(known_scores, correct, unknown_scores, fars)
     curve.update(
         computed_on="test",
-        note="thresholds re-chosen on the test unknowns; compare models with it, "
-        "do not deploy its thresholds",
+        note="thresholds re-chosen on the test unknowns; compare models with it, do not deploy its thresholds",
     )
     return {
         "threshold": threshold.to_dict(),
@@ -530,9 +541,7 @@ def open_set_report(
 # --------------------------------------------------------------------------- output
 
 
-def write_decisions_csv(
-    path: str | Path, probe_ids: Sequence[Any], decisions: Sequence[Any]
-) -> Path:
+def write_decisions_csv(path: str | Path, probe_ids: Sequence[Any], decisions: Sequence[Any]) -> Path:
     """Write ``id,label`` rows (the course competition format), atomically.
 
     One row per probe, ids and labels written as ``str()`` of what is given, in

@@ -59,8 +59,9 @@ def _positive_int(text: str) -> int | None:
 def _parse_header(path: Path, line_no: int, text: str) -> tuple[int, int]:
     """Return ``(num_folds, pairs_per_class)``; ``num_folds`` is 0 for the ``N`` form."""
     fields = text.split()
-    values = [_positive_int(f) for f in fields]
-    if len(fields) not in (1, 2) or None in values:
+    parsed = [_positive_int(f) for f in fields]
+    values = [v for v in parsed if v is not None]
+    if len(fields) not in (1, 2) or len(values) != len(fields):
         raise PairsFormatError(
             f"{path}:{line_no}: bad header {text!r}; the first line must be 'N' "
             "(N matched then N mismatched pairs) or 'FOLDS N' (FOLDS blocks of N "
@@ -71,9 +72,7 @@ def _parse_header(path: Path, line_no: int, text: str) -> tuple[int, int]:
     return values[0], values[1]
 
 
-def _parse_pair_line(
-    path: Path, line_no: int, text: str, same: bool, fold: int | None, where: str
-) -> Pair:
+def _parse_pair_line(path: Path, line_no: int, text: str, same: bool, fold: int | None, where: str) -> Pair:
     """Parse one pair line that the header places in a matched or mismatched block."""
     fields = text.split()
     expected = "'name i j'" if same else "'name1 i name2 j'"
@@ -184,9 +183,7 @@ def resolve_pairs(
             missing.append((pair.line, absent[0]))
     if missing:
         source = str(pairs_path) if pairs_path is not None else "the pairs list"
-        shown = "; ".join(
-            f"line {line}: {path}" for line, path in missing[:_MAX_LINES_IN_MESSAGE]
-        )
+        shown = "; ".join(f"line {line}: {path}" for line, path in missing[:_MAX_LINES_IN_MESSAGE])
         more = len(missing) - _MAX_LINES_IN_MESSAGE
         extra = f"; and {more} more line(s)" if more > 0 else ""
         root_note = "" if root.is_dir() else f" (the folder {root} does not exist)"
@@ -203,7 +200,7 @@ def _format_pair(pair: Pair) -> str:
     return f"{pair.name1}\t{pair.index1}\t{pair.name2}\t{pair.index2}"
 
 
-def write_pairs(path: StrPath, pairs: Iterable[Pair], folds: int | None = None) -> None:
+def write_pairs(path: str | Path, pairs: Iterable[Pair], folds: int | None = None) -> None:
     """Write pairs in the LFW format that :func:`parse_pairs` reads back.
 
     With ``folds=None`` the header is ``N`` and all pairs form one set; with

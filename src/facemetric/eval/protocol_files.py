@@ -63,8 +63,10 @@ def _csv_text(header: list[str], rows: list[list]) -> str:
 def write_pairs_csv(path: str | Path, protocol: PairProtocol, paths: list[str], root: str | Path) -> Path:
     """Write ``path1,path2,same,fold`` rows, paths relative to ``root`` (the dataset folder)."""
     root = Path(root)
-    rows = [[_relative(paths[a], root), _relative(paths[b], root), int(s), int(f)]
-            for a, b, s, f in zip(protocol.i, protocol.j, protocol.same, protocol.fold)]
+    rows = [
+        [_relative(paths[a], root), _relative(paths[b], root), int(s), int(f)]
+        for a, b, s, f in zip(protocol.i, protocol.j, protocol.same, protocol.fold)
+    ]
     return write_atomic(path, _csv_text(["path1", "path2", "same", "fold"], rows))
 
 
@@ -185,8 +187,14 @@ def read_open_set_csv(path: str | Path, images_root: str | Path | None = None) -
     return OpenSetList([_resolve(r["path"], root) for r in rows], identities, subset)
 
 
-def make_pair_protocol(data: str | Path, output: str | Path, folds: int = 10, pairs_per_fold: int = 300,
-                       seed: int = 0, layout: str = "auto") -> dict:
+def make_pair_protocol(
+    data: str | Path,
+    output: str | Path,
+    folds: int = 10,
+    pairs_per_fold: int = 300,
+    seed: int = 0,
+    layout: str = "auto",
+) -> dict:
     """``facemetric protocol pairs``: identity-disjoint pair folds of a dataset, written to ``output``
     (``.csv``, or the LFW format for any other suffix). Returns a summary with the notes and the
     command that evaluates a model on it."""
@@ -197,17 +205,32 @@ def make_pair_protocol(data: str | Path, output: str | Path, folds: int = 10, pa
         write_pairs_csv(output, made, paths, manifest.root)
     else:
         write_pairs_lfw(output, made, paths, names)
-    return {"output": str(output), "folds": made.n_folds, "pairs_per_class_per_fold": made.pairs_per_class,
-            "pairs": len(made), "notes": made.notes,
-            "usage": f"facemetric eval --model MODEL --pairs {output} --images {manifest.root}"}
+    return {
+        "output": str(output),
+        "folds": made.n_folds,
+        "pairs_per_class_per_fold": made.pairs_per_class,
+        "pairs": len(made),
+        "notes": made.notes,
+        "usage": f"facemetric eval --model MODEL --pairs {output} --images {manifest.root}",
+    }
 
 
-def make_open_set_split(data: str | Path, output: str | Path, unknown_fraction: float = 0.3,
-                        gallery_per_identity: int = 1, seed: int = 0, layout: str = "auto") -> dict:
+def make_open_set_split(
+    data: str | Path,
+    output: str | Path,
+    unknown_fraction: float = 0.3,
+    gallery_per_identity: int = 1,
+    seed: int = 0,
+    layout: str = "auto",
+) -> dict:
     """``facemetric protocol open-set``: a gallery / known / unknown split of a dataset as CSV."""
     manifest = scan_source(data, layout)
     paths, names = [str(p) for p in manifest.paths], list(manifest.identities)
     split = build_open_set_split(np.array(names), unknown_fraction, gallery_per_identity, seed)
     write_open_set_csv(output, split, paths, names, manifest.root)
-    return {"output": str(output), **split.counts(), "notes": split.notes,
-            "usage": f"facemetric eval --model MODEL --open-set {output} --images {manifest.root}"}
+    return {
+        "output": str(output),
+        **split.counts(),
+        "notes": split.notes,
+        "usage": f"facemetric eval --model MODEL --open-set {output} --images {manifest.root}",
+    }

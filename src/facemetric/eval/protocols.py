@@ -119,7 +119,7 @@ def _genuine(members: dict, people: np.ndarray, n: int, rng: np.random.Generator
 def _impostors(members: dict, people: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` distinct impostor image pairs: an identity pair uniformly, then one image of each."""
     seen: set[tuple[int, int]] = set()
-    out = []
+    out: list[tuple[int, int]] = []
     attempts = 0
     while len(out) < n:
         attempts += 1
@@ -173,8 +173,10 @@ def build_pair_protocol(
             "people with several photos, or fewer folds"
         )
     if n < pairs_per_class:
-        notes.append(f"{pairs_per_class} pairs per class asked, {n} per fold possible (the poorest fold's "
-                     "distinct genuine pairs, or half its impostor pairs); every fold uses that")
+        notes.append(
+            f"{pairs_per_class} pairs per class asked, {n} per fold possible (the poorest fold's "
+            "distinct genuine pairs, or half its impostor pairs); every fold uses that"
+        )
     parts = []
     for f, people in enumerate(folds):
         g = _genuine(members, people, n, rng)
@@ -183,8 +185,13 @@ def build_pair_protocol(
             parts.append((pairs, np.full(len(pairs), same, np.int8), np.full(len(pairs), f, np.int64)))
     pairs = np.concatenate([p for p, _, _ in parts])
     return PairProtocol(
-        pairs[:, 0], pairs[:, 1], np.concatenate([s for _, s, _ in parts]), np.concatenate([f for _, _, f in parts]),
-        int(n_folds), n, notes,
+        pairs[:, 0],
+        pairs[:, 1],
+        np.concatenate([s for _, s, _ in parts]),
+        np.concatenate([f for _, _, f in parts]),
+        int(n_folds),
+        n,
+        notes,
     )
 
 
@@ -235,8 +242,11 @@ def build_open_set_split(
     y = _as_labels(labels)
     if not 0.0 < float(unknown_fraction) < 1.0:
         raise ProtocolError(f"unknown_fraction must be between 0 and 1 (exclusive), got {unknown_fraction!r}")
-    if isinstance(gallery_per_identity, bool) or not isinstance(gallery_per_identity, (int, np.integer)) \
-            or gallery_per_identity < 1:
+    if (
+        isinstance(gallery_per_identity, bool)
+        or not isinstance(gallery_per_identity, (int, np.integer))
+        or gallery_per_identity < 1
+    ):
         raise ProtocolError(f"gallery_per_identity must be a positive integer, got {gallery_per_identity!r}")
     names = np.unique(y)
     rng = np.random.default_rng(seed)

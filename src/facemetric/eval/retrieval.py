@@ -40,15 +40,11 @@ def _as_embeddings(x: ArrayLike, name: str) -> np.ndarray:
     """Return ``x`` as a C-contiguous float32 (N, D) array, or raise ValueError."""
     a = np.ascontiguousarray(x, dtype=np.float32)
     if a.ndim != 2:
-        raise ValueError(
-            f"{name} must be a 2-D (num_items, dim) array, got shape {a.shape}"
-        )
+        raise ValueError(f"{name} must be a 2-D (num_items, dim) array, got shape {a.shape}")
     if a.shape[0] == 0 or a.shape[1] == 0:
         raise ValueError(f"{name} is empty (shape {a.shape})")
     if not np.all(np.isfinite(a)):
-        raise ValueError(
-            f"{name} contains {int(np.sum(~np.isfinite(a)))} NaN/inf values"
-        )
+        raise ValueError(f"{name} contains {int(np.sum(~np.isfinite(a)))} NaN/inf values")
     return a
 
 
@@ -67,6 +63,7 @@ def _build_index(
     (drawn with ``seed``); a search visits the ``nprobe`` closest cells.
     """
     n, d = references.shape
+    idx: Any
     if index == "flat":
         idx = faiss.IndexFlatIP(d)
     elif index == "ivf":
@@ -151,10 +148,7 @@ def knn(
     q = _as_embeddings(queries, "queries")
     r = q if references is queries else _as_embeddings(references, "references")
     if q.shape[1] != r.shape[1]:
-        raise ValueError(
-            f"queries and references must have the same dimension, got "
-            f"{q.shape[1]} and {r.shape[1]}"
-        )
+        raise ValueError(f"queries and references must have the same dimension, got {q.shape[1]} and {r.shape[1]}")
     k = check_positive_int(k, "k")
     chunk = check_positive_int(chunk, "chunk")
     if exclude_self and r is not q and not np.array_equal(q, r):
@@ -221,25 +215,18 @@ def retrieval_metrics(
     q = _as_embeddings(embeddings, "embeddings")
     q_labels = check_labels(labels, len(q), "labels", "embeddings")
     if (reference_embeddings is None) != (reference_labels is None):
-        raise ValueError(
-            "pass both reference_embeddings and reference_labels, or neither"
-        )
+        raise ValueError("pass both reference_embeddings and reference_labels, or neither")
     leave_one_out = reference_embeddings is None
-    if leave_one_out:
+    if reference_embeddings is None or reference_labels is None:
         r, r_labels = q, q_labels
     else:
         r = _as_embeddings(reference_embeddings, "reference_embeddings")
-        r_labels = check_labels(
-            reference_labels, len(r), "reference_labels", "reference_embeddings"
-        )
+        r_labels = check_labels(reference_labels, len(r), "reference_labels", "reference_embeddings")
         if q.shape[1] != r.shape[1]:
             raise ValueError(
-                f"embeddings and reference_embeddings must have the same "
-                f"dimension, got {q.shape[1]} and {r.shape[1]}"
+                f"embeddings and reference_embeddings must have the same dimension, got {q.shape[1]} and {r.shape[1]}"
             )
-    if isinstance(ks, (int, np.integer)):
-        ks = (ks,)
-    ks = sorted({check_positive_int(k, "every k in ks") for k in ks})
+    ks = sorted({check_positive_int(k, "every k in ks") for k in ((ks,) if isinstance(ks, (int, np.integer)) else ks)})
     if not ks:
         raise ValueError("ks is empty; give at least one k, e.g. ks=(1, 5)")
     if max_r is not None:
@@ -278,18 +265,14 @@ def retrieval_metrics(
     ranks = np.arange(1, k_search + 1, dtype=np.float32)
     for start, indices, _ in _search_chunks(idx, q, k_search, leave_one_out, chunk):
         stop = start + len(indices)
-        rel = (indices >= 0) & (
-            r_cls[np.maximum(indices, 0)] == q_cls[start:stop, None]
-        )
+        rel = (indices >= 0) & (r_cls[np.maximum(indices, 0)] == q_cls[start:stop, None])
         big_r = r_eff[start:stop]
         in_r = rel & (ranks[None, :] <= big_r[:, None])
         denom = np.maximum(big_r, 1).astype(np.float64)
         precision = np.cumsum(rel, axis=1, dtype=np.float32) / ranks  # P(i)
         p_at_1[start:stop] = rel[:, 0]
         r_prec[start:stop] = in_r.sum(axis=1) / denom
-        map_r[start:stop] = (
-            np.sum(precision, axis=1, where=in_r, dtype=np.float64) / denom
-        )
+        map_r[start:stop] = np.sum(precision, axis=1, where=in_r, dtype=np.float64) / denom
         first_hit = np.where(rel.any(axis=1), rel.argmax(axis=1), k_search)
         for k in ks:
             hit_at[k][start:stop] = first_hit < k

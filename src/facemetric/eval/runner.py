@@ -17,6 +17,7 @@ import numpy as np
 
 from facemetric.core.embedder import Embedder
 from facemetric.core.errors import FacemetricError
+from facemetric.core.results import EvalSummary
 from facemetric.data.prepared import is_prepared, load_prepared, prepared_spec
 from facemetric.data.sources import scan_source
 from facemetric.eval.lfw_pairs import MissingImageError, parse_pairs, resolve_pairs
@@ -62,8 +63,10 @@ def _require_files(located: list[tuple[int, Path]], source: Path) -> None:
     missing = [(line, p) for line, p in located if not p.is_file()]
     if missing:
         shown = "; ".join(f"line {line}: {p}" for line, p in missing[:5])
-        raise MissingImageError(f"{len(missing)} image(s) named in {source} do not exist: {shown}. Relative paths "
-                                "are read from --images (default: the CSV's folder)")
+        raise MissingImageError(
+            f"{len(missing)} image(s) named in {source} do not exist: {shown}. Relative paths "
+            "are read from --images (default: the CSV's folder)"
+        )
 
 
 def _pairs_input(pairs_path: Path, images: Path | None, items: _Items) -> PairsInput:
@@ -111,7 +114,11 @@ def _dataset(source: str | Path, embedder: Embedder, layout: str, progress: bool
     """Crops, display paths and identities of a dataset folder/CSV or a prepared cache."""
     if is_prepared(source):
         spec = prepared_spec(source)
-        if (spec.height, spec.width, spec.channels) != (embedder.spec.height, embedder.spec.width, embedder.spec.channels):
+        if (spec.height, spec.width, spec.channels) != (
+            embedder.spec.height,
+            embedder.spec.width,
+            embedder.spec.channels,
+        ):
             raise EvaluationError(
                 f"{source} holds {spec.height}x{spec.width}x{spec.channels} crops but the model takes "
                 f"{embedder.spec.height}x{embedder.spec.width}x{embedder.spec.channels}: prepare it again with --size"
@@ -122,8 +129,13 @@ def _dataset(source: str | Path, embedder: Embedder, layout: str, progress: bool
     crops = embedder.crop_files(manifest.paths, progress)
     if crops.failures:
         k, reason = crops.failures[0]
-        log.warning("%d image(s) of %s cannot be used and are left out, e.g. %s: %s", len(crops.failures), source,
-                    manifest.paths[k], reason)
+        log.warning(
+            "%d image(s) of %s cannot be used and are left out, e.g. %s: %s",
+            len(crops.failures),
+            source,
+            manifest.paths[k],
+            reason,
+        )
     kept = crops.index.tolist()
     return crops.images, [str(manifest.paths[k]) for k in kept], [manifest.identities[k] for k in kept]
 
@@ -150,7 +162,7 @@ def evaluate_files(
     # the split's images first: decisions.csv then lists the test probes in the split file's order
     subset_of = _open_set_input(Path(open_set), root, items) if open_set is not None else None
     pairs_input = _pairs_input(Path(pairs), root, items) if pairs is not None else None
-    result = EvalResult(summary={})
+    result = EvalResult(summary=EvalSummary())
     if items.paths:
         what = " and ".join(str(p) for p in (pairs, open_set) if p is not None)
         decoded = _crops(items.paths, embedder, progress, what)
@@ -158,15 +170,21 @@ def evaluate_files(
         subset = None
         if subset_of is not None:
             subset = np.array([subset_of.get(k, "") for k in range(len(items.paths))])
-        result = evaluate_embeddings(emb, decoded, items.display(), items.identities, pairs=pairs_input,
-                                     open_set=subset, far=far)
-        data.update({"images": len(items.paths), **({"pairs": str(pairs)} if pairs else {}),
-                     **({"open_set": str(open_set)} if open_set else {})})
+        result = evaluate_embeddings(
+            emb, decoded, items.display(), items.identities, pairs=pairs_input, open_set=subset, far=far
+        )
+        data.update(
+            {
+                "images": len(items.paths),
+                **({"pairs": str(pairs)} if pairs else {}),
+                **({"open_set": str(open_set)} if open_set else {}),
+            }
+        )
     if retrieval is not None:
         ret_images, ret_paths, ret_names = _dataset(retrieval, embedder, layout, progress)
         ret_emb = embedder.embed_crops(ret_images, batch_size, flip, progress)
         ret = evaluate_embeddings(ret_emb, ret_images, ret_paths, ret_names, retrieval=True)
-        result.summary.update(ret.summary)
+        result.summary.retrieval = ret.summary.retrieval
         result.embeddings = ret.embeddings  # the retrieval set: usually the widest view of the identities
         data.update({"retrieval": str(retrieval), "retrieval_images": len(ret_paths)})
     data["description"] = ", ".join(f"{k} {v}" for k, v in data.items())
@@ -180,23 +198,35 @@ def run_dir_of(model: str | Path) -> str | None:
 
 
 def evaluate_pairs_file(
-    embedder: Embedder, pairs_path: str | Path, images_root: str | Path, flip: bool = False,
-    batch_size: int = 256, progress: bool = True,
+    embedder: Embedder,
+    pairs_path: str | Path,
+    images_root: str | Path | None = None,
+    flip: bool = False,
+    batch_size: int = 256,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Accuracy (k-fold, thresholds chosen on the other folds), AUC, EER and TAR@FAR for a pairs file:
     the verification summary of :func:`evaluate_files` without its curve points, plus the pairs file,
     pair and image counts (what the demo and ``bench.verification`` print)."""
-    result, data = evaluate_files(embedder, pairs=pairs_path, images=images_root, flip=flip,
-                                  batch_size=batch_size, progress=progress)
-    report = dict(result.summary["verification"])
-    report.pop("curves")
-    report.update(pairs_file=str(pairs_path), num_pairs=report["num_positive"] + report["num_negative"],
-                  num_images=data["images"], flip=flip)
+    result, data = evaluate_files(
+        embedder, pairs=pairs_path, images=images_root, flip=flip, batch_size=batch_size, progress=progress
+    )
+    assert result.summary.verification is not None
+    report = result.summary.verification.model_dump(exclude={"curves"})
+    report.update(
+        pairs_file=str(pairs_path),
+        num_pairs=report["num_positive"] + report["num_negative"],
+        num_images=data["images"],
+        flip=flip,
+    )
     return report
 
 
 def evaluate_run(
-    run_dir: str | Path, checkpoint: str | Path | None = None, far: float = 1e-2, progress: bool = True,
+    run_dir: str | Path,
+    checkpoint: str | Path | None = None,
+    far: float = 1e-2,
+    progress: bool = True,
     batch_size: int = 256,
 ) -> tuple[EvalResult, dict[str, Any], Path]:
     """Evaluate a run's checkpoint on its held-out identities (the run's own data split).
@@ -212,8 +242,12 @@ def evaluate_run(
 
     run = Path(run_dir)
     if not (run / "config.yaml").is_file():
-        raise EvaluationError(f"{run} is not a training run folder (no config.yaml); give the --out of facemetric train")
-    ckpt = Path(checkpoint) if checkpoint else next((run / n for n in ("best.pt", "last.pt") if (run / n).is_file()), None)
+        raise EvaluationError(
+            f"{run} is not a training run folder (no config.yaml); give the --out of facemetric train"
+        )
+    ckpt = (
+        Path(checkpoint) if checkpoint else next((run / n for n in ("best.pt", "last.pt") if (run / n).is_file()), None)
+    )
     if ckpt is None:
         raise EvaluationError(f"{run} has no best.pt or last.pt checkpoint yet; train first")
     cfg = load_config(run / "config.yaml")
@@ -228,21 +262,31 @@ def evaluate_run(
     names = np.array([val.identity_names[k] for k in val.labels])
     notes: list[str] = []
     protocol = held_out_pair_protocol(names, cfg.data.val_pairs, seed=cfg.data.split_seed)
-    pairs = PairsInput(protocol.i, protocol.j, protocol.same, protocol.fold,
-                       f"{len(protocol)} pairs over the run's held-out identities, {protocol.n_folds} "
-                       "identity-disjoint folds (the pairs validation used during training)")
+    pairs = PairsInput(
+        protocol.i,
+        protocol.j,
+        protocol.same,
+        protocol.fold,
+        f"{len(protocol)} pairs over the run's held-out identities, {protocol.n_folds} "
+        "identity-disjoint folds (the pairs validation used during training)",
+    )
     try:
         split = build_open_set_split(names, 0.3, 1, seed=cfg.data.split_seed).subset
     except ValueError as exc:
         split, note = None, f"no open-set evaluation: {exc}"
         notes.append(note)
         log.warning(note)
-    result = evaluate_embeddings(emb, val.images, list(val.paths), names, pairs=pairs, open_set=split,
-                                 retrieval=True, far=far)
+    result = evaluate_embeddings(
+        emb, val.images, list(val.paths), names.tolist(), pairs=pairs, open_set=split, retrieval=True, far=far
+    )
     result.notes += notes
-    data = {"description": f"{cfg.data.source}: {len(val.identity_names)} held-out identities, {len(val)} images "
-                           f"(data.split_seed {cfg.data.split_seed})", "source": str(cfg.data.source),
-            "images": len(val), "identities": len(val.identity_names)}
+    data = {
+        "description": f"{cfg.data.source}: {len(val.identity_names)} held-out identities, {len(val)} images "
+        f"(data.split_seed {cfg.data.split_seed})",
+        "source": str(cfg.data.source),
+        "images": len(val),
+        "identities": len(val.identity_names),
+    }
     return result, data, ckpt
 
 
@@ -254,6 +298,12 @@ def evaluate_run_to_folder(
 
     run = Path(run_dir)
     result, data, used = evaluate_run(run, checkpoint, far, progress)
-    meta = {"checkpoint": str(used), "run_dir": str(run.resolve()), "flip": False, "data": data,
-            "embedding_dim": int(result.embeddings["embeddings"].shape[1])}
+    assert result.embeddings is not None  # evaluate_run always samples the embeddings
+    meta = {
+        "checkpoint": str(used),
+        "run_dir": str(run.resolve()),
+        "flip": False,
+        "data": data,
+        "embedding_dim": int(result.embeddings["embeddings"].shape[1]),
+    }
     return write_eval_dir(run / "eval", result, meta)

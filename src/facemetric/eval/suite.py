@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from facemetric.core.results import EvalSummary, IdentificationResult, RetrievalResult, VerificationResult
 from facemetric.eval.identification import (
     UNKNOWN,
     cmc,
@@ -22,8 +23,8 @@ from facemetric.eval.identification import (
     open_set_report,
     top_matches,
 )
-from facemetric.eval.scores import cosine_scores
 from facemetric.eval.retrieval import retrieval_metrics
+from facemetric.eval.scores import cosine_scores
 from facemetric.eval.verification import curves, far_calibration, verification_report
 
 FARS = (1e-3, 1e-2, 1e-1)
@@ -44,7 +45,7 @@ class PairsInput:
 class EvalResult:
     """What one evaluation produced (see :mod:`facemetric.eval.evaldir` for the files)."""
 
-    summary: dict[str, Any]
+    summary: EvalSummary
     scores: dict[str, np.ndarray] | None = None
     errors: dict[str, np.ndarray] | None = None
     embeddings: dict[str, np.ndarray] | None = None
@@ -55,8 +56,10 @@ class EvalResult:
 def operating_threshold(fold_thresholds: Sequence[float]) -> dict[str, Any]:
     """The threshold a report's histograms and error gallery use: the median k-fold threshold
     (each chosen on training folds), so it is not fitted to all the pairs it is shown on."""
-    return {"value": float(np.median(fold_thresholds)),
-            "rule": f"median of the {len(fold_thresholds)} k-fold thresholds (each chosen on the other folds)"}
+    return {
+        "value": float(np.median(fold_thresholds)),
+        "rule": f"median of the {len(fold_thresholds)} k-fold thresholds (each chosen on the other folds)",
+    }
 
 
 def worst_errors(scores: np.ndarray, same: np.ndarray, threshold: float, per_kind: int = 8) -> dict[str, np.ndarray]:
@@ -69,8 +72,9 @@ def worst_errors(scores: np.ndarray, same: np.ndarray, threshold: float, per_kin
     return {"false_accept": fa, "false_reject": fr}
 
 
-def _verification(emb: np.ndarray, images: Any, paths: list[str], pairs: PairsInput,
-                  fars: Sequence[float]) -> tuple[dict, dict, dict]:
+def _verification(
+    emb: np.ndarray, images: Any, paths: list[str], pairs: PairsInput, fars: Sequence[float]
+) -> tuple[VerificationResult, dict, dict]:
     scores = cosine_scores(emb, pairs.i, pairs.j)
     same = np.asarray(pairs.same, dtype=np.int8)
     report = verification_report(scores, same, folds=pairs.fold)
@@ -78,10 +82,14 @@ def _verification(emb: np.ndarray, images: Any, paths: list[str], pairs: PairsIn
     worst = worst_errors(scores, same, threshold["value"])
     t = threshold["value"]
     report.update(
-        source=pairs.source, threshold=threshold, curves=curves(scores, same),
+        source=pairs.source,
+        threshold=threshold,
+        curves=curves(scores, same),
         far_calibration=far_calibration(scores, same, fars, folds=pairs.fold),
-        errors={"false_accepts": int(np.sum((same == 0) & (scores >= t))),
-                "false_rejects": int(np.sum((same == 1) & (scores < t)))},
+        errors={
+            "false_accepts": int(np.sum((same == 0) & (scores >= t))),
+            "false_rejects": int(np.sum((same == 1) & (scores < t))),
+        },
     )
     p1 = np.array([paths[k] for k in pairs.i])
     p2 = np.array([paths[k] for k in pairs.j])
@@ -91,27 +99,38 @@ def _verification(emb: np.ndarray, images: Any, paths: list[str], pairs: PairsIn
     kinds = ["false_accept"] * len(worst["false_accept"]) + ["false_reject"] * len(worst["false_reject"])
     shape = tuple(np.asarray(images[0:1]).shape[1:]) if len(paths) else (0, 0, 1)
     errors = {
-        "kind": np.array(kinds, dtype=str), "score": scores[chosen].astype(np.float32),
-        "path1": p1[chosen], "path2": p2[chosen],
-        "image1": np.stack([images[int(pairs.i[c])] for c in chosen]) if len(chosen) else np.zeros((0, *shape), np.uint8),
-        "image2": np.stack([images[int(pairs.j[c])] for c in chosen]) if len(chosen) else np.zeros((0, *shape), np.uint8),
+        "kind": np.array(kinds, dtype=str),
+        "score": scores[chosen].astype(np.float32),
+        "path1": p1[chosen],
+        "path2": p2[chosen],
+        "image1": np.stack([images[int(pairs.i[c])] for c in chosen])
+        if len(chosen)
+        else np.zeros((0, *shape), np.uint8),
+        "image2": np.stack([images[int(pairs.j[c])] for c in chosen])
+        if len(chosen)
+        else np.zeros((0, *shape), np.uint8),
     }
-    return report, score_arrays, errors
+    return VerificationResult.model_validate(report), score_arrays, errors
 
 
-def _identification(emb: np.ndarray, identities: np.ndarray, subset: np.ndarray, paths: list[str],
-                    far: float, fars: Sequence[float]) -> tuple[dict, tuple[list[str], list[str]]]:
+def _identification(
+    emb: np.ndarray, identities: np.ndarray, subset: np.ndarray, paths: list[str], far: float, fars: Sequence[float]
+) -> tuple[IdentificationResult, tuple[list[str], list[str]]]:
     g = subset == "gallery"
     val = np.isin(subset, ("val_known", "val_unknown"))
     test = np.isin(subset, ("test_known", "test_unknown"))
-    open_set = open_set_report(emb[g], identities[g], emb[val], identities[val], emb[test], identities[test],
-                               target_far=far, fars=fars)
+    open_set = open_set_report(
+        emb[g], identities[g], emb[val], identities[val], emb[test], identities[test], target_far=far, fars=fars
+    )
     known = subset == "test_known"
     closed = cmc(emb[known], identities[known], emb[g], identities[g]).to_dict()
     top_labels, top_scores = top_matches(emb[test], emb[g], identities[g])
     decisions = decide(top_labels, top_scores, open_set["threshold"]["value"])
     probe_ids = [paths[k] for k in np.flatnonzero(test)]
-    return {"closed_set": closed, "open_set": open_set, "decisions_csv": "decisions.csv"}, (probe_ids, decisions)
+    result = IdentificationResult.model_validate(
+        {"closed_set": closed, "open_set": open_set, "decisions_csv": "decisions.csv"}
+    )
+    return result, (probe_ids, decisions)
 
 
 def _embedding_sample(emb: np.ndarray, identities: np.ndarray, limit: int = 3000, seed: int = 0) -> dict:
@@ -137,15 +156,15 @@ def evaluate_embeddings(
     names = np.asarray(identities).astype(str)
     if pairs is None and open_set is None and not retrieval:
         raise ValueError("nothing to evaluate: give pairs, an open-set split, or retrieval=True")
-    result = EvalResult(summary={}, embeddings=_embedding_sample(emb, names))
+    result = EvalResult(summary=EvalSummary(), embeddings=_embedding_sample(emb, names))
     if pairs is not None:
-        report, result.scores, result.errors = _verification(emb, images, paths, pairs, fars)
-        result.summary["verification"] = report
+        result.summary.verification, result.scores, result.errors = _verification(emb, images, paths, pairs, fars)
     if open_set is not None:
         if UNKNOWN in set(names.tolist()):
             raise ValueError(f"an identity is named {UNKNOWN!r}, the open-set decision for unknown people; rename it")
-        result.summary["identification"], result.decisions = _identification(emb, names, np.asarray(open_set),
-                                                                             paths, far, fars)
+        result.summary.identification, result.decisions = _identification(
+            emb, names, np.asarray(open_set), paths, far, fars
+        )
     if retrieval:
-        result.summary["retrieval"] = retrieval_metrics(emb, names)
+        result.summary.retrieval = RetrievalResult.model_validate(retrieval_metrics(emb, names))
     return result

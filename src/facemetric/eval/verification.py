@@ -25,20 +25,13 @@ def _check_inputs(
     s = np.asarray(scores, dtype=np.float64)
     y = np.asarray(labels)
     if s.ndim != 1 or y.ndim != 1:
-        raise ValueError(
-            f"scores and labels must be 1-D, got shapes {s.shape} and {y.shape}"
-        )
+        raise ValueError(f"scores and labels must be 1-D, got shapes {s.shape} and {y.shape}")
     if len(s) != len(y):
-        raise ValueError(
-            f"scores and labels must have the same length, got {len(s)} scores "
-            f"and {len(y)} labels"
-        )
+        raise ValueError(f"scores and labels must have the same length, got {len(s)} scores and {len(y)} labels")
     if len(s) == 0:
         raise ValueError("scores and labels are empty")
     if not np.all(np.isfinite(s)):
-        raise ValueError(
-            f"scores contain {int(np.sum(~np.isfinite(s)))} NaN/inf values"
-        )
+        raise ValueError(f"scores contain {int(np.sum(~np.isfinite(s)))} NaN/inf values")
     bad = ~np.isin(y, (0, 1))
     if np.any(bad):
         raise ValueError(
@@ -50,8 +43,7 @@ def _check_inputs(
         n_pos = int(y.sum())
         if n_pos == 0 or n_pos == len(y):
             raise ValueError(
-                "labels need both classes (same and different pairs), got "
-                f"{n_pos} same and {len(y) - n_pos} different"
+                f"labels need both classes (same and different pairs), got {n_pos} same and {len(y) - n_pos} different"
             )
     return s, y
 
@@ -61,9 +53,7 @@ def _far_key(far: float) -> str:
     return f"{far:.0e}"
 
 
-def roc_metrics(
-    scores: ArrayLike, labels: ArrayLike, fars: Sequence[float] = (1e-3, 1e-2)
-) -> dict[str, Any]:
+def roc_metrics(scores: ArrayLike, labels: ArrayLike, fars: Sequence[float] = (1e-3, 1e-2)) -> dict[str, Any]:
     """ROC summary of a verification run: AUC, EER and TAR at fixed FARs.
 
     ``eer`` is the equal error rate: the ROC operating points are joined by
@@ -128,8 +118,11 @@ def curves(scores: ArrayLike, labels: ArrayLike, max_points: int | None = 2000) 
     if max_points and len(det_fpr) > max_points:
         det_keep = np.unique(np.linspace(0, len(det_fpr) - 1, max_points).round().astype(int))
     return {
-        "roc_fpr": fpr[roc_keep].tolist(), "roc_tpr": tpr[roc_keep].tolist(), "roc_threshold": thr[roc_keep].tolist(),
-        "det_fpr": det_fpr[det_keep].tolist(), "det_fnr": det_fnr[det_keep].tolist(),
+        "roc_fpr": fpr[roc_keep].tolist(),
+        "roc_tpr": tpr[roc_keep].tolist(),
+        "roc_threshold": thr[roc_keep].tolist(),
+        "det_fpr": det_fpr[det_keep].tolist(),
+        "det_fnr": det_fnr[det_keep].tolist(),
     }
 
 
@@ -149,9 +142,7 @@ def best_threshold(scores: ArrayLike, labels: ArrayLike) -> float:
     rejected_pos = np.concatenate(([0.0], np.cumsum(pos_per_value)))
     rejected_neg = np.concatenate(([0.0], np.cumsum(neg_per_value)))
     correct = rejected_neg + (y.sum() - rejected_pos)
-    candidates = np.concatenate(
-        ([uniq[0]], (uniq[:-1] + uniq[1:]) / 2.0, [np.nextafter(uniq[-1], np.inf)])
-    )
+    candidates = np.concatenate(([uniq[0]], (uniq[:-1] + uniq[1:]) / 2.0, [np.nextafter(uniq[-1], np.inf)]))
     return float(candidates[int(np.argmax(correct))])
 
 
@@ -192,25 +183,17 @@ def kfold_accuracy(
         if n_folds < 2:
             raise ValueError(f"need at least 2 folds, got n_folds={n_folds}")
         if n_folds > len(y):
-            raise ValueError(
-                f"n_folds={n_folds} is more than the {len(y)} pairs; every fold "
-                "needs at least one pair"
-            )
+            raise ValueError(f"n_folds={n_folds} is more than the {len(y)} pairs; every fold needs at least one pair")
         fold_ids = _stratified_folds(y, int(n_folds), seed)
     else:
         f = np.asarray(folds)
         if f.ndim != 1 or len(f) != len(y):
-            raise ValueError(
-                f"folds must give one fold id per pair: got shape {f.shape} for "
-                f"{len(y)} pairs"
-            )
+            raise ValueError(f"folds must give one fold id per pair: got shape {f.shape} for {len(y)} pairs")
         if not np.issubdtype(f.dtype, np.integer):
             raise ValueError(f"fold ids must be integers, got dtype {f.dtype}")
         fold_ids = f.astype(np.int64)
         if len(np.unique(fold_ids)) < 2:
-            raise ValueError(
-                f"need at least 2 folds, but all pairs are in fold {fold_ids[0]}"
-            )
+            raise ValueError(f"need at least 2 folds, but all pairs are in fold {fold_ids[0]}")
 
     per_fold: list[float] = []
     thresholds: list[float] = []
@@ -254,8 +237,11 @@ def verification_report(
         "fold_thresholds": kfold["thresholds"],  # each chosen on the other folds
         **roc_metrics(scores, labels),
         # the best threshold on these very pairs: an upper bound, never a test figure
-        "optimistic": {"accuracy": float(np.mean((s >= t) == (y == 1))), "threshold": t,
-                       "note": "threshold chosen on the scored pairs themselves (optimistic)"},
+        "optimistic": {
+            "accuracy": float(np.mean((s >= t) == (y == 1))),
+            "threshold": t,
+            "note": "threshold chosen on the scored pairs themselves (optimistic)",
+        },
     }
 
 

@@ -67,24 +67,44 @@ def export_model(
     onnx = require("onnx", "onnx", "ONNX export")
     ort = onnxruntime()
     start, out = time.time(), Path(out)
-    net = copy.deepcopy(model).float().to("cpu", memory_format=torch.contiguous_format).eval()
+    net = copy.deepcopy(model).float().to("cpu", memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]
     example = torch.zeros(2, spec.channels, spec.height, spec.width)
     try:
         with atomic_path(out) as tmp:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the exporters' deprecation / tracer chatter
                 if dynamo:
-                    torch.onnx.export(net, (example,), str(tmp), input_names=[INPUT], output_names=[OUTPUT],
-                                      dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True, verbose=False)
+                    torch.onnx.export(
+                        net,
+                        (example,),
+                        str(tmp),
+                        input_names=[INPUT],
+                        output_names=[OUTPUT],
+                        dynamic_shapes=({0: torch.export.Dim("batch")},),
+                        dynamo=True,
+                        verbose=False,
+                    )
                 else:
-                    torch.onnx.export(net, (example,), str(tmp), input_names=[INPUT], output_names=[OUTPUT],
-                                      dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}}, opset_version=17,
-                                      dynamo=False)
+                    torch.onnx.export(
+                        net,
+                        (example,),
+                        str(tmp),
+                        input_names=[INPUT],
+                        output_names=[OUTPUT],
+                        dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+                        opset_version=17,
+                        dynamo=False,
+                    )
             proto = onnx.load(str(tmp))
-            onnx.helper.set_model_props(proto, {
-                META_SPEC: json.dumps(spec.to_dict()), META_MODEL: json.dumps(model_info or {}),
-                META_FINGERPRINT: fingerprint, META_VERSION: VERSION,
-            })
+            onnx.helper.set_model_props(
+                proto,
+                {
+                    META_SPEC: json.dumps(spec.to_dict()),
+                    META_MODEL: json.dumps(model_info or {}),
+                    META_FINGERPRINT: fingerprint,
+                    META_VERSION: VERSION,
+                },
+            )
             onnx.checker.check_model(proto)
             onnx.save(proto, str(tmp))
             diff = _check(net, tmp, spec, check_batches, ort)
@@ -92,7 +112,9 @@ def export_model(
         raise
     except Exception as exc:  # the exporters raise many kinds; say which model and file
         raise ExportError(f"exporting to {out} failed: {type(exc).__name__}: {exc}") from exc
-    return ExportReport(out, diff, tuple(check_batches), round(out.stat().st_size / 2**20, 2), round(time.time() - start, 1))
+    return ExportReport(
+        out, diff, tuple(check_batches), round(out.stat().st_size / 2**20, 2), round(time.time() - start, 1)
+    )
 
 
 @torch.no_grad()

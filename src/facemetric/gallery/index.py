@@ -18,6 +18,7 @@ import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -62,7 +63,7 @@ class GalleryIndex:
             saved = json.loads(paths[1].read_text())
             if saved.get("generation") != self.store.generation:
                 return False
-            images = faiss.read_index(str(paths[0]))
+            images: Any = faiss.read_index(str(paths[0]))  # an IndexIDMap2 (faiss ships no type hints for it)
         except (OSError, ValueError, RuntimeError):
             return False
         names = saved.get("names")

@@ -7,7 +7,8 @@ embedded outside any lock (the slow part), then written in one transaction.
 Every verify/identify answer carries the score, the threshold and the false-accept rate behind
 it: the threshold's calibrated FAR, and ``far_at_score``, the fraction of the calibration's
 impostor scores at or above this score (how often a stranger scores this high). Without a
-calibration the answer has the score and candidates but no decision.
+calibration the answer has the score and candidates but no decision. Every answer is a pydantic
+model of :mod:`facemetric.gallery.schemas` (the HTTP API's response schemas).
 """
 
 from __future__ import annotations
@@ -28,6 +29,19 @@ from facemetric.data.images import ImageDecodeError, decode_image_bytes
 from facemetric.embedders import EmbedderNotFoundError, load_embedder
 from facemetric.eval.identification import UNKNOWN, calibrate_threshold
 from facemetric.gallery.index import TEMPLATES, GalleryIndex
+from facemetric.gallery.schemas import (
+    CalibratedThreshold,
+    CalibrationPhotos,
+    CalibrationResult,
+    Candidate,
+    EnrollResult,
+    FaceDetection,
+    IdentifyAnswer,
+    Identity,
+    ImportResult,
+    RemoveResult,
+    VerifyAnswer,
+)
 from facemetric.gallery.store import (
     EmbedderInfo,
     Enrolment,
@@ -77,8 +91,9 @@ class Photo:
 class Gallery:
     """A gallery folder opened with its embedder (loaded from the store unless given)."""
 
-    def __init__(self, folder: str | Path, embedder: Embedder | None = None, template: str = "max",
-                 max_pixels: int = MAX_PIXELS) -> None:
+    def __init__(
+        self, folder: str | Path, embedder: Embedder | None = None, template: str = "max", max_pixels: int = MAX_PIXELS
+    ) -> None:
         if template not in TEMPLATES:
             raise GalleryError(f"template must be one of {TEMPLATES}, got {template!r}")
         self.folder = Path(folder)
@@ -94,16 +109,20 @@ class Gallery:
         try:
             return load_embedder(reference)
         except EmbedderNotFoundError as exc:
-            raise GalleryError(f"the gallery's model cannot be opened ({exc}); restore it: the gallery only accepts "
-                               "embeddings of that model") from None
+            raise GalleryError(
+                f"the gallery's model cannot be opened ({exc}); restore it: the gallery only accepts "
+                "embeddings of that model"
+            ) from None
 
     @classmethod
     def create(cls, folder: str | Path, embedder: Embedder | str) -> Gallery:
         """A new, empty gallery in ``folder`` for ``embedder`` (``"dlib-resnet"`` or a model path)."""
         model = load_embedder(embedder) if isinstance(embedder, str) else embedder
         if not model.reference:
-            raise GalleryError(f"the model {model.name} has no file or name to open it again by; save it as a "
-                               "checkpoint (or export it) and create the gallery from that file")
+            raise GalleryError(
+                f"the model {model.name} has no file or name to open it again by; save it as a "
+                "checkpoint (or export it) and create the gallery from that file"
+            )
         info = EmbedderInfo(model.name, model.fingerprint, model.dim, model.reference)
         GalleryStore.create(Path(folder) / DB_NAME, info).close()
         return cls(folder, model)
@@ -118,7 +137,9 @@ class Gallery:
         try:
             image = decode_image_bytes(photo.data, 3, self.max_pixels)
         except ImageDecodeError as exc:
-            raise PhotoError(f"{photo.source}: {exc}", too_large=exc.kind in ("too many pixels", "decompression bomb")) from None
+            raise PhotoError(
+                f"{photo.source}: {exc}", too_large=exc.kind in ("too many pixels", "decompression bomb")
+            ) from None
         try:
             with self._embed_lock:
                 vector, detection = self.embedder.embed_photo(image)
@@ -128,7 +149,7 @@ class Gallery:
 
     # ------------------------------------------------------------------ operations
 
-    def enroll(self, name: str, photos: list[Photo]) -> dict[str, Any]:
+    def enroll(self, name: str, photos: list[Photo]) -> EnrollResult:
         """Enrol every photo for ``name`` in one transaction; any unusable photo fails the whole
         request (nothing written), naming the photo and why."""
         name = validate_name(name)
@@ -140,10 +161,11 @@ class Gallery:
             items.append(Enrolment(hashlib.sha256(photo.data).hexdigest(), photo.source, detection, vector))
         result = self.store.enroll(name, items)
         self.index.sync()
-        return result
+        return EnrollResult(**result)
 
-    def import_source(self, source: str | Path, per_person: int | None = None, layout: str = "auto",
-                      progress: bool = True) -> dict[str, Any]:
+    def import_source(
+        self, source: str | Path, per_person: int | None = None, layout: str = "auto", progress: bool = True
+    ) -> ImportResult:
         """Enrol every person of a labelled dataset (folder per person, CSV, flat files), up to
         ``per_person`` photos each (in file order). Unlike :meth:`enroll`, a photo without a usable
         face is skipped and reported instead of failing its person; each person is one transaction."""
@@ -158,7 +180,9 @@ class Gallery:
         for path, identity in zip(manifest.paths, manifest.identities):
             people.setdefault(identity, []).append(Path(path))
         enrolled, skipped = {}, []
-        for name, paths in tqdm(sorted(people.items()), desc="import", unit="person", disable=not progress, leave=False):
+        for name, paths in tqdm(
+            sorted(people.items()), desc="import", unit="person", disable=not progress, leave=False
+        ):
             items = []
             for path in paths[:per_person]:
                 try:
@@ -173,17 +197,22 @@ class Gallery:
         self.index.sync()
         if skipped:
             log.warning("import: %d photo(s) skipped, e.g. %s", len(skipped), skipped[0])
-        return {"people": len(enrolled), "photos_added": sum(enrolled.values()), "skipped": len(skipped),
-                "skipped_examples": skipped[:5],
-                "people_without_a_usable_photo": sorted(set(people) - set(enrolled))}
+        return ImportResult(
+            people=len(enrolled),
+            photos_added=sum(enrolled.values()),
+            skipped=len(skipped),
+            skipped_examples=skipped[:5],
+            people_without_a_usable_photo=sorted(set(people) - set(enrolled)),
+        )
 
-    def remove(self, name: str) -> dict[str, Any]:
+    def remove(self, name: str) -> RemoveResult:
         removed = self.store.remove(name)
         self.index.sync()
-        return {"name": validate_name(name), "removed_images": removed}
+        return RemoveResult(name=validate_name(name), removed_images=removed)
 
-    def identities(self) -> list[dict[str, Any]]:
-        return self.store.identities()
+    def identities(self) -> list[Identity]:
+        """Every enrolled person with their number of photos, by name."""
+        return [Identity(**row) for row in self.store.identities()]
 
     def _threshold(self, kind: str) -> dict[str, Any] | None:
         return self.store.thresholds().get(kind)
@@ -198,25 +227,37 @@ class Gallery:
         return float(max(0.0, 1.0 - np.interp(score, q, levels, left=0.0, right=1.0)))
 
     def _answer(self, kind: str, score: float | None) -> dict[str, Any]:
+        """The :class:`~facemetric.gallery.schemas.Decision` fields but the score and the detection."""
         calibration = self._threshold(kind)
         if calibration is None:
-            return {"threshold": None, "target_far": None, "far_at_score": None,
-                    "note": "not calibrated: run `facemetric gallery calibrate --far 1e-3 DATA` for decisions"}
-        answer = {"threshold": calibration["value"], "target_far": calibration["target_far"],
-                  "achieved_far": calibration["achieved_far"],
-                  "far_at_score": None if score is None else self._far_at(calibration, score),
-                  "calibrated_on": calibration["source"]}
+            return {
+                "threshold": None,
+                "target_far": None,
+                "far_at_score": None,
+                "note": "not calibrated: run `facemetric gallery calibrate --far 1e-3 DATA` for decisions",
+            }
+        answer = {
+            "threshold": calibration["value"],
+            "target_far": calibration["target_far"],
+            "achieved_far": calibration["achieved_far"],
+            "far_at_score": None if score is None else self._far_at(calibration, score),
+            "calibrated_on": calibration["source"],
+        }
         then, now = calibration["gallery_identities"], len(self.index)
         if calibration.get("template", self.template) != self.template:
-            answer["warning"] = (f"the threshold was calibrated with template {calibration['template']!r} but scores "
-                                 f"use {self.template!r}: calibrate again with this template")
+            answer["warning"] = (
+                f"the threshold was calibrated with template {calibration['template']!r} but scores "
+                f"use {self.template!r}: calibrate again with this template"
+            )
         elif kind == "identify" and now > GROWTH_WARNING * then:
             # more people enrolled: a stranger has more chances to match someone, the real FAR is higher
-            answer["warning"] = (f"calibrated with {then} people enrolled, now {now}: the false-alarm rate is "
-                                 "likely above target; calibrate again")
+            answer["warning"] = (
+                f"calibrated with {then} people enrolled, now {now}: the false-alarm rate is "
+                "likely above target; calibrate again"
+            )
         return answer
 
-    def verify(self, name: str, photo: Photo) -> dict[str, Any]:
+    def verify(self, name: str, photo: Photo) -> VerifyAnswer:
         """Is ``photo`` the enrolled person ``name``? Score, threshold, FAR and the decision."""
         name = validate_name(name)
         self.index.sync()
@@ -224,11 +265,11 @@ class Gallery:
             raise UnknownIdentityError(f"{name!r} is not enrolled; enrol them first")
         vector, detection = self.embed(photo)
         score = self.index.score(vector, name, self.template)
-        answer = {"name": name, "score": score, **self._answer("verify", score), "detection": detection}
-        answer["accepted"] = None if answer["threshold"] is None else bool(score >= answer["threshold"])
-        return answer
+        decision = self._answer("verify", score)
+        accepted = None if decision["threshold"] is None else bool(score >= decision["threshold"])
+        return VerifyAnswer(name=name, score=score, **decision, detection=FaceDetection(**detection), accepted=accepted)
 
-    def identify(self, photo: Photo, top_k: int = 5) -> dict[str, Any]:
+    def identify(self, photo: Photo, top_k: int = 5) -> IdentifyAnswer:
         """Who is this among the enrolled, or ``no correspondence``? Candidates, score, threshold, FAR."""
         if not 1 <= int(top_k) <= 100:
             raise GalleryError(f"top_k must be between 1 and 100, got {top_k}")
@@ -236,19 +277,24 @@ class Gallery:
         vector, detection = self.embed(photo)
         matches = self.index.search(vector, int(top_k), self.template)
         best = matches[0].score if matches else None
-        answer = {"candidates": [{"name": m.name, "score": m.score} for m in matches], "score": best,
-                  **self._answer("identify", best), "detection": detection}
+        decision = self._answer("identify", best)
         if not matches:
-            answer["identity"] = UNKNOWN
-        elif answer["threshold"] is None:
-            answer["identity"] = None
+            identity = UNKNOWN
+        elif decision["threshold"] is None:
+            identity = None
         else:
-            answer["identity"] = matches[0].name if best >= answer["threshold"] else UNKNOWN
-        return answer
+            identity = matches[0].name if best >= decision["threshold"] else UNKNOWN
+        return IdentifyAnswer(
+            candidates=[Candidate(name=m.name, score=m.score) for m in matches],
+            score=best,
+            **decision,
+            detection=FaceDetection(**detection),
+            identity=identity,
+        )
 
     # ------------------------------------------------------------------ calibration
 
-    def calibrate(self, vectors: np.ndarray, identities: list[str], far: float, source: str) -> dict[str, Any]:
+    def calibrate(self, vectors: np.ndarray, identities: list[str], far: float, source: str) -> CalibrationResult:
         """Thresholds at false-accept rate ``far`` from labelled embeddings of real people.
 
         * identify: each photo's best score against the gallery *without its own identity*
@@ -276,18 +322,29 @@ class Gallery:
         n_people = len(set(names.tolist()))
         thresholds = {}
         for kind, scores in (("identify", top_scores), ("verify", pair_scores)):
-            t = calibrate_threshold(np.array(scores), far, source=f"{source}: {len(scores)} impostor "
-                                    f"{'searches' if kind == 'identify' else 'comparisons'} of {n_people} people")
+            t = calibrate_threshold(
+                np.array(scores),
+                far,
+                source=f"{source}: {len(scores)} impostor "
+                f"{'searches' if kind == 'identify' else 'comparisons'} of {n_people} people",
+            )
             thresholds[kind] = {
-                **t.to_dict(), "template": self.template, "gallery_identities": len(self.index),
+                **t.to_dict(),
+                "template": self.template,
+                "gallery_identities": len(self.index),
                 "calibrated": time.strftime("%Y-%m-%dT%H:%M:%S"),
                 "impostor_quantiles": np.quantile(np.array(scores), np.linspace(0, 1, QUANTILES)).round(6).tolist(),
             }
         self.store.set_thresholds(thresholds)
-        return {k: {key: v for key, v in t.items() if key != "impostor_quantiles"} for k, t in thresholds.items()}
+        answered = {
+            kind: CalibratedThreshold(**{k: v for k, v in t.items() if k != "impostor_quantiles"})
+            for kind, t in thresholds.items()
+        }
+        return CalibrationResult(identify=answered["identify"], verify=answered["verify"], photos=None)
 
-    def calibrate_from_source(self, source: str | Path, far: float, layout: str = "auto",
-                              progress: bool = True) -> dict[str, Any]:
+    def calibrate_from_source(
+        self, source: str | Path, far: float, layout: str = "auto", progress: bool = True
+    ) -> CalibrationResult:
         """:meth:`calibrate` on a labelled dataset (folder per person, CSV, flat files).
 
         Photos already enrolled are left out (they are the templates); photos without a usable face
@@ -300,8 +357,13 @@ class Gallery:
         manifest = scan_source(source, layout)
         enrolled = self.store.enrolled_hashes()
         vectors, names, skipped, templates = [], [], [], 0
-        for path, identity in tqdm(list(zip(manifest.paths, manifest.identities)), desc="calibrate", unit="photo",
-                                   disable=not progress, leave=False):
+        for path, identity in tqdm(
+            list(zip(manifest.paths, manifest.identities)),
+            desc="calibrate",
+            unit="photo",
+            disable=not progress,
+            leave=False,
+        ):
             try:
                 photo = Photo.from_path(path)
                 if hashlib.sha256(photo.data).hexdigest() in enrolled:
@@ -316,5 +378,5 @@ class Gallery:
         if not vectors:
             raise GalleryError(f"{source}: no usable calibration photo ({len(skipped)} skipped, {templates} enrolled)")
         result = self.calibrate(np.stack(vectors), names, far, source=str(source))
-        result["photos"] = {"used": len(vectors), "skipped": len(skipped), "enrolled_left_out": templates}
-        return result
+        photos = CalibrationPhotos(used=len(vectors), skipped=len(skipped), enrolled_left_out=templates)
+        return result.model_copy(update={"photos": photos})

@@ -84,7 +84,8 @@ def validate_name(name: str) -> str:
     if _NAME_FORBIDDEN.search(clean) or clean.startswith(".") or ".." in clean:
         raise InvalidNameError(
             f"{name!r} is not allowed as an identity name: no slash, backslash, '..', leading dot or control "
-            "character (names are labels, not paths)")
+            "character (names are labels, not paths)"
+        )
     if clean.lower() in RESERVED_NAMES:
         raise InvalidNameError(f"{clean!r} is reserved: it is the answer for a face that matches nobody")
     return clean
@@ -125,7 +126,9 @@ class GalleryStore:
         if fmt != FORMAT:
             raise GalleryError(f"{self.path} is not a facemetric gallery (format {fmt!r}, expected {FORMAT!r})")
         info = json.loads(self._meta_value("embedder"))
-        self.embedder = EmbedderInfo(info["name"], info["fingerprint"], int(info["dim"]), info["spec"])  # "spec": the 0.1 key
+        self.embedder = EmbedderInfo(
+            info["name"], info["fingerprint"], int(info["dim"]), info["spec"]
+        )  # "spec": the 0.1 key
 
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
@@ -148,9 +151,19 @@ class GalleryStore:
         db = cls._connect(tmp)
         try:
             db.executescript(SCHEMA)
-            values = {"format": FORMAT, "generation": "0", "thresholds": "{}",
-                      "embedder": json.dumps({"name": embedder.name, "fingerprint": embedder.fingerprint,
-                                              "dim": embedder.dim, "spec": embedder.reference})}
+            values = {
+                "format": FORMAT,
+                "generation": "0",
+                "thresholds": "{}",
+                "embedder": json.dumps(
+                    {
+                        "name": embedder.name,
+                        "fingerprint": embedder.fingerprint,
+                        "dim": embedder.dim,
+                        "spec": embedder.reference,
+                    }
+                ),
+            }
             db.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", values.items())
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
@@ -191,7 +204,8 @@ class GalleryStore:
             raise EmbedderMismatchError(
                 f"{self.path} holds {self.embedder.dim}-d embeddings of {self.embedder.name} (fingerprint "
                 f"{self.embedder.fingerprint}); the model given is different ({dim}-d, fingerprint {fingerprint}). "
-                "Scores across models mean nothing: use the gallery's own model, or a new gallery")
+                "Scores across models mean nothing: use the gallery's own model, or a new gallery"
+            )
 
     # ------------------------------------------------------------------ reads
 
@@ -210,7 +224,8 @@ class GalleryStore:
         with self._lock:
             rows = self._db.execute(
                 "SELECT i.name, COUNT(m.id), i.created FROM identities i LEFT JOIN images m ON m.identity_id = i.id "
-                "GROUP BY i.id ORDER BY i.name").fetchall()
+                "GROUP BY i.id ORDER BY i.name"
+            ).fetchall()
         return [{"name": n, "images": c, "created": t} for n, c, t in rows]
 
     def has_identity(self, name: str) -> bool:
@@ -230,7 +245,8 @@ class GalleryStore:
                 generation = int(self._meta_value("generation"))
                 rows = self._db.execute(
                     "SELECT m.id, i.name, m.embedding FROM images m JOIN identities i ON i.id = m.identity_id "
-                    "ORDER BY m.id").fetchall()
+                    "ORDER BY m.id"
+                ).fetchall()
             finally:
                 self._db.execute("COMMIT")
         ids = np.array([r[0] for r in rows], dtype=np.int64)
@@ -253,8 +269,10 @@ class GalleryStore:
         for item in items:
             vector = np.asarray(item.embedding, dtype=np.float32)
             if vector.shape != (self.embedder.dim,) or not np.all(np.isfinite(vector)):
-                raise GalleryError(f"an embedding of shape {vector.shape} (finite: {bool(np.all(np.isfinite(vector)))}) "
-                                   f"cannot be enrolled in a gallery of {self.embedder.dim}-d embeddings")
+                raise GalleryError(
+                    f"an embedding of shape {vector.shape} (finite: {bool(np.all(np.isfinite(vector)))}) "
+                    f"cannot be enrolled in a gallery of {self.embedder.dim}-d embeddings"
+                )
         now = time.time()
         added, duplicates = 0, 0
         with self._write() as db:
@@ -264,8 +282,15 @@ class GalleryStore:
                 cursor = db.execute(
                     "INSERT OR IGNORE INTO images(identity_id, sha256, source, detection, embedding, created) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
-                    (identity, item.sha256, item.source, json.dumps(item.detection),
-                     np.asarray(item.embedding, dtype=np.float32).tobytes(), now))
+                    (
+                        identity,
+                        item.sha256,
+                        item.source,
+                        json.dumps(item.detection),
+                        np.asarray(item.embedding, dtype=np.float32).tobytes(),
+                        now,
+                    ),
+                )
                 added += cursor.rowcount
                 duplicates += 1 - cursor.rowcount
         return {"name": name, "added": added, "duplicates": duplicates}

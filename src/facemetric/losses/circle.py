@@ -1,4 +1,5 @@
-"""Circle loss, pair form (Sun et al., "Circle Loss: A Unified Perspective of Pair Similarity Optimization", CVPR 2020)."""
+"""Circle loss, pair form (Sun et al., "Circle Loss: A Unified Perspective of Pair Similarity Optimization",
+CVPR 2020)."""
 
 from __future__ import annotations
 

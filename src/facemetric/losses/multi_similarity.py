@@ -29,7 +29,9 @@ class MultiSimilarityLoss(nn.Module):
         miner: which pairs; None = the paper's multi-similarity mining (epsilon 0.1).
     """
 
-    def __init__(self, alpha: float = 2.0, beta: float = 50.0, base: float = 0.5, miner: PairMiner | None = None) -> None:
+    def __init__(
+        self, alpha: float = 2.0, beta: float = 50.0, base: float = 0.5, miner: PairMiner | None = None
+    ) -> None:
         super().__init__()
         self.alpha, self.beta, self.base = alpha, beta, base
         self.miner: PairMiner = miner if miner is not None else MultiSimilarityMiner()

@@ -49,6 +49,7 @@ class SphereFaceLoss(CosineMarginLoss):
         self.margin = int(margin)
         self.lambda_base, self.lambda_gamma = lambda_base, lambda_gamma
         self.lambda_power, self.lambda_min = lambda_power, lambda_min
+        self.iteration: torch.Tensor
         self.register_buffer("iteration", torch.zeros((), dtype=torch.long))
 
     def current_lambda(self) -> torch.Tensor:

@@ -79,6 +79,8 @@ class SemiHardMiner(TripletMiner):
             stacked = torch.stack(masks) if masks else torch.zeros(0, *dist.shape, dtype=torch.bool, device=dist.device)
             return Triplets(positive_index=idx, positive_valid=slot_valid, negative_masks=stacked)
         empty = torch.zeros(0, dtype=torch.long, device=dist.device)
-        return Triplets(anchors=torch.cat(anchors) if anchors else empty,
-                        positives=torch.cat(positives) if positives else empty,
-                        negatives=torch.cat(negatives) if negatives else empty)
+        return Triplets(
+            anchors=torch.cat(anchors) if anchors else empty,
+            positives=torch.cat(positives) if positives else empty,
+            negatives=torch.cat(negatives) if negatives else empty,
+        )

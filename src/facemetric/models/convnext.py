@@ -24,7 +24,7 @@ depth is an identity there and LayerNorm is taken over the last (channel) dimens
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn

@@ -27,7 +27,7 @@ FaceNet's ``keep_probability=0.8``. BN uses TF's ``eps=1e-3``.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -88,13 +88,15 @@ class Block35(_ResidualInception):
 
     def __init__(self, scale: float = 0.17, activate: bool = True) -> None:
         super().__init__(scale, activate)
-        self.branches = nn.ModuleList([
-            BasicConv2d(256, 32, 1),
-            nn.Sequential(BasicConv2d(256, 32, 1), BasicConv2d(32, 32, 3, padding=1)),
-            nn.Sequential(
-                BasicConv2d(256, 32, 1), BasicConv2d(32, 32, 3, padding=1), BasicConv2d(32, 32, 3, padding=1)
-            ),
-        ])
+        self.branches = nn.ModuleList(
+            [
+                BasicConv2d(256, 32, 1),
+                nn.Sequential(BasicConv2d(256, 32, 1), BasicConv2d(32, 32, 3, padding=1)),
+                nn.Sequential(
+                    BasicConv2d(256, 32, 1), BasicConv2d(32, 32, 3, padding=1), BasicConv2d(32, 32, 3, padding=1)
+                ),
+            ]
+        )
         self.up = nn.Conv2d(96, 256, 1)
 
 
@@ -103,14 +105,16 @@ class Block17(_ResidualInception):
 
     def __init__(self, scale: float = 0.10, activate: bool = True) -> None:
         super().__init__(scale, activate)
-        self.branches = nn.ModuleList([
-            BasicConv2d(896, 128, 1),
-            nn.Sequential(
+        self.branches = nn.ModuleList(
+            [
                 BasicConv2d(896, 128, 1),
-                BasicConv2d(128, 128, (1, 7), padding=(0, 3)),
-                BasicConv2d(128, 128, (7, 1), padding=(3, 0)),
-            ),
-        ])
+                nn.Sequential(
+                    BasicConv2d(896, 128, 1),
+                    BasicConv2d(128, 128, (1, 7), padding=(0, 3)),
+                    BasicConv2d(128, 128, (7, 1), padding=(3, 0)),
+                ),
+            ]
+        )
         self.up = nn.Conv2d(256, 896, 1)
 
 
@@ -119,14 +123,16 @@ class Block8(_ResidualInception):
 
     def __init__(self, scale: float = 0.20, activate: bool = True) -> None:
         super().__init__(scale, activate)
-        self.branches = nn.ModuleList([
-            BasicConv2d(1792, 192, 1),
-            nn.Sequential(
+        self.branches = nn.ModuleList(
+            [
                 BasicConv2d(1792, 192, 1),
-                BasicConv2d(192, 192, (1, 3), padding=(0, 1)),
-                BasicConv2d(192, 192, (3, 1), padding=(1, 0)),
-            ),
-        ])
+                nn.Sequential(
+                    BasicConv2d(1792, 192, 1),
+                    BasicConv2d(192, 192, (1, 3), padding=(0, 1)),
+                    BasicConv2d(192, 192, (3, 1), padding=(1, 0)),
+                ),
+            ]
+        )
         self.up = nn.Conv2d(384, 1792, 1)
 
 

@@ -22,7 +22,9 @@ import torch.nn.functional as F
 from facemetric.models.registry import register_model
 
 
-def conv_bn_free(in_ch: int, out_ch: int, kernel: int, stride: int = 1, padding: int = 0) -> list[nn.Module]:
+def conv_bn_free(
+    in_ch: int, out_ch: int, kernel: int | tuple[int, int], stride: int = 1, padding: int = 0
+) -> list[nn.Module]:
     """Convolution (no bias) and a BatchNorm without affine parameters, as in L2-Net."""
     return [nn.Conv2d(in_ch, out_ch, kernel, stride, padding, bias=False), nn.BatchNorm2d(out_ch, affine=False)]
 

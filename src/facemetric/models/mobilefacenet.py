@@ -90,8 +90,10 @@ class Bottleneck(nn.Module):
             return nn.PReLU(hidden) if block == "v2" else nn.Hardswish()
 
         layers: list[nn.Module] = [
-            *conv_bn(in_ch, hidden, 1), act(),
-            *conv_bn(hidden, hidden, 3, stride, groups=hidden), act(),
+            *conv_bn(in_ch, hidden, 1),
+            act(),
+            *conv_bn(hidden, hidden, 3, stride, groups=hidden),
+            act(),
         ]
         if block == "v3":
             layers.append(SqueezeExcite(hidden))
@@ -139,14 +141,17 @@ class MobileFaceNet(nn.Module):
         stages = []
         for t, c, n, s in BOTTLENECKS:
             out_ch = make_divisible(c * width_mult)
-            stages.append(nn.Sequential(*(Bottleneck(ch if i == 0 else out_ch, out_ch, s if i == 0 else 1, t, block)
-                                          for i in range(n))))
+            stages.append(
+                nn.Sequential(
+                    *(Bottleneck(ch if i == 0 else out_ch, out_ch, s if i == 0 else 1, t, block) for i in range(n))
+                )
+            )
             ch = out_ch
         self.stages = nn.Sequential(*stages)
         last = make_divisible(LAST_CHANNELS * width_mult)
         self.conv_last = conv_bn_prelu(ch, last, 1)
 
-        self.feature_size = final_size(tuple(input_size))
+        self.feature_size = final_size((input_size[0], input_size[1]))
         # global depthwise conv: one weight per position and channel of the final map; linear (no activation)
         self.gdconv = nn.Sequential(
             nn.Conv2d(last, last, self.feature_size, groups=last, bias=False),

@@ -47,9 +47,11 @@ def build_natural(name: str, embedding_dim: int | None = None, **options) -> tor
 
 
 @torch.no_grad()
-def forward_speed(model: torch.nn.Module, input_shape: tuple[int, int, int], batch: int = 8, seconds: float = 1.0) -> float:
+def forward_speed(
+    model: torch.nn.Module, input_shape: tuple[int, int, int], batch: int = 8, seconds: float = 1.0
+) -> float:
     """Images per second of eval-mode forward passes (channels-last), after one warm-up batch."""
-    model = model.eval().to(memory_format=torch.channels_last)
+    model = model.eval().to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack memory_format
     x = torch.randn(batch, *input_shape).contiguous(memory_format=torch.channels_last)
     return images_per_second(lambda: model(x), batch, seconds)
 
@@ -64,6 +66,11 @@ def images_per_second(fn: Callable[[], object], batch: int, seconds: float) -> f
     return done / (time.perf_counter() - start)
 
 
+def _embedding_dim(model: torch.nn.Module) -> int:
+    dim = getattr(model, "embedding_dim", None)
+    return int(dim) if isinstance(dim, int) else 0
+
+
 def describe(name: str, embedding_dim: int | None = None, speed: bool = True) -> ModelRow:
     """Parameters, FLOPs and (with ``speed``) CPU images/s of ``name`` at its natural input."""
     (h, w), c = natural_input(name)
@@ -71,8 +78,14 @@ def describe(name: str, embedding_dim: int | None = None, speed: bool = True) ->
         torch.manual_seed(0)
         model = build_natural(name, embedding_dim)
     rate = forward_speed(model, (c, h, w)) if speed else None
-    return ModelRow(name, f"{c}x{h}x{w}", model.embedding_dim, count_parameters(model),
-                    round(count_flops(model, (c, h, w)) / 1e9, 3), round(rate, 1) if rate else None)
+    return ModelRow(
+        name,
+        f"{c}x{h}x{w}",
+        _embedding_dim(model),
+        count_parameters(model),
+        round(count_flops(model, (c, h, w)) / 1e9, 3),
+        round(rate, 1) if rate else None,
+    )
 
 
 def catalogue(embedding_dim: int | None = None, speed: bool = True, names: list[str] | None = None) -> list[ModelRow]:
@@ -87,5 +100,7 @@ def format_table(rows: list[ModelRow], cap: int | None = None) -> str:
     for row in rows:
         speed = f"{row.images_per_s:>9,.1f}" if row.images_per_s is not None else f"{'-':>9}"
         fits = ("  yes" if row.params <= cap else "  NO") if cap else ""
-        lines.append(f"{row.name:<26}{row.input:>10}{row.embedding_dim:>6}{row.params:>14,}{row.gflops:>9.3f} {speed}{fits}")
+        lines.append(
+            f"{row.name:<26}{row.input:>10}{row.embedding_dim:>6}{row.params:>14,}{row.gflops:>9.3f} {speed}{fits}"
+        )
     return "\n".join(lines)

@@ -17,13 +17,13 @@ class _SelfGram(torch.autograd.Function):
     """``x @ x.T`` whose backward is the single product ``(G + G^T) @ x``."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(x)
         return x @ x.t()
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         (x,) = ctx.saved_tensors
         return (grad + grad.t()) @ x
 
@@ -37,7 +37,7 @@ class _SelfEuclidean(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, squared: bool) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, x: torch.Tensor, squared: bool) -> torch.Tensor:
         sq = (x * x).sum(dim=1)
         d2 = torch.addmm(sq[:, None] + sq[None, :], x, x.t(), alpha=-2.0).clamp_min_(0.0)
         d2.fill_diagonal_(0.0)
@@ -48,7 +48,7 @@ class _SelfEuclidean(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         x, out = ctx.saved_tensors
         if ctx.squared:
             w = grad * 2.0
@@ -67,4 +67,3 @@ def self_gram(x: torch.Tensor) -> torch.Tensor:
 def self_euclidean(x: torch.Tensor, squared: bool = False) -> torch.Tensor:
     """B x B (squared) Euclidean distance matrix of the rows of ``x`` with a one-matmul backward."""
     return _SelfEuclidean.apply(x, squared)
-

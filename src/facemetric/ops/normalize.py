@@ -16,7 +16,7 @@ class _NormalizeRows(torch.autograd.Function):
     """``x / max(|x|, eps)`` per row, backward ``(g - y (g . y)) / |x|`` in three fused passes."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, eps: float) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, x: torch.Tensor, eps: float) -> torch.Tensor:
         norm = torch.linalg.vector_norm(x, dim=1, keepdim=True).clamp_min_(eps)
         y = x / norm
         ctx.save_for_backward(y, norm)
@@ -24,7 +24,7 @@ class _NormalizeRows(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         y, norm = ctx.saved_tensors
         return torch.addcmul(grad, y, (grad * y).sum(dim=1, keepdim=True), value=-1.0).div_(norm), None
 

@@ -26,8 +26,9 @@ register_scheduler = SCHEDULERS.register
 def build_optimizer(cfg: OptimConfig, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
     """The optimizer ``cfg`` names, over ``params``."""
     OPTIMIZERS.check_options(cfg.name, cfg.options, "optim.options")
-    return OPTIMIZERS.build(cfg.name, list(params), where="optim", lr=cfg.lr, weight_decay=cfg.weight_decay,
-                            **cfg.options)
+    return OPTIMIZERS.build(
+        cfg.name, list(params), where="optim", lr=cfg.lr, weight_decay=cfg.weight_decay, **cfg.options
+    )
 
 
 def build_scheduler(
@@ -35,5 +36,6 @@ def build_scheduler(
 ) -> torch.optim.lr_scheduler.LRScheduler:
     """The per-step learning-rate scheduler ``cfg`` names."""
     SCHEDULERS.check_options(cfg.name, cfg.options, "scheduler.options")
-    return SCHEDULERS.build(cfg.name, optimizer, where="scheduler", total_steps=total_steps,
-                            steps_per_epoch=steps_per_epoch, **cfg.options)
+    return SCHEDULERS.build(
+        cfg.name, optimizer, where="scheduler", total_steps=total_steps, steps_per_epoch=steps_per_epoch, **cfg.options
+    )

@@ -30,15 +30,24 @@ class WarmupCosine(LRScheduler):
         min_lr_ratio: the final learning rate as a fraction of ``optim.lr`` (0.01).
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, total_steps: int, steps_per_epoch: int,
-                 warmup_epochs: float = 1.0, min_lr_ratio: float = 0.01) -> None:
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        total_steps: int,
+        steps_per_epoch: int,
+        warmup_epochs: float = 1.0,
+        min_lr_ratio: float = 0.01,
+    ) -> None:
         if warmup_epochs < 0 or not 0.0 <= min_lr_ratio <= 1.0:
-            raise ValueError(f"warmup_epochs must be >= 0 and min_lr_ratio in [0, 1], got {warmup_epochs} and "
-                             f"{min_lr_ratio}")
+            raise ValueError(
+                f"warmup_epochs must be >= 0 and min_lr_ratio in [0, 1], got {warmup_epochs} and {min_lr_ratio}"
+            )
         self.total_steps, self.min_lr_ratio = total_steps, min_lr_ratio
         self.warmup_steps = int(warmup_epochs * steps_per_epoch)
         super().__init__(optimizer)
 
     def get_lr(self) -> list[float]:  # type: ignore[override]
-        return [warmup_cosine_lr(base, self.last_epoch, self.total_steps, self.warmup_steps, self.min_lr_ratio)
-                for base in self.base_lrs]
+        return [
+            warmup_cosine_lr(float(base), self.last_epoch, self.total_steps, self.warmup_steps, self.min_lr_ratio)
+            for base in self.base_lrs
+        ]

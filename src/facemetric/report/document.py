@@ -1,13 +1,27 @@
-"""The report as a document: blocks (paragraph, table, figure, gallery) in sections, written as
-self-contained HTML or as Markdown with its images beside it. Every text is escaped here."""
+"""The report as a document: blocks (paragraph, table, figure, image grid) in sections, written by the
+jinja2 templates in ``templates/`` as self-contained HTML or as Markdown with its images beside it.
+
+The HTML template is autoescaped; the Markdown template passes every text through the ``md``
+filter. Either way, nothing read from an evaluation folder reaches the page as markup.
+"""
 
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import ClassVar
+
+from jinja2 import (
+    BaseLoader,
+    Environment,
+    PackageLoader,
+    StrictUndefined,
+    select_autoescape,
+)
 
 FILES_DIR = "report_files"
 NOT_AVAILABLE = "Not available: "
@@ -15,18 +29,21 @@ NOT_AVAILABLE = "Not available: "
 
 @dataclass(frozen=True)
 class Para:
+    kind: ClassVar[str] = "para"  # how the templates tell the blocks apart
     text: str
     style: str = "plain"  # plain | how (the "How to read this" paragraph) | note (section not available)
 
 
 @dataclass(frozen=True)
 class Table:
+    kind: ClassVar[str] = "table"
     header: tuple[str, ...]
-    rows: list[tuple[str, ...]]
+    rows: Sequence[tuple[str, ...]]
 
 
 @dataclass(frozen=True)
 class Figure:
+    kind: ClassVar[str] = "figure"
     name: str  # file name under report_files/
     alt: str
     png: bytes
@@ -34,16 +51,22 @@ class Figure:
 
 
 @dataclass(frozen=True)
-class Gallery:
+class ImageGrid:
+    """Figures side by side under a heading, each captioned ``label: text`` (the error pairs)."""
+
+    kind: ClassVar[str] = "grid"
     heading: str
     labels: tuple[str, ...]  # one per caption entry of each figure
     figures: list[Figure]
 
 
+Block = Para | Table | Figure | ImageGrid
+
+
 @dataclass
 class Section:
     title: str
-    blocks: list[Any] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
 
     @property
     def anchor(self) -> str:
@@ -58,111 +81,51 @@ def not_available(text: str) -> Para:
     return Para(NOT_AVAILABLE + text, "note")
 
 
-# ---------------------------------------------------------------- HTML
-
-CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
-       max-width: 1000px; margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
-h1 { margin-bottom: 0.2em; }
-h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 2em; }
-dl.meta { display: grid; grid-template-columns: max-content auto; gap: 0.1em 1em; color: #555; }
-dl.meta dt { font-weight: 600; }
-dl.meta dd { margin: 0; word-break: break-all; }
-nav a { margin-right: 0.8em; }
-table { border-collapse: collapse; margin: 0.8em 0; }
-th, td { border: 1px solid #bbb; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
-th { background: #f2f2f2; }
-p.how { background: #f6f8fa; border-left: 4px solid #8aa; padding: 0.5em 0.8em; }
-p.note { color: #8a5a00; font-style: italic; }
-figure { margin: 0.8em 0; }
-figure img { max-width: 100%; }
-.gallery { display: flex; flex-wrap: wrap; gap: 1em; }
-.gallery figure { margin: 0; max-width: 300px; font-size: 0.8em; word-break: break-all; }
-.gallery img { image-rendering: pixelated; }
-"""
+# ---------------------------------------------------------------- templates
 
 
-def _h(text: str) -> str:
-    return html.escape(text, quote=True)
-
-
-def _data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
-def _html_table(table: Table) -> str:
-    head = "".join(f"<th>{_h(c)}</th>" for c in table.header)
-    body = "".join("<tr>" + "".join(f"<td>{_h(c)}</td>" for c in row) + "</tr>\n" for row in table.rows)
-    return f"<table>\n<tr>{head}</tr>\n{body}</table>"
-
-
-def _html_figure(fig: Figure, labels: tuple[str, ...] = ()) -> str:
-    lines = [f"{_h(label)}: {_h(text)}" for label, text in zip(labels, fig.caption)] if labels else map(_h, fig.caption)
-    caption = "<br>".join(lines)
-    return (f'<figure><img src="{_data_uri(fig.png)}" alt="{_h(fig.alt)}">'
-            + (f"<figcaption>{caption}</figcaption>" if caption else "") + "</figure>")
-
-
-def _html_block(block: Any) -> str:
-    if isinstance(block, Para):
-        prefix = "<strong>How to read this.</strong> " if block.style == "how" else ""
-        return f'<p class="{block.style}">{prefix}{_h(block.text)}</p>'
-    if isinstance(block, Table):
-        return _html_table(block)
-    if isinstance(block, Figure):
-        return _html_figure(block)
-    figures = "\n".join(_html_figure(f, block.labels) for f in block.figures)
-    return f'<h3>{_h(block.heading)}</h3>\n<div class="gallery">\n{figures}\n</div>'
-
-
-def to_html(title: str, meta: list[tuple[str, str]], sections: list[Section]) -> str:
-    dl = "\n".join(f"<dt>{_h(k)}</dt><dd>{_h(v)}</dd>" for k, v in meta)
-    nav = " ".join(f'<a href="#{s.anchor}">{_h(s.title)}</a>' for s in sections)
-    body = "\n".join(
-        f'<section id="{s.anchor}">\n<h2>{_h(s.title)}</h2>\n' + "\n".join(map(_html_block, s.blocks)) + "\n</section>"
-        for s in sections
-    )
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{_h(title)}</title>\n'
-            f"<style>{CSS}</style>\n</head>\n<body>\n<h1>{_h(title)}</h1>\n<dl class=\"meta\">\n{dl}\n</dl>\n"
-            f"<nav>{nav}</nav>\n{body}\n</body>\n</html>\n")
-
-
-# ---------------------------------------------------------------- Markdown
-
-
-def _md(text: str) -> str:
+def md_escape(text: object) -> str:
     """``text`` safe in Markdown: markup characters backslash-escaped, ``& < >`` as entities (no raw HTML)."""
-    text = re.sub(r"([\\`*_\[\]|#])", r"\\\1", text.replace("\n", " "))
+    text = re.sub(r"([\\`*_\[\]|#])", r"\\\1", str(text).replace("\n", " "))
     return html.escape(text, quote=False)
 
 
-def _md_row(cells: tuple[str, ...]) -> str:
-    return "| " + " | ".join(cells) + " |"
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def _md_image(fig: Figure) -> str:
-    return f"![{_md(fig.alt)}]({FILES_DIR}/{fig.name})"
+def make_environment(loader: BaseLoader) -> Environment:
+    """A jinja2 environment for the report templates of ``loader``: ``*.html.j2`` (and any but ``*.md.j2``)
+    autoescaped, filters ``md`` and ``data_uri``, undefined names an error (a misspelt field fails instead
+    of rendering empty)."""
+    env = Environment(
+        loader=loader,
+        autoescape=select_autoescape(["html.j2"], ["md.j2"], default_for_string=True, default=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["md"] = md_escape
+    env.filters["data_uri"] = data_uri
+    env.globals["zip"] = zip
+    return env
 
 
-def _md_block(block: Any) -> str:
-    if isinstance(block, Para):
-        text = _md(block.text)
-        return {"how": f"**How to read this.** {text}", "note": f"*{text}*"}.get(block.style, text)
-    if isinstance(block, Table):
-        lines = [_md_row(tuple(map(_md, block.header))), _md_row(tuple("---" for _ in block.header))]
-        return "\n".join(lines + [_md_row(tuple(map(_md, row))) for row in block.rows])
-    if isinstance(block, Figure):
-        return _md_image(block)
-    header = ("Pair",) + tuple(map(_md, block.labels))
-    rows = [_md_row((_md_image(f),) + tuple(map(_md, f.caption))) for f in block.figures]
-    return f"### {_md(block.heading)}\n\n" + "\n".join([_md_row(header), _md_row(("---",) * len(header))] + rows)
+@functools.cache
+def _environment() -> Environment:
+    return make_environment(PackageLoader("facemetric.report", "templates"))
+
+
+def _render(template: str, title: str, meta: list[tuple[str, str]], sections: list[Section]) -> str:
+    return _environment().get_template(template).render(title=title, meta=meta, sections=sections, files_dir=FILES_DIR)
+
+
+def to_html(title: str, meta: list[tuple[str, str]], sections: list[Section]) -> str:
+    """The self-contained page: inline CSS, images as data URIs, no scripts, no external URLs."""
+    return _render("report.html.j2", title, meta, sections)
 
 
 def to_markdown(title: str, meta: list[tuple[str, str]], sections: list[Section]) -> str:
-    parts = [f"# {_md(title)}", "\n".join(f"- **{_md(k)}:** {_md(v)}" for k, v in meta)]
-    for s in sections:
-        parts.append(f"## {_md(s.title)}")
-        parts += [_md_block(b) for b in s.blocks]
-    return "\n\n".join(parts) + "\n"
-
-
+    """The Markdown twin of :func:`to_html`, its images referenced under ``report_files/``."""
+    return _render("report.md.j2", title, meta, sections)

@@ -9,17 +9,25 @@ from facemetric.eval.runner import EvaluationError, evaluate_run_to_folder
 from facemetric.report.render import render_report
 
 
-def make_report(path: str | Path, checkpoint: str | Path | None = None, far: float | None = None,
-                refresh: bool = False, title: str | None = None, screenshot: str | Path | None = None,
-                progress: bool = True) -> dict[str, Path]:
+def make_report(
+    path: str | Path,
+    checkpoint: str | Path | None = None,
+    far: float | None = None,
+    refresh: bool = False,
+    title: str | None = None,
+    screenshot: str | Path | None = None,
+    progress: bool = True,
+) -> dict[str, Path]:
     """The report of ``path``: an evaluation folder (``facemetric eval --out``) as it is, or a training run
     folder, whose checkpoint is evaluated on the run's held-out identities into ``path/eval`` first
     (again when ``refresh``, ``checkpoint`` or ``far`` is given). Returns the files written."""
     folder = Path(path)
     if not is_eval_dir(folder):
         if not (folder / "config.yaml").is_file():
-            raise EvaluationError(f"{folder} is neither an evaluation folder (no eval.json: make one with facemetric "
-                                  "eval --out DIR) nor a training run folder (no config.yaml)")
+            raise EvaluationError(
+                f"{folder} is neither an evaluation folder (no eval.json: make one with facemetric "
+                "eval --out DIR) nor a training run folder (no config.yaml)"
+            )
         target = folder / "eval"
         if refresh or checkpoint or far is not None or not is_eval_dir(target):
             evaluate_run_to_folder(folder, checkpoint, 1e-2 if far is None else far, progress)

@@ -115,13 +115,14 @@ def score_histograms(
     """Genuine and impostor score densities on shared bins, with the decision threshold(s)."""
     s = np.asarray(scores, dtype=float)
     genuine = np.asarray(same).astype(bool)
-    bins = np.histogram_bin_edges(s, bins=int(np.clip(math.sqrt(len(s)), 10, 60)))
+    bins = np.histogram_bin_edges(s, bins=int(np.clip(math.sqrt(len(s)), 10, 60))).tolist()
     fig, (ax,) = _figure()
-    for mask, color, label in ((genuine, GENUINE_COLOR, "genuine (same person)"),
-                               (~genuine, IMPOSTOR_COLOR, "impostor (different people)")):
+    for mask, color, label in (
+        (genuine, GENUINE_COLOR, "genuine (same person)"),
+        (~genuine, IMPOSTOR_COLOR, "impostor (different people)"),
+    ):
         if mask.any():
-            ax.hist(s[mask], bins=bins, density=True, alpha=0.55, color=color,
-                    label=f"{label}, n={int(mask.sum())}")
+            ax.hist(s[mask], bins=bins, density=True, alpha=0.55, color=color, label=f"{label}, n={int(mask.sum())}")
     if threshold is not None:
         ax.axvline(threshold, color="black", lw=1.5, label=f"operating threshold {threshold:.4f}")
     if eer_threshold is not None:
@@ -136,9 +137,11 @@ def score_histograms(
 
 def _series(rows: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], list[float]]:
     """``(steps, values)`` of the rows holding a finite number under ``key``."""
-    pairs = [(r["step"], r[key]) for r in rows
-             if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)
-             and math.isfinite(r[key])]
+    pairs = [
+        (r["step"], r[key])
+        for r in rows
+        if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool) and math.isfinite(r[key])
+    ]
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
@@ -149,9 +152,7 @@ def _empty(ax: Axes, text: str) -> None:
     ax.set_yticks([])
 
 
-def training_curves(
-    train_rows: Sequence[Mapping[str, Any]], val_rows: Sequence[Mapping[str, Any]]
-) -> bytes:
+def training_curves(train_rows: Sequence[Mapping[str, Any]], val_rows: Sequence[Mapping[str, Any]]) -> bytes:
     """Two panels: training loss per step; validation accuracy and EER (twin axis) per step."""
     fig, (loss_ax, val_ax) = _figure(2, (10.0, 3.8))
     steps, loss = _series(train_rows, "loss")
@@ -177,7 +178,7 @@ def training_curves(
             eer_ax.set_ylabel("EER")
         val_ax.set_xlabel("step")
         val_ax.grid(True, alpha=0.3)
-        val_ax.legend(lines, [ln.get_label() for ln in lines], loc="center right", fontsize=8)
+        val_ax.legend(lines, [str(ln.get_label()) for ln in lines], loc="center right", fontsize=8)
     else:
         _empty(val_ax, "no validation records")
     val_ax.set_title("Validation")
@@ -185,9 +186,7 @@ def training_curves(
     return _png(fig)
 
 
-def select_points(
-    identities: ArrayLike, max_points: int, max_identities: int, seed: int
-) -> np.ndarray:
+def select_points(identities: ArrayLike, max_points: int, max_identities: int, seed: int) -> np.ndarray:
     """Sorted indices of the points a t-SNE plot shows.
 
     Keeps the ``max_identities`` identities with the most points (ties broken by
@@ -219,8 +218,7 @@ def tsne_plot(
     n = len(keep)
     if n < 5:
         return None
-    xy = TSNE(n_components=2, init="pca", random_state=seed,
-              perplexity=min(30.0, (n - 1) / 3)).fit_transform(emb[keep])
+    xy = TSNE(n_components=2, init="pca", random_state=seed, perplexity=min(30.0, (n - 1) / 3)).fit_transform(emb[keep])
     shown = ids[keep]
     names = sorted(set(shown.tolist()))
     cmap = matplotlib.colormaps["tab20"]

@@ -39,26 +39,41 @@ def trim_bottom(image: Image.Image, margin: int = 24) -> Image.Image:
     return image.crop((0, 0, image.width, min(image.height, last + margin)))
 
 
-def screenshot(html: str | Path, png: str | Path, width: int = 1100, max_height: int = 16000, timeout: float = 120) -> Path:
+def screenshot(
+    html: str | Path, png: str | Path, width: int = 1100, max_height: int = 16000, timeout: float = 120
+) -> Path:
     """Render ``html`` at ``width`` pixels and write the page (up to ``max_height``) to ``png``."""
     browser = find_chromium()
     if browser is None:
-        raise ScreenshotError("no Chromium found (looked for " + ", ".join(BROWSERS) + " and $FACEMETRIC_CHROMIUM); "
-                              "install it, e.g. apt-get install chromium")
+        raise ScreenshotError(
+            "no Chromium found (looked for " + ", ".join(BROWSERS) + " and $FACEMETRIC_CHROMIUM); "
+            "install it, e.g. apt-get install chromium"
+        )
     html, png = Path(html).resolve(), Path(png)
     if not html.is_file():
         raise ScreenshotError(f"{html}: no such HTML file")
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "page.png"
-        command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
-                   f"--user-data-dir={tmp}/profile", f"--window-size={width},{max_height}", f"--screenshot={raw}",
-                   html.as_uri()]
+        command = [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--no-first-run",
+            f"--user-data-dir={tmp}/profile",
+            f"--window-size={width},{max_height}",
+            f"--screenshot={raw}",
+            html.as_uri(),
+        ]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired as exc:
             raise ScreenshotError(f"{browser} did not finish rendering {html} in {timeout:.0f} s") from exc
         if not raw.is_file():
-            raise ScreenshotError(f"{browser} wrote no screenshot of {html} (exit {done.returncode}): {done.stderr[-800:]}")
+            raise ScreenshotError(
+                f"{browser} wrote no screenshot of {html} (exit {done.returncode}): {done.stderr[-800:]}"
+            )
         png.parent.mkdir(parents=True, exist_ok=True)
         # a 256-colour palette keeps a long page with plots and photos under about 0.6 MB
         trim_bottom(Image.open(raw)).convert("RGB").quantize(colors=256).save(png, optimize=True)

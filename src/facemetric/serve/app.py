@@ -2,7 +2,9 @@
 
 Endpoints (OpenAPI docs at ``/docs``): ``GET /api/identities``, ``POST /api/enroll`` (form: name,
 one or more files), ``POST /api/verify`` (name, file), ``POST /api/identify`` (file, top_k),
-``DELETE /api/identities/{name}``, ``GET /api/health``; the page at ``/``.
+``DELETE /api/identities/{name}``, ``GET /api/health``; the page at ``/``. Every answer is a model of
+:mod:`facemetric.gallery.schemas` (its schema in ``/openapi.json``); a refused request answers
+``{"detail": "why"}``.
 
 Safety: binds 127.0.0.1 unless told otherwise, and then only with a bearer token; uploads are
 read up to the size limit and no further (413 beyond it); images larger than the pixel limit
@@ -20,10 +22,12 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from facemetric.core.version import VERSION
 from facemetric.core.embedder import Embedder
+from facemetric.core.version import VERSION
+from facemetric.gallery.schemas import EnrollResult, Health, IdentifyAnswer, Identity, RemoveResult, VerifyAnswer
 from facemetric.gallery.service import Gallery, Photo, PhotoError
 from facemetric.gallery.store import GalleryError, UnknownIdentityError
 
@@ -54,10 +58,46 @@ def check_binding(options: ServeOptions) -> None:
     if options.host not in LOCAL_HOSTS and not options.token:
         raise GalleryError(
             f"binding {options.host} exposes the gallery to the network: give a bearer token with --token (or "
-            "$FACEMETRIC_TOKEN), or bind 127.0.0.1")
+            "$FACEMETRIC_TOKEN), or bind 127.0.0.1"
+        )
     if options.token is not None and len(options.token) < 16:
-        raise GalleryError("the token must be at least 16 characters (e.g. python -c 'import secrets; "
-                           "print(secrets.token_urlsafe(24))')")
+        raise GalleryError(
+            "the token must be at least 16 characters (e.g. python -c 'import secrets; "
+            "print(secrets.token_urlsafe(24))')"
+        )
+
+
+class ErrorDetail(BaseModel):
+    """A refused request: nothing was written."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    detail: str = Field(description="why the request was refused, and what to do")
+
+
+class UnusableRequest(BaseModel):
+    """A photo that is not an image or has no face (`detail` says which), or a form that FastAPI refused
+    (`detail` lists the fields wrong or missing); nothing was written."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    detail: str | list[dict[str, Any]] = Field(
+        description="why the request was refused: a sentence, or FastAPI's list of form field errors"
+    )
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries of the error answers an endpoint can give (all ``{"detail": ...}``)."""
+    why = {
+        400: "a bad name or request",
+        401: "missing or wrong bearer token",
+        404: "the person is not enrolled",
+        413: "an upload, request or image over a size or pixel limit",
+        422: "not an image, no face found, or a form field missing or invalid",
+    }
+    return {
+        code: {"model": UnusableRequest if code == 422 else ErrorDetail, "description": why[code]} for code in codes
+    }
 
 
 class UploadTooLarge(Exception):
@@ -88,8 +128,11 @@ def open_gallery(options: ServeOptions, embedder: Embedder | None = None) -> Gal
 def create_app(options: ServeOptions, embedder: Embedder | None = None) -> FastAPI:
     """The FastAPI app of one gallery (``embedder`` overrides the gallery's own, e.g. in tests)."""
     gallery = open_gallery(options, embedder)
-    app = FastAPI(title="facemetric gallery", version=VERSION,
-                  description="Enroll, verify and identify faces; every answer carries score, threshold and FAR.")
+    app = FastAPI(
+        title="facemetric gallery",
+        version=VERSION,
+        description="Enroll, verify and identify faces; every answer carries score, threshold and FAR.",
+    )
     app.state.gallery = gallery
 
     def authorised(request: Request) -> None:
@@ -98,8 +141,11 @@ def create_app(options: ServeOptions, embedder: Embedder | None = None) -> FastA
         header = request.headers.get("authorization", "")
         scheme, _, given = header.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), options.token.encode()):
-            raise HTTPException(401, "missing or wrong bearer token (header: Authorization: Bearer <token>)",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401,
+                "missing or wrong bearer token (header: Authorization: Bearer <token>)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
 
     guard = [Depends(authorised)]
 
@@ -107,8 +153,13 @@ def create_app(options: ServeOptions, embedder: Embedder | None = None) -> FastA
     async def limit_body(request: Request, call_next: Any) -> Any:
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > options.max_request_bytes:
-            return JSONResponse({"detail": f"request body of {int(length):,} bytes: more than the "
-                                 f"{options.max_request_bytes:,} allowed"}, status_code=413)
+            return JSONResponse(
+                {
+                    "detail": f"request body of {int(length):,} bytes: more than the "
+                    f"{options.max_request_bytes:,} allowed"
+                },
+                status_code=413,
+            )
         return await call_next(request)
 
     @app.exception_handler(UploadTooLarge)
@@ -130,30 +181,36 @@ def create_app(options: ServeOptions, embedder: Embedder | None = None) -> FastA
         return PAGE.read_text(encoding="utf-8")
 
     @app.get("/api/health")
-    def health() -> dict[str, Any]:
-        return {"status": "ok", "token_required": options.token is not None}
+    def health() -> Health:
+        """Whether the server is up, and whether it needs a bearer token."""
+        return Health(status="ok", token_required=options.token is not None)
 
-    @app.get("/api/identities", dependencies=guard)
-    def identities() -> list[dict[str, Any]]:
+    @app.get("/api/identities", dependencies=guard, responses=_errors(401))
+    def identities() -> list[Identity]:
+        """Every enrolled person with their number of photos, by name."""
         return gallery.identities()
 
-    @app.post("/api/enroll", dependencies=guard)
-    async def enroll(name: Annotated[str, Form()], files: Annotated[list[UploadFile], File()]) -> dict[str, Any]:
+    @app.post("/api/enroll", dependencies=guard, responses=_errors(400, 401, 413, 422))
+    async def enroll(name: Annotated[str, Form()], files: Annotated[list[UploadFile], File()]) -> EnrollResult:
+        """Enrol photos of a person (created if new): all of them or, if any is unusable, none."""
         photos = [Photo(await _read_limited(f, options.max_upload_bytes), f.filename or "upload") for f in files]
         return await _in_thread(gallery.enroll, name, photos)
 
-    @app.post("/api/verify", dependencies=guard)
-    async def verify(name: Annotated[str, Form()], file: Annotated[UploadFile, File()]) -> dict[str, Any]:
+    @app.post("/api/verify", dependencies=guard, responses=_errors(400, 401, 404, 413, 422))
+    async def verify(name: Annotated[str, Form()], file: Annotated[UploadFile, File()]) -> VerifyAnswer:
+        """Is the photo the enrolled person `name`? The score, the threshold, the FAR behind it and the decision."""
         photo = Photo(await _read_limited(file, options.max_upload_bytes), file.filename or "upload")
         return await _in_thread(gallery.verify, name, photo)
 
-    @app.post("/api/identify", dependencies=guard)
-    async def identify(file: Annotated[UploadFile, File()], top_k: Annotated[int, Form()] = 5) -> dict[str, Any]:
+    @app.post("/api/identify", dependencies=guard, responses=_errors(400, 401, 413, 422))
+    async def identify(file: Annotated[UploadFile, File()], top_k: Annotated[int, Form()] = 5) -> IdentifyAnswer:
+        """Who is in the photo among the enrolled, or `no correspondence`? Candidates, score, threshold, FAR."""
         photo = Photo(await _read_limited(file, options.max_upload_bytes), file.filename or "upload")
         return await _in_thread(gallery.identify, photo, top_k)
 
-    @app.delete("/api/identities/{name}", dependencies=guard)
-    async def remove(name: str) -> dict[str, Any]:
+    @app.delete("/api/identities/{name}", dependencies=guard, responses=_errors(400, 401, 404))
+    async def remove(name: str) -> RemoveResult:
+        """Delete a person and all their photos."""
         return await _in_thread(gallery.remove, name)
 
     return app
@@ -170,6 +227,11 @@ def run_server(options: ServeOptions) -> None:
 
     check_binding(options)
     app = create_app(options)
-    log.info("serving %s on http://%s:%d (page at /, API docs at /docs)%s", options.gallery, options.host,
-             options.port, "" if options.token else " without a token (local only)")
+    log.info(
+        "serving %s on http://%s:%d (page at /, API docs at /docs)%s",
+        options.gallery,
+        options.host,
+        options.port,
+        "" if options.token else " without a token (local only)",
+    )
     uvicorn.run(app, host=options.host, port=options.port, log_level="warning")

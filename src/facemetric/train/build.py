@@ -64,9 +64,11 @@ def _check_miner(cfg: Config, stage: MinerStage, where: str) -> None:
     kind = MINERS.get(stage.name)
     needs = TripletMiner if cfg.loss.name == "triplet" else PairMiner
     if not (isinstance(kind, type) and issubclass(kind, needs)):
-        raise ConfigError(f"{where}.name: {stage.name!r} does not mine {'triplets' if needs is TripletMiner else 'pairs'}"
-                          f", which loss {cfg.loss.name!r} learns from; available: "
-                          f"{', '.join(n for n in MINERS.names() if issubclass(MINERS.get(n), needs))}")
+        raise ConfigError(
+            f"{where}.name: {stage.name!r} does not mine {'triplets' if needs is TripletMiner else 'pairs'}"
+            f", which loss {cfg.loss.name!r} learns from; available: "
+            f"{', '.join(n for n in MINERS.names() if issubclass(MINERS.get(n), needs))}"
+        )
 
 
 def check_config(cfg: Config) -> None:
@@ -79,8 +81,10 @@ def check_config(cfg: Config) -> None:
     except ConfigError as exc:
         moved = [k for k in MINING_OPTIONS if k in cfg.loss.options]
         if moved:
-            raise ConfigError(f"{exc} ({', '.join(moved)}: which pairs or triplets a loss learns from is now the "
-                              "miner section, e.g. miner: {name: semi_hard, options: {fallback: hardest}})") from None
+            raise ConfigError(
+                f"{exc} ({', '.join(moved)}: which pairs or triplets a loss learns from is now the "
+                "miner section, e.g. miner: {name: semi_hard, options: {fallback: hardest}})"
+            ) from None
         raise
     for epoch, options in cfg.loss.schedule.items():
         LOSSES.check_options(cfg.loss.name, options, f"loss.schedule.{epoch}")
@@ -90,8 +94,10 @@ def check_config(cfg: Config) -> None:
     elif cfg.miner.options:
         raise ConfigError("miner.options: given without miner.name; name the miner they are for")
     if stages and not loss_takes_miner(cfg.loss.name):
-        raise ConfigError(f"miner: loss {cfg.loss.name!r} does not learn from mined pairs (it is a classifier "
-                          "head); remove the miner section or choose a pair loss")
+        raise ConfigError(
+            f"miner: loss {cfg.loss.name!r} does not learn from mined pairs (it is a classifier "
+            "head); remove the miner section or choose a pair loss"
+        )
     for where, stage in stages:
         _check_miner(cfg, stage, where)
     _name(OPTIMIZERS, cfg.optim.name, "optim.name")
@@ -120,11 +126,16 @@ def build_loss_from(cfg: Config, num_classes: int, miner: Any = None) -> nn.Modu
     if miner is not None:
         extra["miner"] = miner
     loss = build_loss(cfg.loss.name, **cfg.loss.options, **extra)
-    missing = sorted({k for options in cfg.loss.schedule.values() for k in options} - set(vars(loss)) -
-                     {k for k in dir(type(loss)) if isinstance(getattr(type(loss), k), property)})
+    missing = sorted(
+        {k for options in cfg.loss.schedule.values() for k in options}
+        - set(vars(loss))
+        - {k for k in dir(type(loss)) if isinstance(getattr(type(loss), k), property)}
+    )
     if missing:
-        raise ConfigError(f"loss.schedule: loss {cfg.loss.name!r} does not read {', '.join(missing)} at every step, "
-                          "so a schedule cannot change it")
+        raise ConfigError(
+            f"loss.schedule: loss {cfg.loss.name!r} does not read {', '.join(missing)} at every step, "
+            "so a schedule cannot change it"
+        )
     return loss
 
 
@@ -157,9 +168,16 @@ class Run:
         history = self.trainer.fit()
         val = self.validation.last if self.validation else None
         best = self.validation.best_accuracy if self.validation else None
-        write_json(self.out / "summary.json", {
-            "epochs": self.trainer.epoch, "global_step": self.trainer.global_step, "best_accuracy": best, "val": val,
-            "data_wait_fraction": [h["data_wait_fraction"] for h in history]})
+        write_json(
+            self.out / "summary.json",
+            {
+                "epochs": self.trainer.epoch,
+                "global_step": self.trainer.global_step,
+                "best_accuracy": best,
+                "val": val,
+                "data_wait_fraction": [h["data_wait_fraction"] for h in history],
+            },
+        )
         return RunResult(self.out, self.trainer.epoch, self.trainer.global_step, val, best)
 
     def validate_untrained(self) -> dict[str, Any]:
@@ -192,38 +210,68 @@ def build_run(
         from facemetric.data.dataset import image_spec
 
         with torch.random.fork_rng():
-            check_budget(build_embedding_model(cfg.model, data.spec if data else image_spec(cfg.data)),
-                         cfg.model.max_params, cfg.model.name)
+            check_budget(
+                build_embedding_model(cfg.model, data.spec if data else image_spec(cfg.data)),
+                cfg.model.max_params,
+                cfg.model.name,
+            )
     data = data or load_dataset(cfg.data, cfg.train.progress, out)
-    sampler = PKSampler(data.train.labels, cfg.sampler.p, cfg.sampler.k, cfg.sampler.short_policy,
-                        cfg.sampler.min_images, cfg.train.seed, cfg.sampler.batches_per_epoch)
+    sampler = PKSampler(
+        data.train.labels,
+        cfg.sampler.p,
+        cfg.sampler.k,
+        cfg.sampler.short_policy,
+        cfg.sampler.min_images,
+        cfg.train.seed,
+        cfg.sampler.batches_per_epoch,
+    )
     log.info("sampler: %s", sampler.report.describe(cfg.sampler.k))
     model = build_embedding_model(cfg.model, data.spec).to(device)
     bf16, why = use_bf16(cfg.train.amp, cfg.model.name, device)
     log.info("precision: %s (%s)", "bf16 autocast" if bf16 else "fp32", why)
     if cfg.train.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack memory_format
     first = MinerStage(name=cfg.miner.name, options=cfg.miner.options) if cfg.miner.name else None
     loss = build_loss_from(cfg, len(data.train.identity_names), _miner(first) if first else None).to(device)
     optimizer = build_optimizer(cfg.optim, list(model.parameters()) + list(loss.parameters()))
     source = BatchSource(data.train, sampler, cfg.augment, data.spec.normalization, cfg.train.seed, cfg.data.workers)
-    scheduler = build_scheduler(cfg.scheduler, optimizer, cfg.train.epochs * source.steps_per_epoch,
-                                source.steps_per_epoch)
-    trainer = Trainer(model, loss, optimizer, source, cfg.train.epochs, scheduler,
-                      _callbacks(cfg, data, out, device, callbacks), device, bf16, cfg.train.channels_last)
+    scheduler = build_scheduler(
+        cfg.scheduler, optimizer, cfg.train.epochs * source.steps_per_epoch, source.steps_per_epoch
+    )
+    trainer = Trainer(
+        model,
+        loss,
+        optimizer,
+        source,
+        cfg.train.epochs,
+        scheduler,
+        _callbacks(cfg, data, out, device, callbacks),
+        device,
+        bf16,
+        cfg.train.channels_last,
+    )
     if resume:
         _resume(trainer, out / "last.pt", data, device)
     cfg.save(out / "config.yaml")
-    write_json(out / "environment.json", {
-        "facemetric": VERSION, "python": sys.version.split()[0], "torch": torch.__version__,
-        "numpy": np.__version__, "platform": platform.platform(), "device": str(device),
-        "threads": torch.get_num_threads(), "command": sys.argv,
-    })
+    write_json(
+        out / "environment.json",
+        {
+            "facemetric": VERSION,
+            "python": sys.version.split()[0],
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "platform": platform.platform(),
+            "device": str(device),
+            "threads": torch.get_num_threads(),
+            "command": sys.argv,
+        },
+    )
     return Run(cfg, trainer, data, out)
 
 
-def _callbacks(cfg: Config, data: DatasetSplit, out: Path, device: torch.device,
-               extra: Sequence[Callback]) -> list[Callback]:
+def _callbacks(
+    cfg: Config, data: DatasetSplit, out: Path, device: torch.device, extra: Sequence[Callback]
+) -> list[Callback]:
     callbacks: list[Callback] = []
     if cfg.monitor.enabled:
         callbacks.append(CollapseCallback(cfg.monitor))
@@ -233,13 +281,21 @@ def _callbacks(cfg: Config, data: DatasetSplit, out: Path, device: torch.device,
         first = MinerStage(name=cfg.miner.name, options=cfg.miner.options) if cfg.miner.name else None
         callbacks.append(MinerScheduleCallback(first, cfg.miner.schedule, _miner))
     if data.val is not None:
-        callbacks.append(ValidationCallback(data.val, data.spec.normalization, cfg.train.val_every,
-                                            cfg.data.val_pairs, cfg.data.split_seed, device))
-    callbacks += [build_callback(c.name, f"train.callbacks.{k}", **c.options) for k, c in enumerate(cfg.train.callbacks)]
+        callbacks.append(
+            ValidationCallback(
+                data.val, data.spec.normalization, cfg.train.val_every, cfg.data.val_pairs, cfg.data.split_seed, device
+            )
+        )
+    callbacks += [
+        build_callback(c.name, f"train.callbacks.{k}", **c.options) for k, c in enumerate(cfg.train.callbacks)
+    ]
     callbacks += list(extra)
     meta = {"config": cfg.to_dict(), "image_spec": data.spec.to_dict(), "identity_names": data.train.identity_names}
-    callbacks += [MetricsLogCallback(out), CheckpointCallback(out, meta, cfg.train.checkpoint_every_steps),
-                  ProgressCallback(cfg.train.progress)]
+    callbacks += [
+        MetricsLogCallback(out),
+        CheckpointCallback(out, meta, cfg.train.checkpoint_every_steps),
+        ProgressCallback(cfg.train.progress),
+    ]
     return callbacks
 
 
@@ -252,11 +308,18 @@ def _resume(trainer: Trainer, path: Path, data: DatasetSplit, device: torch.devi
     if state["identity_names"] != data.train.identity_names:
         raise CheckpointError(f"{path}: was trained on different identities (data or split changed)")
     if "callbacks" not in state:
-        raise CheckpointError(f"{path}: written by an older facemetric, which saved no scheduler or callback state; "
-                              "it can be evaluated and exported, not resumed")
+        raise CheckpointError(
+            f"{path}: written by an older facemetric, which saved no scheduler or callback state; "
+            "it can be evaluated and exported, not resumed"
+        )
     trainer.load_state_dict(state)
-    log.info("resumed from %s at epoch %d, step %d (global step %d)", path, trainer.epoch + 1, trainer.step_in_epoch,
-             trainer.global_step)
+    log.info(
+        "resumed from %s at epoch %d, step %d (global step %d)",
+        path,
+        trainer.epoch + 1,
+        trainer.step_in_epoch,
+        trainer.global_step,
+    )
 
 
 def train(cfg: Config, resume: bool = False, callbacks: Sequence[Callback] = ()) -> RunResult:

@@ -178,7 +178,9 @@ class Trainer:
         self.step_in_epoch = 0
         loop_time = time.perf_counter() - loop_start
         logs: dict[str, Any] = {
-            "epoch": self.epoch, "loss": float(np.mean(losses)) if losses else float("nan"), "lr": lr,
+            "epoch": self.epoch,
+            "loss": float(np.mean(losses)) if losses else float("nan"),
+            "lr": lr,
             "seconds": round(time.time() - started, 2),
             "data_wait_fraction": round(waited / loop_time, 4) if loop_time > 0 else 0.0,
         }

@@ -27,12 +27,25 @@ class CheckpointCallback(Callback):
 
     def save(self, trainer: Trainer, name: str = "last.pt") -> Path:
         path = self.out / name
-        save_checkpoint(path, {**trainer.state_dict(), **self.meta, "model_fingerprint": model_fingerprint(trainer.model),
-                               "facemetric_version": VERSION})
+        save_checkpoint(
+            path,
+            {
+                **trainer.state_dict(),
+                **self.meta,
+                "model_fingerprint": model_fingerprint(trainer.model),
+                "facemetric_version": VERSION,
+            },
+        )
         # mid-epoch checkpoints are announced (a watcher may act on them); epoch-end ones are routine
         level = logging.INFO if trainer.step_in_epoch else logging.DEBUG
-        log.log(level, "checkpoint %s: epoch %d step %d global_step %d", path, trainer.epoch, trainer.step_in_epoch,
-                trainer.global_step)
+        log.log(
+            level,
+            "checkpoint %s: epoch %d step %d global_step %d",
+            path,
+            trainer.epoch,
+            trainer.step_in_epoch,
+            trainer.global_step,
+        )
         return path
 
     def on_batch_end(self, trainer: Trainer, output: StepOutput) -> None:

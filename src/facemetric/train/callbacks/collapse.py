@@ -104,11 +104,15 @@ class CollapseMonitor:
         """Why the current window looks collapsed, or None when it looks healthy."""
         s = self.summary()
         if s["mean_distance"] < self.cfg.min_mean_distance:
-            return (f"mean distance between embeddings {s['mean_distance']:.4f} < {self.cfg.min_mean_distance} "
-                    f"(random directions give about 1.4)")
+            return (
+                f"mean distance between embeddings {s['mean_distance']:.4f} < {self.cfg.min_mean_distance} "
+                f"(random directions give about 1.4)"
+            )
         if s["at_margin"] > self.cfg.max_at_margin:
-            return (f"{s['at_margin']:.0%} of anchors have their hardest positive and hardest negative at the "
-                    f"same distance (triplets stuck exactly at the margin)")
+            return (
+                f"{s['at_margin']:.0%} of anchors have their hardest positive and hardest negative at the "
+                f"same distance (triplets stuck exactly at the margin)"
+            )
         return None
 
 

@@ -47,8 +47,12 @@ class EarlyStopping(Callback):
         self.waited += 1
         if self.waited >= self.patience:
             trainer.should_stop = True
-            log.info("early stop after epoch %d: validation %s has not improved for %d validations",
-                     trainer.epoch, self.metric, self.waited)
+            log.info(
+                "early stop after epoch %d: validation %s has not improved for %d validations",
+                trainer.epoch,
+                self.metric,
+                self.waited,
+            )
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best, "waited": self.waited}

@@ -24,9 +24,14 @@ class ProgressCallback(Callback):
         self.bar: tqdm | None = None
 
     def on_epoch_start(self, trainer: Trainer) -> None:
-        self.bar = tqdm(total=trainer.steps_per_epoch, initial=trainer.step_in_epoch,
-                        desc=f"epoch {trainer.epoch + 1}/{trainer.epochs}", disable=not self.enabled, leave=False,
-                        unit="batch")
+        self.bar = tqdm(
+            total=trainer.steps_per_epoch,
+            initial=trainer.step_in_epoch,
+            desc=f"epoch {trainer.epoch + 1}/{trainer.epochs}",
+            disable=not self.enabled,
+            leave=False,
+            unit="batch",
+        )
 
     def on_batch_end(self, trainer: Trainer, output: StepOutput) -> None:
         if self.bar is not None:

@@ -32,8 +32,10 @@ class LossScheduleCallback(Callback):
         for start, options in schedule.items():
             fixed = sorted(set(options) & set(STRUCTURAL))
             if fixed:
-                raise ConfigError(f"loss.schedule.{start}: {', '.join(fixed)} cannot change during training "
-                                  "(they shape the loss's parameters)")
+                raise ConfigError(
+                    f"loss.schedule.{start}: {', '.join(fixed)} cannot change during training "
+                    "(they shape the loss's parameters)"
+                )
 
     def options_at(self, epoch: int) -> dict[str, Any]:
         """Every option set by the entries reached at 0-based ``epoch``."""
@@ -54,8 +56,9 @@ class LossScheduleCallback(Callback):
 class MinerScheduleCallback(Callback):
     """Gives the loss the miner of the latest ``stages`` entry reached (``first`` before any)."""
 
-    def __init__(self, first: MinerStage | None, stages: dict[int, MinerStage],
-                 build: Callable[[MinerStage], Any]) -> None:
+    def __init__(
+        self, first: MinerStage | None, stages: dict[int, MinerStage], build: Callable[[MinerStage], Any]
+    ) -> None:
         self.first, self.stages, self.build = first, stages, build
         self.current: MinerStage | None = first
 

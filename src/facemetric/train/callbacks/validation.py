@@ -32,8 +32,15 @@ class ValidationCallback(Callback):
     accuracy so far), which the checkpoint callback uses for ``best.pt``.
     """
 
-    def __init__(self, val: PackedImages, normalization: tuple[tuple[float, ...], tuple[float, ...]],
-                 every: int = 1, max_pairs: int = 3000, seed: int = 0, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self,
+        val: PackedImages,
+        normalization: tuple[tuple[float, ...], tuple[float, ...]],
+        every: int = 1,
+        max_pairs: int = 3000,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+    ) -> None:
         self.val, self.normalization, self.every, self.device = val, normalization, every, device
         names = np.array([val.identity_names[k] for k in val.labels])
         self.protocol: PairProtocol = held_out_pair_protocol(names, max_pairs, seed)

@@ -1,0 +1,200 @@
+"""Typed evaluation results: what ``eval.json`` holds, checked when written and when read.
+
+The metric functions (``facemetric.eval.verification``, ``identification``, ``retrieval``) are
+pure functions returning plain dicts; the evaluation suite validates them into these models, the
+evaluation folder is written from them, and the report reads them back through them. A metric
+renamed on one side without the other fails validation (unknown keys are refused) instead of
+silently dropping a row from a report.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EVAL_FORMAT = "facemetric-eval/1"
+
+
+class Result(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ------------------------------------------------------------------ verification
+
+
+class OptimisticAccuracy(Result):
+    """Accuracy at the best threshold chosen on the scored pairs themselves: an upper bound, not a test figure."""
+
+    accuracy: float
+    threshold: float
+    note: str
+
+
+class OperatingThreshold(Result):
+    """The threshold a report's histograms and error gallery use, and the rule that chose it."""
+
+    value: float
+    rule: str
+
+
+class Curves(Result):
+    roc_fpr: list[float]
+    roc_tpr: list[float]
+    roc_threshold: list[float]
+    det_fpr: list[float]
+    det_fnr: list[float]
+
+
+class FarCalibration(Result):
+    """The threshold for one stated false-accept rate, and what it delivered on folds it was not chosen on."""
+
+    target_far: float
+    threshold: float
+    achieved_far: float
+    tar: float
+    held_out_far: float | None
+    held_out_tar: float | None
+    n_impostors: int
+    below_resolution: bool
+
+
+class ErrorCounts(Result):
+    false_accepts: int
+    false_rejects: int
+
+
+class VerificationResult(Result):
+    """k-fold accuracy (each fold's threshold chosen on the other folds), ROC figures and calibration."""
+
+    accuracy: float
+    accuracy_std: float
+    n_folds: int
+    folds_from_file: bool
+    per_fold: list[float]
+    fold_thresholds: list[float]
+    auc: float
+    eer: float
+    eer_threshold: float
+    tar_at_far: dict[str, float]  # key: the FAR as "1e-03"
+    num_positive: int
+    num_negative: int
+    optimistic: OptimisticAccuracy
+    source: str | None = None
+    threshold: OperatingThreshold | None = None
+    curves: Curves | None = None
+    far_calibration: dict[str, FarCalibration] = Field(default_factory=dict)
+    errors: ErrorCounts | None = None
+
+
+# ------------------------------------------------------------------ identification
+
+
+class ClosedSetResult(Result):
+    """CMC: ``ranks[k - 1]`` is the rank-k identification rate."""
+
+    ranks: list[float]
+    rank1: float
+    rank5: float
+    n_identities: int
+    n_probes: int
+    template: str
+
+
+class CalibratedThreshold(Result):
+    """An open-set threshold calibrated on validation unknowns at ``target_far``."""
+
+    value: float
+    target_far: float
+    achieved_far: float
+    n_impostors: int
+    source: str
+    below_resolution: bool
+
+
+class DirAtFar(Result):
+    """DIR at several FARs, thresholds re-chosen on the test unknowns (to compare models, not to deploy)."""
+
+    far: list[float]
+    threshold: list[float]
+    dir: list[float]
+    achieved_far: list[float]
+    below_resolution: list[bool]
+    far_resolution: float
+    n_known: int
+    n_unknown: int
+    computed_on: str
+    note: str
+
+
+class OpenSetTest(Result):
+    n_known: int
+    n_unknown: int
+    dir: float
+    false_alarm_rate: float
+    rank1: float
+    dir_at_far: DirAtFar
+
+
+class OpenSetValidation(Result):
+    n_known: int
+    n_unknown: int
+    dir: float | None
+
+
+class OpenSetResult(Result):
+    threshold: CalibratedThreshold
+    test: OpenSetTest
+    validation: OpenSetValidation
+    template: str
+    n_gallery_identities: int
+    n_gallery_images: int
+
+
+class IdentificationResult(Result):
+    closed_set: ClosedSetResult
+    open_set: OpenSetResult
+    decisions_csv: str
+
+
+# ------------------------------------------------------------------ retrieval
+
+
+class RetrievalResult(Result):
+    precision_at_1: float
+    r_precision: float
+    map_at_r: float
+    recall_at_k: dict[str, float]  # key: K
+    num_queries: int
+    num_evaluated: int
+    queries_without_positives: int
+    queries_r_capped: int
+    max_r: int | None
+    k_searched: int
+    leave_one_out: bool
+    index: str
+    exact: bool
+
+
+# ------------------------------------------------------------------ the evaluation
+
+
+class EvalSummary(Result):
+    """The protocols that were run (the others are None)."""
+
+    verification: VerificationResult | None = None
+    identification: IdentificationResult | None = None
+    retrieval: RetrievalResult | None = None
+
+
+class EvalDocument(EvalSummary):
+    """``eval.json`` of an evaluation folder: what was evaluated, on what, and the results."""
+
+    format: Literal["facemetric-eval/1"] = "facemetric-eval/1"
+    created: str
+    checkpoint: str  # the model evaluated: a file, or a pretrained model's name
+    run_dir: str | None = None  # the training run the checkpoint came from, if any
+    flip: bool = False
+    embedding_dim: int
+    data: dict[str, Any] = Field(default_factory=dict)  # a description of the images and protocol files
+    notes: list[str] = Field(default_factory=list)

@@ -1,0 +1,216 @@
+"""What the gallery answers: every result of :class:`~facemetric.gallery.service.Gallery` as a pydantic model.
+
+``facemetric gallery`` prints these models as JSON and the HTTP API (``facemetric serve``) returns them,
+so their schemas (with the field descriptions below) are in ``/openapi.json`` and on ``/docs``.
+
+Every field is always in the JSON: ``null`` means "does not apply here" (no calibration yet, nothing
+to warn about, no face box). Unknown fields are refused (``extra="forbid"``): a field renamed on one
+side without the other fails loudly instead of vanishing from an answer.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+NOT_CALIBRATED = "null until the gallery is calibrated (`facemetric gallery calibrate`)"
+
+
+class Answer(BaseModel):
+    """Base of the gallery's answers: no unknown field, every field present in the JSON."""
+
+    # serialisation schemas list fields with a default as required: the JSON always has them (maybe null)
+    model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
+
+
+# ------------------------------------------------------------------ people and photos
+
+
+class FaceDetection(Answer):
+    """Where the face used was found in the photo (:class:`facemetric.core.faces.Detection`)."""
+
+    backend: str = Field(
+        description="what cut the face out: a face detector (`dlib`, `dlib-resnet`, `opencv`), a "
+        "fixed rule (`center`, `none`), `crop` (a model trained on pre-cropped photos: no "
+        "detection), or a detector's fallback box (`dlib-resnet/whole-image`)"
+    )
+    found: bool = Field(
+        description="true when a face was located (by a detector, or by a fixed rule); false for "
+        "`crop` and for a fallback box: the photo may then hold no face at all"
+    )
+    box: list[float] | None = Field(
+        None,
+        description="the face as [left, top, right, bottom] in the photo's pixels; null when the backend gives none",
+    )
+    score: float | None = Field(None, description="the detector's confidence in the face, where it reports one")
+    landmarks: list[list[float]] | None = Field(
+        None,
+        description="facial landmarks as [x, y] points in the photo's "
+        "pixels (e.g. dlib's 5), where the backend has them",
+    )
+    faces: int = Field(0, ge=0, description="how many faces were detected (the largest, most central one is used)")
+    image_size: list[int] = Field(
+        default_factory=list,
+        description="the photo's [width, height] in pixels (empty when the backend does not report it)",
+    )
+
+
+class Identity(Answer):
+    """One enrolled person."""
+
+    name: str = Field(description="the person's name (normalised: Unicode NFC, outer spaces stripped)")
+    images: int = Field(ge=0, description="how many photos of them are enrolled")
+    created: float = Field(description="when they were first enrolled, in seconds since 1970-01-01 UTC (Unix time)")
+
+
+class EnrollResult(Answer):
+    """Photos added to a person (created if new), all in one transaction."""
+
+    name: str = Field(description="the person's name as stored (normalised: Unicode NFC, outer spaces stripped)")
+    added: int = Field(ge=0, description="photos newly enrolled")
+    duplicates: int = Field(ge=0, description="photos skipped because the same file is already enrolled for them")
+
+
+class RemoveResult(Answer):
+    """A person deleted with all their photos."""
+
+    name: str = Field(description="the person removed (normalised name)")
+    removed_images: int = Field(ge=0, description="how many of their photos were deleted")
+
+
+class ImportResult(Answer):
+    """A labelled dataset enrolled, one transaction per person; photos without a usable face are skipped."""
+
+    people: int = Field(ge=0, description="people who got at least one photo enrolled (or already had them all)")
+    photos_added: int = Field(ge=0, description="photos newly enrolled, all people together")
+    skipped: int = Field(ge=0, description="photos skipped: unreadable, over a limit, or no face found")
+    skipped_examples: list[str] = Field(description="up to 5 skipped photos, each with why")
+    people_without_a_usable_photo: list[str] = Field(
+        description="people of the dataset none of whose photos could be used: not enrolled"
+    )
+
+
+# ------------------------------------------------------------------ decisions
+
+
+class Candidate(Answer):
+    """An enrolled person and how well the photo matches them."""
+
+    name: str = Field(description="the enrolled person")
+    score: float = Field(
+        description="cosine similarity of the photo to them (their best-matching photo with "
+        "template `max`, their mean embedding with `mean`); higher is more alike"
+    )
+
+
+class Decision(Answer):
+    """What every verify and identify answer carries: the score, the threshold and the false-accept rate behind it."""
+
+    score: float | None = Field(
+        description="the score the decision is made on (cosine similarity, higher is more "
+        "alike); identify: the best candidate's, null when nobody is enrolled"
+    )
+    threshold: float | None = Field(description="accept when score >= threshold; " + NOT_CALIBRATED)
+    target_far: float | None = Field(description="the false-accept rate the threshold was set for; " + NOT_CALIBRATED)
+    achieved_far: float | None = Field(
+        None,
+        description="the false-accept rate of the threshold on its calibration "
+        "data (at most target_far); " + NOT_CALIBRATED,
+    )
+    far_at_score: float | None = Field(
+        description="how often a stranger scored at least this high in calibration "
+        "(small: a confident match); " + NOT_CALIBRATED
+    )
+    calibrated_on: str | None = Field(None, description="the data the threshold was calibrated on; " + NOT_CALIBRATED)
+    note: str | None = Field(
+        None,
+        description="why there is no decision (the gallery is not calibrated) and what to do; null when calibrated",
+    )
+    warning: str | None = Field(
+        None,
+        description="why the threshold may not hold (calibrated with another template, "
+        "or identify: the gallery has grown since); null when none",
+    )
+    detection: FaceDetection = Field(description="where the face was found in the photo")
+
+
+class VerifyAnswer(Decision):
+    """Is the photo the enrolled person `name`?"""
+
+    name: str = Field(description="the person claimed (normalised name)")
+    score: float = Field(
+        description="cosine similarity of the photo to the person claimed (their best-matching photo "
+        "with template `max`, their mean embedding with `mean`); higher is more alike"
+    )
+    accepted: bool | None = Field(description="true when score >= threshold; null until the gallery is calibrated")
+
+
+class IdentifyAnswer(Decision):
+    """Who is in the photo among the enrolled, or `no correspondence`?"""
+
+    candidates: list[Candidate] = Field(description="the best-matching enrolled people, best first (at most top_k)")
+    identity: str | None = Field(
+        description="the best candidate when their score >= threshold, else "
+        "`no correspondence` (also when nobody is enrolled); null when the "
+        "gallery is not calibrated (no decision: see candidates)"
+    )
+
+
+# ------------------------------------------------------------------ calibration
+
+
+class CalibratedThreshold(Answer):
+    """A threshold set at a false-accept rate, as stored in the gallery."""
+
+    value: float = Field(description="the threshold: accept when score >= value")
+    target_far: float = Field(description="the false-accept rate asked for")
+    achieved_far: float = Field(description="the false-accept rate on the calibration's impostor scores (<= target)")
+    n_impostors: int = Field(
+        ge=0,
+        description="impostor scores it was set on: identify, searches by someone not "
+        "enrolled; verify, comparisons with another person",
+    )
+    source: str = Field(description="where the impostor scores came from")
+    below_resolution: bool = Field(
+        description="true when target_far < 1 / n_impostors: too few impostors to measure "
+        "that rate (the threshold is then the strictest the data allows)"
+    )
+    template: str = Field(description="the template the scores used (`max` or `mean`); answers warn under another")
+    gallery_identities: int = Field(
+        ge=0,
+        description="people enrolled when calibrated; identify answers warn once the gallery has 1.5 times as many",
+    )
+    calibrated: str = Field(description="when, as local time YYYY-MM-DDTHH:MM:SS")
+
+
+class CalibrationPhotos(Answer):
+    """The labelled photos a calibration read."""
+
+    used: int = Field(ge=0, description="photos embedded and scored")
+    skipped: int = Field(ge=0, description="photos skipped: unreadable, over a limit, or no face found")
+    enrolled_left_out: int = Field(ge=0, description="photos left out because they are enrolled (the templates)")
+
+
+class CalibrationResult(Answer):
+    """The thresholds a calibration stored (each used by later answers)."""
+
+    identify: CalibratedThreshold = Field(
+        description="the threshold of identify answers (false-alarm rate of searches by someone not enrolled)"
+    )
+    verify: CalibratedThreshold = Field(
+        description="the threshold of verify answers (false-accept rate of comparisons with another person)"
+    )
+    photos: CalibrationPhotos | None = Field(
+        None, description="the photos read, when calibrated from a dataset; null when calibrated from embeddings"
+    )
+
+
+# ------------------------------------------------------------------ the server
+
+
+class Health(Answer):
+    """The server is up."""
+
+    status: Literal["ok"] = Field(description="always `ok`")
+    token_required: bool = Field(description="whether the API needs `Authorization: Bearer <token>`")
