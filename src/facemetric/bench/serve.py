@@ -1,9 +1,9 @@
 """Benchmark: ``facemetric serve`` under concurrent clients, and a check that nothing was lost.
 
-    python -m facemetric.bench.serve [--embedder dlib-resnet] [--data ../shared/data/orl]
+    python -m facemetric.bench.serve [--model dlib-resnet] [--data ../shared/data/orl]
                                      [--clients 8] [--requests 500] [--enroll-every 4]
 
-A fresh gallery with ``--embedder`` is served from a child process (``facemetric serve``, as a
+A fresh gallery with ``--model`` is served from a child process (``facemetric serve``, as a
 user runs it). ``--clients`` threads each send ``--requests`` requests over HTTP: every
 ``--enroll-every``-th enrols a new person with one photo of ``--data``, the others identify a
 photo. Reported: requests/s over the whole run, p50/p99 latency per operation, the errors; then
@@ -113,13 +113,15 @@ def run(embedder: str, data: Path, clients: int, requests: int, enroll_every: in
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--embedder", default="dlib-resnet", help="dlib-resnet or a checkpoint / .onnx path")
+    parser.add_argument(
+        "--model", "--embedder", dest="model", default="dlib-resnet", help="dlib-resnet or a checkpoint / .onnx path"
+    )
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[3].parent / "shared" / "data" / "orl"))
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=500, help="requests per client")
     parser.add_argument("--enroll-every", type=int, default=4, help="every N-th request of a client enrols")
     args = parser.parse_args(argv)
-    print(json.dumps(run(args.embedder, Path(args.data), args.clients, args.requests, args.enroll_every), indent=1))
+    print(json.dumps(run(args.model, Path(args.data), args.clients, args.requests, args.enroll_every), indent=1))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from facemetric.core.atomic import atomic_path
 from facemetric.core.errors import FacemetricError
 
 FORMAT = "facemetric-gallery/1"
@@ -144,33 +145,29 @@ class GalleryStore:
         path = Path(path)
         if path.exists():
             raise GalleryError(f"{path} already exists; open it, or choose another folder")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.creating")  # built aside, then renamed: never half-created
-        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
-            leftover.unlink(missing_ok=True)
-        db = cls._connect(tmp)
-        try:
-            db.executescript(SCHEMA)
-            values = {
-                "format": FORMAT,
-                "generation": "0",
-                "thresholds": "{}",
-                "embedder": json.dumps(
-                    {
-                        "name": embedder.name,
-                        "fingerprint": embedder.fingerprint,
-                        "dim": embedder.dim,
-                        "spec": embedder.reference,
-                    }
-                ),
-            }
-            db.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", values.items())
-            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
-            db.close()
-        tmp.replace(path)
-        for leftover in (Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
-            leftover.unlink(missing_ok=True)
+        with atomic_path(path, fsync=True) as tmp:  # built aside, then renamed: never half-created
+            db = cls._connect(tmp)
+            try:
+                db.executescript(SCHEMA)
+                values = {
+                    "format": FORMAT,
+                    "generation": "0",
+                    "thresholds": "{}",
+                    "embedder": json.dumps(
+                        {
+                            "name": embedder.name,
+                            "fingerprint": embedder.fingerprint,
+                            "dim": embedder.dim,
+                            "spec": embedder.reference,
+                        }
+                    ),
+                }
+                db.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", values.items())
+                db.execute("PRAGMA journal_mode=DELETE")  # everything in the one file before it is renamed
+            finally:
+                db.close()
+            for leftover in (Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+                leftover.unlink(missing_ok=True)
         return cls(path)
 
     def close(self) -> None:

@@ -53,31 +53,30 @@ class SemiHardMiner(TripletMiner):
             fallback = dist.masked_fill(~neg_mask, float("inf")).argmin(dim=1)
         elif self.fallback == "easiest":
             fallback = dist.masked_fill(~neg_mask, float("-inf")).argmax(dim=1)
-        anchors, positives, negatives, masks = [], [], [], []
-        for k in range(idx.shape[1]):
+        slots = idx.shape[1]
+        masks = None if self.sparse else torch.empty(slots, *dist.shape, dtype=torch.bool, device=dist.device)
+        anchors, positives, negatives = [], [], []
+        for k in range(slots):
             d_ap = dist.gather(1, idx[:, k, None])
             candidates = slot_valid[:, k, None] & semi_hard_mask(dist, d_ap, neg_mask, window)
-            found = candidates.any(dim=1)
-            needs = slot_valid[:, k] & has_neg & ~found  # pairs the fallback serves
-            if not self.sparse:
-                if fallback is not None:
-                    candidates = candidates.clone()
-                    rows = needs.nonzero().squeeze(1)
-                    candidates[rows, fallback[rows]] = True
-                masks.append(candidates)
+            if masks is not None:
+                masks[k] = candidates
+                if fallback is not None:  # pairs without a semi-hard negative get the fallback one
+                    rows = (slot_valid[:, k] & has_neg & ~candidates.any(dim=1)).nonzero().squeeze(1)
+                    masks[k, rows, fallback[rows]] = True
                 continue
+            found = candidates.any(dim=1)
             nearest = dist.masked_fill(~candidates, float("inf")).argmin(dim=1)
             if fallback is None:
                 chosen, keep = nearest, found
             else:
-                chosen, keep = torch.where(found, nearest, fallback), found | needs
+                chosen, keep = torch.where(found, nearest, fallback), found | (slot_valid[:, k] & has_neg)
             rows = keep.nonzero().squeeze(1)
             anchors.append(rows)
             positives.append(idx[rows, k])
             negatives.append(chosen[rows])
-        if not self.sparse:
-            stacked = torch.stack(masks) if masks else torch.zeros(0, *dist.shape, dtype=torch.bool, device=dist.device)
-            return Triplets(positive_index=idx, positive_valid=slot_valid, negative_masks=stacked)
+        if masks is not None:
+            return Triplets(positive_index=idx, positive_valid=slot_valid, negative_masks=masks)
         empty = torch.zeros(0, dtype=torch.long, device=dist.device)
         return Triplets(
             anchors=torch.cat(anchors) if anchors else empty,
