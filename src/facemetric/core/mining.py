@@ -47,14 +47,6 @@ class Triplets:
     def sparse(self) -> bool:
         return self.anchors is not None
 
-    def count(self) -> int:
-        """How many triplets were mined."""
-        if self.sparse:
-            assert self.anchors is not None
-            return len(self.anchors)
-        assert self.negative_masks is not None
-        return int(self.negative_masks.sum())
-
 
 class PairMiner(ABC):
     """Picks the positive and negative pairs of a batch a pair loss uses."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -76,8 +77,6 @@ class ModelEmbedder(CropEmbedder):
             if self.path is not None:
                 self._fingerprint = file_fingerprint(self.path)
             else:
-                import hashlib
-
                 digest = hashlib.sha256(model_fingerprint(self.model).encode())
                 for tensor in self.model.state_dict().values():
                     digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())

@@ -10,11 +10,6 @@ MINERS: Registry[Any] = Registry("miner")
 register_miner = MINERS.register
 
 
-def available_miners() -> list[str]:
-    """Names accepted by :func:`build_miner`."""
-    return MINERS.names()
-
-
 def build_miner(name: str, where: str = "miner", **options: Any) -> Any:
     """The miner registered as ``name`` with ``options``."""
     MINERS.check_options(name, options, f"{where}.options")

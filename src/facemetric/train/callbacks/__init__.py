@@ -6,10 +6,10 @@ import importlib
 import pkgutil
 
 from facemetric.train.callbacks.base import Callback, StepOutput
-from facemetric.train.callbacks.registry import CALLBACKS, available_callbacks, build_callback, register_callback
+from facemetric.train.callbacks.registry import CALLBACKS, build_callback, register_callback
 
 for _module in pkgutil.iter_modules(__path__):
     if not _module.name.startswith("_") and _module.name not in ("registry", "base"):
         importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["CALLBACKS", "Callback", "StepOutput", "available_callbacks", "build_callback", "register_callback"]
+__all__ = ["CALLBACKS", "Callback", "StepOutput", "build_callback", "register_callback"]

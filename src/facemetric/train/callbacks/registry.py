@@ -10,10 +10,6 @@ CALLBACKS: Registry[Any] = Registry("callback")
 register_callback = CALLBACKS.register
 
 
-def available_callbacks() -> list[str]:
-    return CALLBACKS.names()
-
-
 def build_callback(name: str, where: str = "train.callbacks", **options: Any) -> Any:
     """The callback registered as ``name`` with ``options``."""
     CALLBACKS.check_options(name, options, f"{where}.options")
