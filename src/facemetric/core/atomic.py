@@ -4,15 +4,16 @@ Every file a run, an evaluation, a prepared cache or a gallery leaves is written
 the data go to a temporary file beside the target, which is then renamed over it (a rename
 within one folder is atomic on POSIX and Windows). :func:`atomic_path` serves writers that need
 a file name (``torch.save``, ``np.save``, ``onnx.save``); :func:`write_atomic` takes bytes or
-text; :func:`write_json` and :func:`write_npz` are the two formats used most.
+text; :func:`write_json`, :func:`write_csv` and :func:`write_npz` are the formats used most.
 """
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -62,4 +63,13 @@ def write_npz(path: str | Path, arrays: dict[str, Any], compressed: bool = False
     """Arrays as an ``.npz`` file, atomically (``np.savez`` would leave half a file on a crash)."""
     buf = io.BytesIO()
     (np.savez_compressed if compressed else np.savez)(buf, **arrays)
+    return write_atomic(path, buf.getvalue())
+
+
+def write_csv(path: str | Path, header: list[str], rows: Iterable[Iterable[Any]], lineterminator: str = "\n") -> Path:
+    """A header and rows as CSV (the csv module's quoting), atomically."""
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf, lineterminator=lineterminator)
+    writer.writerow(header)
+    writer.writerows(rows)
     return write_atomic(path, buf.getvalue())

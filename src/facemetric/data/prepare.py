@@ -18,8 +18,6 @@ killed run resumes where it stopped; a rerun on a complete, unchanged cache does
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import re
@@ -33,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from facemetric.core.atomic import atomic_path, write_atomic, write_json
+from facemetric.core.atomic import atomic_path, write_atomic, write_csv, write_json
 from facemetric.core.errors import FacemetricError
 from facemetric.data.align import ALIGNERS, Aligner, build_aligner, crop_face_file
 from facemetric.data.contact_sheet import write_contact_sheet
@@ -41,6 +39,7 @@ from facemetric.data.sources import DEFAULT_FLAT_PATTERN, Manifest, scan_source
 
 FORMAT = "facemetric-prepared"
 FORMAT_VERSION = 1
+CRLF = "\r\n"  # the csv module's own line ending, which the cache files have always had
 
 
 class PrepareError(FacemetricError, RuntimeError):
@@ -242,15 +241,14 @@ def _finalize(
         packed.flush()
         mean, std = _channel_stats(packed)
         del packed, partial
-    write_atomic(
+    write_csv(
         out / "manifest.csv",
-        _csv(
-            ["index", "label", "identity", "source"],
-            (
-                [row, label[manifest.identities[i]], manifest.identities[i], str(manifest.paths[i])]
-                for row, i in enumerate(keep)
-            ),
+        ["index", "label", "identity", "source"],
+        (
+            [row, label[manifest.identities[i]], manifest.identities[i], str(manifest.paths[i])]
+            for row, i in enumerate(keep)
         ),
+        CRLF,
     )
     write_atomic(out / "detections.jsonl", "".join(json.dumps(results[i][2]) + "\n" for i in keep))
     skipped = [(str(p), "", re.sub(r"\d+", "N", reason), reason) for p, reason in manifest.skipped]
@@ -260,7 +258,7 @@ def _finalize(
         for i in range(len(manifest))
         if i not in kept
     ]
-    write_atomic(out / "skipped.csv", _csv(["source", "identity", "kind", "reason"], skipped))
+    write_csv(out / "skipped.csv", ["source", "identity", "kind", "reason"], skipped, CRLF)
     decodable = sum(1 for kind, _, _ in results.values() if kind in (None, "no face found"))
     dets = [results[i][2] for i in keep]
     write_contact_sheet(out, [manifest.identities[i] for i in keep])
@@ -306,11 +304,3 @@ def _write_meta(out: Path, options: PrepareOptions, fingerprint: str, summary: d
         "std": summary["std"],
     }
     write_json(out / "meta.json", meta)
-
-
-def _csv(header: list[str], rows) -> str:
-    buf = io.StringIO(newline="")
-    writer = csv.writer(buf)
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buf.getvalue()

@@ -24,6 +24,7 @@ not thread-safe: one embedder per thread.
 from __future__ import annotations
 
 import hashlib
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -89,19 +90,17 @@ class DlibResnetEmbedder(CropEmbedder):
         self.pad, self.max_side = pad, max_side
         self.model = dlib.face_recognition_model_v1(str(paths[1]))
         self.fingerprint = self._fingerprint(paths)
-        defaults = (1, 0, False, 0.25, 1280)
-        settings = (upsample, num_jitters, whole_image_fallback, pad, max_side)
         # what load_embedder takes to make this embedder again, with the same settings
-        self.reference = (
-            NAME
-            if settings == defaults
-            else NAME
-            + "?"
-            + "&".join(
-                f"{k}={v}"
-                for k, v in zip(("upsample", "num_jitters", "whole_image_fallback", "pad", "max_side"), settings)
-            )
-        )
+        settings = {
+            "upsample": upsample,
+            "num_jitters": num_jitters,
+            "whole_image_fallback": whole_image_fallback,
+            "pad": pad,
+            "max_side": max_side,
+        }
+        defaults = {k: p.default for k, p in inspect.signature(DlibResnetEmbedder).parameters.items()}
+        changed = settings != defaults
+        self.reference = NAME + ("?" + "&".join(f"{k}={v}" for k, v in settings.items()) if changed else "")
 
     def _fingerprint(self, paths: list[Path]) -> str:
         """Hash of the model files and every setting that changes the vectors (16 hex characters)."""

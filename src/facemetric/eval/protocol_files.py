@@ -21,14 +21,13 @@ relative to the images folder given at evaluation (``--images``; default: the CS
 from __future__ import annotations
 
 import csv
-import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from facemetric.core.atomic import write_atomic
+from facemetric.core.atomic import write_csv
 from facemetric.data.sources import scan_source
 from facemetric.eval.lfw_pairs import Pair, PairsFormatError, write_pairs
 from facemetric.eval.protocols import (
@@ -52,14 +51,6 @@ def _relative(path: str | Path, root: Path) -> str:
         return p.as_posix()
 
 
-def _csv_text(header: list[str], rows: list[list]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
 def write_pairs_csv(path: str | Path, protocol: PairProtocol, paths: list[str], root: str | Path) -> Path:
     """Write ``path1,path2,same,fold`` rows, paths relative to ``root`` (the dataset folder)."""
     root = Path(root)
@@ -67,7 +58,7 @@ def write_pairs_csv(path: str | Path, protocol: PairProtocol, paths: list[str], 
         [_relative(paths[a], root), _relative(paths[b], root), int(s), int(f)]
         for a, b, s, f in zip(protocol.i, protocol.j, protocol.same, protocol.fold)
     ]
-    return write_atomic(path, _csv_text(["path1", "path2", "same", "fold"], rows))
+    return write_csv(path, ["path1", "path2", "same", "fold"], rows)
 
 
 def write_pairs_lfw(path: str | Path, protocol: PairProtocol, paths: list[str], identities: list[str]) -> Path:
@@ -153,7 +144,7 @@ def write_open_set_csv(
     """Write ``path,identity,subset`` rows, paths relative to ``root``."""
     root = Path(root)
     rows = [[_relative(p, root), name, s] for p, name, s in zip(paths, identities, split.subset)]
-    return write_atomic(path, _csv_text(["path", "identity", "subset"], rows))
+    return write_csv(path, ["path", "identity", "subset"], rows)
 
 
 @dataclass

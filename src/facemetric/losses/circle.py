@@ -33,7 +33,7 @@ class CircleLoss(nn.Module):
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         sim = cosine_similarity(embeddings)
-        pos_mask, neg_mask = mine_pairs(self.miner, 1.0 - sim, labels)
+        pos_mask, neg_mask = mine_pairs(self.miner, labels, sim=sim)
         alpha_p = F.relu(1.0 + self.m - sim.detach())
         alpha_n = F.relu(sim.detach() + self.m)
         lse_p = masked_logsumexp(-self.gamma * alpha_p * (sim - (1.0 - self.m)), pos_mask)

@@ -46,7 +46,7 @@ class ContrastiveLoss(nn.Module):
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         dist = pairwise_distance(embeddings, self.distance, normalize=self.normalize_embeddings)
-        pos_mask, neg_mask = mine_pairs(self.miner, dist, labels)
+        pos_mask, neg_mask = mine_pairs(self.miner, labels, dist=dist)
         pos = F.relu(dist - self.pos_margin).masked_fill(~pos_mask, 0.0)
         neg = F.relu(self.neg_margin - dist).masked_fill(~neg_mask, 0.0)
         pos_term = pos.sum() / term_count(pos, pos_mask, self.reduction).clamp_min(1)

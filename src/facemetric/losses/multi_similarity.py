@@ -38,7 +38,7 @@ class MultiSimilarityLoss(nn.Module):
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         sim = cosine_similarity(embeddings)
-        pos_mask, neg_mask = mine_pairs(self.miner, 1.0 - sim, labels)
+        pos_mask, neg_mask = mine_pairs(self.miner, labels, sim=sim)
         pos = masked_logsumexp(-self.alpha * (sim - self.base), pos_mask, add_one=True) / self.alpha
         neg = masked_logsumexp(self.beta * (sim - self.base), neg_mask, add_one=True) / self.beta
         return (pos + neg).mean()

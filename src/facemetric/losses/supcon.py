@@ -30,7 +30,7 @@ class SupConLoss(nn.Module):
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         sim = cosine_similarity(embeddings)
         logits = sim / self.temperature
-        pos_mask, neg_mask = mine_pairs(self.miner, 1.0 - sim, labels)
+        pos_mask, neg_mask = mine_pairs(self.miner, labels, sim=sim)
         valid = pos_mask.any(dim=1) & neg_mask.any(dim=1)
         mean_pos = logits.masked_fill(~pos_mask, 0.0).sum(dim=1) / pos_mask.sum(dim=1).clamp_min(1)
         losses = (masked_logsumexp(logits, pos_mask | neg_mask) - mean_pos).masked_fill(~valid, 0.0)

@@ -69,10 +69,17 @@ def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise ValueError(f"unknown {name} {value!r}; available: {choices}")
 
 
-def mine_pairs(miner: PairMiner | None, dist: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(positive, negative) B x B masks of the pairs a pair loss uses: its miner's, or every pair
-    without one. ``dist`` is the batch's distance matrix (detached here)."""
+def mine_pairs(
+    miner: PairMiner | None, labels: torch.Tensor, dist: torch.Tensor | None = None, sim: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(positive, negative) B x B masks of the pairs a pair loss uses: its miner's, or every pair without
+    one. The miner sees the batch's distances: ``dist``, or ``1 - sim`` for a loss working on cosine
+    similarities (computed only when there is a miner), detached."""
     if miner is None:
         return pair_masks(labels)
+    if dist is None:
+        if sim is None:
+            raise ValueError("mine_pairs needs the batch's distances (dist) or similarities (sim)")
+        dist = 1.0 - sim
     pairs = miner.mine(dist.detach(), labels)
     return pairs.positive, pairs.negative

@@ -89,8 +89,9 @@ def check_config(cfg: Config) -> None:
     for epoch, options in cfg.loss.schedule.items():
         LOSSES.check_options(cfg.loss.name, options, f"loss.schedule.{epoch}")
     stages = [(f"miner.schedule.{e}", s) for e, s in cfg.miner.schedule.items()]
-    if cfg.miner.name is not None:
-        stages.insert(0, ("miner", MinerStage(name=cfg.miner.name, options=cfg.miner.options)))
+    first = _first_miner(cfg)
+    if first is not None:
+        stages.insert(0, ("miner", first))
     elif cfg.miner.options:
         raise ConfigError("miner.options: given without miner.name; name the miner they are for")
     if stages and not loss_takes_miner(cfg.loss.name):
@@ -137,6 +138,11 @@ def build_loss_from(cfg: Config, num_classes: int, miner: Any = None) -> nn.Modu
             "so a schedule cannot change it"
         )
     return loss
+
+
+def _first_miner(cfg: Config) -> MinerStage | None:
+    """The miner a run starts with (None: the loss's own default)."""
+    return MinerStage(name=cfg.miner.name, options=cfg.miner.options) if cfg.miner.name else None
 
 
 def _miner(stage: MinerStage) -> Any:
@@ -231,7 +237,7 @@ def build_run(
     log.info("precision: %s (%s)", "bf16 autocast" if bf16 else "fp32", why)
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack memory_format
-    first = MinerStage(name=cfg.miner.name, options=cfg.miner.options) if cfg.miner.name else None
+    first = _first_miner(cfg)
     loss = build_loss_from(cfg, len(data.train.identity_names), _miner(first) if first else None).to(device)
     optimizer = build_optimizer(cfg.optim, list(model.parameters()) + list(loss.parameters()))
     source = BatchSource(data.train, sampler, cfg.augment, data.spec.normalization, cfg.train.seed, cfg.data.workers)
@@ -278,8 +284,7 @@ def _callbacks(
     if cfg.loss.schedule:
         callbacks.append(LossScheduleCallback(cfg.loss.schedule, cfg.loss.name))
     if cfg.miner.schedule:
-        first = MinerStage(name=cfg.miner.name, options=cfg.miner.options) if cfg.miner.name else None
-        callbacks.append(MinerScheduleCallback(first, cfg.miner.schedule, _miner))
+        callbacks.append(MinerScheduleCallback(_first_miner(cfg), cfg.miner.schedule, _miner))
     if data.val is not None:
         callbacks.append(
             ValidationCallback(
