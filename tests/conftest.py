@@ -11,6 +11,17 @@ import pytest
 SHARED_DATA = Path(os.environ.get("FACEMETRIC_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cache_dir(tmp_path_factory: pytest.TempPathFactory):
+    """Converted model weights go to a folder of this test session, not the user's ~/.cache."""
+    if "FACEMETRIC_CACHE" not in os.environ:
+        os.environ["FACEMETRIC_CACHE"] = str(tmp_path_factory.mktemp("facemetric-cache"))
+        yield
+        del os.environ["FACEMETRIC_CACHE"]
+    else:
+        yield
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data`` (LFW dev-train, CelebA-199, ORL, Yale); tests skip when it is absent."""

@@ -195,3 +195,13 @@ def test_train_refuses_the_same_before_reading_any_data(tmp_path: Path) -> None:
 def test_missing_file() -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config("/nonexistent/config.yaml")
+
+
+def test_exponent_numbers_are_numbers_on_the_command_line_and_in_files(tmp_path: Path) -> None:
+    """YAML 1.1 reads 3e-5 as a string; a learning rate written that way must still be a number."""
+    assert load_config(None, ["optim.lr=3e-5"]).optim.lr == pytest.approx(3e-5)
+    path = tmp_path / "c.yaml"
+    path.write_text("optim: {lr: 2E-4, weight_decay: 1e-4}\nmodel: {name: mobilefacenet}\n")
+    cfg = load_config(path, [])
+    assert (cfg.optim.lr, cfg.optim.weight_decay) == (pytest.approx(2e-4), pytest.approx(1e-4))
+    assert cfg.model.name == "mobilefacenet"  # words stay words

@@ -103,3 +103,55 @@ def test_embed_gallery_and_serve_take_the_same_argument(photos: Path, tmp_path: 
         assert answer.status_code == 200, answer.text
     finally:
         stop_server(proc)
+
+
+def test_onnx_export_and_torch_port_give_the_same_metrics(photos: Path, tmp_path: Path) -> None:
+    """`facemetric export dlib-resnet` writes the port to ONNX; `eval` of the file and of the port in torch agree."""
+    pairs = tmp_path / "pairs.csv"
+    assert (
+        _cli("protocol", "pairs", str(photos), "-o", str(pairs), "--folds", "2", "--pairs-per-fold", "15").returncode
+        == 0
+    )
+    onnx_file = tmp_path / "dlib-resnet.onnx"
+    exported = _cli("export", "dlib-resnet", "--onnx", str(onnx_file), "--legacy-exporter")
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    assert json.loads(exported.stdout)["max_abs_diff"] < 1e-4
+    summaries = {}
+    for label, model in (("torch", "dlib-resnet?backend=torch"), ("onnx", str(onnx_file))):
+        done = _cli(
+            "eval", "--model", model, "--pairs", str(pairs), "--images", str(photos), "--out", str(tmp_path / label)
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        summaries[label] = json.loads(done.stdout)["verification"]
+    for key in ("accuracy", "auc", "eer"):
+        assert summaries["onnx"][key] == pytest.approx(summaries["torch"][key], abs=1e-6), key
+
+
+def test_gallery_enrolled_with_dlibs_own_network_works_with_the_port(photos: Path, tmp_path: Path) -> None:
+    """Galleries made before the port (dlib's C++ network) keep working: the port gives the same vectors."""
+    gallery = tmp_path / "gallery"
+    assert _cli("gallery", "--gallery", str(gallery), "init", "--model", "dlib-resnet?backend=dlib").returncode == 0
+    imported = _cli(
+        "gallery",
+        "--gallery",
+        str(gallery),
+        "--model",
+        "dlib-resnet?backend=dlib",
+        "import",
+        str(photos),
+        "--per-person",
+        "1",
+    )
+    assert imported.returncode == 0, imported.stderr[-3000:]
+    for person in (2, 7, 11):
+        found = _cli(
+            "gallery",
+            "--gallery",
+            str(gallery),
+            "--model",
+            "dlib-resnet",
+            "identify",
+            str(photos / f"s{person}" / "3.pgm"),
+        )
+        assert found.returncode == 0, found.stderr[-3000:]
+        assert json.loads(found.stdout)["candidates"][0]["name"] == f"s{person}"

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     noses = []
     for path in files:
         pixels = np.asarray(Image.open(path).convert("RGB"))
-        rects, _, _ = aligner.detector.run(pixels, 0, 0)
+        rects, _, _ = aligner.finder.hog.run(pixels, 0, 0)
         if not len(rects):
             continue
         shape = aligner.predictor(pixels, rects[0])

@@ -36,6 +36,7 @@ EPILOG = """examples:
   facemetric prepare ~/photos data/photos --align dlib   detect, align, pack once
   facemetric train config.yaml --data data/photos --out runs/exp1
   facemetric train config.yaml --out runs/exp1 --resume
+  facemetric train configs/dlib_finetune.yaml --data chips --out runs/ft   fine-tune dlib's pretrained network
   facemetric eval --model runs/exp1/best.pt --pairs pairs.txt --images lfw/images
   facemetric eval --model dlib-resnet --pairs pairs.txt --images lfw/images   the pretrained model, same protocol
   facemetric protocol open-set ~/photos -o split.csv   gallery / known / unknown probes
@@ -44,6 +45,7 @@ EPILOG = """examples:
   facemetric embed --model runs/exp1/best.pt ~/photos -o embeddings.npz
   facemetric models --max-params 21M                backbones with parameters, FLOPs, CPU speed
   facemetric export runs/exp1/best.pt --onnx model.onnx   portable model, checked with onnxruntime
+  facemetric export dlib-resnet --onnx dlib.onnx    dlib's pretrained network as ONNX
   facemetric gallery --gallery team init --model dlib-resnet   a face gallery (pretrained, offline)
   facemetric gallery --gallery team enroll "Ada Lovelace" ada1.jpg ada2.jpg
   facemetric serve --gallery team                   HTTP API + web page on http://127.0.0.1:8000

@@ -21,13 +21,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "holds on held-out folds); an open-set split CSV (path,identity,subset) for closed-set CMC and open-set "
             "DIR at a threshold calibrated on the validation unknowns; a dataset for retrieval (P@1, R-precision, "
             "MAP@R, Recall@K). Make the protocol files with `facemetric protocol`. Prints a JSON summary; --out DIR "
-            "also keeps what `facemetric report DIR` draws."
+            "also keeps what `facemetric report DIR` draws. A model that detects faces (dlib-resnet, or one trained "
+            "on a `prepare --align dlib|opencv` cache) may find none in some photos: --no-face says what is done "
+            "with them, and the summary's no_face section lists those photos and the pairs they affected."
         ),
         epilog="""examples:
   facemetric eval --model best.pt --pairs lfw/pairs.txt --images lfw/images --out runs/x/eval-lfw
   facemetric eval --model dlib-resnet --pairs lfw/pairs.txt --images lfw/images   the pretrained model, same protocol
   facemetric eval --model best.pt --open-set split.csv --images photos --far 1e-2 --out ev
   facemetric eval --model model.onnx --retrieval photos
+  facemetric eval --model dlib-resnet --pairs pairs.txt --images lfw/images --no-face reject
 """,
     )
     add_model(p)
@@ -54,11 +57,30 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=1e-2,
         help="open-set target false-alarm rate for the calibrated threshold (default 1e-2)",
     )
+    p.add_argument(
+        "--no-face",
+        dest="no_face",
+        choices=("fallback", "reject", "fail"),
+        default="fallback",
+        help="what to do with a readable photo in which the model's detector finds no face (an unreadable file is "
+        "always an error). fallback (default): cut it as the model's spec cuts a photo without detection (its "
+        "central crop) and evaluate it like the others, so the protocol stays complete. reject: turn it away as a "
+        "deployed system would: a pair with it is scored -1 (a non-match at any threshold), an open-set probe is "
+        "rejected (no correspondence), a gallery photo is not enrolled, a retrieval image is left out. fail: stop "
+        "the evaluation, naming the photos. The photos and pairs affected are reported under no_face",
+    )
     add_layout(p, "the --retrieval dataset")
     p.add_argument(
         "--flip", action="store_true", help="add the embedding of the mirrored image (test-time augmentation)"
     )
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes that find faces in raw photos, for a model that detects them (default: up to 4 for 32 "
+        "photos or more; 0 = this process)",
+    )
     p.add_argument("--out", help="evaluation folder: eval.json, pair scores, worst errors, embeddings, decisions.csv")
     p.add_argument("-o", "--output", help="also write the JSON summary to this file")
     p.set_defaults(run=run)
@@ -73,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     if not (args.pairs or args.open_set or args.retrieval):
         raise EvaluationError("nothing to evaluate: give --pairs, --open-set and/or --retrieval (see --help)")
     embedder = load_embedder(args.model)
+    embedder.crop_workers = args.workers
     result, data = evaluate_files(
         embedder,
         pairs=args.pairs,
@@ -84,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         flip=args.flip,
         batch_size=args.batch_size,
         progress=not args.quiet,
+        no_face=args.no_face,
     )
     meta = {
         "checkpoint": str(args.model),

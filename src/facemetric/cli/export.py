@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "export a checkpoint to ONNX (dynamic batch), checked with onnxruntime"
+HELP = "export a checkpoint or the pretrained dlib-resnet to ONNX (dynamic batch), checked with onnxruntime"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +18,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "`gallery` and `serve` accept the .onnx file as --model."
         ),
     )
-    p.add_argument("checkpoint", help="checkpoint file (best.pt or last.pt of a run)")
+    p.add_argument(
+        "model", help="checkpoint file (best.pt or last.pt of a run) or a pretrained model name (dlib-resnet)"
+    )
     p.add_argument("--onnx", required=True, help="output .onnx file")
     p.add_argument(
         "--legacy-exporter",
@@ -33,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     from facemetric.export.onnx import export_checkpoint
 
-    report = export_checkpoint(args.checkpoint, args.onnx, dynamo=not args.legacy_exporter)
+    report = export_checkpoint(args.model, args.onnx, dynamo=not args.legacy_exporter)
     print(
         json.dumps(
             {

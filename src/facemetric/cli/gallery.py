@@ -52,6 +52,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("data", help="labelled photos (any layout `train` reads)")
     q.add_argument("--per-person", type=int, help="at most this many photos per person (default: all)")
     add_layout(q)
+    q.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes that find faces (default: up to 4 for 32 photos or more; 0 = this process)",
+    )
     q = gsub.add_parser("verify", help="is this photo the enrolled person NAME?")
     q.add_argument("name")
     q.add_argument("image")
@@ -91,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "enroll":
             out: object = gallery.enroll(args.name, [Photo.from_path(p) for p in args.images])
         elif args.action == "import":
-            out = gallery.import_source(args.data, args.per_person, args.layout, progress=not args.quiet)
+            out = gallery.import_source(
+                args.data, args.per_person, args.layout, progress=not args.quiet, workers=args.workers
+            )
         elif args.action == "verify":
             out = gallery.verify(args.name, Photo.from_path(args.image))
         elif args.action == "identify":

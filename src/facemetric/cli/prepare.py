@@ -25,20 +25,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
   center  the central --center-fraction of pre-aligned photos (LFW deep-funneled, ORL)
   opencv  Haar cascade face + eye detection (needs opencv-python-headless<5 or Debian opencv-data)
   dlib    HOG detector + 5 landmarks, warped onto the ArcFace 112x112 template (pip install 'facemetric[align]')
+  dlib-chip  dlib's own 150x150 face chip (what its ResNet reads): for `model.pretrained: dlib` fine-tuning
 """,
     )
     p.add_argument("source", help="dataset folder or CSV")
     p.add_argument("out", help="output folder for the cache")
-    p.add_argument("--size", type=int, default=112, help="side of the square crops in pixels (default 112)")
+    p.add_argument(
+        "--size", type=int, default=None, help="side of the square crops in pixels (default 112; dlib-chip: 150)"
+    )
     p.add_argument(
         "--align",
         default="center",
-        choices=["none", "center", "opencv", "dlib"],
+        choices=["none", "center", "opencv", "dlib", "dlib-chip"],
         help="how faces are found and cut (default center; see below)",
     )
     p.add_argument("--channels", type=int, default=3, choices=[1, 3], help="3 = RGB (default), 1 = grey")
     p.add_argument("--center-fraction", type=float, default=0.55, help="--align center: fraction of the photo kept")
     p.add_argument("--max-upsample", type=int, default=1, help="--align dlib: 2x upsamplings tried for small faces")
+    p.add_argument(
+        "--detector",
+        choices=["hog", "cnn", "hog+cnn"],
+        default=None,
+        help="--align dlib / dlib-chip: dlib's face detector: hog (default; fast, frontal faces), cnn (finds turned "
+        "and badly lit faces, about 30x slower, on a copy scaled to 500 px), hog+cnn (the CNN only where HOG "
+        "finds no face)",
+    )
     add_layout(p, "SOURCE")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count; 0 = none)")
     p.add_argument("--overwrite", action="store_true", help="replace an OUT that holds a different cache")
@@ -50,8 +61,9 @@ def run(args: argparse.Namespace) -> int:
 
     from facemetric.data.prepare import PrepareOptions, prepare
 
-    offered = {"fraction": args.center_fraction, "max_upsample": args.max_upsample}
-    options = PrepareOptions.for_backend(args.size, args.align, args.channels, offered, args.layout)
+    offered = {"fraction": args.center_fraction, "max_upsample": args.max_upsample, "detector": args.detector}
+    size = args.size or (150 if args.align == "dlib-chip" else 112)
+    options = PrepareOptions.for_backend(size, args.align, args.channels, offered, args.layout)
     result = prepare(
         args.source, args.out, options, workers=args.workers, overwrite=args.overwrite, progress=not args.quiet
     )

@@ -28,6 +28,29 @@ from facemetric.core.errors import ConfigError
 Options = dict[str, Any]
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads ``3e-5`` as a string (it wants ``3.0e-5``); people write learning rates that way."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that also reads ``1e-5`` as a number."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506  (a SafeLoader subclass)
+
+
 class Section(BaseModel):
     """A config section: strict types, unknown keys refused, checked again on assignment."""
 
@@ -105,6 +128,9 @@ class ModelConfig(Section):
     embedding_dim: int = Field(128, ge=1)
     options: Options = Field(default_factory=dict)  # the backbone's own options (checked against its signature)
     max_params: int | None = None  # refuse a model with more parameters (e.g. 21M or 21000000); null: no cap
+    pretrained: Literal["dlib"] | None = None  # start from trained weights: dlib (model.name: dlib_resnet)
+    init: str | None = None  # start from this checkpoint's model weights (a run's best.pt), e.g. to fine-tune it
+    freeze: int = Field(0, ge=0)  # keep the first N parts fixed (dlib_resnet: 1 stem, 2-6 residual levels, 7 all)
 
     @field_validator("max_params", mode="before")
     @classmethod
@@ -188,6 +214,7 @@ class OptimConfig(Section):
     lr: float = Field(0.002, gt=0.0)  # adamw: 1e-3..3e-3; sgd: about 0.1
     weight_decay: float = Field(0.05, ge=0.0)  # adamw: decoupled, ~0.05; sgd: ~5e-4
     options: Options = Field(default_factory=dict)  # the optimizer's own options, e.g. sgd {momentum: 0.9}
+    backbone_lr_scale: float = Field(1.0, gt=0.0)  # the backbone learns at lr x this (fine-tuning: ~0.1); heads at lr
 
 
 class SchedulerConfig(Section):
@@ -324,7 +351,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+        values = load_yaml(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not a text file ({exc.reason})") from None
     except yaml.YAMLError as exc:
@@ -346,7 +373,7 @@ def _parse_value(raw: str, item: str) -> Any:
     if not raw.strip():
         return None
     try:
-        return yaml.safe_load(raw)
+        return load_yaml(raw)
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or "cannot be parsed"
         raise ConfigError(f"override {item!r}: the value is not valid YAML ({problem})") from None

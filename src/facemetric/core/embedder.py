@@ -19,7 +19,7 @@ a face are not errors of the batch: they are reported in ``failures`` with the r
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,9 @@ class Embedder(ABC):
             setting that changes the vectors); a gallery refuses vectors of another fingerprint.
         dim: embedding size.
         spec: the crops :meth:`embed_crops` takes (size, channels, how they are cut, normalisation).
+        crop_workers: the processes :meth:`crop_files` finds faces in when its call does not say
+            (None: automatic, several for a large batch; 0 or 1: this process). Set it to pass a
+            command's ``--workers`` to everything that cuts photos through this embedder.
     """
 
     name: str
@@ -76,6 +79,7 @@ class Embedder(ABC):
     fingerprint: str
     dim: int
     spec: ImageSpec
+    crop_workers: int | None = None
 
     @abstractmethod
     def crop_photo(self, image: Image.Image) -> tuple[np.ndarray, Detection]:
@@ -83,19 +87,19 @@ class Embedder(ABC):
         :class:`NoFaceError` when the photo holds no usable face."""
 
     @abstractmethod
-    def crop_files(self, paths: Sequence[str | Path], progress: bool = False) -> FaceCrops:
-        """:meth:`crop_photo` for image files, in bulk; unreadable files and photos without a face are
-        reported in ``failures``."""
+    def crop_files(self, paths: Sequence[str | Path], progress: bool = False, workers: int | None = None) -> FaceCrops:
+        """:meth:`crop_photo` for image files, in bulk (face detection in ``workers`` processes; None:
+        :attr:`crop_workers`); unreadable files and photos without a face are reported in ``failures``."""
 
     @abstractmethod
     def embed_crops(self, crops: Any, batch_size: int = 256, flip: bool = False, progress: bool = False) -> np.ndarray:
         """(N, dim) unit-length float32 embeddings of (N, H, W, C) uint8 crops cut as :attr:`spec` says;
         ``flip`` adds the embedding of each mirrored crop (test-time augmentation) before normalising."""
 
-    def embed_photos(self, images: Sequence[Image.Image], batch_size: int = 256, flip: bool = False) -> FaceBatch:
-        """Find, cut and embed the face of each photo; photos without a face go to ``failures``."""
+    def cut_photos(self, photos: Iterable[tuple[int, Image.Image]]) -> FaceCrops:
+        """:meth:`crop_photo` on each (position, photo); photos without a face go to ``failures``."""
         crops, detections, index, failures = [], [], [], []
-        for k, image in enumerate(images):
+        for k, image in photos:
             try:
                 crop, detection = self.crop_photo(image)
             except NoFaceError as exc:
@@ -104,11 +108,16 @@ class Embedder(ABC):
             crops.append(crop)
             detections.append(detection)
             index.append(k)
-        stacked = (
-            np.stack(crops) if crops else np.zeros((0, self.spec.height, self.spec.width, self.spec.channels), np.uint8)
+        shape = (0, self.spec.height, self.spec.width, self.spec.channels)
+        return FaceCrops(
+            np.stack(crops) if crops else np.zeros(shape, np.uint8), detections, np.asarray(index, np.int64), failures
         )
-        embeddings = self.embed_crops(stacked, batch_size, flip) if crops else np.zeros((0, self.dim), np.float32)
-        return FaceBatch(embeddings, detections, np.asarray(index, np.int64), failures, stacked)
+
+    def embed_photos(self, images: Sequence[Image.Image], batch_size: int = 256, flip: bool = False) -> FaceBatch:
+        """Find, cut and embed the face of each photo; photos without a face go to ``failures``."""
+        cut = self.cut_photos(enumerate(images))
+        embeddings = self.embed_crops(cut.images, batch_size, flip) if len(cut) else np.zeros((0, self.dim), np.float32)
+        return FaceBatch(embeddings, cut.detections, cut.index, cut.failures, cut.images)
 
     def embed_photo(self, image: Image.Image) -> tuple[np.ndarray, Detection]:
         """One photo's embedding and detection; :class:`NoFaceError` when it holds no face."""

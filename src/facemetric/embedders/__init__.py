@@ -11,8 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from facemetric.core.config import load_yaml
 from facemetric.core.embedder import Embedder
 from facemetric.core.errors import FacemetricError
 from facemetric.embedders import dlib_resnet  # noqa: F401  (registers dlib-resnet)
@@ -31,7 +30,7 @@ def _options(query: str, reference: str) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise EmbedderNotFoundError(f"{reference}: options go as name?key=value&key=value, got {item!r}")
-        options[key] = yaml.safe_load(value)
+        options[key] = load_yaml(value)
     return options
 
 

@@ -10,7 +10,7 @@ only runs its network (:meth:`~facemetric.core.embedder.Embedder.embed_crops`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from facemetric.core.spec import ImageSpec
 from facemetric.data.align import Aligner, aligner_for
 from facemetric.data.augment import to_tensor
 from facemetric.data.cache import decode_manifest
-from facemetric.data.images import resize_crop
+from facemetric.data.images import ImageDecodeError, open_image, resize_crop
 from facemetric.data.sources import Manifest
 
 Normalization = tuple[tuple[float, ...], tuple[float, ...]]
@@ -80,11 +80,19 @@ class CropEmbedder(Embedder):
         converted = image.convert("RGB" if self.spec.channels == 3 else "L")
         return resize_crop(converted, self.spec), Detection("crop", False, image_size=[image.width, image.height])
 
-    def crop_files(self, paths: Sequence[str | Path], progress: bool = False) -> FaceCrops:
-        """Decode and cut every file (in threads for a fixed crop; one at a time through a detector)."""
+    def crop_files(self, paths: Sequence[str | Path], progress: bool = False, workers: int | None = None) -> FaceCrops:
+        """Decode and cut every file: in threads for a fixed crop; through a detector in ``workers``
+        processes (None: :attr:`crop_workers`, else automatic), each with its own copy of the aligner.
+
+        A subclass that cuts photos its own way (it overrides :meth:`crop_photo`) gets its
+        :meth:`crop_photo` called on each file, in this process.
+        """
         files = [Path(p) for p in paths]
+        if type(self).crop_photo is not CropEmbedder.crop_photo:
+            return self._crop_each(files, progress)
         manifest = Manifest(files, [p.parent.name for p in files], Path("."), "files")
-        packed = decode_manifest(manifest, self.spec, progress=progress, aligner=self.aligner)
+        workers = self.crop_workers if workers is None else workers
+        packed = decode_manifest(manifest, self.spec, workers=workers, progress=progress, aligner=self.aligner)
         index = np.asarray(packed.source_index, np.int64)
         if packed.detections:
             detections = [Detection(**d) if d else Detection("crop", False) for d in packed.detections]
@@ -93,3 +101,20 @@ class CropEmbedder(Embedder):
         left_out = np.setdiff1d(np.arange(len(files)), index)  # in input order, as decode_manifest lists them
         failures = [(int(k), reason) for k, (_, reason) in zip(left_out, packed.bad)]
         return FaceCrops(packed.images, detections, index, failures)
+
+    def _crop_each(self, files: list[Path], progress: bool) -> FaceCrops:
+        """:meth:`crop_photo` on each file, one after the other; unreadable files go to ``failures``."""
+        unreadable: list[tuple[int, str]] = []
+
+        def photos() -> Iterator[tuple[int, Image.Image]]:
+            for k, path in enumerate(tqdm(files, desc="crop faces", unit="img", disable=not progress, leave=False)):
+                try:
+                    yield k, open_image(path, self.spec.channels)
+                except ImageDecodeError as exc:
+                    unreadable.append((k, str(exc)))
+                except Exception as exc:  # a decoder bug: this file's reason, as decode_manifest words it
+                    unreadable.append((k, f"{type(exc).__name__}: {exc}"))
+
+        cut = self.cut_photos(photos())
+        cut.failures = sorted(cut.failures + unreadable)
+        return cut

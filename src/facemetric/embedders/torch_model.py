@@ -93,7 +93,8 @@ class ModelEmbedder(CropEmbedder):
         if model_fingerprint(model) != state["model_fingerprint"]:
             raise CheckpointError(f"{path}: weights do not match the architecture its config describes")
         model.load_state_dict(state["model"])
-        return cls(model, spec, device, model_cfg, path)
+        fused = getattr(model, "fused", None)  # an inference form with the same outputs (dlib_resnet)
+        return cls(fused() if callable(fused) else model, spec, device, model_cfg, path)
 
     def embed_crops(self, crops: Any, batch_size: int = 256, flip: bool = False, progress: bool = False) -> np.ndarray:
         return embed_array(self.model, crops, batch_size, self.device, flip, progress, self.spec.normalization)

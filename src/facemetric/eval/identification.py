@@ -99,6 +99,32 @@ def _check_far(far: Any, name: str) -> float:
     return f
 
 
+def _check_probes(
+    emb: ArrayLike, labels: ArrayLike, rejected: ArrayLike | None, name: str
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """``(embeddings of the probes searched, labels of all, rejected mask of all)``.
+
+    ``rejected`` flags probes turned away before any search (no face found): their rows of ``emb``
+    are not read (None when every probe was turned away); None means no probe was.
+    """
+    if rejected is None:
+        e = _check_embeddings(emb, f"{name}_emb")
+        return e, check_labels(labels, len(e), f"{name}_labels", f"{name}_emb"), np.zeros(len(e), dtype=bool)
+    raw = np.asarray(emb)
+    if raw.ndim != 2 or not len(raw):
+        _check_embeddings(raw, f"{name}_emb")  # raises its message
+    y = check_labels(labels, len(raw), f"{name}_labels", f"{name}_emb")
+    r = np.asarray(rejected)
+    if r.ndim != 1 or len(r) != len(raw):
+        raise ValueError(f"{name}_rejected must give one flag per row of {name}_emb ({len(raw)}), got shape {r.shape}")
+    if r.dtype != np.bool_:
+        if not np.all(np.isin(r, (0, 1))):
+            raise ValueError(f"{name}_rejected must be booleans (or 0/1): was the probe turned away?")
+        r = r.astype(bool)
+    kept = _check_embeddings(raw[~r], f"{name}_emb") if (~r).any() else None
+    return kept, y, r
+
+
 # --------------------------------------------------------------------------- gallery search
 
 
@@ -250,6 +276,7 @@ def cmc(
     max_rank: int = 20,
     template: str = "max",
     chunk: int = 4096,
+    rejected: ArrayLike | None = None,
 ) -> CMCResult:
     """Closed-set CMC curve of probes searched against a gallery.
 
@@ -258,17 +285,22 @@ def cmc(
     of its images. The rank of a probe is 1 + the number of other identities
     scoring >= its true identity, so a tie never flatters the model. Every probe
     identity must be in the gallery (ValueError listing some that are not).
+
+    ``rejected`` flags probes turned away before any search (no face found in the photo):
+    they are never identified, at any rank (their rank is ``n_identities + 1``), and their
+    rows of ``probe_emb`` are not read.
     """
     max_rank = check_positive_int(max_rank, "max_rank")
     chunk = check_positive_int(chunk, "chunk")
     gallery = _Templates(gallery_emb, gallery_labels, template)
-    p = _check_embeddings(probe_emb, "probe_emb")
-    y = check_labels(probe_labels, len(p), "probe_labels", "probe_emb")
+    p, y, rej = _check_probes(probe_emb, probe_labels, rejected, "probe")
     true_idx = gallery.lookup(y)
     missing = true_idx < 0
     if missing.any():
         raise _missing_error(missing, y, gallery)
-    _, _, rank = _search(gallery, p, true_idx, chunk)
+    rank = np.full(len(y), len(gallery) + 1, dtype=np.int64)
+    if p is not None:
+        rank[~rej] = _search(gallery, p, true_idx[~rej], chunk)[2]
     k = np.arange(1, min(max_rank, len(gallery)) + 1)
     rates = np.mean(rank[:, None] <= k[None, :], axis=0)
     return CMCResult(
@@ -277,7 +309,7 @@ def cmc(
         rank5=float(np.mean(rank <= 5)),
         per_probe_rank=rank,
         n_identities=len(gallery),
-        n_probes=len(p),
+        n_probes=len(y),
         template=template,
     )
 
@@ -285,7 +317,7 @@ def cmc(
 # --------------------------------------------------------------------------- open set
 
 
-def _threshold_at_far(unknown_sorted: np.ndarray, far: float) -> tuple[float, int]:
+def _threshold_at_far(unknown_sorted: np.ndarray, far: float, rejected: int = 0) -> tuple[float, int]:
     """Loosest threshold, among the unknown scores and "above them all", with FAR <= ``far``.
 
     ``unknown_sorted`` is ascending. With n unknown probes at most
@@ -293,13 +325,20 @@ def _threshold_at_far(unknown_sorted: np.ndarray, far: float) -> tuple[float, in
     highest unknown score; if that score is tied with the (k+1)-th, every copy
     of it would alarm, so the threshold moves up to the next higher distinct
     score. With k = 0 it is the next float above the highest unknown score.
+    ``rejected`` more unknown probes were turned away before any search: they
+    count in n but never alarm (when k reaches the scored ones, the threshold is
+    the lowest unknown score; with none scored, -1, the lowest cosine).
     Returns ``(threshold, number of unknown scores >= threshold)``.
     """
     n = len(unknown_sorted)
-    k = int(math.floor(far * n + 1e-9))
+    k = int(math.floor(far * (n + rejected) + 1e-9))
+    if n == 0:
+        return -1.0, 0
     above_all = (float(np.nextafter(unknown_sorted[-1], np.inf)), 0)
     if k == 0:
         return above_all
+    if k >= n:
+        return float(unknown_sorted[0]), n
     value = unknown_sorted[n - k]
     if np.searchsorted(unknown_sorted, value, side="left") == n - k:
         return float(value), k
@@ -314,6 +353,7 @@ def dir_at_far(
     known_top_correct: ArrayLike,
     unknown_top_scores: ArrayLike,
     fars: Sequence[float],
+    unknown_rejected: int = 0,
 ) -> dict[str, Any]:
     """DIR at each false-alarm rate, thresholds chosen on ``unknown_top_scores``.
 
@@ -328,6 +368,10 @@ def dir_at_far(
     1/n cannot be measured with n unknown probes; t is then the strictest
     threshold, the next float above the highest unknown score, ``achieved_far``
     is 0 and ``below_resolution`` is True. ``achieved_far <= far`` always.
+
+    ``unknown_rejected`` unknown probes were turned away before any search (no
+    face found): they are among the n unknown probes but never raise an alarm (a
+    known probe turned away is passed in ``known_top_correct`` as not correct).
 
     Returns lists aligned with ``fars``: ``far``, ``threshold``, ``dir``,
     ``achieved_far``, ``below_resolution``, plus ``far_resolution`` (1/n),
@@ -344,11 +388,17 @@ def dir_at_far(
         if not np.all(np.isin(correct, (0, 1))):
             raise ValueError("known_top_correct must be booleans (or 0/1): is the top-1 identity right?")
         correct = correct.astype(bool)
-    unknown = np.sort(_check_scores(unknown_top_scores, "unknown_top_scores"))
+    unknown_rejected = int(unknown_rejected)
+    if unknown_rejected < 0:
+        raise ValueError(f"unknown_rejected must be >= 0, got {unknown_rejected}")
+    if unknown_rejected and not len(np.asarray(unknown_top_scores)):
+        unknown = np.zeros(0)  # every unknown probe was turned away: none alarms at any threshold
+    else:
+        unknown = np.sort(_check_scores(unknown_top_scores, "unknown_top_scores"))
     fars = list(fars)
     if not fars:
         raise ValueError("fars is empty; give at least one false-alarm rate")
-    n = len(unknown)
+    n = len(unknown) + unknown_rejected
     out: dict[str, Any] = {
         "far": [],
         "threshold": [],
@@ -358,7 +408,7 @@ def dir_at_far(
     }
     for i, f in enumerate(fars):
         f = _check_far(f, f"fars[{i}]")
-        t, alarms = _threshold_at_far(unknown, f)
+        t, alarms = _threshold_at_far(unknown, f, unknown_rejected)
         out["far"].append(f)
         out["threshold"].append(t)
         out["dir"].append(float(np.mean(correct & (known >= t))))
@@ -457,6 +507,7 @@ def open_set_report(
     fars: Sequence[float] = (1e-3, 1e-2, 1e-1),
     template: str = "max",
     chunk: int = 4096,
+    test_rejected: ArrayLike | None = None,
 ) -> dict[str, Any]:
     """Open-set identification: calibrate on validation, report on test, JSON-serialisable.
 
@@ -475,25 +526,35 @@ def open_set_report(
 
     A known probe counts as correctly identified when its true identity has
     rank 1 (ties counted against it, as in :func:`cmc`).
+
+    ``test_rejected`` flags test probes turned away before any search (no face
+    found in the photo; their rows of ``test_emb`` are not read), as a deployed
+    system that refuses such photos does: a known one is not identified (a miss
+    for DIR and rank-1), an unknown one raises no false alarm; both count in
+    ``n_known`` / ``n_unknown`` and in the rates' denominators.
     """
     chunk = check_positive_int(chunk, "chunk")
     target_far = _check_far(target_far, "target_far")
     gallery = _Templates(gallery_emb, gallery_labels, template)
 
-    def search(emb: ArrayLike, labels: ArrayLike, name: str) -> tuple[np.ndarray, ...]:
-        e = _check_embeddings(emb, f"{name}_emb")
-        y = check_labels(labels, len(e), f"{name}_labels", f"{name}_emb")
+    def search(
+        emb: ArrayLike, labels: ArrayLike, name: str, rejected: ArrayLike | None = None
+    ) -> tuple[np.ndarray, ...]:
+        e, y, rej = _check_probes(emb, labels, rejected, name)
         true_idx = gallery.lookup(y)
-        _, top_score, rank = _search(gallery, e, true_idx, chunk)
-        return true_idx >= 0, top_score, rank
+        top_score = np.full(len(y), -1.0)  # a turned-away probe: never correct, never an alarm (masked below)
+        rank = np.zeros(len(y), dtype=np.int64)
+        if e is not None:
+            _, top_score[~rej], rank[~rej] = _search(gallery, e, true_idx[~rej], chunk)
+        return true_idx >= 0, top_score, rank, rej
 
-    val_known, val_score, val_rank = search(val_emb, val_labels, "val")
+    val_known, val_score, val_rank, _ = search(val_emb, val_labels, "val")
     if val_known.all():
         raise ValueError(
             "every validation probe is enrolled in the gallery; calibration needs unknown "
             "probes (labels not in gallery_labels) in the validation split"
         )
-    test_known, test_score, test_rank = search(test_emb, test_labels, "test")
+    test_known, test_score, test_rank, test_rej = search(test_emb, test_labels, "test", test_rejected)
     if test_known.all() or not test_known.any():
         raise ValueError(
             f"the test split needs both known and unknown probes, got {int(test_known.sum())} "
@@ -508,11 +569,14 @@ def open_set_report(
         source=f"validation split: top scores of {n_val_unknown} unknown probes",
     )
     t = threshold.value
-    correct = test_rank[test_known] == 1
+    correct = test_rank[test_known] == 1  # rank 0 for a probe turned away: never correct
     known_scores = test_score[test_known]
-    unknown_scores = test_score[~test_known]
+    unknown_scores = test_score[~test_known & ~test_rej]  # the turned-away unknowns never alarm
+    n_test_unknown = int((~test_known).sum())
     val_correct = val_rank[val_known] == 1
-    curve = dir_at_far(known_scores, correct, unknown_scores, fars)
+    curve = dir_at_far(
+        known_scores, correct, unknown_scores, fars, unknown_rejected=int((~test_known & test_rej).sum())
+    )
     curve.update(
         computed_on="test",
         note="thresholds re-chosen on the test unknowns; compare models with it, do not deploy its thresholds",
@@ -521,9 +585,9 @@ def open_set_report(
         "threshold": threshold.to_dict(),
         "test": {
             "n_known": int(test_known.sum()),
-            "n_unknown": int((~test_known).sum()),
+            "n_unknown": n_test_unknown,
             "dir": float(np.mean(correct & (known_scores >= t))),
-            "false_alarm_rate": float(np.mean(unknown_scores >= t)),
+            "false_alarm_rate": float(np.sum(unknown_scores >= t) / n_test_unknown),
             "rank1": float(np.mean(correct)),
             "dir_at_far": curve,
         },

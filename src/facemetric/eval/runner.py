@@ -5,31 +5,72 @@
   each distinct image is decoded and embedded once.
 * :func:`evaluate_run` (``facemetric report RUN``): the run's held-out identities, with an
   identity-disjoint pair protocol, an open-set split and retrieval built on them.
+
+Photos in which the model's detector finds no face follow a stated policy (``no_face``,
+``facemetric eval --no-face``), never an accident of the data: ``fallback`` (default) embeds the
+central crop of the model's :class:`~facemetric.core.spec.ImageSpec` (what the model sees without
+detection), ``reject`` turns them away as a deployed system would (see
+:func:`facemetric.eval.suite.evaluate_embeddings`), ``fail`` stops the evaluation naming them.
+Unreadable files are never "without a face": they stop the evaluation under every policy. The
+photos and pairs affected are recorded in the results (``no_face``,
+:class:`~facemetric.core.results.NoFaceReport`).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from facemetric.core.embedder import Embedder
+from facemetric.core.embedder import Embedder, FaceCrops
 from facemetric.core.errors import FacemetricError
-from facemetric.core.results import EvalSummary
+from facemetric.core.faces import Detection
+from facemetric.core.results import (
+    EvalSummary,
+    NoFacePair,
+    NoFacePhoto,
+    NoFacePolicy,
+    NoFaceReport,
+    NoFaceRetrieval,
+)
+from facemetric.core.spec import ImageSpec
+from facemetric.data.images import ImageDecodeError, open_image, resize_crop
 from facemetric.data.prepared import is_prepared, load_prepared, prepared_spec
 from facemetric.data.sources import scan_source
 from facemetric.eval.lfw_pairs import MissingImageError, parse_pairs, resolve_pairs
 from facemetric.eval.protocol_files import read_open_set_csv, read_pairs_csv
 from facemetric.eval.protocols import build_open_set_split, held_out_pair_protocol
-from facemetric.eval.suite import EvalResult, PairsInput, evaluate_embeddings
+from facemetric.eval.suite import REJECTED_SCORE, EvalResult, PairsInput, evaluate_embeddings
 
 log = logging.getLogger("facemetric")
+
+NO_FACE_POLICIES: tuple[NoFacePolicy, ...] = ("fallback", "reject", "fail")
 
 
 class EvaluationError(FacemetricError, RuntimeError):
     """The protocol cannot be evaluated as asked (e.g. an image it needs is unreadable)."""
+
+
+def no_face_rule(policy: str, spec: ImageSpec) -> str:
+    """What ``policy`` does with a photo in which no face is detected, in words (``NoFaceReport.rule``)."""
+    if policy == "fallback":
+        return (
+            f"cut as the model's spec cuts a photo without detection (its central {spec.crop:g} resized to "
+            f"{spec.height}x{spec.width}), then embedded and scored like every other photo"
+        )
+    if policy == "reject":
+        return (
+            f"turned away, as a deployed system that refuses such photos: a pair with one is scored "
+            f"{REJECTED_SCORE:g} (the lowest cosine: a non-match at every threshold above it); an open-set gallery "
+            "photo is not enrolled (a person left without one is unknown to the system and out of the CMC), a "
+            "validation probe is left out of the threshold calibration, a test probe is rejected (no "
+            "correspondence: a known one counts as not identified, an unknown one as no false alarm); retrieval "
+            "leaves such images out"
+        )
+    return "the evaluation stops, naming the photos"
 
 
 class _Items:
@@ -69,7 +110,7 @@ def _require_files(located: list[tuple[int, Path]], source: Path) -> None:
         )
 
 
-def _pairs_input(pairs_path: Path, images: Path | None, items: _Items) -> PairsInput:
+def _pairs_input(pairs_path: Path, images: Path | None, items: _Items) -> tuple[PairsInput, list[int]]:
     if pairs_path.suffix.lower() == ".csv":
         listed = read_pairs_csv(pairs_path, images)
         pairs = list(zip(listed.path1, listed.path2))
@@ -87,7 +128,7 @@ def _pairs_input(pairs_path: Path, images: Path | None, items: _Items) -> PairsI
         names = [(p.name1, p.name2) for p in parsed]
     i = np.array([items.add(a, n1) for (a, _), (n1, _) in zip(pairs, names)], np.int64)
     j = np.array([items.add(b, n2) for (_, b), (_, n2) in zip(pairs, names)], np.int64)
-    return PairsInput(i, j, same, fold, f"pairs file {pairs_path}")
+    return PairsInput(i, j, same, fold, f"pairs file {pairs_path}"), list(lines)
 
 
 def _open_set_input(split_path: Path, images: Path | None, items: _Items) -> dict[int, str]:
@@ -101,17 +142,108 @@ def _open_set_input(split_path: Path, images: Path | None, items: _Items) -> dic
     return subset
 
 
-def _crops(paths: list[Path], embedder: Embedder, progress: bool, what: str) -> Any:
-    """Every image cut as ``embedder`` expects; any image without a crop fails the evaluation."""
+def _check_policy(no_face: str) -> NoFacePolicy:
+    for policy in NO_FACE_POLICIES:
+        if no_face == policy:
+            return policy
+    raise EvaluationError(f"no_face must be one of {', '.join(NO_FACE_POLICIES)}, got {no_face!r}")
+
+
+@dataclass
+class _NoFace:
+    """A readable photo in which the embedder found no face."""
+
+    position: int  # in the list of paths given to crop_files
+    reason: str
+    detection: Detection
+    crop: np.ndarray | None  # the spec's central crop (fallback policy)
+
+
+def _backend(embedder: Embedder) -> str:
+    """The name of the embedder's face detector (its aligner's, else its spec's ``align``)."""
+    return str(getattr(getattr(embedder, "aligner", None), "name", None) or embedder.spec.align)
+
+
+def _sort_failures(
+    paths: list[Path], crops: FaceCrops, embedder: Embedder, fallback: bool
+) -> tuple[list[tuple[int, str]], list[_NoFace]]:
+    """The photos ``crop_files`` left out, as (unreadable files, readable photos without a face).
+
+    A file that decodes is a photo in which no face was found; with ``fallback`` its crop is the
+    spec's central crop, as :class:`~facemetric.embedders.base.CropEmbedder` cuts a photo without a detector.
+    """
+    unreadable: list[tuple[int, str]] = []
+    no_face: list[_NoFace] = []
+    backend = _backend(embedder)
+    for k, reason in crops.failures:
+        try:
+            image = open_image(paths[k], embedder.spec.channels)
+        except ImageDecodeError:
+            unreadable.append((k, reason))
+            continue
+        except Exception as exc:  # a decoder bug: the file is unusable, not a photo without a face
+            unreadable.append((k, f"{type(exc).__name__}: {exc}"))
+            continue
+        size = [image.width, image.height]
+        if fallback:
+            crop = resize_crop(image, embedder.spec)
+            no_face.append(_NoFace(k, reason, Detection(f"{backend}/fallback", False, image_size=size), crop))
+        else:
+            no_face.append(_NoFace(k, reason, Detection(backend, False, image_size=size), None))
+    return unreadable, no_face
+
+
+def _listed(entries: list[tuple[Path | str, str]]) -> str:
+    shown = "; ".join(f"{path}: {reason}" for path, reason in entries[:5])
+    return shown + (f"; and {len(entries) - 5} more" if len(entries) > 5 else "")
+
+
+def _refuse_no_face(no_face: list[_NoFace], paths: list[Path], what: str) -> None:
+    if no_face:
+        raise EvaluationError(
+            f"{len(no_face)} photo(s) named in {what} have no detectable face (--no-face fail): "
+            f"{_listed([(paths[m.position], m.reason) for m in no_face])}. Give --no-face fallback (the model's "
+            "central crop) or --no-face reject (turned away: non-matches, rejected probes) to evaluate anyway"
+        )
+
+
+def _crops(paths: list[Path], embedder: Embedder, progress: bool, what: str, policy: str) -> tuple[Any, list[_NoFace]]:
+    """One crop per image, cut as ``embedder`` expects, and the photos without a face.
+
+    An unreadable image fails the evaluation; a photo without a face follows ``policy``: its crop is
+    the spec's central crop (fallback) or zeros, never embedded (reject), or the evaluation stops (fail).
+    """
     crops = embedder.crop_files(paths, progress)
-    if crops.failures:
-        details = "; ".join(f"{paths[k]}: {reason}" for k, reason in crops.failures[:5])
-        raise EvaluationError(f"{len(crops.failures)} image(s) named in {what} cannot be used: {details}")
-    return crops.images
+    if not crops.failures:
+        return crops.images, []
+    unreadable, no_face = _sort_failures(paths, crops, embedder, policy == "fallback")
+    if unreadable:
+        raise EvaluationError(
+            f"{len(unreadable)} image(s) named in {what} cannot be read: "
+            f"{_listed([(paths[k], reason) for k, reason in unreadable])}. These are not photos without a face "
+            "(--no-face does not apply): replace or remove them"
+        )
+    if policy == "fail":
+        _refuse_no_face(no_face, paths, what)
+    spec = embedder.spec
+    images = np.zeros((len(paths), spec.height, spec.width, spec.channels), np.uint8)
+    images[crops.index] = np.asarray(crops.images)
+    for m in no_face:
+        if m.crop is not None:
+            images[m.position] = m.crop
+    return images, no_face
 
 
-def _dataset(source: str | Path, embedder: Embedder, layout: str, progress: bool) -> tuple[Any, list[str], list[str]]:
-    """Crops, display paths and identities of a dataset folder/CSV or a prepared cache."""
+def _no_face_photo(path: str, m: _NoFace, subset: str | None = None) -> NoFacePhoto:
+    return NoFacePhoto(path=path, reason=m.reason, detection=m.detection, subset=subset or None)
+
+
+def _dataset(
+    source: str | Path, embedder: Embedder, layout: str, progress: bool, policy: str = "fallback"
+) -> tuple[Any, list[str], list[str], NoFaceRetrieval | None]:
+    """Crops, display paths and identities of a dataset folder/CSV or a prepared cache, and its photos
+    without a face (None for a prepared cache: nothing is detected). Unreadable files are left out with
+    a warning; photos without a face follow ``policy``."""
     if is_prepared(source):
         spec = prepared_spec(source)
         if (spec.height, spec.width, spec.channels) != (
@@ -124,20 +256,43 @@ def _dataset(source: str | Path, embedder: Embedder, layout: str, progress: bool
                 f"{embedder.spec.height}x{embedder.spec.width}x{embedder.spec.channels}: prepare it again with --size"
             )
         packed = load_prepared(source)
-        return packed.images, list(packed.paths), [packed.identity_names[k] for k in packed.labels]
+        return packed.images, list(packed.paths), [packed.identity_names[k] for k in packed.labels], None
     manifest = scan_source(source, layout)
-    crops = embedder.crop_files(manifest.paths, progress)
-    if crops.failures:
-        k, reason = crops.failures[0]
+    paths = list(manifest.paths)
+    crops = embedder.crop_files(paths, progress)
+    unreadable, no_face = _sort_failures(paths, crops, embedder, policy == "fallback")
+    if unreadable:
+        k, reason = unreadable[0]
         log.warning(
-            "%d image(s) of %s cannot be used and are left out, e.g. %s: %s",
-            len(crops.failures),
-            source,
-            manifest.paths[k],
-            reason,
+            "%d image(s) of %s cannot be read and are left out, e.g. %s: %s", len(unreadable), source, paths[k], reason
         )
+    if policy == "fail":
+        _refuse_no_face(no_face, paths, f"the retrieval dataset {source}")
+    images: Any = crops.images
     kept = crops.index.tolist()
-    return crops.images, [str(manifest.paths[k]) for k in kept], [manifest.identities[k] for k in kept]
+    added = [m for m in no_face if m.crop is not None]
+    if added:  # fallback: the central crops join the detected faces, in the dataset's order
+        kept = sorted(kept + [m.position for m in added])
+        row = {k: r for r, k in enumerate(kept)}
+        spec = embedder.spec
+        images = np.zeros((len(kept), spec.height, spec.width, spec.channels), np.uint8)
+        images[[row[k] for k in crops.index.tolist()]] = np.asarray(crops.images)
+        for m in added:
+            images[row[m.position]] = m.crop
+    report = NoFaceRetrieval(
+        n_photos=len(no_face),
+        left_out=len(no_face) - len(added),
+        photos=[_no_face_photo(str(paths[m.position]), m) for m in no_face],
+    )
+    if no_face:
+        log.warning(
+            "%d photo(s) of the retrieval dataset %s have no detectable face (--no-face %s): %s",
+            len(no_face),
+            source,
+            policy,
+            "their central crops are used" if added else "left out",
+        )
+    return images, [str(paths[k]) for k in kept], [manifest.identities[k] for k in kept], report
 
 
 def evaluate_files(
@@ -152,8 +307,17 @@ def evaluate_files(
     flip: bool = False,
     batch_size: int = 256,
     progress: bool = True,
+    no_face: str = "fallback",
 ) -> tuple[EvalResult, dict[str, Any]]:
-    """Evaluate ``embedder`` on the given protocol files; returns the result and a data description."""
+    """Evaluate ``embedder`` on the given protocol files; returns the result and a data description.
+
+    ``no_face`` says what becomes of a photo in which the model's detector finds no face:
+    ``fallback`` (the model's central crop is embedded instead), ``reject`` (turned away as a
+    deployed system would: pairs scored as non-matches, probes rejected, gallery photos not
+    enrolled, retrieval images left out) or ``fail`` (:class:`EvaluationError` naming them).
+    ``result.summary.no_face`` lists the photos and pairs affected.
+    """
+    policy = _check_policy(no_face)
     if pairs is None and open_set is None and retrieval is None:
         raise EvaluationError("nothing to evaluate: give a pairs file, an open-set split CSV or a retrieval dataset")
     root = Path(images) if images is not None else None
@@ -161,18 +325,36 @@ def evaluate_files(
     data: dict[str, Any] = {}
     # the split's images first: decisions.csv then lists the test probes in the split file's order
     subset_of = _open_set_input(Path(open_set), root, items) if open_set is not None else None
-    pairs_input = _pairs_input(Path(pairs), root, items) if pairs is not None else None
+    pairs_input, lines = _pairs_input(Path(pairs), root, items) if pairs is not None else (None, [])
     result = EvalResult(summary=EvalSummary())
+    report = NoFaceReport(policy=policy, rule=no_face_rule(policy, embedder.spec), n_photos=0, n_pairs=0)
     if items.paths:
         what = " and ".join(str(p) for p in (pairs, open_set) if p is not None)
-        decoded = _crops(items.paths, embedder, progress, what)
-        emb = embedder.embed_crops(decoded, batch_size, flip, progress)
+        decoded, missing = _crops(items.paths, embedder, progress, what, policy)
+        turned_away = None
+        if policy == "reject" and missing:
+            turned_away = np.zeros(len(items.paths), bool)
+            turned_away[[m.position for m in missing]] = True
+            emb = np.zeros((len(items.paths), embedder.dim), np.float32)  # rows of photos turned away: unused
+            if not turned_away.all():
+                emb[~turned_away] = embedder.embed_crops(decoded[~turned_away], batch_size, flip, progress)
+        else:
+            emb = embedder.embed_crops(decoded, batch_size, flip, progress)
         subset = None
         if subset_of is not None:
             subset = np.array([subset_of.get(k, "") for k in range(len(items.paths))])
+        display = items.display()
         result = evaluate_embeddings(
-            emb, decoded, items.display(), items.identities, pairs=pairs_input, open_set=subset, far=far
+            emb,
+            decoded,
+            display,
+            items.identities,
+            pairs=pairs_input,
+            open_set=subset,
+            far=far,
+            rejected=turned_away,
         )
+        report = _protocol_no_face(report, missing, display, items.identities, pairs_input, lines, result, subset)
         data.update(
             {
                 "images": len(items.paths),
@@ -181,14 +363,60 @@ def evaluate_files(
             }
         )
     if retrieval is not None:
-        ret_images, ret_paths, ret_names = _dataset(retrieval, embedder, layout, progress)
+        ret_images, ret_paths, ret_names, report.retrieval = _dataset(retrieval, embedder, layout, progress, policy)
         ret_emb = embedder.embed_crops(ret_images, batch_size, flip, progress)
         ret = evaluate_embeddings(ret_emb, ret_images, ret_paths, ret_names, retrieval=True)
         result.summary.retrieval = ret.summary.retrieval
         result.embeddings = ret.embeddings  # the retrieval set: usually the widest view of the identities
         data.update({"retrieval": str(retrieval), "retrieval_images": len(ret_paths)})
+    result.summary.no_face = report
     data["description"] = ", ".join(f"{k} {v}" for k, v in data.items())
     return result, data
+
+
+def _protocol_no_face(
+    report: NoFaceReport,
+    missing: list[_NoFace],
+    display: list[str],
+    identities: list[str],
+    pairs: PairsInput | None,
+    lines: list[int],
+    result: EvalResult,
+    subset: np.ndarray | None,
+) -> NoFaceReport:
+    """``report`` with the photos of the pairs file / open-set split without a face and what they affected."""
+    if not missing:
+        return report
+    flagged = np.zeros(len(display), bool)
+    flagged[[m.position for m in missing]] = True
+    role = (lambda k: str(subset[k]) or None) if subset is not None else (lambda k: None)
+    report.photos = [_no_face_photo(display[m.position], m, role(m.position)) for m in missing]
+    report.n_photos = len(missing)
+    if pairs is not None and result.scores is not None:
+        scores = result.scores["scores"]
+        hit = np.flatnonzero(flagged[pairs.i] | flagged[pairs.j])
+        report.pairs = [
+            NoFacePair(
+                index=int(k),
+                line=lines[k] if k < len(lines) else None,
+                path1=display[int(pairs.i[k])],
+                path2=display[int(pairs.j[k])],
+                same=bool(pairs.same[k]),
+                score=float(scores[k]),
+            )
+            for k in hit
+        ]
+        report.n_pairs = len(hit)
+    if subset is not None:
+        roles = [str(subset[m.position]) for m in missing if subset[m.position]]
+        report.open_set = {name: roles.count(name) for name in sorted(set(roles))}
+        if report.policy == "reject":
+            gallery = subset == "gallery"
+            names = np.asarray(identities)
+            enrolled = set(names[gallery & ~flagged].tolist())
+            report.not_enrolled = sorted(set(names[gallery].tolist()) - enrolled)
+    log.warning("%s: %s", report.summary(), _listed([(p.path, p.reason) for p in report.photos]))
+    return report
 
 
 def run_dir_of(model: str | Path) -> str | None:
@@ -204,20 +432,30 @@ def evaluate_pairs_file(
     flip: bool = False,
     batch_size: int = 256,
     progress: bool = True,
+    no_face: str = "fallback",
 ) -> dict[str, Any]:
     """Accuracy (k-fold, thresholds chosen on the other folds), AUC, EER and TAR@FAR for a pairs file:
     the verification summary of :func:`evaluate_files` without its curve points, plus the pairs file,
-    pair and image counts (what the demo and ``bench.verification`` print)."""
+    pair and image counts (what the demo and ``bench.verification`` print) and, under ``no_face``,
+    the policy and how many photos had no detectable face and how many pairs they affected."""
     result, data = evaluate_files(
-        embedder, pairs=pairs_path, images=images_root, flip=flip, batch_size=batch_size, progress=progress
+        embedder,
+        pairs=pairs_path,
+        images=images_root,
+        flip=flip,
+        batch_size=batch_size,
+        progress=progress,
+        no_face=no_face,
     )
-    assert result.summary.verification is not None
+    assert result.summary.verification is not None and result.summary.no_face is not None
+    missing = result.summary.no_face
     report = result.summary.verification.model_dump(exclude={"curves"})
     report.update(
         pairs_file=str(pairs_path),
         num_pairs=report["num_positive"] + report["num_negative"],
         num_images=data["images"],
         flip=flip,
+        no_face={"policy": missing.policy, "photos": missing.n_photos, "pairs": missing.n_pairs},
     )
     return report
 

@@ -28,6 +28,7 @@ from facemetric.eval.scores import cosine_scores
 from facemetric.eval.verification import curves, far_calibration, verification_report
 
 FARS = (1e-3, 1e-2, 1e-1)
+REJECTED_SCORE = -1.0  # the score of a pair with a photo turned away for want of a face: the lowest cosine
 
 
 @dataclass
@@ -73,9 +74,16 @@ def worst_errors(scores: np.ndarray, same: np.ndarray, threshold: float, per_kin
 
 
 def _verification(
-    emb: np.ndarray, images: Any, paths: list[str], pairs: PairsInput, fars: Sequence[float]
+    emb: np.ndarray,
+    images: Any,
+    paths: list[str],
+    pairs: PairsInput,
+    fars: Sequence[float],
+    rejected: np.ndarray | None = None,
 ) -> tuple[VerificationResult, dict, dict]:
     scores = cosine_scores(emb, pairs.i, pairs.j)
+    if rejected is not None:  # a pair with a photo turned away is a non-match: the lowest possible score
+        scores[rejected[pairs.i] | rejected[pairs.j]] = REJECTED_SCORE
     same = np.asarray(pairs.same, dtype=np.int8)
     report = verification_report(scores, same, folds=pairs.fold)
     threshold = operating_threshold(report["fold_thresholds"])
@@ -114,18 +122,45 @@ def _verification(
 
 
 def _identification(
-    emb: np.ndarray, identities: np.ndarray, subset: np.ndarray, paths: list[str], far: float, fars: Sequence[float]
+    emb: np.ndarray,
+    identities: np.ndarray,
+    subset: np.ndarray,
+    paths: list[str],
+    far: float,
+    fars: Sequence[float],
+    rejected: np.ndarray | None = None,
 ) -> tuple[IdentificationResult, tuple[list[str], list[str]]]:
-    g = subset == "gallery"
-    val = np.isin(subset, ("val_known", "val_unknown"))
-    test = np.isin(subset, ("test_known", "test_unknown"))
+    turned_away = rejected if rejected is not None else np.zeros(len(subset), bool)
+    g = (subset == "gallery") & ~turned_away  # a gallery photo without a face is not enrolled
+    val = np.isin(subset, ("val_known", "val_unknown")) & ~turned_away  # nor used for calibration
+    test = np.isin(subset, ("test_known", "test_unknown"))  # a test probe without a face is rejected
     open_set = open_set_report(
-        emb[g], identities[g], emb[val], identities[val], emb[test], identities[test], target_far=far, fars=fars
+        emb[g],
+        identities[g],
+        emb[val],
+        identities[val],
+        emb[test],
+        identities[test],
+        target_far=far,
+        fars=fars,
+        test_rejected=turned_away[test] if rejected is not None else None,
     )
     known = subset == "test_known"
-    closed = cmc(emb[known], identities[known], emb[g], identities[g]).to_dict()
-    top_labels, top_scores = top_matches(emb[test], emb[g], identities[g])
-    decisions = decide(top_labels, top_scores, open_set["threshold"]["value"])
+    if rejected is not None:  # a person whose every gallery photo was turned away is not enrolled: not in CMC
+        known &= np.isin(identities, identities[g])
+    closed = cmc(
+        emb[known],
+        identities[known],
+        emb[g],
+        identities[g],
+        rejected=turned_away[known] if rejected is not None else None,
+    ).to_dict()
+    searched = test & ~turned_away
+    decisions = [UNKNOWN] * int(test.sum())
+    if searched.any():
+        top_labels, top_scores = top_matches(emb[searched], emb[g], identities[g])
+        answers = iter(decide(top_labels, top_scores, open_set["threshold"]["value"]))
+        decisions = [UNKNOWN if turned_away[k] else next(answers) for k in np.flatnonzero(test)]
     probe_ids = [paths[k] for k in np.flatnonzero(test)]
     result = IdentificationResult.model_validate(
         {"closed_set": closed, "open_set": open_set, "decisions_csv": "decisions.csv"}
@@ -151,20 +186,39 @@ def evaluate_embeddings(
     retrieval: bool = False,
     far: float = 1e-2,
     fars: Sequence[float] = FARS,
+    rejected: np.ndarray | None = None,
 ) -> EvalResult:
-    """Run the asked protocols on embedded items (``images`` only feeds the error gallery)."""
+    """Run the asked protocols on embedded items (``images`` only feeds the error gallery).
+
+    ``rejected`` flags items turned away for want of a face (``facemetric eval --no-face reject``;
+    their rows of ``emb`` are not used), as a deployed system that refuses such photos: a pair with
+    one is scored :data:`REJECTED_SCORE` (-1, a non-match at every threshold above it); an open-set
+    gallery photo is not enrolled (a person left without one is unknown to the system, and out of
+    the CMC), a validation probe is left out of calibration, a test probe is rejected (decision
+    ``no correspondence``: a known one is not identified, an unknown one raises no false alarm);
+    retrieval and the embedding sample leave them out.
+    """
     names = np.asarray(identities).astype(str)
     if pairs is None and open_set is None and not retrieval:
         raise ValueError("nothing to evaluate: give pairs, an open-set split, or retrieval=True")
-    result = EvalResult(summary=EvalSummary(), embeddings=_embedding_sample(emb, names))
+    if rejected is not None:
+        rejected = np.asarray(rejected, dtype=bool)
+        if rejected.shape != (len(names),):
+            raise ValueError(f"rejected must give one flag per item ({len(names)}), got shape {rejected.shape}")
+        if not rejected.any():
+            rejected = None
+    kept = np.flatnonzero(~rejected) if rejected is not None else slice(None)
+    result = EvalResult(summary=EvalSummary(), embeddings=_embedding_sample(emb[kept], names[kept]))
     if pairs is not None:
-        result.summary.verification, result.scores, result.errors = _verification(emb, images, paths, pairs, fars)
+        result.summary.verification, result.scores, result.errors = _verification(
+            emb, images, paths, pairs, fars, rejected
+        )
     if open_set is not None:
         if UNKNOWN in set(names.tolist()):
             raise ValueError(f"an identity is named {UNKNOWN!r}, the open-set decision for unknown people; rename it")
         result.summary.identification, result.decisions = _identification(
-            emb, names, np.asarray(open_set), paths, far, fars
+            emb, names, np.asarray(open_set), paths, far, fars, rejected
         )
     if retrieval:
-        result.summary.retrieval = RetrievalResult.model_validate(retrieval_metrics(emb, names))
+        result.summary.retrieval = RetrievalResult.model_validate(retrieval_metrics(emb[kept], names[kept]))
     return result

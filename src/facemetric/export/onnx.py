@@ -131,7 +131,16 @@ def _check(net: nn.Module, path: Path, spec: ImageSpec, batches: tuple[int, ...]
 
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path, dynamo: bool = True) -> ExportReport:
-    """Export a facemetric checkpoint (``best.pt`` / ``last.pt``) to ONNX, verified."""
-    embedder = ModelEmbedder.from_checkpoint(checkpoint)
+    """Export a facemetric checkpoint (``best.pt`` / ``last.pt``) or a pretrained PyTorch model by name
+    (``dlib-resnet``) to ONNX, verified."""
+    from facemetric.embedders import PRETRAINED, load_embedder
+
+    if str(checkpoint).partition("?")[0] in PRETRAINED:
+        loaded = load_embedder(str(checkpoint))
+        if not isinstance(loaded, ModelEmbedder):
+            raise ExportError(f"{checkpoint} is not a PyTorch model; only PyTorch models can be exported")
+        embedder = loaded
+    else:
+        embedder = ModelEmbedder.from_checkpoint(checkpoint)
     info = embedder.model_cfg.to_dict() if embedder.model_cfg else {}
     return export_model(embedder.model, embedder.spec, out, info, model_fingerprint(embedder.model), dynamo)

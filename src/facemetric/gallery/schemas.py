@@ -31,9 +31,10 @@ class FaceDetection(Answer):
     """Where the face used was found in the photo (:class:`facemetric.core.faces.Detection`)."""
 
     backend: str = Field(
-        description="what cut the face out: a face detector (`dlib`, `dlib-resnet`, `opencv`), a "
-        "fixed rule (`center`, `none`), `crop` (a model trained on pre-cropped photos: no "
-        "detection), or a detector's fallback box (`dlib-resnet/whole-image`)"
+        description="what cut the face out: a face detector (`dlib`, `dlib-resnet`, `opencv`; `dlib/cnn`, "
+        "`dlib-resnet/cnn` when dlib's CNN detector found the face), a fixed rule (`center`, `none`), `crop` "
+        "(a model trained on pre-cropped photos: no detection), or a detector's fallback box "
+        "(`dlib-resnet/whole-image`)"
     )
     found: bool = Field(
         description="true when a face was located (by a detector, or by a fixed rule); false for "

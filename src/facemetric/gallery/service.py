@@ -14,14 +14,17 @@ model of :mod:`facemetric.gallery.schemas` (the HTTP API's response schemas).
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from facemetric.core.embedder import Embedder
 from facemetric.core.faces import NoFaceError
@@ -57,6 +60,7 @@ DB_NAME = "gallery.db"
 MAX_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 40_000_000
 QUANTILES = 2001  # points kept of each impostor score distribution, for far_at_score
+IMPORT_BLOCK = 512  # photos import_source cuts and embeds at a time (whole people): bounded memory
 GROWTH_WARNING = 1.5  # identify answers warn once the gallery has this many times the people it was calibrated with
 
 
@@ -164,11 +168,19 @@ class Gallery:
         return EnrollResult(**result)
 
     def import_source(
-        self, source: str | Path, per_person: int | None = None, layout: str = "auto", progress: bool = True
+        self,
+        source: str | Path,
+        per_person: int | None = None,
+        layout: str = "auto",
+        progress: bool = True,
+        workers: int | None = None,
     ) -> ImportResult:
         """Enrol every person of a labelled dataset (folder per person, CSV, flat files), up to
         ``per_person`` photos each (in file order). Unlike :meth:`enroll`, a photo without a usable
-        face is skipped and reported instead of failing its person; each person is one transaction."""
+        face is skipped and reported instead of failing its person; each person is one transaction.
+
+        Photos are cut in blocks of about :data:`IMPORT_BLOCK` (whole people), faces found in
+        ``workers`` processes (None: the embedder's ``crop_workers``, else automatic; 0: this process)."""
         from tqdm import tqdm
 
         from facemetric.data.sources import scan_source
@@ -179,21 +191,23 @@ class Gallery:
         people: dict[str, list[Path]] = {}
         for path, identity in zip(manifest.paths, manifest.identities):
             people.setdefault(identity, []).append(Path(path))
-        enrolled, skipped = {}, []
-        for name, paths in tqdm(
-            sorted(people.items()), desc="import", unit="person", disable=not progress, leave=False
-        ):
-            items = []
-            for path in paths[:per_person]:
-                try:
-                    photo = Photo.from_path(path)
-                    vector, detection = self.embed(photo)
-                except PhotoError as exc:
-                    skipped.append(str(exc))
-                    continue
-                items.append(Enrolment(hashlib.sha256(photo.data).hexdigest(), photo.source, detection, vector))
-            if items:
-                enrolled[name] = self.store.enroll(name, items)["added"]
+        enrolled: dict[str, int] = {}
+        skipped: list[str] = []
+        blocks: list[list[tuple[str, list[Path]]]] = [[]]
+        for name, paths in sorted(people.items()):
+            if sum(len(p) for _, p in blocks[-1]) >= IMPORT_BLOCK:
+                blocks.append([])
+            blocks[-1].append((name, paths[:per_person]))
+        with tqdm(total=len(people), desc="import", unit="person", disable=not progress, leave=False) as bar:
+            for block in blocks:
+                items = self._enrolments([p for _, paths in block for p in paths], skipped, progress, workers)
+                start = 0
+                for name, paths in block:
+                    mine = [item for item in items[start : start + len(paths)] if item is not None]
+                    start += len(paths)
+                    if mine:
+                        enrolled[name] = self.store.enroll(name, mine)["added"]
+                    bar.update()
         self.index.sync()
         if skipped:
             log.warning("import: %d photo(s) skipped, e.g. %s", len(skipped), skipped[0])
@@ -204,6 +218,50 @@ class Gallery:
             skipped_examples=skipped[:5],
             people_without_a_usable_photo=sorted(set(people) - set(enrolled)),
         )
+
+    def _enrolments(
+        self, paths: list[Path], skipped: list[str], progress: bool, workers: int | None
+    ) -> list[Enrolment | None]:
+        """One enrolment per photo file (None where it cannot be used, its reason added to ``skipped``),
+        cut in bulk by the embedder's ``crop_files`` and embedded in batches."""
+        photos: list[Photo | None] = []
+        for path in paths:
+            try:
+                photo = Photo.from_path(path)
+                self._check_pixels(photo)
+            except PhotoError as exc:
+                skipped.append(str(exc))
+                photo = None
+            photos.append(photo)
+        usable = [k for k, photo in enumerate(photos) if photo is not None]
+        with self._embed_lock:
+            crops = self.embedder.crop_files([paths[k] for k in usable], progress, workers)
+            vectors = self.embedder.embed_crops(crops.images) if len(crops) else np.zeros((0, self.embedder.dim))
+        skipped.extend(f"{paths[usable[position]]}: {reason}" for position, reason in crops.failures)
+        out: list[Enrolment | None] = [None] * len(paths)
+        for row, (position, detection) in enumerate(zip(crops.index.tolist(), crops.detections)):
+            k = usable[position]
+            photo = photos[k]
+            assert photo is not None
+            vector = np.asarray(vectors[row], np.float32)
+            out[k] = Enrolment(hashlib.sha256(photo.data).hexdigest(), photo.source, detection.to_dict(), vector)
+        return out
+
+    def _check_pixels(self, photo: Photo) -> None:
+        """Refuse a photo over the pixel limit from its header, as :meth:`embed` does, before it is decoded."""
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with Image.open(io.BytesIO(photo.data)) as img:
+                    width, height = img.size
+        except Exception:  # not an image Pillow reads: crop_files reports why
+            return
+        if width * height > self.max_pixels:
+            raise PhotoError(
+                f"{photo.source}: image is {width}x{height} = {width * height:,} pixels, more than the "
+                f"{self.max_pixels:,} allowed",
+                too_large=True,
+            )
 
     def remove(self, name: str) -> RemoveResult:
         removed = self.store.remove(name)

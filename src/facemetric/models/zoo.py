@@ -19,6 +19,7 @@ from facemetric.models.registry import available_models, build_model
 FACE_INPUT = ((112, 112), 3)
 PATCH_INPUT = ((32, 32), 1)
 PATCH_MODELS = ("l2net", "hardnet")
+DLIB_INPUT = ((150, 150), 3)  # dlib_resnet: dlib's 150x150 face chips
 
 
 @dataclass
@@ -33,11 +34,13 @@ class ModelRow:
 
 def natural_input(name: str) -> tuple[tuple[int, int], int]:
     """((height, width), channels) the model is meant for."""
+    if name == "dlib_resnet":
+        return DLIB_INPUT
     return PATCH_INPUT if name in PATCH_MODELS else FACE_INPUT
 
 
 def default_embedding_dim(name: str) -> int:
-    return 128 if name in PATCH_MODELS else 512
+    return 128 if name in PATCH_MODELS or name == "dlib_resnet" else 512
 
 
 def build_natural(name: str, embedding_dim: int | None = None, **options) -> torch.nn.Module:

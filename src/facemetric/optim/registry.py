@@ -23,8 +23,8 @@ register_optimizer = OPTIMIZERS.register
 register_scheduler = SCHEDULERS.register
 
 
-def build_optimizer(cfg: OptimConfig, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    """The optimizer ``cfg`` names, over ``params``."""
+def build_optimizer(cfg: OptimConfig, params: Iterable[Any]) -> torch.optim.Optimizer:
+    """The optimizer ``cfg`` names, over ``params`` (parameters, or torch's parameter-group dicts)."""
     OPTIMIZERS.check_options(cfg.name, cfg.options, "optim.options")
     return OPTIMIZERS.build(
         cfg.name, list(params), where="optim", lr=cfg.lr, weight_decay=cfg.weight_decay, **cfg.options

@@ -31,6 +31,8 @@ from facemetric.core.results import (
     EvalDocument,
     FarCalibration,
     IdentificationResult,
+    NoFacePhoto,
+    NoFaceReport,
     OpenSetResult,
     RetrievalResult,
     VerificationResult,
@@ -53,6 +55,7 @@ from facemetric.report.document import (
 DEFAULT_TITLE = "facemetric evaluation report"
 PAIR_HEIGHT = 112  # error-gallery crops smaller than this are enlarged (nearest neighbour)
 MAX_PROBLEMS = 5  # validation problems listed in one ReportError
+MAX_NO_FACE_ROWS = 50  # photos / pairs without a face listed in the report (eval.json lists all)
 
 
 class ReportError(FacemetricError, ValueError):
@@ -636,19 +639,87 @@ def _retrieval_section(doc: EvalDocument) -> Section:
     return section
 
 
+def _no_face_table(photos: list[NoFacePhoto], used_as: str) -> Table:
+    """Photos without a face: path, open-set subset (when any has one), what was done, detector and its message."""
+    shown = photos[:MAX_NO_FACE_ROWS]
+    if any(p.subset for p in shown):
+        return Table(
+            ("Photo", "Open-set subset", "Used as", "Detection backend", "Detector's message"),
+            [(p.path, p.subset or "", used_as, p.detection.backend, p.reason) for p in shown],
+        )
+    return Table(
+        ("Photo", "Used as", "Detection backend", "Detector's message"),
+        [(p.path, used_as, p.detection.backend, p.reason) for p in shown],
+    )
+
+
+def _more(shown: int, total: int, what: str) -> list[Block]:
+    if total <= shown:
+        return []
+    return [Para(f"... and {total - shown} more {what}: eval.json (no_face) lists them all.")]
+
+
+def _no_face_section(report: NoFaceReport | None) -> Section | None:
+    """Photos in which the model found no face, and the pairs they affected; None when there were none."""
+    if report is None or not report.affected():
+        return None
+    section = Section(
+        "Photos without a detectable face",
+        [
+            how_to_read(
+                "The model finds the face before embedding it; in these photos its detector found none. The policy "
+                "(facemetric eval --no-face) says what became of them: fallback embeds the central crop the model's "
+                "spec cuts without detection, reject turns them away as a deployed system would (a pair with one is "
+                "scored -1, a non-match), fail stops the evaluation."
+            ),
+            Para(f"{report.summary()}: {report.rule}."),
+        ],
+    )
+    used_as = "central crop" if report.policy == "fallback" else "turned away"
+    if report.photos:
+        section.blocks.append(_no_face_table(report.photos, used_as))
+        section.blocks += _more(MAX_NO_FACE_ROWS, len(report.photos), "photos")
+    if report.pairs:
+        rows = [
+            (_num(p.line), p.path1, p.path2, "same" if p.same else "different", _num(p.score))
+            for p in report.pairs[:MAX_NO_FACE_ROWS]
+        ]
+        section.blocks.append(Table(("Pairs file line", "Photo 1", "Photo 2", "Person", "Score"), rows))
+        section.blocks += _more(MAX_NO_FACE_ROWS, len(report.pairs), "pairs")
+    if report.not_enrolled:
+        section.blocks.append(
+            Para(
+                f"Not enrolled (every gallery photo without a face): {', '.join(report.not_enrolled)}; their probes "
+                "are unknown people to the system."
+            )
+        )
+    ret = report.retrieval
+    if ret is not None and ret.photos:
+        section.blocks.append(
+            Para(f"Retrieval dataset: {ret.n_photos} photos without a face, {ret.left_out} of them left out.")
+        )
+        section.blocks.append(_no_face_table(ret.photos, used_as))
+        section.blocks += _more(MAX_NO_FACE_ROWS, len(ret.photos), "photos")
+    return section
+
+
 def _meta(doc: EvalDocument) -> list[tuple[str, str]]:
     """The subtitle: checkpoint, time, data, embedding size, test-time flip and the evaluation's notes."""
     meta = [("Checkpoint", doc.checkpoint), ("Created", doc.created)]
     items = sorted(doc.data.items(), key=lambda kv: kv[0] != "description")
     meta += [("Data" if k == "description" else f"Data {k}", _num(x)) for k, x in items]
     meta += [("Embedding dimension", _num(doc.embedding_dim)), ("Test-time flip", _num(doc.flip))]
+    if doc.no_face is not None and doc.no_face.affected():
+        meta.append(("Photos without a face", doc.no_face.summary()))
     return meta + [("Note", note) for note in doc.notes]
 
 
 def _sections(doc: EvalDocument, eval_dir: Path) -> list[Section]:
     v = doc.verification
+    no_face = _no_face_section(doc.no_face)
     return [
         _metrics_section(doc),
+        *([no_face] if no_face is not None else []),
         _roc_section(v),
         _det_section(v),
         _scores_section(v, eval_dir),

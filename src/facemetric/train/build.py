@@ -9,6 +9,7 @@ callbacks a config implies, and a :class:`Run` around the :class:`~facemetric.tr
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import platform
 import sys
@@ -44,6 +45,7 @@ from facemetric.train.callbacks.progress import ProgressCallback
 from facemetric.train.callbacks.schedules import LossScheduleCallback, MinerScheduleCallback
 from facemetric.train.callbacks.validation import ValidationCallback
 from facemetric.train.precision import use_bf16
+from facemetric.train.start import freeze, initialise, param_groups, training_spec
 from facemetric.train.trainer import Trainer
 
 log = logging.getLogger("facemetric")
@@ -75,6 +77,10 @@ def check_config(cfg: Config) -> None:
     """Refuse, with the key's name, any component a registry does not know or options its builder does not take."""
     _name(MODELS, cfg.model.name, "model.name")
     MODELS.check_options(cfg.model.name, cfg.model.options, "model.options")
+    if cfg.model.pretrained == "dlib" and cfg.model.name != "dlib_resnet":
+        raise ConfigError(f"model.pretrained: dlib's weights are for model.name dlib_resnet, not {cfg.model.name}")
+    if cfg.model.init and not Path(cfg.model.init).expanduser().is_file():
+        raise ConfigError(f"model.init: {cfg.model.init} does not exist; give a run's best.pt or last.pt")
     _name(LOSSES, cfg.loss.name, "loss.name")
     try:
         LOSSES.check_options(cfg.loss.name, cfg.loss.options, "loss.options")
@@ -187,13 +193,16 @@ class Run:
         return RunResult(self.out, self.trainer.epoch, self.trainer.global_step, val, best)
 
     def validate_untrained(self) -> dict[str, Any]:
-        """Held-out verification of a freshly initialised network of the same architecture (seeded by
-        ``train.seed``): the baseline that shows how much training adds. Leaves the RNG state alone."""
+        """Held-out verification of the network as the run starts (freshly initialised and seeded by
+        ``train.seed``, or the ``model.pretrained`` / ``model.init`` weights): the baseline that shows
+        how much training adds. Leaves the RNG state alone."""
         if self.validation is None:
             raise ConfigError("data.val_identities: no held-out identities, so there is nothing to validate on")
         with torch.random.fork_rng():
             torch.manual_seed(self.cfg.train.seed)
-            untrained = build_embedding_model(self.cfg.model, self.data.spec).to(self.trainer.device)
+            untrained = build_embedding_model(self.cfg.model, self.data.spec)
+            initialise(untrained, self.cfg.model)
+            untrained = untrained.to(self.trainer.device)
         return self.validation.evaluate(untrained)
 
 
@@ -222,6 +231,7 @@ def build_run(
                 cfg.model.name,
             )
     data = data or load_dataset(cfg.data, cfg.train.progress, out)
+    data = dataclasses.replace(data, spec=training_spec(cfg, data.spec))
     sampler = PKSampler(
         data.train.labels,
         cfg.sampler.p,
@@ -232,14 +242,19 @@ def build_run(
         cfg.sampler.batches_per_epoch,
     )
     log.info("sampler: %s", sampler.report.describe(cfg.sampler.k))
-    model = build_embedding_model(cfg.model, data.spec).to(device)
+    model = build_embedding_model(cfg.model, data.spec)
+    initialise(model, cfg.model)
+    frozen = freeze(model, cfg.model.freeze)
+    if frozen:
+        log.info("model.freeze: %d parameter tensors fixed (%s ... %s)", len(frozen), frozen[0], frozen[-1])
+    model = model.to(device)
     bf16, why = use_bf16(cfg.train.amp, cfg.model.name, device)
     log.info("precision: %s (%s)", "bf16 autocast" if bf16 else "fp32", why)
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack memory_format
     first = _first_miner(cfg)
     loss = build_loss_from(cfg, len(data.train.identity_names), _miner(first) if first else None).to(device)
-    optimizer = build_optimizer(cfg.optim, list(model.parameters()) + list(loss.parameters()))
+    optimizer = build_optimizer(cfg.optim, param_groups(model, loss, cfg.optim))
     source = BatchSource(data.train, sampler, cfg.augment, data.spec.normalization, cfg.train.seed, cfg.data.workers)
     scheduler = build_scheduler(
         cfg.scheduler, optimizer, cfg.train.epochs * source.steps_per_epoch, source.steps_per_epoch

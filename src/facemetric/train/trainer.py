@@ -161,6 +161,9 @@ class Trainer:
     def _run_epoch(self, steps: int, batches: Iterator[TrainBatch]) -> None:
         self._call("on_epoch_start")
         self.model.train()
+        for module in self.model.modules():
+            if getattr(module, "frozen", False):  # model.freeze: frozen parts keep their batch-norm statistics
+                module.eval()
         self.loss.train()
         losses: list[float] = []
         lr = float(self.optimizer.param_groups[0]["lr"])
