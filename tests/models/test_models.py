@@ -31,3 +31,16 @@ def test_tiny_model_learns_gradients_flow() -> None:
     model = build_model("iresnet_tiny", embedding_dim=16)
     model(torch.randn(4, 3, 64, 64)).sum().backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_iresnet_gap_head_pools_before_the_embedding_layer() -> None:
+    """head=gap averages the final map (any input size, C x D head weights); flatten keeps positions."""
+    gap = build_model("iresnet_tiny", embedding_dim=128, in_channels=3, input_size=(64, 64), head="gap").eval()
+    flat = build_model("iresnet_tiny", embedding_dim=128, in_channels=3, input_size=(64, 64)).eval()
+    assert gap.head.fc.weight.shape == (128, 256) and flat.head.fc.weight.shape == (128, 256 * 2 * 2)
+    with torch.no_grad():
+        assert gap(torch.randn(2, 3, 96, 96)).shape == (2, 128)  # no fixed map size to flatten
+        with pytest.raises(RuntimeError):
+            flat(torch.randn(2, 3, 96, 96))
+    with pytest.raises(ValueError, match="head must be 'flatten' or 'gap'"):
+        build_model("iresnet_tiny", embedding_dim=128, in_channels=3, input_size=(64, 64), head="avg")

@@ -35,7 +35,9 @@ class IRBlock(nn.Module):
 
 
 class IResNet(nn.Module):
-    """Stem, four stages each halving the resolution, and a flatten embedding head."""
+    """Stem, four stages each halving the resolution, and an embedding head: ``flatten`` (ArcFace's:
+    where features are on the face is kept) or ``gap`` (global average pool first: insensitive to
+    where they are, fewer head weights)."""
 
     def __init__(
         self,
@@ -46,8 +48,11 @@ class IResNet(nn.Module):
         input_size: tuple[int, int] = (64, 64),
         stem_stride: int = 1,
         dropout: float = 0.0,
+        head: str = "flatten",
     ) -> None:
         super().__init__()
+        if head not in ("flatten", "gap"):
+            raise ValueError(f"head must be 'flatten' or 'gap', got {head!r}")
         if len(layers) != len(widths):
             raise ValueError(f"layers {layers} and widths {widths} must have the same length")
         self.embedding_dim = embedding_dim
@@ -61,10 +66,11 @@ class IResNet(nn.Module):
         h, w = input_size
         for _ in range(len(layers) + (stem_stride == 2)):
             h, w = (h + 1) // 2, (w + 1) // 2
-        self.head = EmbeddingHead(ch, (h, w), embedding_dim, dropout)
+        self.pool: nn.Module = nn.AdaptiveAvgPool2d(1) if head == "gap" else nn.Identity()
+        self.head = EmbeddingHead(ch, (1, 1) if head == "gap" else (h, w), embedding_dim, dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.stages(self.stem(x)))
+        return self.head(self.pool(self.stages(self.stem(x))))
 
 
 @register_model("iresnet")
