@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import inspect
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +43,16 @@ from facemetric.core.paths import cache_dir
 from facemetric.core.spec import ImageSpec
 from facemetric.data.align_dlib import CHIP_SIZE, DlibChipAligner, dlib_model_dir, load_dlib
 from facemetric.embedders.base import embed_batches
+from facemetric.embedders.onnx import INPUT, write_onnx
 from facemetric.embedders.registry import register_pretrained
 from facemetric.embedders.torch_model import ModelEmbedder
-from facemetric.models.dlib_resnet import CONVERTER_VERSION, DlibResNet, dlib_normalization, pretrained_state_dict
+from facemetric.models.dlib_resnet import (
+    CONVERTER_VERSION,
+    DlibResNet,
+    dlib_normalization,
+    file_digest,
+    pretrained_state_dict,
+)
 
 INSTALL_HINT = "install the optional dlib embedder: pip install 'facemetric[dlib]'"
 MODEL_FILES = ("shape_predictor_5_face_landmarks.dat", "dlib_face_recognition_resnet_model_v1.dat")
@@ -65,28 +71,18 @@ def onnx_session(model: torch.nn.Module, spec: ImageSpec, weights: Path) -> Any:
     file hash) and checked against torch before it is used."""
     import onnxruntime as ort
 
-    settings = f"{CONVERTER_VERSION} {torch.__version__} normalize={getattr(model, 'normalize', True)}"
-    digest = hashlib.sha256(weights.read_bytes() + settings.encode()).hexdigest()
+    normalize = getattr(model, "normalize", True)
+    settings = f"{file_digest(weights)} {CONVERTER_VERSION} {torch.__version__} normalize={normalize}"
+    digest = hashlib.sha256(settings.encode()).hexdigest()
     path = cache_dir() / "dlib" / f"{weights.stem}-{digest[:24]}.onnx"
     if not path.is_file():
         net = model.to("cpu", memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]
-        example = torch.zeros(2, 3, spec.height, spec.width)
-        with atomic_path(path) as tmp, warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the exporter's tracer chatter
-            torch.onnx.export(
-                net,
-                (example,),
-                str(tmp),
-                input_names=["images"],
-                output_names=["embeddings"],
-                dynamic_axes={"images": {0: "batch"}, "embeddings": {0: "batch"}},
-                opset_version=17,
-                dynamo=False,
-            )
+        with atomic_path(path) as tmp:
+            write_onnx(net, torch.zeros(2, 3, spec.height, spec.width), tmp, dynamo=False)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = torch.randn(3, 3, spec.height, spec.width, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        diff = float(np.abs(session.run(None, {"images": x.numpy()})[0] - model(x).numpy()).max())
+        diff = float(np.abs(session.run(None, {INPUT: x.numpy()})[0] - model(x).numpy()).max())
     if diff > ONNX_TOLERANCE:
         path.unlink(missing_ok=True)
         raise MissingDependencyError(
@@ -203,7 +199,7 @@ class DlibResnetEmbedder(ModelEmbedder):
         if self.session is not None:
             session = self.session
             return embed_batches(
-                lambda x: torch.from_numpy(session.run(None, {"images": x.contiguous().numpy()})[0]),
+                lambda x: torch.from_numpy(session.run(None, {INPUT: x.contiguous().numpy()})[0]),
                 crops,
                 batch_size,
                 flip,

@@ -9,6 +9,7 @@ model config and its fingerprint.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,36 @@ META_VERSION = "facemetric.version"
 
 class ExportError(FacemetricError, RuntimeError):
     """An ONNX file cannot be written, read, or does not reproduce the torch model."""
+
+
+def write_onnx(net: torch.nn.Module, example: torch.Tensor, path: str | Path, dynamo: bool = True) -> None:
+    """``net`` (eval mode, CPU) to an ONNX file with facemetric's input/output names and a dynamic
+    batch axis: torch's ``torch.export``-based exporter, or (``dynamo=False``) the older TorchScript
+    one (deprecated by torch, several times faster)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporters' deprecation / tracer chatter
+        if dynamo:
+            torch.onnx.export(
+                net,
+                (example,),
+                str(path),
+                input_names=[INPUT],
+                output_names=[OUTPUT],
+                dynamic_shapes=({0: torch.export.Dim("batch")},),
+                dynamo=True,
+                verbose=False,
+            )
+        else:
+            torch.onnx.export(
+                net,
+                (example,),
+                str(path),
+                input_names=[INPUT],
+                output_names=[OUTPUT],
+                dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+                opset_version=17,
+                dynamo=False,
+            )
 
 
 def onnxruntime() -> Any:

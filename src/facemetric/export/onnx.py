@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import json
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from facemetric.embedders.onnx import (
     OUTPUT,
     ExportError,
     onnxruntime,
+    write_onnx,
 )
 from facemetric.embedders.torch_model import ModelEmbedder
 
@@ -71,30 +71,7 @@ def export_model(
     example = torch.zeros(2, spec.channels, spec.height, spec.width)
     try:
         with atomic_path(out) as tmp:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the exporters' deprecation / tracer chatter
-                if dynamo:
-                    torch.onnx.export(
-                        net,
-                        (example,),
-                        str(tmp),
-                        input_names=[INPUT],
-                        output_names=[OUTPUT],
-                        dynamic_shapes=({0: torch.export.Dim("batch")},),
-                        dynamo=True,
-                        verbose=False,
-                    )
-                else:
-                    torch.onnx.export(
-                        net,
-                        (example,),
-                        str(tmp),
-                        input_names=[INPUT],
-                        output_names=[OUTPUT],
-                        dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
-                        opset_version=17,
-                        dynamo=False,
-                    )
+            write_onnx(net, example, tmp, dynamo)
             proto = onnx.load(str(tmp))
             onnx.helper.set_model_props(
                 proto,

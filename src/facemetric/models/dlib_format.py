@@ -242,13 +242,13 @@ def _state(stream: _Stream, version: int, over_input: bool) -> None:
         stream.tensor("params_grad")
 
 
-def read_network(path: str | Path, nodes: list[Node], data: bytes | None = None) -> tuple[list[Layer], dict[str, Any]]:
+def read_network(path: str | Path, nodes: list[Node]) -> tuple[list[Layer], dict[str, Any]]:
     """Parse the dlib network file at ``path`` laid out as ``nodes`` (output first, ``loss_metric`` ...
     ``input_rgb_image_sized``). Returns one :class:`Layer` per node in the same order, and the input
     layer's settings (``mean``: per-channel averages subtracted, ``size``). Raises
     :class:`DlibFormatError` at the first byte that does not fit."""
     path = Path(path)
-    stream = _Stream(data if data is not None else path.read_bytes(), path)
+    stream = _Stream(path.read_bytes(), path)
     if nodes[0].kind != "loss_metric" or nodes[-1].kind != "input_rgb_image_sized":
         raise ValueError("a network description runs from a loss_metric node to an input_rgb_image_sized node")
     layers = [Layer(node) for node in nodes]

@@ -26,6 +26,7 @@ file's hash.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from pathlib import Path
@@ -182,9 +183,9 @@ def _nodes() -> list[Node]:
     return nodes + [Node("input_rgb_image_sized", (CHIP,))]
 
 
-def convert(path: str | Path, data: bytes | None = None) -> tuple[dict[str, torch.Tensor], tuple[float, ...]]:
+def convert(path: str | Path) -> tuple[dict[str, torch.Tensor], tuple[float, ...]]:
     """dlib's file as a :class:`DlibResNet` state dict, and the input means it was trained with."""
-    layers, input_settings = read_network(path, _nodes(), data)
+    layers, input_settings = read_network(path, _nodes())
     convs = [layer for layer in reversed(layers) if layer.node.kind == "con"]  # from the input up
     affines = [layer for layer in reversed(layers) if layer.node.kind == "affine"]
     model = DlibResNet()
@@ -226,6 +227,22 @@ def default_model_file() -> Path:
     return path
 
 
+@functools.lru_cache(maxsize=8)
+def _digest(path: Path, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_digest(path: str | Path) -> str:
+    """sha256 of a file, computed once per file version (the model file is 22 MB, asked for by the
+    weight cache and the ONNX cache of every embedder built)."""
+    stat = Path(path).stat()
+    return _digest(Path(path).resolve(), stat.st_size, stat.st_mtime_ns)
+
+
 def pretrained_state_dict(path: str | Path | None = None) -> tuple[dict[str, torch.Tensor], tuple[float, ...]]:
     """dlib's trained weights as a :class:`DlibResNet` state dict (and its input means), converted once.
 
@@ -235,8 +252,7 @@ def pretrained_state_dict(path: str | Path | None = None) -> tuple[dict[str, tor
     from safetensors.torch import load_file, save_file
 
     path = Path(path) if path is not None else default_model_file()
-    data = path.read_bytes()
-    digest = hashlib.sha256(data + CONVERTER_VERSION.encode()).hexdigest()[:24]
+    digest = hashlib.sha256(f"{file_digest(path)} {CONVERTER_VERSION}".encode()).hexdigest()[:24]
     cached = cache_dir() / "dlib" / f"{path.stem}-{digest}.safetensors"
     if cached.is_file():
         try:
@@ -245,7 +261,7 @@ def pretrained_state_dict(path: str | Path | None = None) -> tuple[dict[str, tor
             return tensors, mean
         except Exception as exc:  # a damaged cache entry is rebuilt, never trusted
             log.warning("rebuilding the converted dlib weights: %s is unreadable (%s)", cached, exc)
-    state, mean = convert(path, data)
+    state, mean = convert(path)
     with atomic_path(cached) as tmp:
         save_file({**state, "input.mean": torch.tensor(mean, dtype=torch.float32)}, str(tmp))
     log.info("converted %s to %s", path, cached)
@@ -263,7 +279,8 @@ def load_pretrained(model: nn.Module, source: str = "dlib") -> list[str]:
             "set model.name: dlib_resnet"
         )
     state, _ = pretrained_state_dict()
-    kept = {k: v for k, v in state.items() if v.shape == model.state_dict()[k].shape}
+    own = model.state_dict()
+    kept = {k: v for k, v in state.items() if v.shape == own[k].shape}
     skipped = sorted(set(state) - set(kept))
     model.load_state_dict(kept, strict=False)
     if skipped:
