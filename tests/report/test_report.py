@@ -564,3 +564,13 @@ def test_dir_at_far_lists_of_another_length_and_no_cmc(tmp_path):
     metrics = _section(paths.html.read_text(encoding="utf-8"), "Metrics")
     assert "so it could not be measured" in metrics
     assert [p.name for p in paths.figures] == ["dir_at_far.png"]
+
+
+def test_learning_curves_put_validation_on_minutes_of_training() -> None:
+    train = [{"step": 10, "seconds": 60.0}, {"step": 20, "seconds": 120.0}, {"step": 30, "seconds": 60.0}]
+    # epochs end at 1, 3 and 4 minutes; a step inside an epoch is interpolated, validation time not counted
+    assert plots.training_minutes(train, [10, 15, 20, 30]) == [1.0, 2.0, 3.0, 4.0]
+    assert plots.training_minutes([], [10]) is None
+    val = [{"step": 10, "accuracy": 0.7}, {"step": 30, "accuracy": 0.8}]
+    assert plots.learning_curves({"a": (train, val), "b": ([], val)}).startswith(PNG_SIGNATURE)
+    assert plots.learning_curves({}).startswith(PNG_SIGNATURE)  # an empty panel says why

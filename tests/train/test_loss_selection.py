@@ -35,8 +35,12 @@ def _cfg(data: Path, out: Path, *extra: str):
 
 
 @pytest.mark.parametrize("name", available_losses())
-def test_each_loss_trains_from_config(name: str, synthetic_faces: Path, tmp_path: Path) -> None:
-    build_run(_cfg(synthetic_faces, tmp_path, f"loss.name={name}", "train.epochs=1")).fit()
+def test_each_loss_trains_from_config(
+    name: str, synthetic_faces: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # distillation learns a teacher's embeddings: a small trained checkpoint is one
+    teacher = [f"distill.teacher={request.getfixturevalue('tiny_checkpoint')}"] if name == "distill" else []
+    build_run(_cfg(synthetic_faces, tmp_path, f"loss.name={name}", "train.epochs=1", *teacher)).fit()
     rows = list(csv.DictReader((tmp_path / "train.csv").open()))
     assert len(rows) == 1 and math.isfinite(float(rows[0]["loss"]))
 

@@ -56,14 +56,15 @@ def _chips(paths: list[Path], count: int) -> np.ndarray:
     return np.stack(chips)
 
 
-def _ms_per_face(fn: Any, n: int, repeats: int) -> float:
+def ms_per_face(fn: Any, n: int, repeats: int) -> float:
+    """Milliseconds per item of ``fn`` (which handles ``n`` items), best of ``repeats`` after a warm-up."""
     fn()  # warm-up
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         best = min(best, time.perf_counter() - start)
-    return round(best / n * 1e3, 2)
+    return round(best / n * 1e3, 3)
 
 
 @torch.no_grad()
@@ -105,14 +106,14 @@ def chips_benchmark(chips: np.ndarray, batch: int, repeats: int) -> dict[str, An
     session = onnx_session(unit.fused(), ImageSpec(150, 150, 3), default_model_file())  # what dlib-resnet runs
     xn = x.numpy()
     timings = {
-        "dlib compute_face_descriptor": _ms_per_face(
+        "dlib compute_face_descriptor": ms_per_face(
             lambda: dlib_net.compute_face_descriptor(listed[:n], 0), n, max(1, repeats // 2)
         ),
-        "torch fp32": _ms_per_face(lambda: raw(x), n, repeats),
-        "torch fp32 fused": _ms_per_face(lambda: fused(x), n, repeats),
-        "torch fp32 fused channels-last": _ms_per_face(lambda: fused_cl(x_cl), n, repeats),
-        "torch bf16 autocast fused channels-last": _ms_per_face(bf16, n, repeats),
-        "onnxruntime fp32 fused": _ms_per_face(lambda: session.run(None, {"images": xn}), n, repeats),
+        "torch fp32": ms_per_face(lambda: raw(x), n, repeats),
+        "torch fp32 fused": ms_per_face(lambda: fused(x), n, repeats),
+        "torch fp32 fused channels-last": ms_per_face(lambda: fused_cl(x_cl), n, repeats),
+        "torch bf16 autocast fused channels-last": ms_per_face(bf16, n, repeats),
+        "onnxruntime fp32 fused": ms_per_face(lambda: session.run(None, {"images": xn}), n, repeats),
     }
     dlib_ms = timings["dlib compute_face_descriptor"]
     port = {k: v for k, v in timings.items() if not k.startswith("dlib")}

@@ -79,6 +79,9 @@ def parse_count(value: Any, where: str) -> int | None:
 
 class DataConfig(Section):
     source: str | None = None  # a `facemetric prepare` output (read memory-mapped), or a folder / CSV of photos
+    # more people to train on, as extra classes: other sources cut the same way (e.g. two `prepare --align dlib`
+    # caches of one size); each is split like `source` and its held-out people are left out of training
+    extra_sources: list[str] = Field(default_factory=list)
     layout: Literal["auto", "folders", "csv", "flat"] = "auto"
     flat_pattern: str = r"^([^.]+)"  # identity regex for the flat layout
     image_size: list[int] = Field(default_factory=lambda: [64, 64], min_length=2, max_length=2)  # height, width
@@ -266,6 +269,28 @@ class MonitorConfig(Section):
     stop: bool = False  # raise CollapseError (the run saves a checkpoint and stops)
 
 
+class DistillConfig(Section):
+    """Knowledge distillation (``loss.name: distill``): the student learns the teacher's embeddings.
+
+    ``teacher`` is anything ``facemetric embed --model`` takes: ``dlib-resnet``, a run's ``best.pt``,
+    an ``.onnx`` file. It cuts each training photo its own way (its ``source`` path, so the student's
+    crops may differ from the teacher's) and embeds it once, and mirrored when ``mirror`` (matched to
+    the student's flipped views); the table is cached, so no epoch pays the teacher again.
+    ``center`` learns the teacher's space with its mean removed (what tells people apart, spread over
+    the sphere). ``labels``: weight of a labelled margin loss (``label_loss``) added to the distillation
+    terms (0: the photos' identities are not used at all).
+    """
+
+    teacher: str | None = None
+    mirror: bool = True
+    # subtract the teacher's mean embedding (over the training photos) and re-normalise: dlib's unit vectors of two
+    # random people have cosine 0.83 (a narrow cone a batch-normalised student cannot reach); centred, 0.00 +- 0.18
+    center: bool = True
+    workers: int | None = Field(None, ge=0)  # face-detection processes for the teacher's pass (None: automatic)
+    labels: float = Field(0.0, ge=0.0)
+    label_loss: LossConfig = Field(default_factory=LossConfig)
+
+
 class Config(Section):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -277,6 +302,7 @@ class Config(Section):
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
 
     def save(self, path: str | Path) -> None:
         """The resolved config as YAML (every key), atomically."""

@@ -35,8 +35,9 @@ _GROUP_BYTES = 1_250_000  # float32 that finish() works on at a time: about one 
 
 def _shift_flip(
     source: np.ndarray, rows: np.ndarray, out: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator
-) -> None:
-    """Gather ``source[rows]`` into ``out`` translated by whole pixels and mirrored.
+) -> np.ndarray:
+    """Gather ``source[rows]`` into ``out`` translated by whole pixels and mirrored; returns which
+    images were mirrored.
 
     Translation is one slice copy per image straight from the (memory-mapped) source; the
     uncovered border strips repeat the nearest edge row / column (as ``grid_sample``'s border
@@ -66,6 +67,7 @@ def _shift_flip(
     pixels = torch.from_numpy(out)
     for i in np.flatnonzero(flips).tolist():
         pixels[i] = pixels[i].flip(1)  # per image: faster than one gather + flip + scatter of the subset
+    return flips
 
 
 def _affine(x: torch.Tensor, angle: np.ndarray, zoom: np.ndarray) -> torch.Tensor:
@@ -87,6 +89,7 @@ class Draws:
     beta: np.ndarray  # (N,) brightness shift incl. the contrast pivot, in [0, 1] pixel units
     saturation: np.ndarray  # (N,) 1 = unchanged, 0 = grey
     extra: dict  # optional stages' random draws: affine angles/zooms, cutout boxes
+    flipped: np.ndarray | None = None  # (N,) bool: mirrored images (a distillation teacher's view of each)
 
 
 def geometry_and_draws(
@@ -96,9 +99,10 @@ def geometry_and_draws(
     (N, H, W, C); returns every random draw of the float stage."""
     n, h, w, c = out.shape
     if cfg.shift or cfg.flip:
-        _shift_flip(source, rows, out, cfg, rng)
+        flipped = _shift_flip(source, rows, out, cfg, rng)
     else:
         out[...] = source[rows]
+        flipped = np.zeros(n, dtype=bool)
     gain = np.asarray(rng.uniform(1 - cfg.contrast, 1 + cfg.contrast, n))
     offset = np.asarray(rng.uniform(-cfg.brightness, cfg.brightness, n))
     sat = np.asarray(rng.uniform(1 - cfg.saturation, 1 + cfg.saturation, n)) if c == 3 else np.ones(n)
@@ -116,7 +120,7 @@ def geometry_and_draws(
             for i in np.flatnonzero(rng.random(n) < cfg.cutout)
         ]
     f32 = np.float32
-    return Draws(gain.astype(f32), ((1 - gain) * pivot + offset).astype(f32), sat.astype(f32), extra)
+    return Draws(gain.astype(f32), ((1 - gain) * pivot + offset).astype(f32), sat.astype(f32), extra, flipped)
 
 
 def _pixels_per_row(pixels: int, channels: int) -> int:

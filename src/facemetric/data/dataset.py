@@ -6,6 +6,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from facemetric.core.atomic import write_json
 from facemetric.core.config import DataConfig
 from facemetric.core.spec import ImageSpec
@@ -40,13 +42,12 @@ def report_skipped(skipped: list[tuple[str, str]], out_dir: Path | None = None) 
         write_json(out_dir / "skipped_inputs.json", [{"path": p, "reason": r} for p, r in skipped])
 
 
-def load_dataset(cfg: DataConfig, progress: bool = True, out_dir: Path | None = None) -> DatasetSplit:
-    """Scan, decode (via the cache) and split ``cfg.source``; bad inputs are reported, not fatal."""
-    if not cfg.source:
-        raise DatasetError("no training data: set data.source (or pass --data PATH)")
-    if is_prepared(cfg.source):
-        packed, spec = load_prepared(cfg.source), prepared_spec(cfg.source)
-        layout, skipped = "prepared cache", list(packed.bad)
+def _load_source(
+    source: str, cfg: DataConfig, progress: bool
+) -> tuple[PackedImages, ImageSpec, str, list[tuple[str, str]]]:
+    """One source decoded (or memory-mapped): images, their spec, a description of its layout, skips."""
+    if is_prepared(source):
+        packed, spec = load_prepared(source), prepared_spec(source)
         if [spec.height, spec.width] != list(cfg.image_size):
             log.warning(
                 "data.image_size %s differs from the %dx%d crops in %s: the crops are used as they are "
@@ -54,23 +55,72 @@ def load_dataset(cfg: DataConfig, progress: bool = True, out_dir: Path | None = 
                 cfg.image_size,
                 spec.height,
                 spec.width,
-                cfg.source,
+                source,
             )
         if spec.channels != cfg.channels:
-            raise DatasetError(f"{cfg.source} holds {spec.channels}-channel crops but data.channels is {cfg.channels}")
-    else:
-        manifest = scan_source(cfg.source, cfg.layout, cfg.flat_pattern)
-        spec = image_spec(cfg)
-        packed = load_packed(manifest, spec, cfg.cache_dir, progress=progress)
-        layout, skipped = f"{manifest.layout} layout", [(str(p), r) for p, r in manifest.skipped] + list(packed.bad)
+            raise DatasetError(f"{source} holds {spec.channels}-channel crops but data.channels is {cfg.channels}")
+        return packed, spec, "prepared cache", list(packed.bad)
+    manifest = scan_source(source, cfg.layout, cfg.flat_pattern)
+    spec = image_spec(cfg)
+    packed = load_packed(manifest, spec, cfg.cache_dir, progress=progress)
+    return packed, spec, f"{manifest.layout} layout", [(str(p), r) for p, r in manifest.skipped] + list(packed.bad)
+
+
+def concat_packed(parts: list[PackedImages], prefixes: list[str]) -> PackedImages:
+    """Several image sets as one (in memory), labels re-numbered, each part's identity names prefixed."""
+    labels, names, offset = [], [], 0
+    for part, prefix in zip(parts, prefixes):
+        labels.append(np.asarray(part.labels) + offset)
+        names += [prefix + n for n in part.identity_names]
+        offset += len(part.identity_names)
+    detections = [d for p in parts for d in p.detections] if all(p.detections for p in parts) else []
+    return PackedImages(
+        np.concatenate([np.asarray(p.images) for p in parts]),
+        np.concatenate(labels).astype(np.int64),
+        [path for p in parts for path in p.paths],
+        names,
+        [b for p in parts for b in p.bad],
+        detections,
+    )
+
+
+def load_dataset(cfg: DataConfig, progress: bool = True, out_dir: Path | None = None) -> DatasetSplit:
+    """Scan, decode (via the cache) and split ``cfg.source``; bad inputs are reported, not fatal.
+
+    ``cfg.extra_sources`` are split the same way (``val_identities``, ``split_seed``); their training
+    people are added as more classes (named ``<source folder>/<identity>``), their held-out people are
+    left out of training and of validation, which stays on ``source``'s held-out people.
+    """
+    if not cfg.source:
+        raise DatasetError("no training data: set data.source (or pass --data PATH)")
+    packed, spec, layout, skipped = _load_source(cfg.source, cfg, progress)
     report_skipped(skipped, out_dir)
     if len(packed) == 0:
         raise DatasetError(f"{cfg.source}: no usable image (see the skipped inputs above)")
     train_idx, val_idx = split_identities(packed.labels, cfg.val_identities, cfg.split_seed)
     train = packed.subset(train_idx)
     val = packed.subset(val_idx) if len(val_idx) else None
+    extras: list[PackedImages] = []
+    for source in cfg.extra_sources:
+        more, more_spec, _, more_skipped = _load_source(source, cfg, progress)
+        report_skipped(more_skipped)
+        keys = ("height", "width", "channels", "align", "crop")
+        if any(getattr(more_spec, k) != getattr(spec, k) for k in keys):
+            raise DatasetError(
+                f"data.extra_sources: {source} holds {more_spec.height}x{more_spec.width}x{more_spec.channels} "
+                f"crops cut by {more_spec.align!r}, data.source {spec.height}x{spec.width}x{spec.channels} "
+                f"by {spec.align!r}; "
+                "prepare both the same way (same --align and --size)"
+            )
+        if len(more) == 0:
+            raise DatasetError(f"data.extra_sources: {source}: no usable image")
+        more_train, _ = split_identities(more.labels, cfg.val_identities, cfg.split_seed)
+        extras.append(more.subset(more_train))
+    if extras:
+        prefixes = [""] + [f"{Path(s).name}/" for s in cfg.extra_sources]
+        train = concat_packed([train, *extras], prefixes)
     log.info(
-        "data: %s (%s) -> %d images of %d identities; train %d identities / %d images, "
+        "data: %s (%s) -> %d images of %d identities; train %d identities / %d images%s, "
         "validation %d identities / %d images",
         cfg.source,
         layout,
@@ -78,6 +128,7 @@ def load_dataset(cfg: DataConfig, progress: bool = True, out_dir: Path | None = 
         len(packed.identity_names),
         len(train.identity_names),
         len(train),
+        f" (with {len(extras)} extra source(s))" if extras else "",
         len(val.identity_names) if val else 0,
         len(val) if val else 0,
     )

@@ -43,14 +43,20 @@ class _Ticket:
     k: int
     slot: int
     labels: np.ndarray
+    rows: np.ndarray  # positions in ``data`` of the batch's images
+    flipped: np.ndarray  # which of them were mirrored
 
 
 @dataclass
 class TrainBatch:
-    """Normalised images (N, C, H, W) float32 in channels-last memory, and their labels."""
+    """Normalised images (N, C, H, W) float32 in channels-last memory, and their labels; ``rows`` (their
+    positions in the training data) and ``flipped`` (mirrored by augmentation) say which view of which
+    photo each image is (a distillation teacher's target for it)."""
 
     images: torch.Tensor
     labels: torch.Tensor
+    rows: np.ndarray | None = None
+    flipped: np.ndarray | None = None
 
 
 def _shared(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
@@ -168,7 +174,8 @@ class RunBatches(Dataset):
         # a plain ndarray view of the memory map: np.memmap's per-slice bookkeeping costs more than the copy
         draws = geometry_and_draws(self.source.view(np.ndarray), rows, pixels, self.augment, rng)
         finish(torch.from_numpy(pixels), draws, self.mean, self.std, out=self.ring.claim(k)[:n])
-        return _Ticket(k, k % self.ring.slots, self.data.labels[picked])
+        flipped = draws.flipped if draws.flipped is not None else np.zeros(n, dtype=bool)
+        return _Ticket(k, k % self.ring.slots, self.data.labels[picked], np.asarray(picked), flipped)
 
 
 class RingLoader:
@@ -212,7 +219,8 @@ class RingLoader:
             for k, ticket in enumerate(loader):
                 if ticket.k != k:
                     raise RuntimeError(f"ring loader: expected batch {k}, got {ticket.k}")
-                yield TrainBatch(ring.slot(ticket.slot)[: len(ticket.labels)], torch.as_tensor(ticket.labels))
+                images = ring.slot(ticket.slot)[: len(ticket.labels)]
+                yield TrainBatch(images, torch.as_tensor(ticket.labels), ticket.rows, ticket.flipped)
                 ring.released.fill_(k + 1)  # the consumer asked for the next batch: this one's slot is free
         finally:
             self._active = False

@@ -152,8 +152,41 @@ def _empty(ax: Axes, text: str) -> None:
     ax.set_yticks([])
 
 
+def training_minutes(train_rows: Sequence[Mapping[str, Any]], steps: Sequence[float]) -> list[float] | None:
+    """Minutes of training at each of ``steps``: the epochs' own seconds summed (validation, pauses and
+    the time before a resume left out), interpolated within an epoch; None without epoch timings."""
+    ends, seconds = _series(train_rows, "seconds")
+    if not ends:
+        return None
+    minutes = np.cumsum(seconds) / 60.0
+    return np.interp(steps, [0.0, *ends], [0.0, *minutes]).round(3).tolist()
+
+
+def learning_curves(runs: Mapping[str, tuple[Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]]]]) -> bytes:
+    """Held-out accuracy against minutes of training, one line per run (``name -> (train rows, val rows)``)."""
+    fig, (ax,) = _figure(size=(7.0, 4.2))
+    drawn = 0
+    for name, (train_rows, val_rows) in runs.items():
+        steps, acc = _series(val_rows, "accuracy")
+        minutes = training_minutes(train_rows, steps)
+        if steps and minutes is not None:
+            ax.plot(minutes, acc, "o-", ms=3, lw=1.4, label=_plain(name))
+            drawn += 1
+    if drawn:
+        ax.set_xlabel("minutes of training (this CPU)")
+        ax.set_ylabel("held-out accuracy")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    else:
+        _empty(ax, "no run with validation records and epoch timings")
+    ax.set_title("Learning curves")
+    fig.tight_layout()
+    return _png(fig)
+
+
 def training_curves(train_rows: Sequence[Mapping[str, Any]], val_rows: Sequence[Mapping[str, Any]]) -> bytes:
-    """Two panels: training loss per step; validation accuracy and EER (twin axis) per step."""
+    """Two panels: training loss per step; validation accuracy and EER (twin axis) against minutes of
+    training (the learning curve; per step when the records carry no epoch timings)."""
     fig, (loss_ax, val_ax) = _figure(2, (10.0, 3.8))
     steps, loss = _series(train_rows, "loss")
     if steps:
@@ -167,16 +200,20 @@ def training_curves(train_rows: Sequence[Mapping[str, Any]], val_rows: Sequence[
 
     acc_steps, acc = _series(val_rows, "accuracy")
     eer_steps, eer = _series(val_rows, "eer")
+    acc_x, eer_x = training_minutes(train_rows, acc_steps), training_minutes(train_rows, eer_steps)
+    x_label = "minutes of training"
+    if acc_x is None or eer_x is None:
+        acc_x, eer_x, x_label = acc_steps, eer_steps, "step"
     if acc_steps or eer_steps:
         lines = []
         if acc_steps:
-            lines += val_ax.plot(acc_steps, acc, "o-", color=GENUINE_COLOR, ms=3, label="accuracy")
+            lines += val_ax.plot(acc_x, acc, "o-", color=GENUINE_COLOR, ms=3, label="accuracy")
             val_ax.set_ylabel("accuracy")
         if eer_steps:
             eer_ax = val_ax.twinx() if acc_steps else val_ax
-            lines += eer_ax.plot(eer_steps, eer, "s--", color=IMPOSTOR_COLOR, ms=3, label="EER")
+            lines += eer_ax.plot(eer_x, eer, "s--", color=IMPOSTOR_COLOR, ms=3, label="EER")
             eer_ax.set_ylabel("EER")
-        val_ax.set_xlabel("step")
+        val_ax.set_xlabel(x_label)
         val_ax.grid(True, alpha=0.3)
         val_ax.legend(lines, [str(ln.get_label()) for ln in lines], loc="center right", fontsize=8)
     else:

@@ -32,6 +32,7 @@ from facemetric.data.dataset import DatasetSplit, load_dataset
 from facemetric.data.loader import BatchSource
 from facemetric.data.sampler import PKSampler
 from facemetric.losses import LOSSES, build_loss, loss_needs_classes, loss_takes_miner
+from facemetric.losses.distill import DistillLoss
 from facemetric.miners import MINERS, build_miner
 from facemetric.models import build_embedding_model
 from facemetric.models.budget import check_budget
@@ -40,12 +41,14 @@ from facemetric.optim import OPTIMIZERS, SCHEDULERS, build_optimizer, build_sche
 from facemetric.train.callbacks import CALLBACKS, Callback, build_callback
 from facemetric.train.callbacks.checkpoint import CheckpointCallback
 from facemetric.train.callbacks.collapse import CollapseCallback
+from facemetric.train.callbacks.distill import DistillCallback
 from facemetric.train.callbacks.metrics_log import MetricsLogCallback
 from facemetric.train.callbacks.progress import ProgressCallback
 from facemetric.train.callbacks.schedules import LossScheduleCallback, MinerScheduleCallback
 from facemetric.train.callbacks.validation import ValidationCallback
 from facemetric.train.precision import use_bf16
 from facemetric.train.start import freeze, initialise, param_groups, training_spec
+from facemetric.train.teacher import center_table, teacher_table
 from facemetric.train.trainer import Trainer
 
 log = logging.getLogger("facemetric")
@@ -107,6 +110,7 @@ def check_config(cfg: Config) -> None:
         )
     for where, stage in stages:
         _check_miner(cfg, stage, where)
+    _check_distill(cfg)
     _name(OPTIMIZERS, cfg.optim.name, "optim.name")
     OPTIMIZERS.check_options(cfg.optim.name, cfg.optim.options, "optim.options")
     _name(SCHEDULERS, cfg.scheduler.name, "scheduler.name")
@@ -114,6 +118,26 @@ def check_config(cfg: Config) -> None:
     for k, callback in enumerate(cfg.train.callbacks):
         _name(CALLBACKS, callback.name, f"train.callbacks.{k}.name")
         CALLBACKS.check_options(callback.name, callback.options, f"train.callbacks.{k}.options")
+
+
+def _check_distill(cfg: Config) -> None:
+    """``loss.name: distill`` and ``distill.teacher`` go together; the label loss is a classifier head."""
+    if cfg.loss.name == "distill" and not cfg.distill.teacher:
+        raise ConfigError(
+            "loss.name: distill learns a teacher's embeddings; name the teacher in distill.teacher "
+            "(dlib-resnet, a run's best.pt, an .onnx file)"
+        )
+    if cfg.distill.teacher and cfg.loss.name != "distill":
+        raise ConfigError(f"distill.teacher: set, but loss.name is {cfg.loss.name!r}; set loss.name: distill")
+    if cfg.loss.name == "distill" and cfg.distill.labels > 0:
+        label = cfg.distill.label_loss
+        _name(LOSSES, label.name, "distill.label_loss.name")
+        LOSSES.check_options(label.name, label.options, "distill.label_loss.options")
+        if not loss_needs_classes(label.name) or label.name == "distill":
+            raise ConfigError(
+                f"distill.label_loss.name: {label.name!r} is not a classifier head; use arcface, cosface, "
+                "softmax ... (a pair loss needs P x K batches, which unlabelled distillation does not draw)"
+            )
 
 
 def resolve_device(name: str) -> torch.device:
@@ -133,6 +157,11 @@ def build_loss_from(cfg: Config, num_classes: int, miner: Any = None) -> nn.Modu
     if miner is not None:
         extra["miner"] = miner
     loss = build_loss(cfg.loss.name, **cfg.loss.options, **extra)
+    if cfg.loss.name == "distill" and cfg.distill.labels > 0:
+        label = cfg.distill.label_loss
+        head = build_loss(label.name, **label.options, num_classes=num_classes, embedding_dim=cfg.model.embedding_dim)
+        assert isinstance(loss, DistillLoss)
+        loss.add_label_loss(head, cfg.distill.labels)
     missing = sorted(
         {k for options in cfg.loss.schedule.values() for k in options}
         - set(vars(loss))
@@ -144,6 +173,22 @@ def build_loss_from(cfg: Config, num_classes: int, miner: Any = None) -> nn.Modu
             "so a schedule cannot change it"
         )
     return loss
+
+
+def _distill_callback(cfg: Config, data: DatasetSplit) -> DistillCallback:
+    """The teacher's table over the training photos (computed once, cached), as the callback that feeds
+    each batch's targets to the distill loss."""
+    from facemetric.embedders import load_embedder
+
+    assert cfg.distill.teacher  # check_config
+    teacher = load_embedder(cfg.distill.teacher)
+    if teacher.dim != cfg.model.embedding_dim:
+        raise ConfigError(
+            f"model.embedding_dim: {cfg.model.embedding_dim}, but the teacher {teacher.name} gives {teacher.dim}-d "
+            f"embeddings; set model.embedding_dim={teacher.dim}"
+        )
+    table = teacher_table(teacher, list(data.train.paths), cfg.distill.mirror, cfg.distill.workers, cfg.train.progress)
+    return DistillCallback(center_table(table) if cfg.distill.center else table)
 
 
 def _first_miner(cfg: Config) -> MinerStage | None:
@@ -232,15 +277,28 @@ def build_run(
             )
     data = data or load_dataset(cfg.data, cfg.train.progress, out)
     data = dataclasses.replace(data, spec=training_spec(cfg, data.spec))
-    sampler = PKSampler(
-        data.train.labels,
-        cfg.sampler.p,
-        cfg.sampler.k,
-        cfg.sampler.short_policy,
-        cfg.sampler.min_images,
-        cfg.train.seed,
-        cfg.sampler.batches_per_epoch,
-    )
+    distill = _distill_callback(cfg, data) if cfg.loss.name == "distill" else None
+    if distill is not None and cfg.distill.labels == 0:
+        # no identities used: every photo is its own "class", drawn once per epoch, P*K per batch
+        sampler = PKSampler(
+            np.arange(len(data.train)),
+            cfg.sampler.p * cfg.sampler.k,
+            1,
+            "repeat",
+            1,
+            cfg.train.seed,
+            cfg.sampler.batches_per_epoch,
+        )
+    else:
+        sampler = PKSampler(
+            data.train.labels,
+            cfg.sampler.p,
+            cfg.sampler.k,
+            cfg.sampler.short_policy,
+            cfg.sampler.min_images,
+            cfg.train.seed,
+            cfg.sampler.batches_per_epoch,
+        )
     log.info("sampler: %s", sampler.report.describe(cfg.sampler.k))
     model = build_embedding_model(cfg.model, data.spec)
     initialise(model, cfg.model)
@@ -266,7 +324,7 @@ def build_run(
         source,
         cfg.train.epochs,
         scheduler,
-        _callbacks(cfg, data, out, device, callbacks),
+        ([distill] if distill else []) + _callbacks(cfg, data, out, device, callbacks),
         device,
         bf16,
         cfg.train.channels_last,

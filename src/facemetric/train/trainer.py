@@ -172,6 +172,7 @@ class Trainer:
             t = time.perf_counter()
             batch = next(batches)
             waited += time.perf_counter() - t
+            self._call("on_batch_start", batch)
             loss, embeddings, lr = self.train_step(batch.images, batch.labels)
             losses.append(loss)
             self.step_in_epoch += 1

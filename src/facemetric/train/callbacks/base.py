@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 if TYPE_CHECKING:  # the trainer imports this module: annotations only
+    from facemetric.data.loader import TrainBatch
     from facemetric.train.trainer import Trainer
 
 
@@ -43,6 +44,9 @@ class Callback:
 
     def on_epoch_start(self, trainer: Trainer) -> None:
         """Before the epoch's first (or resumed) step; ``trainer.epoch`` is 0-based."""
+
+    def on_batch_start(self, trainer: Trainer, batch: TrainBatch) -> None:
+        """Before each optimisation step, with the batch it will take (e.g. to look up a teacher's targets)."""
 
     def on_batch_end(self, trainer: Trainer, output: StepOutput) -> None:
         """After each optimisation step (``trainer.global_step`` already counts it)."""

@@ -1,0 +1,197 @@
+"""Benchmark: a distilled student against its teacher on held-out people, and their speed.
+
+    python -m facemetric.bench.distill --run runs/distill-dlib [--checkpoint last.pt] [--out results.json]
+
+``accuracy``: for each source of the run (``data.source`` and ``data.extra_sources``: e.g. LFW
+development-train and CelebA-199 prepared with ``--align dlib``), its held-out people (the run's
+``data.val_identities`` / ``split_seed``, so no photo of them trained the student), the project's
+identity-disjoint held-out pair protocol, k-fold accuracy (each fold's threshold chosen on the
+others), AUC and TAR@FAR=1e-3 of:
+
+* the teacher on the original photos (its own detection and crops: dlib-resnet reads dlib's chips);
+* the student on the ``prepare --align dlib`` crops of the same photos, plain and with the mirror
+  image added (``--flip``, what ``facemetric eval --flip`` does).
+
+Pairs are kept where both models found the faces (the photos only one finds are counted).
+
+``speed``: milliseconds per face from ready crops (batches of 32, best of repeats), on the same
+photos: dlib's own ``compute_face_descriptor`` on its 150x150 chips, the teacher's port in ONNX
+Runtime, and the student in PyTorch and ONNX Runtime (its export) on its 112x112 crops; the student's
+speed-up over dlib's descriptor. Run it alone: the ratios are CPU times. Prints JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facemetric.bench.dlib_port import ms_per_face as _ms_per_face
+from facemetric.core.atomic import write_json
+
+
+def _report(emb: np.ndarray, protocol: Any, keep: np.ndarray) -> dict[str, Any]:
+    from facemetric.eval.scores import cosine_scores
+    from facemetric.eval.verification import verification_report
+
+    i, j, same, fold = protocol.i[keep], protocol.j[keep], protocol.same[keep], protocol.fold[keep]
+    r = verification_report(cosine_scores(emb, i, j), same, folds=fold)
+    return {
+        "accuracy": round(r["accuracy"], 4),
+        "accuracy_std": round(r["accuracy_std"], 4),
+        "auc": round(r["auc"], 4),
+        "tar_at_far_1e-3": round(r["tar_at_far"]["1e-03"], 4),
+    }
+
+
+def held_out(source: str, val_identities: float | int, split_seed: int, max_pairs: int) -> tuple[Any, Any]:
+    """The held-out rows of a prepared cache and their pair protocol (as the run's validation builds it)."""
+    from facemetric.data.prepared import load_prepared
+    from facemetric.data.split import split_identities
+    from facemetric.eval.protocols import held_out_pair_protocol
+
+    packed = load_prepared(source)
+    _, val_idx = split_identities(packed.labels, val_identities, split_seed)
+    val = packed.subset(val_idx)
+    names = np.array([val.identity_names[k] for k in val.labels])
+    return val, held_out_pair_protocol(names, max_pairs, split_seed)
+
+
+def accuracy(run: Path, checkpoint: Path, teacher_ref: str, workers: int | None) -> dict[str, Any]:
+    from facemetric.core.config import load_config
+    from facemetric.embedders import load_embedder
+    from facemetric.embedders.torch_model import ModelEmbedder
+
+    cfg = load_config(run / "config.yaml")
+    student = ModelEmbedder.from_checkpoint(checkpoint)
+    teacher = load_embedder(teacher_ref)
+    out: dict[str, Any] = {}
+    for source in [cfg.data.source, *cfg.data.extra_sources]:
+        assert source is not None
+        val, protocol = held_out(source, cfg.data.val_identities, cfg.data.split_seed, cfg.data.val_pairs)
+        t0 = time.perf_counter()
+        batch = teacher.embed_files(list(val.paths), batch_size=64, progress=False) if workers is None else None
+        if batch is None:
+            crops = teacher.crop_files(list(val.paths), workers=workers)
+            emb_t, index = teacher.embed_crops(crops.images), crops.index
+        else:
+            emb_t, index = batch.embeddings, batch.index
+        teacher_seconds = time.perf_counter() - t0
+        found = np.zeros(len(val), dtype=bool)
+        found[index] = True
+        table = np.zeros((len(val), teacher.dim), np.float32)
+        table[index] = emb_t
+        keep = found[protocol.i] & found[protocol.j]
+        images = np.asarray(val.images)
+        out[Path(source).name] = {
+            "held_out_people": len(val.identity_names),
+            "photos": len(val),
+            "photos_without_teacher_face": int((~found).sum()),
+            "pairs": int(keep.sum()),
+            "pairs_left_out": int((~keep).sum()),
+            "teacher": _report(table, protocol, keep),
+            "student": _report(student.embed_crops(images), protocol, keep),
+            "student_flip": _report(student.embed_crops(images, flip=True), protocol, keep),
+            "teacher_seconds": round(teacher_seconds, 1),
+        }
+        row = out[Path(source).name]
+        row["gap_points"] = round(100 * (row["teacher"]["accuracy"] - row["student"]["accuracy"]), 2)
+        row["gap_points_flip"] = round(100 * (row["teacher"]["accuracy"] - row["student_flip"]["accuracy"]), 2)
+        print(json.dumps({Path(source).name: row}), flush=True)
+    return out
+
+
+def speed(run: Path, checkpoint: Path, teacher_ref: str, batch: int, repeats: int) -> dict[str, Any]:
+    import torch
+
+    from facemetric.core.config import load_config
+    from facemetric.data.align_dlib import load_dlib
+    from facemetric.embedders import load_embedder
+    from facemetric.embedders.onnx import OnnxEmbedder
+    from facemetric.embedders.torch_model import ModelEmbedder
+    from facemetric.export.onnx import export_checkpoint
+    from facemetric.models.dlib_resnet import default_model_file
+
+    cfg = load_config(run / "config.yaml")
+    assert cfg.data.source is not None
+    val, _ = held_out(cfg.data.source, cfg.data.val_identities, cfg.data.split_seed, cfg.data.val_pairs)
+    paths = list(val.paths)[: batch * 2]
+    teacher = load_embedder(teacher_ref)
+    chips = teacher.crop_files(paths, workers=0)
+    rows = chips.index[:batch]  # the same photos for every model
+    dlib_chips = [np.ascontiguousarray(c) for c in np.asarray(chips.images)[: len(rows)]]
+    student_crops = np.ascontiguousarray(np.asarray(val.images)[rows])
+    n = len(rows)
+    dlib_net = load_dlib().face_recognition_model_v1(str(default_model_file()))
+    student = ModelEmbedder.from_checkpoint(checkpoint)
+    with tempfile.TemporaryDirectory() as tmp:
+        export_checkpoint(checkpoint, Path(tmp) / "student.onnx")
+        student_onnx = OnnxEmbedder(Path(tmp) / "student.onnx")
+        timings = {
+            "dlib compute_face_descriptor (150x150 chips)": _ms_per_face(
+                lambda: dlib_net.compute_face_descriptor(dlib_chips, 0), n, max(1, repeats // 2)
+            ),
+            "teacher port, onnxruntime (150x150 chips)": _ms_per_face(
+                lambda: teacher.embed_crops(np.asarray(chips.images)[: len(rows)], batch_size=batch), n, repeats
+            ),
+            "student torch fp32 (112x112 crops)": _ms_per_face(
+                lambda: student.embed_crops(student_crops, batch_size=batch), n, repeats
+            ),
+            "student onnxruntime (112x112 crops)": _ms_per_face(
+                lambda: student_onnx.embed_crops(student_crops, batch_size=batch), n, repeats
+            ),
+        }
+    dlib_ms = timings["dlib compute_face_descriptor (150x150 chips)"]
+    return {
+        "faces": n,
+        "batch": batch,
+        "threads": torch.get_num_threads(),
+        "ms_per_face": timings,
+        "speedup_vs_dlib_descriptor": {
+            k: round(dlib_ms / v, 1) for k, v in timings.items() if not k.startswith("dlib")
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, required=True, help="a distillation run folder (its config.yaml)")
+    parser.add_argument(
+        "--checkpoint", default="last.pt", help="file in --run (default last.pt: no choice on held-out data)"
+    )
+    parser.add_argument("--teacher", default=None, help="default: the run's distill.teacher")
+    parser.add_argument("--workers", type=int, default=None, help="face-detection processes for the teacher")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    from facemetric.core.config import load_config
+
+    teacher = args.teacher or load_config(args.run / "config.yaml").distill.teacher
+    if not teacher:
+        raise SystemExit(f"{args.run}: not a distillation run (no distill.teacher); pass --teacher")
+    checkpoint = args.run / args.checkpoint
+    report: dict[str, Any] = {
+        "benchmark": "distill",
+        "date": datetime.date.today().isoformat(),
+        "run": str(args.run),
+        "checkpoint": str(checkpoint),
+        "teacher": teacher,
+        "accuracy": accuracy(args.run, checkpoint, teacher, args.workers),
+    }
+    if not args.skip_speed:
+        report["speed"] = speed(args.run, checkpoint, teacher, args.batch, args.repeats)
+    print(json.dumps(report, indent=1))
+    if args.out is not None:
+        write_json(args.out, report)
+
+
+if __name__ == "__main__":
+    main()
