@@ -50,6 +50,12 @@ def _report(emb: np.ndarray, protocol: Any, keep: np.ndarray) -> dict[str, Any]:
     }
 
 
+def _different_people_cosine(emb: np.ndarray, labels: np.ndarray) -> float:
+    """Mean cosine of the unit embeddings of every two photos of different people."""
+    sims = emb @ emb.T
+    return float(sims[labels[:, None] != labels[None, :]].mean())
+
+
 def held_out(source: str, val_identities: float | int, split_seed: int, max_pairs: int) -> tuple[Any, Any]:
     """The held-out rows of a prepared cache and their pair protocol (as the run's validation builds it)."""
     from facemetric.data.prepared import load_prepared
@@ -76,12 +82,8 @@ def accuracy(run: Path, checkpoint: Path, teacher_ref: str, workers: int | None)
         assert source is not None
         val, protocol = held_out(source, cfg.data.val_identities, cfg.data.split_seed, cfg.data.val_pairs)
         t0 = time.perf_counter()
-        batch = teacher.embed_files(list(val.paths), batch_size=64, progress=False) if workers is None else None
-        if batch is None:
-            crops = teacher.crop_files(list(val.paths), workers=workers)
-            emb_t, index = teacher.embed_crops(crops.images), crops.index
-        else:
-            emb_t, index = batch.embeddings, batch.index
+        crops = teacher.crop_files(list(val.paths), workers=workers)
+        emb_t, index = teacher.embed_crops(crops.images), crops.index
         teacher_seconds = time.perf_counter() - t0
         found = np.zeros(len(val), dtype=bool)
         found[index] = True
@@ -95,6 +97,9 @@ def accuracy(run: Path, checkpoint: Path, teacher_ref: str, workers: int | None)
             "photos_without_teacher_face": int((~found).sum()),
             "pairs": int(keep.sum()),
             "pairs_left_out": int((~keep).sum()),
+            # how much the teacher's unit vectors share one direction (why distill.center exists)
+            "teacher_mean_vector_norm": round(float(np.linalg.norm(emb_t.mean(axis=0))), 3),
+            "teacher_mean_cosine_of_different_people": round(_different_people_cosine(emb_t, val.labels[index]), 3),
             "teacher": _report(table, protocol, keep),
             "student": _report(student.embed_crops(images), protocol, keep),
             "student_flip": _report(student.embed_crops(images, flip=True), protocol, keep),

@@ -94,8 +94,8 @@ def load_dataset(cfg: DataConfig, progress: bool = True, out_dir: Path | None = 
     if not cfg.source:
         raise DatasetError("no training data: set data.source (or pass --data PATH)")
     packed, spec, layout, skipped = _load_source(cfg.source, cfg, progress)
-    report_skipped(skipped, out_dir)
     if len(packed) == 0:
+        report_skipped(skipped, out_dir)
         raise DatasetError(f"{cfg.source}: no usable image (see the skipped inputs above)")
     train_idx, val_idx = split_identities(packed.labels, cfg.val_identities, cfg.split_seed)
     train = packed.subset(train_idx)
@@ -103,7 +103,7 @@ def load_dataset(cfg: DataConfig, progress: bool = True, out_dir: Path | None = 
     extras: list[PackedImages] = []
     for source in cfg.extra_sources:
         more, more_spec, _, more_skipped = _load_source(source, cfg, progress)
-        report_skipped(more_skipped)
+        skipped += more_skipped
         keys = ("height", "width", "channels", "align", "crop")
         if any(getattr(more_spec, k) != getattr(spec, k) for k in keys):
             raise DatasetError(
@@ -116,6 +116,7 @@ def load_dataset(cfg: DataConfig, progress: bool = True, out_dir: Path | None = 
             raise DatasetError(f"data.extra_sources: {source}: no usable image")
         more_train, _ = split_identities(more.labels, cfg.val_identities, cfg.split_seed)
         extras.append(more.subset(more_train))
+    report_skipped(skipped, out_dir)  # every source's, in one list
     if extras:
         prefixes = [""] + [f"{Path(s).name}/" for s in cfg.extra_sources]
         train = concat_packed([train, *extras], prefixes)

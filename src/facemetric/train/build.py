@@ -278,27 +278,11 @@ def build_run(
     data = data or load_dataset(cfg.data, cfg.train.progress, out)
     data = dataclasses.replace(data, spec=training_spec(cfg, data.spec))
     distill = _distill_callback(cfg, data) if cfg.loss.name == "distill" else None
+    sampled = (data.train.labels, cfg.sampler.p, cfg.sampler.k, cfg.sampler.short_policy, cfg.sampler.min_images)
     if distill is not None and cfg.distill.labels == 0:
         # no identities used: every photo is its own "class", drawn once per epoch, P*K per batch
-        sampler = PKSampler(
-            np.arange(len(data.train)),
-            cfg.sampler.p * cfg.sampler.k,
-            1,
-            "repeat",
-            1,
-            cfg.train.seed,
-            cfg.sampler.batches_per_epoch,
-        )
-    else:
-        sampler = PKSampler(
-            data.train.labels,
-            cfg.sampler.p,
-            cfg.sampler.k,
-            cfg.sampler.short_policy,
-            cfg.sampler.min_images,
-            cfg.train.seed,
-            cfg.sampler.batches_per_epoch,
-        )
+        sampled = (np.arange(len(data.train)), cfg.sampler.p * cfg.sampler.k, 1, "repeat", 1)
+    sampler = PKSampler(*sampled, cfg.train.seed, cfg.sampler.batches_per_epoch)
     log.info("sampler: %s", sampler.report.describe(cfg.sampler.k))
     model = build_embedding_model(cfg.model, data.spec)
     initialise(model, cfg.model)

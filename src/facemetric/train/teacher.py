@@ -97,7 +97,7 @@ def teacher_table(
 def center_table(table: np.ndarray) -> np.ndarray:
     """The table with its mean embedding (over every photo and view it holds) subtracted, rows re-normalised.
 
-    A teacher whose embeddings share a large common component (dlib's: mean vector of norm 0.91) puts
+    A teacher whose embeddings share a large common component (dlib's: mean vector of norm 0.92) puts
     everyone in a narrow cone; regressing onto it, a student learns mostly that common direction.
     Removing it keeps what tells people apart; NaN rows (no face) stay NaN.
     """
