@@ -34,6 +34,7 @@ DEMO_DEFAULTS = [
     "sampler.p=16",
     "sampler.k=4",
     "loss.name=arcface",
+    "augment.shift=0.08",  # the synthetic faces move about in their frames (not aligned)
 ]
 
 

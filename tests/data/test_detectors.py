@@ -240,3 +240,20 @@ def test_gallery_import_with_workers_enrols_what_one_process_does(shared_data: P
     assert vectors[0][0] == vectors[1][0] and np.array_equal(vectors[0][1], vectors[1][1])
     assert results[0].people == 4 and results[0].photos_added == 12 and results[0].skipped == 1
     assert "broken.pgm" in results[0].skipped_examples[0]
+
+
+def test_a_smaller_dlib_chip_is_the_same_region_of_the_face(dlib_models: Path, lfw: list[Path]) -> None:
+    """``prepare --align dlib-chip --size 112``: dlib's chip geometry at 112 pixels (a distilled student's input)."""
+    from facemetric.data.align_dlib import DlibChipAligner
+
+    photo = open_image(lfw[0])
+    big, det_big = DlibChipAligner()(photo)
+    small, det_small = DlibChipAligner(size=112)(photo)
+    assert big.shape == (150, 150, 3) and small.shape == (112, 112, 3)
+    assert det_small.landmarks == det_big.landmarks  # the same face found, the same landmarks
+    shrunk = np.asarray(Image.fromarray(big).resize((112, 112), Image.Resampling.BILINEAR), dtype=float)
+    assert np.abs(shrunk - small).mean() < 3.0  # the same pixels, up to resampling (0.9 grey levels here)
+    shifted = np.roll(shrunk, 6, axis=1)  # a region 5 % off to one side is clearly different
+    assert np.abs(shifted - small).mean() > 10 * np.abs(shrunk - small).mean()
+    with pytest.raises(ValueError, match="RGB"):
+        DlibChipAligner(channels=1)

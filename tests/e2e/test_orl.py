@@ -27,6 +27,7 @@ def test_orl_learns_within_three_cpu_minutes(shared_data: Path, tmp_path: Path) 
             "train.progress=false",
             "sampler.p=8",
             "sampler.k=4",
+            "augment.shift=0.08",  # ORL's photos are not aligned (configs/orl.yaml): without it 0.82 here
         ],
     )
     cpu_start = time.process_time()

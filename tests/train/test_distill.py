@@ -186,3 +186,78 @@ def test_extra_sources_add_their_training_people_and_keep_their_held_out_people_
     prepare(other, small, PrepareOptions(size=32, align="none"), workers=0, progress=False)
     with pytest.raises(DatasetError, match="prepare both the same way"):
         load_dataset(base.model_copy(update={"extra_sources": [str(small)]}), progress=False)
+
+
+def test_teacher_pixels_undo_the_normalisation_and_resize_to_the_teachers_input() -> None:
+    from facemetric.core.spec import ImageSpec
+    from facemetric.train.teacher import teacher_pixels
+
+    rng = np.random.default_rng(4)
+    pixels = rng.integers(0, 256, size=(3, 10, 12, 3), dtype=np.uint8)
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+    x = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255
+    batch = (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    same = ImageSpec(10, 12, 3)
+    np.testing.assert_array_equal(teacher_pixels(batch, (mean, std), same), pixels)
+    bigger = teacher_pixels(batch, (mean, std), ImageSpec(20, 24, 3))
+    expected = torch.nn.functional.interpolate(x * 255, size=(20, 24), mode="bilinear", align_corners=False)
+    assert bigger.shape == (3, 20, 24, 3)
+    assert np.abs(bigger.astype(float) - expected.permute(0, 2, 3, 1).numpy()).max() <= 0.5 + 1e-3
+    grey = teacher_pixels(batch[:, :1], ((mean[0],), (std[0],)), same)  # a grey student, a colour teacher
+    assert grey.shape == (3, 10, 12, 3) and (grey == pixels[..., :1]).all()
+
+
+def test_an_online_teacher_embeds_each_augmented_batch_and_the_student_learns_it(
+    tiny_checkpoint: Path, synthetic_faces: Path, tmp_path: Path
+) -> None:
+    from facemetric.embedders import load_embedder
+    from facemetric.embedders.torch_model import embed_array
+    from facemetric.train.callbacks.distill import DistillCallback, OnlineDistillCallback
+    from facemetric.train.teacher import teacher_pixels
+
+    run = build_run(
+        _cfg(
+            synthetic_faces,
+            tmp_path / "run",
+            tiny_checkpoint,
+            "distill.online=true",
+            "data.image_size=[40, 40]",  # the student reads 40x40, the teacher its own 48x48
+            "augment.shift=0.1",
+            "train.epochs=10",
+            "sampler.batches_per_epoch=12",
+        )
+    )
+    assert run.trainer.callback(DistillCallback) is None
+    callback = run.trainer.callback(OnlineDistillCallback)
+    teacher = load_embedder(tiny_checkpoint)
+    assert callback.mean is not None and float(callback.mean.norm()) > 0.1  # the teacher's common direction
+
+    # a batch's targets are the teacher's centred embeddings of exactly that (augmented) batch
+    batch = next(iter(run.trainer.data.stream(0, 1)))
+    callback.on_batch_start(run.trainer, batch)
+    raw = teacher.embed_crops(teacher_pixels(batch.images, run.data.spec.normalization, teacher.spec))
+    expected = _unit(raw - callback.mean.numpy())
+    np.testing.assert_allclose(run.trainer.loss.targets.numpy(), expected, atol=1e-5)
+    run.trainer.loss.targets = None
+
+    train = run.data.train.images
+    plain = np.ascontiguousarray(train[np.arange(len(train))])
+    x = torch.from_numpy(plain).permute(0, 3, 1, 2).float() / 255
+    identity = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    targets = _unit(teacher.embed_crops(teacher_pixels(x, identity, teacher.spec)) - callback.mean.numpy())
+
+    def agreement() -> float:
+        emb = embed_array(run.model, train, normalization=run.data.spec.normalization)
+        return float(np.mean(np.sum(emb * targets, axis=1)))
+
+    before = agreement()
+    run.fit()
+    after = agreement()
+    assert before < 0.2 and after > before + 0.4, (before, after)
+
+
+def test_an_online_teacher_needs_the_students_crops_cut_its_way(
+    tiny_checkpoint: Path, synthetic_faces: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError, match="prepare the photos the teacher's way"):
+        build_run(_cfg(synthetic_faces, tmp_path / "run", tiny_checkpoint, "distill.online=true", "data.crop=0.8"))

@@ -10,7 +10,10 @@ others), AUC and TAR@FAR=1e-3 of:
 
 * the teacher on the original photos (its own detection and crops: dlib-resnet reads dlib's chips);
 * the student on the ``prepare --align dlib`` crops of the same photos, plain and with the mirror
-  image added (``--flip``, what ``facemetric eval --flip`` does).
+  image added (``--flip``, what ``facemetric eval --flip`` does);
+* where the student's crops are cut the teacher's way (``prepare --align dlib-chip --size 112``, for
+  ``distill.online``): the teacher on the student's own crops scaled to its input
+  (``teacher_on_student_crops``), what the online teacher reads.
 
 Pairs are kept where both models found the faces (the photos only one finds are counted).
 
@@ -70,9 +73,13 @@ def held_out(source: str, val_identities: float | int, split_seed: int, max_pair
 
 
 def accuracy(run: Path, checkpoint: Path, teacher_ref: str, workers: int | None) -> dict[str, Any]:
+    import torch
+
     from facemetric.core.config import load_config
+    from facemetric.data.prepared import prepared_spec
     from facemetric.embedders import load_embedder
     from facemetric.embedders.torch_model import ModelEmbedder
+    from facemetric.train.teacher import teacher_pixels
 
     cfg = load_config(run / "config.yaml")
     student = ModelEmbedder.from_checkpoint(checkpoint)
@@ -106,6 +113,12 @@ def accuracy(run: Path, checkpoint: Path, teacher_ref: str, workers: int | None)
             "teacher_seconds": round(teacher_seconds, 1),
         }
         row = out[Path(source).name]
+        if prepared_spec(source).align == teacher.spec.align:
+            # the student's own crops, scaled to the teacher's input: what an online teacher (distill.online) reads
+            pixels = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+            identity = ((0.0,) * pixels.shape[1], (1.0,) * pixels.shape[1])
+            mine = teacher.embed_crops(teacher_pixels(pixels, identity, teacher.spec))
+            row["teacher_on_student_crops"] = _report(mine, protocol, keep)
         row["gap_points"] = round(100 * (row["teacher"]["accuracy"] - row["student"]["accuracy"]), 2)
         row["gap_points_flip"] = round(100 * (row["teacher"]["accuracy"] - row["student_flip"]["accuracy"]), 2)
         print(json.dumps({Path(source).name: row}), flush=True)

@@ -25,7 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
   center  the central --center-fraction of pre-aligned photos (LFW deep-funneled, ORL)
   opencv  Haar cascade face + eye detection (needs opencv-python-headless<5 or Debian opencv-data)
   dlib    HOG detector + 5 landmarks, warped onto the ArcFace 112x112 template (pip install 'facemetric[align]')
-  dlib-chip  dlib's own 150x150 face chip (what its ResNet reads): for `model.pretrained: dlib` fine-tuning
+  dlib-chip  dlib's own 150x150 face chip (what its ResNet reads): for `model.pretrained: dlib` fine-tuning;
+             --size 112 cuts the same region smaller (a student distilled from dlib's network)
 """,
     )
     p.add_argument("source", help="dataset folder or CSV")

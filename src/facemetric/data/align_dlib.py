@@ -296,7 +296,9 @@ class DlibChipAligner(Aligner):
     photo costs about 1 s per detection pass at full size, 4x that per upsampling); landmarks and
     the chip are always computed at full resolution. ``detector="cnn"`` or ``"hog+cnn"`` uses dlib's
     CNN face detector (alone, or only where HOG finds nothing) on a copy scaled down to
-    ``cnn_max_side``; its faces are recorded as ``dlib-resnet/cnn``. dlib objects are not
+    ``cnn_max_side``; its faces are recorded as ``dlib-resnet/cnn``. ``size`` other than 150 cuts the
+    same region of the face at another resolution (e.g. 112: a distilled student that sees what
+    dlib's network sees, at the cost of a small network). dlib objects are not
     thread-safe: one aligner per thread (a worker process builds its own: the aligner pickles as
     its settings).
 
@@ -324,8 +326,8 @@ class DlibChipAligner(Aligner):
         cnn_max_side: int = CNN_MAX_SIDE,
     ) -> None:
         super().__init__(size, channels)
-        if size != CHIP_SIZE or channels != 3:
-            raise ValueError(f"dlib's face chip is {CHIP_SIZE}x{CHIP_SIZE} RGB, not {size}x{size}x{channels}")
+        if channels != 3:
+            raise ValueError(f"dlib's face chip is RGB (3 channels), not {channels}")
         dlib = load_dlib()
         self._dlib = dlib
         self.finder = DlibFaceFinder(detector, upsample, pad, max_side, cnn_max_side)
@@ -349,7 +351,8 @@ class DlibChipAligner(Aligner):
         return found.boxes, found.scores
 
     def detect_and_crop(self, rgb: Image.Image) -> tuple[np.ndarray, Detection]:
-        """The 150x150 chip of the photo's main face (the largest, most central: :func:`pick_face`)."""
+        """The ``size`` x ``size`` chip (150: dlib's) of the photo's main face (the largest, most central:
+        :func:`pick_face`)."""
         pixels = np.asarray(rgb, dtype=np.uint8)
         found = self.finder(pixels)
         width, height = rgb.size
@@ -388,5 +391,5 @@ class DlibChipAligner(Aligner):
         )
         shape = self.predictor(region, rect)
         landmarks = [[float(shape.part(i).x + left), float(shape.part(i).y + top)] for i in range(5)]
-        chip = np.asarray(self._dlib.get_face_chip(region, shape, size=CHIP_SIZE, padding=CHIP_PADDING), np.uint8)
+        chip = np.asarray(self._dlib.get_face_chip(region, shape, size=self.size, padding=CHIP_PADDING), np.uint8)
         return chip, landmarks

@@ -41,14 +41,14 @@ from facemetric.optim import OPTIMIZERS, SCHEDULERS, build_optimizer, build_sche
 from facemetric.train.callbacks import CALLBACKS, Callback, build_callback
 from facemetric.train.callbacks.checkpoint import CheckpointCallback
 from facemetric.train.callbacks.collapse import CollapseCallback
-from facemetric.train.callbacks.distill import DistillCallback
+from facemetric.train.callbacks.distill import DistillCallback, OnlineDistillCallback
 from facemetric.train.callbacks.metrics_log import MetricsLogCallback
 from facemetric.train.callbacks.progress import ProgressCallback
 from facemetric.train.callbacks.schedules import LossScheduleCallback, MinerScheduleCallback
 from facemetric.train.callbacks.validation import ValidationCallback
 from facemetric.train.precision import use_bf16
 from facemetric.train.start import freeze, initialise, param_groups, training_spec
-from facemetric.train.teacher import center_table, teacher_table
+from facemetric.train.teacher import center_table, teacher_mean, teacher_table
 from facemetric.train.trainer import Trainer
 
 log = logging.getLogger("facemetric")
@@ -175,9 +175,9 @@ def build_loss_from(cfg: Config, num_classes: int, miner: Any = None) -> nn.Modu
     return loss
 
 
-def _distill_callback(cfg: Config, data: DatasetSplit) -> DistillCallback:
-    """The teacher's table over the training photos (computed once, cached), as the callback that feeds
-    each batch's targets to the distill loss."""
+def _distill_callback(cfg: Config, data: DatasetSplit) -> DistillCallback | OnlineDistillCallback:
+    """The teacher's table over the training photos (computed once, cached), or the teacher itself
+    (``distill.online``), as the callback that feeds each batch's targets to the distill loss."""
     from facemetric.embedders import load_embedder
 
     assert cfg.distill.teacher  # check_config
@@ -187,6 +187,17 @@ def _distill_callback(cfg: Config, data: DatasetSplit) -> DistillCallback:
             f"model.embedding_dim: {cfg.model.embedding_dim}, but the teacher {teacher.name} gives {teacher.dim}-d "
             f"embeddings; set model.embedding_dim={teacher.dim}"
         )
+    if cfg.distill.online:
+        theirs, ours = (teacher.spec.align, teacher.spec.crop), (data.spec.align, data.spec.crop)
+        if theirs != ours:
+            raise ConfigError(
+                f"distill.online: the teacher {teacher.name} reads crops cut by {theirs[0]!r} (crop {theirs[1]}), "
+                f"but data.source holds crops cut by {ours[0]!r} (crop {ours[1]}); "
+                "prepare the photos the teacher's way (for dlib-resnet: "
+                "facemetric prepare PHOTOS OUT --align dlib-chip --size 112) or set distill.online=false"
+            )
+        mean = teacher_mean(teacher, data.train.images, data.spec) if cfg.distill.center else None
+        return OnlineDistillCallback(teacher, data.spec.normalization, mean)
     table = teacher_table(teacher, list(data.train.paths), cfg.distill.mirror, cfg.distill.workers, cfg.train.progress)
     return DistillCallback(center_table(table) if cfg.distill.center else table)
 

@@ -6,6 +6,9 @@ which reads 150x150 dlib chips of the same photos. Each photo is embedded as it 
 ``mirror``, mirrored (the student's flipped view of it). The table is kept in
 ``core.paths.cache_dir()/teacher/``, keyed by the teacher's fingerprint and the photos (path, size,
 modification time), so a second run, or a resumed one, does not pay the teacher again.
+
+The online teacher (``distill.online``) instead embeds each augmented batch as the student sees it:
+:func:`teacher_pixels` turns a normalised batch back into the teacher's uint8 crops.
 """
 
 from __future__ import annotations
@@ -16,12 +19,18 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from facemetric.core.atomic import atomic_path
 from facemetric.core.embedder import Embedder
 from facemetric.core.errors import ConfigError
 from facemetric.core.paths import cache_dir
+from facemetric.core.spec import ImageSpec
+from facemetric.data.cache import RowView
+
+Normalization = tuple[tuple[float, ...], tuple[float, ...]]
 
 log = logging.getLogger("facemetric")
 
@@ -106,3 +115,30 @@ def center_table(table: np.ndarray) -> np.ndarray:
     out = table - mean
     out /= np.linalg.norm(out, axis=-1, keepdims=True)
     return out.astype(np.float32)
+
+
+def teacher_pixels(images: torch.Tensor, normalization: Normalization, spec: ImageSpec) -> np.ndarray:
+    """(N, H, W, C) uint8 crops for a teacher that reads ``spec`` from a normalised (N, C, h, w) training
+    batch: the student's view of each photo, augmentation included, resized (bilinear) to the teacher's
+    input; grey batches are repeated to 3 channels, colour ones averaged for a 1-channel teacher."""
+    mean = torch.tensor(normalization[0], dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(normalization[1], dtype=torch.float32).view(1, -1, 1, 1)
+    x = (images.detach().float().cpu() * std + mean) * 255.0
+    if x.shape[1] != spec.channels:
+        x = x.expand(-1, spec.channels, -1, -1) if x.shape[1] == 1 else x.mean(dim=1, keepdim=True)
+    size = (spec.height, spec.width)
+    if tuple(x.shape[-2:]) != size:
+        shrink = x.shape[-2] > size[0] or x.shape[-1] > size[1]
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)
+    return x.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def teacher_mean(
+    teacher: Embedder, images: np.ndarray | RowView, spec: ImageSpec, sample: int = 2048, seed: int = 0
+) -> np.ndarray:
+    """The teacher's mean unit embedding over (a sample of) the training crops ``images`` ((N, H, W, C)
+    uint8, cut like ``spec``): what :func:`center_table` removes, for the online teacher."""
+    rows = np.sort(np.random.default_rng(seed).permutation(len(images))[:sample])
+    pixels = torch.from_numpy(np.ascontiguousarray(images[rows])).permute(0, 3, 1, 2).float() / 255.0
+    identity = ((0.0,) * spec.channels, (1.0,) * spec.channels)
+    return teacher.embed_crops(teacher_pixels(pixels, identity, teacher.spec)).mean(axis=0)
