@@ -53,17 +53,16 @@ def parse_seeds_of(texts: list[str]) -> dict[str, list[int]]:
     return out
 
 
-def flip_accuracy(checkpoint: Path, val: Any, max_pairs: int, seed: int) -> float:
-    """Held-out accuracy of ``checkpoint`` with each photo's mirror image added (on the run's own pairs)."""
+def flip_accuracy(checkpoint: Path, val: Any, protocol: Any) -> float:
+    """Held-out accuracy of ``checkpoint`` with each photo's mirror image added, on the run's own pairs."""
     from facemetric.embedders.torch_model import ModelEmbedder
-    from facemetric.eval.protocols import held_out_pair_protocol
     from facemetric.eval.scores import cosine_scores
     from facemetric.eval.verification import verification_report
 
-    names = np.array([val.identity_names[k] for k in val.labels])
-    p = held_out_pair_protocol(names, max_pairs, seed)
     emb = ModelEmbedder.from_checkpoint(checkpoint).embed_crops(np.asarray(val.images), flip=True)
-    return float(verification_report(cosine_scores(emb, p.i, p.j), p.same, folds=p.fold)["accuracy"])
+    return float(
+        verification_report(cosine_scores(emb, protocol.i, protocol.j), protocol.same, folds=protocol.fold)["accuracy"]
+    )
 
 
 def run(
@@ -103,6 +102,8 @@ def run(
             data = datasets[key]
             start = time.time()
             built = build_run(cfg, data=data)
+            if built.validation is None:
+                raise SystemExit(f"{name}: ablations compare held-out accuracy; set data.val_identities above 0")
             result = built.fit()
             minutes = (time.time() - start) / 60
             val = result.val or {}
@@ -114,9 +115,7 @@ def run(
                     "accuracy_last": val.get("accuracy"),
                     "accuracy_best": result.best_accuracy,
                     "auc_last": val.get("auc"),
-                    "accuracy_flip": round(
-                        flip_accuracy(out / "last.pt", data.val, cfg.data.val_pairs, cfg.data.split_seed), 4
-                    ),
+                    "accuracy_flip": round(flip_accuracy(out / "last.pt", data.val, built.validation.protocol), 4),
                     "held_out_people": len(data.val.identity_names),
                     "pairs": val.get("num_positive", 0) + val.get("num_negative", 0),
                     "folds": val.get("n_folds"),

@@ -73,13 +73,11 @@ def held_out(source: str, val_identities: float | int, split_seed: int, max_pair
 
 
 def accuracy(run: Path, checkpoint: Path, teacher_ref: str, workers: int | None) -> dict[str, Any]:
-    import torch
-
     from facemetric.core.config import load_config
     from facemetric.data.prepared import prepared_spec
     from facemetric.embedders import load_embedder
     from facemetric.embedders.torch_model import ModelEmbedder
-    from facemetric.train.teacher import teacher_pixels
+    from facemetric.train.teacher import crops_for_teacher
 
     cfg = load_config(run / "config.yaml")
     student = ModelEmbedder.from_checkpoint(checkpoint)
@@ -115,9 +113,7 @@ def accuracy(run: Path, checkpoint: Path, teacher_ref: str, workers: int | None)
         row = out[Path(source).name]
         if prepared_spec(source).align == teacher.spec.align:
             # the student's own crops, scaled to the teacher's input: what an online teacher (distill.online) reads
-            pixels = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
-            identity = ((0.0,) * pixels.shape[1], (1.0,) * pixels.shape[1])
-            mine = teacher.embed_crops(teacher_pixels(pixels, identity, teacher.spec))
+            mine = teacher.embed_crops(crops_for_teacher(images, teacher.spec))
             row["teacher_on_student_crops"] = _report(mine, protocol, keep)
         row["gap_points"] = round(100 * (row["teacher"]["accuracy"] - row["student"]["accuracy"]), 2)
         row["gap_points_flip"] = round(100 * (row["teacher"]["accuracy"] - row["student_flip"]["accuracy"]), 2)

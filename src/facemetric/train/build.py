@@ -196,7 +196,7 @@ def _distill_callback(cfg: Config, data: DatasetSplit) -> DistillCallback | Onli
                 "prepare the photos the teacher's way (for dlib-resnet: "
                 "facemetric prepare PHOTOS OUT --align dlib-chip --size 112) or set distill.online=false"
             )
-        mean = teacher_mean(teacher, data.train.images, data.spec) if cfg.distill.center else None
+        mean = teacher_mean(teacher, data.train.images) if cfg.distill.center else None
         return OnlineDistillCallback(teacher, data.spec.normalization, mean)
     table = teacher_table(teacher, list(data.train.paths), cfg.distill.mirror, cfg.distill.workers, cfg.train.progress)
     return DistillCallback(center_table(table) if cfg.distill.center else table)

@@ -133,12 +133,15 @@ def teacher_pixels(images: torch.Tensor, normalization: Normalization, spec: Ima
     return x.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
 
-def teacher_mean(
-    teacher: Embedder, images: np.ndarray | RowView, spec: ImageSpec, sample: int = 2048, seed: int = 0
-) -> np.ndarray:
+def crops_for_teacher(crops: np.ndarray, spec: ImageSpec) -> np.ndarray:
+    """(N, H, W, C) uint8 crops resized (bilinear) to what a teacher reading ``spec`` takes."""
+    pixels = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float() / 255.0
+    channels = pixels.shape[1]
+    return teacher_pixels(pixels, ((0.0,) * channels, (1.0,) * channels), spec)
+
+
+def teacher_mean(teacher: Embedder, images: np.ndarray | RowView, sample: int = 2048, seed: int = 0) -> np.ndarray:
     """The teacher's mean unit embedding over (a sample of) the training crops ``images`` ((N, H, W, C)
-    uint8, cut like ``spec``): what :func:`center_table` removes, for the online teacher."""
+    uint8, cut the teacher's way): what :func:`center_table` removes, for the online teacher."""
     rows = np.sort(np.random.default_rng(seed).permutation(len(images))[:sample])
-    pixels = torch.from_numpy(np.ascontiguousarray(images[rows])).permute(0, 3, 1, 2).float() / 255.0
-    identity = ((0.0,) * spec.channels, (1.0,) * spec.channels)
-    return teacher.embed_crops(teacher_pixels(pixels, identity, teacher.spec)).mean(axis=0)
+    return teacher.embed_crops(crops_for_teacher(images[rows], teacher.spec)).mean(axis=0)
