@@ -107,3 +107,25 @@ def test_cutout_blanks_a_square_to_the_mean() -> None:
 def test_grey_single_channel() -> None:
     out = augment_batch(_images(c=1), AugmentConfig(saturation=0.5), _rng())
     assert out.shape == (6, 1, 16, 20)
+
+
+@pytest.mark.parametrize("part", [slice(0, 4), slice(4, 8), slice(2, 5)])
+def test_a_share_of_a_batch_is_that_part_of_the_whole_batch(part: slice) -> None:
+    """Each training process makes only its share of a global batch, with the whole batch's random numbers."""
+    from facemetric.data.augment import finish, geometry_and_draws
+
+    cfg = AugmentConfig(
+        flip=True, shift=0.1, rotate=10.0, scale=0.1, brightness=0.2, contrast=0.2, saturation=0.3,
+        grayscale=0.3, cutout=0.5, cutout_size=0.3,
+    )  # fmt: skip
+    images, rows = _images(8), np.arange(8)[::-1].copy()
+    whole = np.empty_like(images)
+    draws = geometry_and_draws(images, rows, whole, cfg, _rng(7))
+    want = finish(torch.from_numpy(whole), draws, (0.5,) * 3, (0.5,) * 3)
+    share = np.empty_like(images[part])
+    draws = geometry_and_draws(images, rows, share, cfg, _rng(7), part)
+    got = finish(torch.from_numpy(share), draws, (0.5,) * 3, (0.5,) * 3)
+    torch.testing.assert_close(got, want[part])
+    assert draws.flipped is not None and len(draws.flipped) == len(share)
+    with pytest.raises(ValueError, match="out holds"):
+        geometry_and_draws(images, rows, np.empty_like(images[:3]), cfg, _rng(7), slice(0, 4))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from facemetric.cli.common import add_overrides, print_json
 
@@ -15,7 +16,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=HELP,
         description=(
             "Train an embedding model. Flags override the config file; the resolved config, metrics (CSV, JSONL, "
-            "TensorBoard) and checkpoints go to the run folder. Every key, with its default: `facemetric config`."
+            "TensorBoard) and checkpoints go to the run folder. Every key, with its default: `facemetric config`. "
+            "Several processes, GPUs or machines: the same command under torchrun, e.g. "
+            "`torchrun --standalone --nproc_per_node=4 -m facemetric train cfg.yaml` (DDP; margin heads as Partial FC; "
+            "rank 0 writes the run folder; --resume with the same number of processes)."
         ),
     )
     p.add_argument(
@@ -41,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     if args.quiet:
         overrides.append("train.progress=false")
     result = train(load_config(args.config, overrides), resume=args.resume)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun rank 0 speaks for the run
+        return 0
     print_json(
         {
             "run": str(result.out_dir),

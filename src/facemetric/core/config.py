@@ -149,6 +149,9 @@ class LossConfig(Section):
     options: Options = Field(default_factory=dict)  # e.g. {scale: 32, margin: 0.5}
     # from epoch N (1-based) on, these options replace those in `options`, e.g. {5: {margin: 0.5}}
     schedule: dict[int, Options] = Field(default_factory=dict)
+    # Partial FC for margin heads: each step uses this fraction of the class centres (all those the batch's
+    # labels need, plus random others); under torchrun the centres are also split over the processes
+    sample_rate: float = Field(1.0, gt=0.0, le=1.0)
 
     @field_validator("schedule")
     @classmethod
@@ -232,6 +235,14 @@ class CallbackConfig(Section):
     options: Options = Field(default_factory=dict)
 
 
+class DistributedConfig(Section):
+    """Training on several processes (``torchrun --nproc_per_node=N -m facemetric train``); unused in one."""
+
+    backend: Literal["auto", "gloo", "nccl"] = "auto"  # auto: nccl on CUDA, gloo on CPU
+    timeout_s: float = Field(600.0, gt=0)  # a rank waiting this long for the others (dead or hung) stops the run
+    sync_bn: bool = False  # batch-norm statistics over the global batch (CUDA only; torch has no CPU SyncBatchNorm)
+
+
 class TrainConfig(Section):
     epochs: int = Field(20, ge=1)
     val_every: int = Field(1, ge=1)  # validate every N epochs (and after the last one)
@@ -244,6 +255,7 @@ class TrainConfig(Section):
     out: str = "runs/default"
     progress: bool = True
     callbacks: list[CallbackConfig] = Field(default_factory=list)  # extra callbacks, e.g. [{name: early_stopping}]
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
 
     @field_validator("device")
     @classmethod

@@ -34,7 +34,12 @@ _GROUP_BYTES = 1_250_000  # float32 that finish() works on at a time: about one 
 
 
 def _shift_flip(
-    source: np.ndarray, rows: np.ndarray, out: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator
+    source: np.ndarray,
+    rows: np.ndarray,
+    out: np.ndarray,
+    cfg: AugmentConfig,
+    rng: np.random.Generator,
+    part: slice = slice(None),
 ) -> np.ndarray:
     """Gather ``source[rows]`` into ``out`` translated by whole pixels and mirrored; returns which
     images were mirrored.
@@ -46,9 +51,11 @@ def _shift_flip(
     an (H, W, C) image costs 30x more than a forward one.
     """
     n, h, w, _ = out.shape
+    total = len(rows)  # the whole batch's draws, this part's images
     sy, sx = int(round(cfg.shift * h)), int(round(cfg.shift * w))
-    dys, dxs = np.asarray(rng.integers(-sy, sy + 1, n)), np.asarray(rng.integers(-sx, sx + 1, n))
-    flips = np.asarray(rng.random(n) < 0.5) if cfg.flip else np.zeros(n, dtype=bool)
+    dys, dxs = np.asarray(rng.integers(-sy, sy + 1, total)), np.asarray(rng.integers(-sx, sx + 1, total))
+    flips = np.asarray(rng.random(total) < 0.5) if cfg.flip else np.zeros(total, dtype=bool)
+    rows, dys, dxs, flips = rows[part], dys[part], dxs[part], flips[part]
     for i in range(n):
         src = source[rows[i]]
         dy, dx = int(dys[i]), -int(dxs[i]) if flips[i] else int(dxs[i])
@@ -93,32 +100,48 @@ class Draws:
 
 
 def geometry_and_draws(
-    source: np.ndarray, rows: np.ndarray, out: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator
+    source: np.ndarray,
+    rows: np.ndarray,
+    out: np.ndarray,
+    cfg: AugmentConfig,
+    rng: np.random.Generator,
+    part: slice | None = None,
 ) -> Draws:
     """The uint8 stage of :func:`augment_batch`: ``source[rows]`` translated and mirrored into ``out``
-    (N, H, W, C); returns every random draw of the float stage."""
+    (N, H, W, C); returns every random draw of the float stage.
+
+    ``part`` makes only those images of the batch (``out`` holds just them): the random numbers are
+    drawn for the whole batch, so each training process's share of a global batch is exactly those
+    images of the batch one process would make."""
     n, h, w, c = out.shape
+    total = len(rows)
+    part = part if part is not None else slice(0, total)
+    if len(range(total)[part]) != n:
+        raise ValueError(f"out holds {n} images, but part {part} of the batch's {total} is {len(range(total)[part])}")
     if cfg.shift or cfg.flip:
-        flipped = _shift_flip(source, rows, out, cfg, rng)
+        flipped = _shift_flip(source, rows, out, cfg, rng, part)
     else:
-        out[...] = source[rows]
+        out[...] = source[rows[part]]
         flipped = np.zeros(n, dtype=bool)
-    gain = np.asarray(rng.uniform(1 - cfg.contrast, 1 + cfg.contrast, n))
-    offset = np.asarray(rng.uniform(-cfg.brightness, cfg.brightness, n))
-    sat = np.asarray(rng.uniform(1 - cfg.saturation, 1 + cfg.saturation, n)) if c == 3 else np.ones(n)
+    gain = np.asarray(rng.uniform(1 - cfg.contrast, 1 + cfg.contrast, total))[part]
+    offset = np.asarray(rng.uniform(-cfg.brightness, cfg.brightness, total))[part]
+    sat = np.asarray(rng.uniform(1 - cfg.saturation, 1 + cfg.saturation, total)) if c == 3 else np.ones(total)
     if c == 3 and cfg.grayscale:
-        sat[rng.random(n) < cfg.grayscale] = 0.0
+        sat[rng.random(total) < cfg.grayscale] = 0.0
+    sat = sat[part]
     pivot = out[:, ::8, ::8].reshape(n, -1).mean(axis=1, dtype=np.float32) / 255.0  # mean brightness, 1/64 sample
     extra: dict = {}
     if cfg.rotate or cfg.scale:
-        extra["angle"] = rng.uniform(-cfg.rotate, cfg.rotate, n) * (math.pi / 180)
-        extra["zoom"] = rng.uniform(1 - cfg.scale, 1 + cfg.scale, n)
+        extra["angle"] = (rng.uniform(-cfg.rotate, cfg.rotate, total) * (math.pi / 180))[part]
+        extra["zoom"] = rng.uniform(1 - cfg.scale, 1 + cfg.scale, total)[part]
     if cfg.cutout:
         side_h, side_w = max(1, int(cfg.cutout_size * h)), max(1, int(cfg.cutout_size * w))
-        extra["cutout"] = [
+        first = range(total)[part].start
+        boxes = [
             (int(i), int(rng.integers(0, h - side_h + 1)), int(rng.integers(0, w - side_w + 1)), side_h, side_w)
-            for i in np.flatnonzero(rng.random(n) < cfg.cutout)
+            for i in np.flatnonzero(rng.random(total) < cfg.cutout)
         ]
+        extra["cutout"] = [(i - first, *box) for i, *box in boxes if first <= i < first + n]
     f32 = np.float32
     return Draws(gain.astype(f32), ((1 - gain) * pivot + offset).astype(f32), sat.astype(f32), extra, flipped)
 

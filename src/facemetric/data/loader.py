@@ -116,12 +116,14 @@ class RunBatches(Dataset):
         augment: AugmentConfig,
         normalization: tuple[tuple[float, ...], tuple[float, ...]],
         seed: int,
+        share: tuple[int, int] = (0, 1),
     ) -> None:
         if not 0 <= first_step <= last_step:
             raise ValueError(f"steps {first_step}..{last_step}: the first must be >= 0 and <= the last")
         self.data, self.epoch_batches, self.steps_per_epoch = data, epoch_batches, steps_per_epoch
         self.first_step, self.last_step = first_step, last_step
         self.augment, self.seed = augment, seed
+        self.share = share  # (part, parts): a training process's slice of every global batch
         self.mean, self.std = normalization
         images = data.images
         # the array rows are read from (the memory map itself, not a subset copy) and the rows into it
@@ -166,16 +168,19 @@ class RunBatches(Dataset):
         assert self.ring is not None, "RunBatches is iterated through RingLoader"
         picked = self.picked(k)
         rows = self.rows[picked] if self.rows is not None else picked
-        n, shape = len(picked), self.source.shape[1:]
+        part, parts = self.share
+        size = len(picked) // parts
+        mine = slice(part * size, (part + 1) * size)
+        n, shape = size, self.source.shape[1:]
         if self._scratch is None or len(self._scratch) < n:
             self._scratch = np.empty((n, *shape), dtype=np.uint8)
         pixels = self._scratch[:n]
         rng = np.random.default_rng([self.seed, self.first_step + k])
         # a plain ndarray view of the memory map: np.memmap's per-slice bookkeeping costs more than the copy
-        draws = geometry_and_draws(self.source.view(np.ndarray), rows, pixels, self.augment, rng)
+        draws = geometry_and_draws(self.source.view(np.ndarray), rows, pixels, self.augment, rng, mine)
         finish(torch.from_numpy(pixels), draws, self.mean, self.std, out=self.ring.claim(k)[:n])
         flipped = draws.flipped if draws.flipped is not None else np.zeros(n, dtype=bool)
-        return _Ticket(k, k % self.ring.slots, self.data.labels[picked], np.asarray(picked), flipped)
+        return _Ticket(k, k % self.ring.slots, self.data.labels[picked[mine]], np.asarray(picked[mine]), flipped)
 
 
 class RingLoader:
@@ -243,6 +248,16 @@ class BatchSource:
     normalization: tuple[tuple[float, ...], tuple[float, ...]]
     seed: int = 0
     workers: int = 1
+    share: tuple[int, int] = (0, 1)  # (part, parts): this process's slice of each global batch (torchrun)
+
+    def __post_init__(self) -> None:
+        part, parts = self.share
+        batch = self.sampler.p * self.sampler.k
+        if not 0 <= part < parts or batch % parts:
+            raise ValueError(
+                f"a global batch of {batch} images (sampler.p x sampler.k) cannot be split into {parts} equal "
+                f"shares; choose sampler.p x sampler.k divisible by the number of processes"
+            )
 
     @property
     def steps_per_epoch(self) -> int:
@@ -259,8 +274,9 @@ class BatchSource:
             self.augment,
             self.normalization,
             self.seed,
+            self.share,
         )
-        return batch_loader(batches, self.workers, self.sampler.p * self.sampler.k)
+        return batch_loader(batches, self.workers, self.sampler.p * self.sampler.k // self.share[1])
 
 
 def _no_collate(ticket: _Ticket) -> _Ticket:

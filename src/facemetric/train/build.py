@@ -33,6 +33,8 @@ from facemetric.data.loader import BatchSource
 from facemetric.data.sampler import PKSampler
 from facemetric.losses import LOSSES, build_loss, loss_needs_classes, loss_takes_miner
 from facemetric.losses.distill import DistillLoss
+from facemetric.losses.margin import ClassifierLoss
+from facemetric.losses.partial_fc import PartialFC, seeded_centres, shard_range, supports_partial_fc
 from facemetric.miners import MINERS, build_miner
 from facemetric.models import build_embedding_model
 from facemetric.models.budget import check_budget
@@ -46,6 +48,7 @@ from facemetric.train.callbacks.metrics_log import MetricsLogCallback
 from facemetric.train.callbacks.progress import ProgressCallback
 from facemetric.train.callbacks.schedules import LossScheduleCallback, MinerScheduleCallback
 from facemetric.train.callbacks.validation import ValidationCallback
+from facemetric.train.distributed import Strategy, local_device, strategy_from_env
 from facemetric.train.precision import use_bf16
 from facemetric.train.start import freeze, initialise, param_groups, training_spec
 from facemetric.train.teacher import center_table, teacher_mean, teacher_table
@@ -233,9 +236,20 @@ class Run:
 
     def fit(self) -> RunResult:
         """Train to ``train.epochs``, validating and checkpointing along the way; writes ``summary.json``."""
-        history = self.trainer.fit()
+        strategy = self.trainer.strategy
+        try:
+            history = self.trainer.fit()
+        except RuntimeError as exc:
+            explained = strategy.explain(exc, str(self.out))
+            if explained is exc:
+                raise
+            raise explained from exc
+        finally:
+            strategy.close()
         val = self.validation.last if self.validation else None
         best = self.validation.best_accuracy if self.validation else None
+        if not self.trainer.strategy.is_main:
+            return RunResult(self.out, self.trainer.epoch, self.trainer.global_step, None, None)
         write_json(
             self.out / "summary.json",
             {
@@ -273,7 +287,9 @@ def build_run(
     check_config(cfg)
     out = Path(cfg.train.out)
     out.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(cfg.train.device)
+    device = local_device(resolve_device(cfg.train.device))
+    strategy = strategy_from_env(cfg.train.distributed, device)
+    _check_distributed(cfg, strategy)
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
     torch.manual_seed(cfg.train.seed)
@@ -286,7 +302,9 @@ def build_run(
                 cfg.model.max_params,
                 cfg.model.name,
             )
-    data = data or load_dataset(cfg.data, cfg.train.progress, out)
+    if data is None:
+        with strategy.main_first():  # rank 0 decodes (and caches) the photos, the others then read its cache
+            data = load_dataset(cfg.data, cfg.train.progress and strategy.is_main, out if strategy.is_main else None)
     data = dataclasses.replace(data, spec=training_spec(cfg, data.spec))
     distill = _distill_callback(cfg, data) if cfg.loss.name == "distill" else None
     sampled = (data.train.labels, cfg.sampler.p, cfg.sampler.k, cfg.sampler.short_policy, cfg.sampler.min_images)
@@ -306,9 +324,11 @@ def build_run(
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack memory_format
     first = _first_miner(cfg)
-    loss = build_loss_from(cfg, len(data.train.identity_names), _miner(first) if first else None).to(device)
+    loss = _loss_for(cfg, len(data.train.identity_names), _miner(first) if first else None, strategy).to(device)
     optimizer = build_optimizer(cfg.optim, param_groups(model, loss, cfg.optim))
-    source = BatchSource(data.train, sampler, cfg.augment, data.spec.normalization, cfg.train.seed, cfg.data.workers)
+    source = BatchSource(
+        data.train, sampler, cfg.augment, data.spec.normalization, cfg.train.seed, cfg.data.workers, strategy.share
+    )
     scheduler = build_scheduler(
         cfg.scheduler, optimizer, cfg.train.epochs * source.steps_per_epoch, source.steps_per_epoch
     )
@@ -319,17 +339,21 @@ def build_run(
         source,
         cfg.train.epochs,
         scheduler,
-        ([distill] if distill else []) + _callbacks(cfg, data, out, device, callbacks),
+        ([distill] if distill else []) + _callbacks(cfg, data, out, device, callbacks, strategy.is_main),
         device,
         bf16,
         cfg.train.channels_last,
+        strategy,
     )
     if resume:
         _resume(trainer, out / "last.pt", data, device)
+    if not strategy.is_main:
+        return Run(cfg, trainer, data, out)
     cfg.save(out / "config.yaml")
     write_json(
         out / "environment.json",
         {
+            **strategy.describe(),
             "facemetric": VERSION,
             "python": sys.version.split()[0],
             "torch": torch.__version__,
@@ -343,9 +367,54 @@ def build_run(
     return Run(cfg, trainer, data, out)
 
 
+def _check_distributed(cfg: Config, strategy: Strategy) -> None:
+    """What several processes cannot do (yet), refused before any data is read."""
+    if strategy.world_size == 1:
+        return
+    if cfg.loss.name == "distill":
+        raise ConfigError(
+            "loss.name: distill trains in one process only (the teacher's targets are not gathered across "
+            "ranks); run it without torchrun"
+        )
+    batch = cfg.sampler.p * cfg.sampler.k
+    if batch % strategy.world_size:
+        raise ConfigError(
+            f"sampler: a global batch of p x k = {batch} images cannot be split into {strategy.world_size} equal "
+            f"shares; choose p x k divisible by the number of processes"
+        )
+
+
+def _loss_for(cfg: Config, num_classes: int, miner: Any, strategy: Strategy) -> nn.Module:
+    """The loss of ``cfg``; a margin head becomes Partial FC (its centres split over the processes,
+    ``loss.sample_rate`` of them used a step) under torchrun or when ``loss.sample_rate`` < 1."""
+    if not loss_needs_classes(cfg.loss.name) or (strategy.world_size == 1 and cfg.loss.sample_rate == 1.0):
+        return build_loss_from(cfg, num_classes, miner)
+    probe = build_loss_from(cfg, 2, miner)
+    if not supports_partial_fc(probe):
+        if cfg.loss.sample_rate < 1.0:
+            raise ConfigError(
+                f"loss.sample_rate: Partial FC samples the centres of cosine margin heads and softmax, "
+                f"not {cfg.loss.name}; set loss.sample_rate=1.0"
+            )
+        return build_loss_from(cfg, num_classes, miner)  # replicated on every rank, trained on the global batch
+    if num_classes < 2 * strategy.world_size:
+        raise ConfigError(f"{num_classes} training identities cannot be split over {strategy.world_size} processes")
+    shard = shard_range(num_classes, strategy.rank, strategy.world_size)
+    head = build_loss_from(cfg, shard[1], miner)
+    assert isinstance(head, ClassifierLoss)  # supports_partial_fc
+    with torch.no_grad():  # the same initial centres for any number of processes
+        head.weight.copy_(seeded_centres(shard, head.subcenters, cfg.model.embedding_dim, cfg.train.seed))
+    return PartialFC(head, num_classes, shard, cfg.loss.sample_rate)
+
+
 def _callbacks(
-    cfg: Config, data: DatasetSplit, out: Path, device: torch.device, extra: Sequence[Callback]
+    cfg: Config, data: DatasetSplit, out: Path, device: torch.device, extra: Sequence[Callback], main: bool = True
 ) -> list[Callback]:
+    """The callbacks a config implies; only the checkpoint callback (which may gather state) runs on
+    every process, the others on rank 0 alone (``main``)."""
+    if not main:
+        meta = {"config": cfg.to_dict(), "image_spec": data.spec.to_dict(), "identity_names": data.train.identity_names}
+        return [CheckpointCallback(out, meta, cfg.train.checkpoint_every_steps)]
     callbacks: list[Callback] = []
     if cfg.monitor.enabled:
         callbacks.append(CollapseCallback(cfg.monitor))

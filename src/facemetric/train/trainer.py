@@ -26,6 +26,7 @@ import torch.nn as nn
 from facemetric.core.errors import FacemetricError
 from facemetric.data.loader import BatchSource, TrainBatch
 from facemetric.train.callbacks.base import Callback, StepOutput
+from facemetric.train.distributed import Strategy
 
 
 class TrainingDivergedError(FacemetricError, FloatingPointError):
@@ -47,6 +48,7 @@ class Trainer:
         device: where the model and the batches go.
         bf16: bfloat16 autocast of the forward pass (the loss always runs in float32).
         channels_last: keep the batches in channels-last memory (faster CPU convolutions).
+        strategy: how the run uses its processes (default: one; :class:`DDPStrategy` under torchrun).
     """
 
     def __init__(
@@ -61,8 +63,12 @@ class Trainer:
         device: str | torch.device = "cpu",
         bf16: bool = False,
         channels_last: bool = True,
+        strategy: Strategy | None = None,
     ) -> None:
         self.model, self.loss, self.optimizer, self.scheduler = model, loss, optimizer, scheduler
+        self.strategy = strategy or Strategy()
+        # what each step calls: under DDP the wrapped model and the global-batch loss
+        self._step_model, self._step_loss = self.strategy.wrap_model(model), self.strategy.wrap_loss(loss)
         self.data, self.epochs, self.callbacks = data, epochs, list(callbacks)
         self.device, self.bf16, self.channels_last = torch.device(device), bf16, channels_last
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
@@ -85,9 +91,17 @@ class Trainer:
     # ----------------------------------------------------------------- state (resume)
     def state_dict(self) -> dict[str, Any]:
         """Everything a resumed run needs: weights, optimizer and scheduler state, counters, the RNG,
-        and each callback's state (keyed by position and class)."""
+        and each callback's state (keyed by position and class).
+
+        When the ranks hold different loss weights (Partial FC), every rank's loss and optimiser state
+        is gathered under ``shards`` (rank 0's copy; a collective call: every rank must make it)."""
+        shards = None
+        if self.strategy.sharded(self.loss):
+            shards = self.strategy.gather({"loss": self.loss.state_dict(), "optimizer": self.optimizer.state_dict()})
         return {
             "model": self.model.state_dict(),
+            "shards": shards,
+            "world_size": self.strategy.world_size,
             "loss": self.loss.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
@@ -99,9 +113,19 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output; a Partial FC run takes this rank's shard."""
         self.model.load_state_dict(state["model"])
-        self.loss.load_state_dict(state["loss"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        own = state.get("shards") or [{"loss": state["loss"], "optimizer": state["optimizer"]}]
+        if self.strategy.sharded(self.loss) or state.get("shards"):
+            if len(own) != self.strategy.world_size:
+                raise FacemetricError(
+                    f"this checkpoint's loss is split over {len(own)} processes (Partial FC) and this run has "
+                    f"{self.strategy.world_size}; resume with --nproc_per_node={len(own)}, or start a new run "
+                    "with model.init=<checkpoint> to keep the network's weights"
+                )
+            own = [own[self.strategy.rank]]
+        self.loss.load_state_dict(own[0]["loss"])
+        self.optimizer.load_state_dict(own[0]["optimizer"])
         if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
@@ -145,8 +169,8 @@ class Trainer:
         y = labels.to(self.device, non_blocking=True)
         lr = float(self.optimizer.param_groups[0]["lr"])
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            emb = self.model(x)
-        loss = self.loss(emb.float(), y)
+            emb = self._step_model(x)
+        loss = self._step_loss(emb.float(), y)
         if not torch.isfinite(loss):
             raise TrainingDivergedError(
                 f"loss became {loss.item()} at step {self.global_step}; lower optim.lr or check the loss settings"
@@ -189,4 +213,5 @@ class Trainer:
             "data_wait_fraction": round(waited / loop_time, 4) if loop_time > 0 else 0.0,
         }
         self._call("on_epoch_end", logs)
+        self.should_stop = self.strategy.agree(self.should_stop)  # rank 0 validates and decides for all
         self.history.append(logs)

@@ -20,22 +20,30 @@ log = logging.getLogger("facemetric")
 
 class CheckpointCallback(Callback):
     """Saves the trainer's state plus ``meta`` (what rebuilds the model: the config, the image spec,
-    the identities trained on) into ``out``. ``every_steps`` > 0 also saves mid-epoch."""
+    the identities trained on) into ``out``. ``every_steps`` > 0 also saves mid-epoch.
+
+    Under torchrun every rank runs this callback (a Partial FC run gathers each rank's shard into
+    the state) and only rank 0 writes; each file is written atomically, so a rank killed at any
+    moment leaves the previous checkpoint whole."""
 
     def __init__(self, out: str | Path, meta: dict[str, Any], every_steps: int = 0) -> None:
         self.out, self.meta, self.every_steps = Path(out), meta, every_steps
 
-    def save(self, trainer: Trainer, name: str = "last.pt") -> Path:
-        path = self.out / name
-        save_checkpoint(
-            path,
-            {
-                **trainer.state_dict(),
-                **self.meta,
-                "model_fingerprint": model_fingerprint(trainer.model),
-                "facemetric_version": VERSION,
-            },
-        )
+    def save(self, trainer: Trainer, names: tuple[str, ...] = ("last.pt",)) -> Path:
+        state = trainer.state_dict()  # collective when the loss is split over ranks: every rank calls it
+        path = self.out / names[0]
+        if not trainer.strategy.is_main:
+            return path
+        for name in names:
+            save_checkpoint(
+                self.out / name,
+                {
+                    **state,
+                    **self.meta,
+                    "model_fingerprint": model_fingerprint(trainer.model),
+                    "facemetric_version": VERSION,
+                },
+            )
         # mid-epoch checkpoints are announced (a watcher may act on them); epoch-end ones are routine
         level = logging.INFO if trainer.step_in_epoch else logging.DEBUG
         log.log(
@@ -54,11 +62,12 @@ class CheckpointCallback(Callback):
             self.save(trainer)
 
     def on_epoch_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
-        self.save(trainer)
-        if trainer.metrics.get("val_improved"):
-            self.save(trainer, "best.pt")
+        self.save(trainer, ("last.pt", "best.pt") if trainer.metrics.get("val_improved") else ("last.pt",))
 
     def on_exception(self, trainer: Trainer, exc: BaseException) -> None:
+        if trainer.strategy.sharded(trainer.loss):  # gathering the shards needs every rank, some may be gone
+            log.warning("stopped: the last periodic checkpoint in %s is the one to --resume from", self.out)
+            return
         if isinstance(exc, KeyboardInterrupt):
             self.save(trainer)
             log.warning("interrupted: checkpoint saved to %s; continue with --resume", self.out / "last.pt")
