@@ -87,3 +87,21 @@ def test_heads_it_cannot_shard_are_named() -> None:
     assert not supports_partial_fc(build_loss("center", num_classes=4, embedding_dim=3))
     with pytest.raises(ValueError, match="cannot shard"):
         PartialFC(build_loss("circle_class", num_classes=4, embedding_dim=3), 4, (0, 4))
+
+
+def test_head_settings_read_and_set_through_partial_fc() -> None:
+    """A loss schedule sets ``margin`` on the trainer's loss: under Partial FC that must reach the head."""
+    from facemetric.train.callbacks.schedules import LossScheduleCallback
+
+    head = build_loss("arcface", num_classes=6, embedding_dim=4, margin=0.5)
+    pfc = PartialFC(head, 12, (6, 6))
+    assert pfc.margin == 0.5 and pfc.num_classes == 12 and head.num_classes == 6
+    emb, labels = torch.randn(5, 4), torch.tensor([6, 7, 8, 9, 11])
+    before = pfc(emb, labels)
+
+    class _Trainer:
+        loss, epoch = pfc, 2
+
+    LossScheduleCallback({2: {"margin": 0.1}}, "arcface").on_epoch_start(_Trainer())  # type: ignore[arg-type]
+    assert head.margin == 0.1 and "margin" not in pfc.__dict__
+    assert pfc(emb, labels) < before  # a smaller margin: a smaller loss on the same batch

@@ -21,6 +21,8 @@ in arcface_torch with SGD).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -95,8 +97,26 @@ class PartialFC(nn.Module):
     """Partial FC around a margin ``head`` built for this rank's ``shard`` = (first class, count).
 
     ``head.weight`` (and a softmax head's bias) hold the shard's centres; its margin settings stay on
-    the head, so loss schedules and checkpoints see them as usual.
+    the head: reading or setting one on the Partial FC (a loss schedule's ``margin``) reaches the head.
     """
+
+    _OWN = frozenset({"head", "num_classes", "sample_rate", "class_start", "num_local", "num_sample"})
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            head = self._modules.get("head")
+            if head is None or name in self._OWN:
+                raise
+            return getattr(head, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        head = self.__dict__.get("_modules", {}).get("head")
+        if head is not None and name not in self._OWN and name not in self.__dict__ and hasattr(head, name):
+            setattr(head, name, value)  # a setting of the head, e.g. a scheduled margin
+            return
+        super().__setattr__(name, value)
 
     def __init__(
         self, head: ClassifierLoss, num_classes: int, shard: tuple[int, int], sample_rate: float = 1.0
