@@ -165,6 +165,21 @@ def markdown(summary: dict[str, dict[str, Any]], baseline: str | None = None) ->
     return "\n".join(lines)
 
 
+def rescore(run_dir: Path) -> dict[str, Any]:
+    """A finished run's last.pt on its own held-out pairs, without and with the mirror image."""
+    from facemetric.core.config import load_config
+    from facemetric.embedders.torch_model import ModelEmbedder
+    from facemetric.train.build import build_run
+
+    cfg = load_config(run_dir / "config.yaml", ["train.progress=false", f"train.out={run_dir}/rescore"])
+    built = build_run(cfg)
+    if built.validation is None:
+        raise SystemExit(f"{run_dir}: the run has no held-out people to score")
+    plain = built.validation.evaluate(ModelEmbedder.from_checkpoint(run_dir / "last.pt").model)["accuracy"]
+    flip = flip_accuracy(run_dir / "last.pt", built.data.val, built.validation.protocol)
+    return {"run": str(run_dir), "accuracy_last": round(float(plain), 4), "accuracy_flip": round(flip, 4)}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", type=Path, default=Path("configs/lfw.yaml"), help="the recipe varied")
@@ -180,7 +195,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/facemetric-ablations"))
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--markdown", action="store_true", help="also print the summary as a Markdown table")
+    parser.add_argument("--rescore", type=Path, metavar="RUN", help="only score a finished run, plain and mirrored")
     args = parser.parse_args(argv)
+    if args.rescore is not None:
+        print(json.dumps(rescore(args.rescore)))
+        return
     variants = [parse_variant(v) for v in args.variant] or [("baseline", [])]
     report = {
         "benchmark": "ablations",
