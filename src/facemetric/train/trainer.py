@@ -94,16 +94,15 @@ class Trainer:
         and each callback's state (keyed by position and class).
 
         When the ranks hold different loss weights (Partial FC), every rank's loss and optimiser state
-        is gathered under ``shards`` (rank 0's copy; a collective call: every rank must make it)."""
-        shards = None
-        if self.strategy.sharded(self.loss):
-            shards = self.strategy.gather({"loss": self.loss.state_dict(), "optimizer": self.optimizer.state_dict()})
+        is gathered under ``shards`` instead of ``loss`` and ``optimizer`` (rank 0's copy; a collective
+        call: every rank must make it)."""
+        own = {"loss": self.loss.state_dict(), "optimizer": self.optimizer.state_dict()}
+        shards = self.strategy.gather(own) if self.strategy.sharded(self.loss) else None
         return {
             "model": self.model.state_dict(),
             "shards": shards,
             "world_size": self.strategy.world_size,
-            "loss": self.loss.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            **({"loss": None, "optimizer": None} if shards is not None else own),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "epoch": self.epoch,
             "step_in_epoch": self.step_in_epoch,
