@@ -111,3 +111,26 @@ def test_arcface_head_learns_at_the_full_rate_and_a_frozen_network_keeps_dlibs_a
     result = warmup.fit()
     assert result.val is not None and result.val["accuracy"] == pytest.approx(before)
     assert any(not torch.equal(a, b) for a, b in zip(head_before, warmup.trainer.loss.parameters()))
+
+
+def test_dlib_weights_take_smaller_dlib_chips_down_to_the_networks_minimum() -> None:
+    """A distilled copy of dlib's network reads 112x112 chips; below MIN_SIDE the network cannot run."""
+    from facemetric.core.config import load_config
+    from facemetric.core.spec import ImageSpec
+    from facemetric.models.dlib_resnet import MIN_SIDE, DlibResNet, dlib_resnet
+    from facemetric.train.start import training_spec
+
+    cfg = load_config(None, ["model.name=dlib_resnet", "model.pretrained=dlib"])
+    spec = training_spec(cfg, ImageSpec(112, 112, align="dlib-chip"))
+    assert (spec.height, spec.mean) == (112, tuple(m / 255 for m in (122.782, 117.001, 104.298)))
+    with pytest.raises(ConfigError, match=f"down to {MIN_SIDE}x{MIN_SIDE}"):
+        training_spec(cfg, ImageSpec(MIN_SIDE - 1, MIN_SIDE - 1, align="dlib-chip"))
+    with pytest.raises(ConfigError, match="--align dlib-chip"):
+        training_spec(cfg, ImageSpec(112, 112, align="dlib"))
+    net = DlibResNet().eval()
+    with torch.no_grad():
+        assert net(torch.zeros(1, 3, MIN_SIDE, MIN_SIDE)).shape == (1, 128)
+        with pytest.raises(RuntimeError):
+            net(torch.zeros(1, 3, MIN_SIDE - 1, MIN_SIDE - 1))
+    with pytest.raises(ValueError, match=f"at least {MIN_SIDE}x{MIN_SIDE}"):
+        dlib_resnet(input_size=(MIN_SIDE - 1, 150))

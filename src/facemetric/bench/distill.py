@@ -10,7 +10,9 @@ others), AUC and TAR@FAR=1e-3 of:
 
 * the teacher on the original photos (its own detection and crops: dlib-resnet reads dlib's chips);
 * the student on the ``prepare --align dlib`` crops of the same photos, plain and with the mirror
-  image added (``--flip``, what ``facemetric eval --flip`` does);
+  image added (``--flip``, what ``facemetric eval --flip`` does), and, for a student started from
+  trained weights (``model.pretrained``, ``model.init``), those weights before distillation
+  (``student_before_training``);
 * where the student's crops are cut the teacher's way (``prepare --align dlib-chip --size 112``, for
   ``distill.online``): the teacher on the student's own crops scaled to its input
   (``teacher_on_student_crops``), what the online teacher reads.
@@ -19,8 +21,8 @@ Pairs are kept where both models found the faces (the photos only one finds are 
 
 ``speed``: milliseconds per face from ready crops (batches of 32, best of repeats), on the same
 photos: dlib's own ``compute_face_descriptor`` on its 150x150 chips, the teacher's port in ONNX
-Runtime, and the student in PyTorch and ONNX Runtime (its export) on its 112x112 crops; the student's
-speed-up over dlib's descriptor. Run it alone: the ratios are CPU times. Prints JSON.
+Runtime and in PyTorch, and the student in PyTorch and ONNX Runtime (its export) on its own crops
+(112x112); each one's speed-up over dlib's descriptor. Run it alone: the ratios are CPU times. Prints JSON.
 """
 
 from __future__ import annotations
@@ -72,6 +74,20 @@ def held_out(source: str, val_identities: float | int, split_seed: int, max_pair
     return val, held_out_pair_protocol(names, max_pairs, split_seed)
 
 
+def starting_point(cfg: Any, student: Any) -> Any:
+    """The student as its run started (``model.pretrained`` / ``model.init`` weights), or None when it
+    started from random weights: what the distillation itself added."""
+    from facemetric.embedders.torch_model import ModelEmbedder
+    from facemetric.models import build_embedding_model
+    from facemetric.train.start import initialise
+
+    if not (cfg.model.pretrained or cfg.model.init):
+        return None
+    model = build_embedding_model(cfg.model, student.spec)
+    initialise(model, cfg.model)
+    return ModelEmbedder(model, student.spec, model_cfg=cfg.model)
+
+
 def accuracy(run: Path, checkpoint: Path, teacher_ref: str, workers: int | None) -> dict[str, Any]:
     from facemetric.core.config import load_config
     from facemetric.data.prepared import prepared_spec
@@ -81,6 +97,7 @@ def accuracy(run: Path, checkpoint: Path, teacher_ref: str, workers: int | None)
 
     cfg = load_config(run / "config.yaml")
     student = ModelEmbedder.from_checkpoint(checkpoint)
+    start = starting_point(cfg, student)
     teacher = load_embedder(teacher_ref)
     out: dict[str, Any] = {}
     for source in [cfg.data.source, *cfg.data.extra_sources]:
@@ -108,6 +125,8 @@ def accuracy(run: Path, checkpoint: Path, teacher_ref: str, workers: int | None)
             "teacher": _report(table, protocol, keep),
             "student": _report(student.embed_crops(images), protocol, keep),
             "student_flip": _report(student.embed_crops(images, flip=True), protocol, keep),
+            # a student started from trained weights (model.pretrained / init), before distillation
+            **({"student_before_training": _report(start.embed_crops(images), protocol, keep)} if start else {}),
             "teacher_seconds": round(teacher_seconds, 1),
         }
         row = out[Path(source).name]
@@ -144,6 +163,8 @@ def speed(run: Path, checkpoint: Path, teacher_ref: str, batch: int, repeats: in
     n = len(rows)
     dlib_net = load_dlib().face_recognition_model_v1(str(default_model_file()))
     student = ModelEmbedder.from_checkpoint(checkpoint)
+    port_torch = load_embedder("dlib-resnet?backend=torch") if teacher_ref == "dlib-resnet" else None
+    size = f"{student.spec.height}x{student.spec.width}"
     with tempfile.TemporaryDirectory() as tmp:
         export_checkpoint(checkpoint, Path(tmp) / "student.onnx")
         student_onnx = OnnxEmbedder(Path(tmp) / "student.onnx")
@@ -154,13 +175,17 @@ def speed(run: Path, checkpoint: Path, teacher_ref: str, batch: int, repeats: in
             "teacher port, onnxruntime (150x150 chips)": _ms_per_face(
                 lambda: teacher.embed_crops(np.asarray(chips.images)[: len(rows)], batch_size=batch), n, repeats
             ),
-            "student torch fp32 (112x112 crops)": _ms_per_face(
+            f"student torch fp32 ({size} crops)": _ms_per_face(
                 lambda: student.embed_crops(student_crops, batch_size=batch), n, repeats
             ),
-            "student onnxruntime (112x112 crops)": _ms_per_face(
+            f"student onnxruntime ({size} crops)": _ms_per_face(
                 lambda: student_onnx.embed_crops(student_crops, batch_size=batch), n, repeats
             ),
         }
+        if port_torch is not None:  # the teacher's own network in PyTorch: what the student saves over the port
+            timings["teacher port, torch fp32 (150x150 chips)"] = _ms_per_face(
+                lambda: port_torch.embed_crops(np.asarray(chips.images)[: len(rows)], batch_size=batch), n, repeats
+            )
     dlib_ms = timings["dlib compute_face_descriptor (150x150 chips)"]
     return {
         "faces": n,

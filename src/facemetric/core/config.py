@@ -134,6 +134,9 @@ class ModelConfig(Section):
     pretrained: Literal["dlib"] | None = None  # start from trained weights: dlib (model.name: dlib_resnet)
     init: str | None = None  # start from this checkpoint's model weights (a run's best.pt), e.g. to fine-tune it
     freeze: int = Field(0, ge=0)  # keep the first N parts fixed (dlib_resnet: 1 stem, 2-6 residual levels, 7 all)
+    # embed every face with its mirror image (the unit-length sum of both) wherever the trained model is used:
+    # validation, eval, galleries, serve, ONNX export; twice the cost of an embedding, not used in training steps
+    mirror: bool = False
 
     @field_validator("max_params", mode="before")
     @classmethod

@@ -16,6 +16,7 @@ from facemetric.core.spec import ImageSpec
 from facemetric.data.align import Aligner
 from facemetric.embedders.base import CropEmbedder, Normalization, embed_batches, file_fingerprint
 from facemetric.models import build_embedding_model
+from facemetric.models.mirror import for_inference
 
 
 @torch.no_grad()
@@ -94,7 +95,8 @@ class ModelEmbedder(CropEmbedder):
             raise CheckpointError(f"{path}: weights do not match the architecture its config describes")
         model.load_state_dict(state["model"])
         fused = getattr(model, "fused", None)  # an inference form with the same outputs (dlib_resnet)
-        return cls(fused() if callable(fused) else model, spec, device, model_cfg, path)
+        net = for_inference(fused() if callable(fused) else model, model_cfg.mirror)
+        return cls(net, spec, device, model_cfg, path)
 
     def embed_crops(self, crops: Any, batch_size: int = 256, flip: bool = False, progress: bool = False) -> np.ndarray:
         return embed_array(self.model, crops, batch_size, self.device, flip, progress, self.spec.normalization)

@@ -158,9 +158,28 @@ def dlib_resnet(
 ) -> DlibResNet:
     """dlib's 29-convolution face ResNet (5.6M parameters; 150x150 dlib face chips; ``model.pretrained:
     dlib`` starts from dlib's trained weights)."""
-    if min(input_size) < 32:
-        raise ValueError(f"dlib_resnet needs inputs of at least 32x32 pixels, got {input_size}")
+    small = [side for side in input_size if final_side(int(side)) < 1]
+    if small:
+        raise ValueError(
+            f"dlib_resnet needs inputs of at least {MIN_SIDE}x{MIN_SIDE} pixels (its stem and four unpadded "
+            f"stride-2 convolutions), got {tuple(input_size)}; dlib's own chips are {CHIP}x{CHIP}"
+        )
     return DlibResNet(embedding_dim, in_channels, normalize)
+
+
+def final_side(side: int) -> int:
+    """The last level's map side for an input side (0 or less: too small for the network)."""
+    side = (side - 7) // 2 + 1  # stem 7x7/2, no padding
+    side = (side - 3) // 2 + 1  # max-pool 3x3/2
+    for _ in range(sum(down for _, _, down in LEVELS)):
+        if side < 3:
+            return 0
+        # a down-sampling block: its unpadded 3x3/2 convolution and 2x2/2 average-pool shortcut, padded to the larger
+        side = max((side - 3) // 2 + 1, side // 2)
+    return side
+
+
+MIN_SIDE = next(side for side in range(16, CHIP + 1) if final_side(side) >= 1)
 
 
 def _nodes() -> list[Node]:

@@ -425,7 +425,13 @@ def _callbacks(
     if data.val is not None:
         callbacks.append(
             ValidationCallback(
-                data.val, data.spec.normalization, cfg.train.val_every, cfg.data.val_pairs, cfg.data.split_seed, device
+                data.val,
+                data.spec.normalization,
+                cfg.train.val_every,
+                cfg.data.val_pairs,
+                cfg.data.split_seed,
+                device,
+                mirror=cfg.model.mirror,
             )
         )
     callbacks += [

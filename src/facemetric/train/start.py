@@ -15,7 +15,7 @@ from facemetric.core.checkpoint import CheckpointError, load_checkpoint
 from facemetric.core.config import Config, ModelConfig, OptimConfig
 from facemetric.core.errors import ConfigError
 from facemetric.core.spec import ImageSpec
-from facemetric.models.dlib_resnet import CHIP, dlib_normalization, load_pretrained
+from facemetric.models.dlib_resnet import CHIP, MIN_SIDE, dlib_normalization, load_pretrained
 
 log = logging.getLogger("facemetric")
 
@@ -25,14 +25,26 @@ def training_spec(cfg: Config, spec: ImageSpec) -> ImageSpec:
 
     dlib's network was trained on its own 150x150 face chips, ``(pixel - mean) / 256``: a run that
     starts from it must read chips cut the same way (``facemetric prepare --align dlib-chip``).
+    Smaller chips of the same region (``--size 112``) are allowed: the network then sees the face at
+    a smaller scale, and is cheaper, which is what distilling it into a faster copy of itself needs.
     """
     if cfg.model.pretrained != "dlib":
         return spec
-    if spec.align != "dlib-chip" or (spec.height, spec.width) != (CHIP, CHIP) or spec.channels != 3:
+    if spec.align != "dlib-chip" or spec.channels != 3 or min(spec.height, spec.width) < MIN_SIDE:
         raise ConfigError(
-            f"model.pretrained: dlib's network reads 150x150 RGB face chips cut by dlib, but data.source holds "
-            f"{spec.height}x{spec.width}x{spec.channels} images cut by {spec.align!r}; prepare them with "
-            "`facemetric prepare PHOTOS --out CACHE --align dlib-chip` and train on CACHE"
+            f"model.pretrained: dlib's network reads RGB face chips cut by dlib ({CHIP}x{CHIP}, or smaller down to "
+            f"{MIN_SIDE}x{MIN_SIDE}), but data.source holds {spec.height}x{spec.width}x{spec.channels} images cut by "
+            f"{spec.align!r}; prepare them with `facemetric prepare PHOTOS --out CACHE --align dlib-chip` "
+            "and train on CACHE"
+        )
+    if (spec.height, spec.width) != (CHIP, CHIP):
+        log.info(
+            "model: dlib's weights were trained on %dx%d chips; these are %dx%d, so the network starts at another "
+            "scale of the face: train it (e.g. distil it from the full-size network) before using it",
+            CHIP,
+            CHIP,
+            spec.height,
+            spec.width,
         )
     mean, std = dlib_normalization()
     return dataclasses.replace(spec, mean=mean, std=std)

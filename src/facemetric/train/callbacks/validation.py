@@ -40,8 +40,10 @@ class ValidationCallback(Callback):
         max_pairs: int = 3000,
         seed: int = 0,
         device: str | torch.device = "cpu",
+        mirror: bool = False,
     ) -> None:
         self.val, self.normalization, self.every, self.device = val, normalization, every, device
+        self.mirror = mirror  # model.mirror: score the embeddings inference will use (each face with its mirror image)
         names = np.array([val.identity_names[k] for k in val.labels])
         self.protocol: PairProtocol = held_out_pair_protocol(names, max_pairs, seed)
         self.best_accuracy: float | None = None
@@ -49,7 +51,9 @@ class ValidationCallback(Callback):
 
     def evaluate(self, model: nn.Module) -> dict[str, Any]:
         """The verification report of ``model`` on the held-out pairs."""
-        emb = embed_array(model, self.val.images, device=self.device, normalization=self.normalization)
+        emb = embed_array(
+            model, self.val.images, device=self.device, flip=self.mirror, normalization=self.normalization
+        )
         p = self.protocol
         return verification_report(cosine_scores(emb, p.i, p.j), p.same, folds=p.fold)
 
