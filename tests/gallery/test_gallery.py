@@ -1,10 +1,14 @@
-"""Gallery store, index and service: names, atomic enrolment, sync, search, calibration, bad photos."""
+"""Gallery store, index and service: names, atomic enrolment, sync, search, calibration, bad photos.
+
+Tests taking ``location`` run twice: on a SQLite folder and on a PostgreSQL database (conftest.py).
+"""
 
 from __future__ import annotations
 
 import io
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +16,7 @@ import pytest
 from PIL import Image
 
 from facemetric.gallery.index import GalleryIndex
+from facemetric.gallery.location import GalleryLocation
 from facemetric.gallery.schemas import (
     CalibrationResult,
     EnrollResult,
@@ -27,7 +32,6 @@ from facemetric.gallery.store import (
     EmbedderMismatchError,
     Enrolment,
     GalleryError,
-    GalleryStore,
     InvalidNameError,
     UnknownIdentityError,
     validate_name,
@@ -72,10 +76,10 @@ def _item(k: int, dim: int = 4) -> Enrolment:
     return Enrolment(f"hash{k}", f"photo{k}.jpg", {"backend": "test"}, v / np.linalg.norm(v))
 
 
-def test_store_enrols_atomically_and_skips_duplicate_photos(tmp_path: Path) -> None:
-    store = GalleryStore.create(tmp_path / "g.db", _info())
+def test_store_enrols_atomically_and_skips_duplicate_photos(location: GalleryLocation) -> None:
+    store = location.create(_info())
     with pytest.raises(GalleryError, match="already exists"):
-        GalleryStore.create(tmp_path / "g.db", _info())
+        location.create(_info())
     assert store.enroll("ann", [_item(1), _item(2)]) == {"name": "ann", "added": 2, "duplicates": 0}
     assert store.enroll("ann", [_item(2), _item(3)]) == {"name": "ann", "added": 1, "duplicates": 1}
     generation = store.generation
@@ -83,6 +87,12 @@ def test_store_enrols_atomically_and_skips_duplicate_photos(tmp_path: Path) -> N
     with pytest.raises(GalleryError, match="4-d embeddings"):
         store.enroll("bob", [_item(4), bad])
     assert store.generation == generation and [i["name"] for i in store.identities()] == ["ann"]
+    unwritable = Enrolment("hash8", "y", {"box": object()}, _item(8).embedding)  # fails inside the transaction
+    with pytest.raises(TypeError):
+        store.enroll("bob", [_item(4), unwritable])  # bob and his first photo were written, then rolled back
+    with pytest.raises(TypeError):
+        store.enroll("ann", [_item(5), unwritable])
+    assert store.generation == generation and [(i["name"], i["images"]) for i in store.identities()] == [("ann", 3)]
     assert store.remove("ann") == 3 and store.identities() == []
     with pytest.raises(UnknownIdentityError):
         store.remove("ann")
@@ -91,12 +101,25 @@ def test_store_enrols_atomically_and_skips_duplicate_photos(tmp_path: Path) -> N
         store.check_embedder("fp-2", 4)
 
 
-def test_index_search_equals_brute_force_and_follows_the_store(tmp_path: Path) -> None:
-    store = GalleryStore.create(tmp_path / "g.db", _info(16))
+@pytest.fixture(params=["sqlite", "postgresql", "postgresql-exact"])
+def search_location(request: pytest.FixtureRequest, tmp_path: Path) -> GalleryLocation:
+    """A fresh gallery location for each way of searching: FAISS, pgvector's HNSW, pgvector exact."""
+    if request.param == "sqlite":
+        return GalleryLocation.parse(tmp_path / "gallery")
+    url = request.getfixturevalue("pg_url")
+    if request.param.endswith("exact"):
+        url += f"{'&' if '?' in url else '?'}search=exact"
+    return GalleryLocation.parse(url)
+
+
+def test_index_search_equals_brute_force_and_follows_the_store(search_location: GalleryLocation) -> None:
+    location = search_location
+    store = location.create(_info(16))
     rng = np.random.default_rng(0)
     for person in range(12):
         store.enroll(f"p{person:02d}", [_item(100 * person + k, 16) for k in range(1 + person % 4)])
-    index = GalleryIndex(store, tmp_path)
+    index = location.index(store)
+    assert len(index) == 12 and index.n_images == 30 and index.score(_item(0, 16).embedding, "p00") > 0.999
     _, _, names, vectors = store.snapshot()
     names = np.array(names)
     for _ in range(20):
@@ -111,23 +134,33 @@ def test_index_search_equals_brute_force_and_follows_the_store(tmp_path: Path) -
         means = {p: vectors[names == p].mean(0) / np.linalg.norm(vectors[names == p].mean(0)) for p in people}
         assert index.search(q, 1, "mean")[0].name == max(people, key=lambda p: means[p] @ q)
         assert index.score(q, "p05", "max") == pytest.approx(sims[names == "p05"].max(), abs=1e-6)
-    # a second process enrols: the index notices the new generation and rebuilds
-    other = GalleryStore(tmp_path / "g.db")
+    # a second process enrols: the FAISS index notices the new generation and rebuilds; pgvector reads the database
+    other = location.open()
     other.enroll("newcomer", [_item(999, 16)])
-    assert index.sync() is True and "newcomer" in {m.name for m in index.search(_item(999, 16).embedding, 1)}
+    assert index.sync() is (location.kind == "sqlite")
+    assert "newcomer" in {m.name for m in index.search(_item(999, 16).embedding, 1)}
     assert index.sync() is False
-    reopened = GalleryIndex(store, tmp_path)  # the saved index matches the store: loaded, not rebuilt
-    assert reopened.rebuilds == 0 and reopened.n_images == index.n_images
-    (tmp_path / "index.faiss").write_bytes(b"garbage")
-    assert GalleryIndex(store, tmp_path).rebuilds == 1  # unreadable: rebuilt from the store
+    other.remove("p05")  # and deletes: gone from the next answer
+    assert index.sync() is (location.kind == "sqlite")
+    assert "p05" not in {m.name for m in index.search(_item(500, 16).embedding, 12)} and len(index) == 12
+    with pytest.raises(UnknownIdentityError):
+        index.score(_item(500, 16).embedding, "p05")
+    if location.folder is not None:
+        reopened = GalleryIndex(store, location.folder)  # the saved index matches the store: loaded, not rebuilt
+        assert reopened.rebuilds == 0 and reopened.n_images == index.n_images
+        (location.folder / "index.faiss").write_bytes(b"garbage")
+        assert GalleryIndex(store, location.folder).rebuilds == 1  # unreadable: rebuilt from the store
+    other.close()
+    store.close()
 
 
 @pytest.fixture
-def gallery(tmp_path: Path) -> Gallery:
-    g = Gallery.create(tmp_path / "gallery", ColourEmbedder())
+def gallery(location: GalleryLocation) -> Iterator[Gallery]:
+    g = Gallery.create(location, ColourEmbedder())
     for person in range(8):
         g.enroll(f"person {person}", [Photo(person_photo(person, 0), f"p{person}-0.png")])
-    return g
+    yield g
+    g.close()
 
 
 def test_identify_verify_and_calibrated_answers(gallery: Gallery) -> None:
@@ -169,7 +202,7 @@ def test_identify_verify_and_calibrated_answers(gallery: Gallery) -> None:
         gallery.enroll(f"person {person}", [Photo(person_photo(person, 0), "late.png")])
     grown = gallery.identify(Photo(person_photo(3, 9), "probe.png"))
     assert "calibrated with 8 people enrolled, now 13" in grown.warning
-    other_template = Gallery(gallery.folder, gallery.embedder, template="mean")
+    other_template = Gallery(gallery.location, gallery.embedder, template="mean")
     assert "calibrated with template 'max'" in other_template.verify("person 2", Photo(person_photo(2, 7), "v")).warning
 
 
@@ -183,7 +216,7 @@ def test_bad_photos_are_refused_and_write_nothing(gallery: Gallery, tmp_path: Pa
             gallery.enroll("newbie", [Photo(person_photo(1, 1), "ok.png"), Photo(data, "bad.png")])
     big = io.BytesIO()
     Image.new("L", (8000, 6000)).save(big, format="PNG")  # 48 MP of zeros: a few kB compressed
-    small_limit = Gallery(gallery.folder, gallery.embedder, max_pixels=1_000_000)
+    small_limit = Gallery(gallery.location, gallery.embedder, max_pixels=1_000_000)
     with pytest.raises(PhotoError, match="more than the 1,000,000 allowed"):
         small_limit.enroll("newbie", [Photo(big.getvalue(), "bomb.png")])
     assert (gallery.store.generation, gallery.identities()) == before
@@ -194,12 +227,16 @@ def test_a_gallery_refuses_another_model(gallery: Gallery) -> None:
         fingerprint = "another-model"
 
     with pytest.raises(EmbedderMismatchError):
-        Gallery(gallery.folder, Other())
-    meta = sqlite3.connect(gallery.folder / "gallery.db").execute("SELECT value FROM meta WHERE key='embedder'")
-    assert json.loads(meta.fetchone()[0])["fingerprint"] == "colour-test-0001"
+        Gallery(gallery.location, Other())
+    stored = gallery.location.open()  # read again from the file / database: nothing changed there
+    assert stored.embedder.fingerprint == "colour-test-0001" and stored.embedder.dim == 48
+    stored.close()
+    if gallery.folder is not None:
+        meta = sqlite3.connect(gallery.folder / "gallery.db").execute("SELECT value FROM meta WHERE key='embedder'")
+        assert json.loads(meta.fetchone()[0])["fingerprint"] == "colour-test-0001"
 
 
-def test_import_a_folder_per_person(tmp_path: Path) -> None:
+def test_import_a_folder_per_person(location: GalleryLocation, tmp_path: Path) -> None:
     data = tmp_path / "photos"
     for person in range(3):
         (data / f"person{person}").mkdir(parents=True)
@@ -210,7 +247,7 @@ def test_import_a_folder_per_person(tmp_path: Path) -> None:
     (data / "person0" / "0.png").write_bytes(flat.getvalue())  # no face: skipped, not fatal
     (data / "faceless").mkdir()
     (data / "faceless" / "1.png").write_bytes(flat.getvalue())
-    gallery = Gallery.create(tmp_path / "g", ColourEmbedder())
+    gallery = Gallery.create(location, ColourEmbedder())
     result = gallery.import_source(data, per_person=2, progress=False)
     assert isinstance(result, ImportResult)
     assert result.people == 3 and result.photos_added == 1 + 2 + 2 and result.skipped == 2
@@ -220,8 +257,8 @@ def test_import_a_folder_per_person(tmp_path: Path) -> None:
     assert again.photos_added == 0 and gallery.identify(Photo(person_photo(1, 2), "p")).candidates[0].name == "person1"
 
 
-def test_enroll_list_and_remove_answers(tmp_path: Path) -> None:
-    gallery = Gallery.create(tmp_path / "g", ColourEmbedder())
+def test_enroll_list_and_remove_answers(location: GalleryLocation) -> None:
+    gallery = Gallery.create(location, ColourEmbedder())
     photos = [Photo(person_photo(4, k), f"{k}.png") for k in range(2)]
     assert gallery.enroll(" Ana ", photos) == EnrollResult(name="Ana", added=2, duplicates=0)
     assert gallery.enroll("Ana", photos[:1]).model_dump() == {"name": "Ana", "added": 0, "duplicates": 1}

@@ -58,7 +58,11 @@ def add_gallery(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--gallery",
         default=os.environ.get("FACEMETRIC_GALLERY", "gallery"),
-        help="gallery folder (default: $FACEMETRIC_GALLERY or ./gallery)",
+        metavar="FOLDER|URL",
+        help="where the gallery lives: a folder (SQLite + FAISS index, embedded) or a PostgreSQL URL "
+        "postgresql://user[:password]@host[:port]/database (pgvector; several servers can share it; "
+        "pip install 'facemetric[postgres]'; add ?search=exact for exact instead of HNSW search). A URL of "
+        "any other scheme is refused (default: $FACEMETRIC_GALLERY or ./gallery)",
     )
     p.add_argument(
         "--template",

@@ -15,9 +15,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=HELP,
         formatter_class=RAW,
         description=(
-            "A gallery folder (SQLite + FAISS) of enrolled people. Every answer is JSON with the score, the calibrated "
-            "threshold and the false-accept rate behind it. Start with `init`, enrol a few photos per person, then "
-            "`calibrate` on labelled photos of real people."
+            "A gallery of enrolled people: a folder (SQLite + FAISS) or a PostgreSQL database (pgvector) named by "
+            "a postgresql:// URL. Every answer is JSON with the score, the calibrated threshold and the false-accept "
+            "rate behind it. Start with `init`, enrol a few photos per person, then `calibrate` on labelled photos "
+            "of real people."
         ),
         epilog="""examples:
   facemetric gallery --gallery team init --model dlib-resnet     pretrained, offline (pip install 'facemetric[dlib]')
@@ -27,6 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
   facemetric gallery --gallery team calibrate --far 1e-3 labelled_photos/
   facemetric gallery --gallery team verify "Ada Lovelace" door_cam.jpg
   facemetric gallery --gallery team identify visitor.jpg --top-k 3
+  facemetric gallery --gallery postgresql://me@db.example/faces init --model dlib-resnet   PostgreSQL + pgvector
 """,
     )
     add_gallery(p)
@@ -89,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "init":
         gallery = Gallery.create(args.gallery, args.model or "dlib-resnet")
         info = gallery.store.embedder
-        print_json({"gallery": str(args.gallery), "model": info.name, "fingerprint": info.fingerprint, "dim": info.dim})
+        where = str(gallery.location)  # a URL's password hidden
+        print_json({"gallery": where, "model": info.name, "fingerprint": info.fingerprint, "dim": info.dim})
         gallery.close()
         return 0
     gallery = Gallery(args.gallery, load_embedder(args.model) if args.model else None, template=args.template)

@@ -17,7 +17,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=(
             "Serves enroll / verify / identify / list / remove over HTTP (OpenAPI docs and response schemas at /docs) "
             "and a small web page at / to enrol and verify from an uploaded photo or the webcam. Binds 127.0.0.1 by "
-            "default; binding another address requires a bearer token (--token or $FACEMETRIC_TOKEN)."
+            "default; binding another address requires a bearer token (--token or $FACEMETRIC_TOKEN). Several "
+            "servers may serve one PostgreSQL gallery (--gallery postgresql://...): each sees the others' "
+            "enrolments and deletions on its next request."
         ),
     )
     add_gallery(p)

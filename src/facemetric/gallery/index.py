@@ -1,4 +1,4 @@
-"""The gallery's FAISS index, kept in step with the SQLite store.
+"""The FAISS index of a SQLite gallery folder, kept in step with its store.
 
 The store is the truth; the index is derived from it. It holds every enrolled image's
 embedding (inner product = cosine for unit vectors) under the image's row id, plus the mean
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,23 +23,15 @@ import faiss
 import numpy as np
 
 from facemetric.core.atomic import write_atomic
-from facemetric.gallery.store import GalleryStore, UnknownIdentityError
+from facemetric.gallery.interface import TEMPLATES, Match, Store, UnknownIdentityError
 
-TEMPLATES = ("max", "mean")
-
-
-@dataclass(frozen=True)
-class Match:
-    """One gallery identity and its score for a probe."""
-
-    name: str
-    score: float
+__all__ = ["TEMPLATES", "GalleryIndex", "Match"]
 
 
 class GalleryIndex:
     """Image and identity-template indexes of one store; thread-safe."""
 
-    def __init__(self, store: GalleryStore, folder: str | Path | None = None) -> None:
+    def __init__(self, store: Store, folder: str | Path | None = None) -> None:
         self.store = store
         self.folder = Path(folder) if folder is not None else None
         self._lock = threading.RLock()

@@ -1,8 +1,10 @@
 """The gallery as one object: enroll, verify, identify, list, remove, calibrate.
 
 A gallery is a folder: ``gallery.db`` (the SQLite store, the truth), ``index.faiss`` +
-``index.json`` (derived, rebuilt when stale). Photos are decoded with size and pixel limits,
-embedded outside any lock (the slow part), then written in one transaction.
+``index.json`` (derived, rebuilt when stale); or a PostgreSQL database named by a
+``postgresql://`` URL (pgvector, searched in the database, for several servers on one gallery):
+see :mod:`facemetric.gallery.location`. Photos are decoded with size and pixel limits, embedded
+outside any lock (the slow part), then written in one transaction.
 
 Every verify/identify answer carries the score, the threshold and the false-accept rate behind
 it: the threshold's calibrated FAR, and ``far_at_score``, the fraction of the calibration's
@@ -31,7 +33,8 @@ from facemetric.core.faces import NoFaceError
 from facemetric.data.images import ImageDecodeError, decode_image_bytes
 from facemetric.embedders import EmbedderNotFoundError, load_embedder
 from facemetric.eval.identification import UNKNOWN, calibrate_threshold
-from facemetric.gallery.index import TEMPLATES, GalleryIndex
+from facemetric.gallery.interface import TEMPLATES
+from facemetric.gallery.location import GalleryLocation
 from facemetric.gallery.schemas import (
     CalibratedThreshold,
     CalibrationPhotos,
@@ -49,14 +52,12 @@ from facemetric.gallery.store import (
     EmbedderInfo,
     Enrolment,
     GalleryError,
-    GalleryStore,
     UnknownIdentityError,
     validate_name,
 )
 
 log = logging.getLogger("facemetric")
 
-DB_NAME = "gallery.db"
 MAX_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 40_000_000
 QUANTILES = 2001  # points kept of each impostor score distribution, for far_at_score
@@ -93,18 +94,28 @@ class Photo:
 
 
 class Gallery:
-    """A gallery folder opened with its embedder (loaded from the store unless given)."""
+    """A gallery (a folder, or a ``postgresql://`` URL) opened with its embedder (loaded from the store
+    unless given). ``location`` names it again (``Gallery(g.location)``); ``folder`` is None for PostgreSQL."""
 
     def __init__(
-        self, folder: str | Path, embedder: Embedder | None = None, template: str = "max", max_pixels: int = MAX_PIXELS
+        self,
+        location: str | Path | GalleryLocation,
+        embedder: Embedder | None = None,
+        template: str = "max",
+        max_pixels: int = MAX_PIXELS,
     ) -> None:
         if template not in TEMPLATES:
             raise GalleryError(f"template must be one of {TEMPLATES}, got {template!r}")
-        self.folder = Path(folder)
-        self.store = GalleryStore(self.folder / DB_NAME)
-        self.embedder = embedder or self._open_model(self.store.embedder.reference)
-        self.store.check_embedder(self.embedder.fingerprint, self.embedder.dim)
-        self.index = GalleryIndex(self.store, self.folder)
+        self.location = GalleryLocation.parse(location)
+        self.folder = self.location.folder
+        self.store = self.location.open()
+        try:
+            self.embedder = embedder or self._open_model(self.store.embedder.reference)
+            self.store.check_embedder(self.embedder.fingerprint, self.embedder.dim)
+            self.index = self.location.index(self.store)
+        except BaseException:
+            self.store.close()  # a refused open leaves no connection behind
+            raise
         self.template, self.max_pixels = template, max_pixels
         self._embed_lock = threading.Lock()  # dlib's detector and models are not thread-safe
 
@@ -119,8 +130,10 @@ class Gallery:
             ) from None
 
     @classmethod
-    def create(cls, folder: str | Path, embedder: Embedder | str) -> Gallery:
-        """A new, empty gallery in ``folder`` for ``embedder`` (``"dlib-resnet"`` or a model path)."""
+    def create(cls, location: str | Path | GalleryLocation, embedder: Embedder | str) -> Gallery:
+        """A new, empty gallery at ``location`` (a folder or a ``postgresql://`` URL) for ``embedder``
+        (``"dlib-resnet"`` or a model path)."""
+        location = GalleryLocation.parse(location)  # an unknown URL scheme is refused before the model loads
         model = load_embedder(embedder) if isinstance(embedder, str) else embedder
         if not model.reference:
             raise GalleryError(
@@ -128,8 +141,8 @@ class Gallery:
                 "checkpoint (or export it) and create the gallery from that file"
             )
         info = EmbedderInfo(model.name, model.fingerprint, model.dim, model.reference)
-        GalleryStore.create(Path(folder) / DB_NAME, info).close()
-        return cls(folder, model)
+        location.create(info).close()
+        return cls(location, model)
 
     def close(self) -> None:
         self.store.close()

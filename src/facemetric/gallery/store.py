@@ -1,4 +1,4 @@
-"""The gallery's durable store: identities, enrolled images and their embeddings in SQLite (WAL).
+"""The embedded gallery store: identities, enrolled images and their embeddings in SQLite (WAL).
 
 One SQLite file holds everything that must never be lost or half-written:
 
@@ -11,32 +11,48 @@ One SQLite file holds everything that must never be lost or half-written:
 
 Every change is one transaction (``BEGIN IMMEDIATE``): a crash, even ``kill -9``, leaves the
 state before or after it, never between. Embeddings of another model are refused: scores
-between two models' embeddings mean nothing.
+between two models' embeddings mean nothing. The promises are those of
+:class:`~facemetric.gallery.interface.Store`; :mod:`facemetric.gallery.postgres` keeps them in PostgreSQL.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import threading
 import time
-import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from facemetric.core.atomic import atomic_path
-from facemetric.core.errors import FacemetricError
+from facemetric.gallery.interface import (
+    EmbedderInfo,
+    EmbedderMismatchError,
+    Enrolment,
+    GalleryError,
+    InvalidNameError,
+    Store,
+    UnknownIdentityError,
+    validate_name,
+)
+
+__all__ = [  # the shared names stay importable from here, where facemetric 0.x defined them
+    "EmbedderInfo",
+    "EmbedderMismatchError",
+    "Enrolment",
+    "GalleryError",
+    "GalleryStore",
+    "InvalidNameError",
+    "SQLiteStore",
+    "UnknownIdentityError",
+    "validate_name",
+]
 
 FORMAT = "facemetric-gallery/1"
-MAX_NAME_LENGTH = 100
-RESERVED_NAMES = {"no correspondence"}
-_NAME_FORBIDDEN = re.compile(r"[/\\\x00-\x1f\x7f]")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -52,73 +68,13 @@ CREATE INDEX IF NOT EXISTS images_identity ON images(identity_id);
 """
 
 
-class GalleryError(FacemetricError, ValueError):
-    """A gallery request that cannot be done as asked; the message says why and what to do."""
-
-
-class InvalidNameError(GalleryError):
-    """An identity name that is empty, too long, path-like or reserved."""
-
-
-class UnknownIdentityError(GalleryError, LookupError):
-    """The named identity is not enrolled."""
-
-
-class EmbedderMismatchError(GalleryError):
-    """The gallery holds embeddings of a different model than the one given."""
-
-
-def validate_name(name: str) -> str:
-    """An identity name, normalised (Unicode NFC, outer spaces stripped), or :class:`InvalidNameError`.
-
-    Names are labels, never paths: no slash or backslash, no control character, not ``.``/``..``
-    or starting with a dot, at most 100 characters, and not ``no correspondence`` (the answer for
-    an unknown face).
-    """
-    if not isinstance(name, str):
-        raise InvalidNameError(f"an identity name must be text, got {type(name).__name__}")
-    clean = unicodedata.normalize("NFC", name).strip()
-    if not clean:
-        raise InvalidNameError("an identity name cannot be empty")
-    if len(clean) > MAX_NAME_LENGTH:
-        raise InvalidNameError(f"an identity name has at most {MAX_NAME_LENGTH} characters, got {len(clean)}")
-    if _NAME_FORBIDDEN.search(clean) or clean.startswith(".") or ".." in clean:
-        raise InvalidNameError(
-            f"{name!r} is not allowed as an identity name: no slash, backslash, '..', leading dot or control "
-            "character (names are labels, not paths)"
-        )
-    if clean.lower() in RESERVED_NAMES:
-        raise InvalidNameError(f"{clean!r} is reserved: it is the answer for a face that matches nobody")
-    return clean
-
-
-@dataclass(frozen=True)
-class EmbedderInfo:
-    """Which model made a gallery's embeddings; ``reference`` opens it again (``load_embedder``): a
-    pretrained name or a model file (a gallery of facemetric 0.1 holds a dict in its place)."""
-
-    name: str
-    fingerprint: str
-    dim: int
-    reference: str | dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Enrolment:
-    """One photo to enrol: content hash, where it came from, detection record, unit-length embedding."""
-
-    sha256: str
-    source: str
-    detection: dict[str, Any]
-    embedding: np.ndarray
-
-
-class GalleryStore:
+class SQLiteStore(Store):
     """The SQLite file of a gallery. Thread-safe (one connection, serialised by a lock); several
     processes may open it (SQLite's WAL locking, 30 s busy timeout)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.location = str(self.path)
         if not self.path.is_file():
             raise GalleryError(f"{self.path}: no gallery here; create one with `facemetric gallery init`")
         self._lock = threading.RLock()
@@ -140,7 +96,7 @@ class GalleryStore:
         return db
 
     @classmethod
-    def create(cls, path: str | Path, embedder: EmbedderInfo) -> GalleryStore:
+    def create(cls, path: str | Path, embedder: EmbedderInfo) -> SQLiteStore:
         """Create an empty gallery for ``embedder``; refuses to touch an existing file."""
         path = Path(path)
         if path.exists():
@@ -194,15 +150,6 @@ class GalleryStore:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-
-    def check_embedder(self, fingerprint: str, dim: int) -> None:
-        """Refuse an embedder other than the one this gallery was built with."""
-        if fingerprint != self.embedder.fingerprint or dim != self.embedder.dim:
-            raise EmbedderMismatchError(
-                f"{self.path} holds {self.embedder.dim}-d embeddings of {self.embedder.name} (fingerprint "
-                f"{self.embedder.fingerprint}); the model given is different ({dim}-d, fingerprint {fingerprint}). "
-                "Scores across models mean nothing: use the gallery's own model, or a new gallery"
-            )
 
     # ------------------------------------------------------------------ reads
 
@@ -260,16 +207,7 @@ class GalleryStore:
     def enroll(self, name: str, items: list[Enrolment]) -> dict[str, Any]:
         """Add ``items`` to ``name`` (created if new) in one transaction; a photo already enrolled for
         that person (same content hash) is skipped. Returns the name and added/duplicate counts."""
-        name = validate_name(name)
-        if not items:
-            raise GalleryError(f"nothing to enrol for {name!r}: give at least one photo")
-        for item in items:
-            vector = np.asarray(item.embedding, dtype=np.float32)
-            if vector.shape != (self.embedder.dim,) or not np.all(np.isfinite(vector)):
-                raise GalleryError(
-                    f"an embedding of shape {vector.shape} (finite: {bool(np.all(np.isfinite(vector)))}) "
-                    f"cannot be enrolled in a gallery of {self.embedder.dim}-d embeddings"
-                )
+        name = self.checked_enrolment(name, items)
         now = time.time()
         added, duplicates = 0, 0
         with self._write() as db:
@@ -307,3 +245,6 @@ class GalleryStore:
         """Store the calibrated thresholds (replacing the previous ones)."""
         with self._write() as db:
             db.execute("UPDATE meta SET value = ? WHERE key = 'thresholds'", (json.dumps(thresholds),))
+
+
+GalleryStore = SQLiteStore  # its name in facemetric 0.x

@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from facemetric.core.embedder import Embedder
 from facemetric.core.version import VERSION
+from facemetric.gallery.location import GalleryLocation
 from facemetric.gallery.schemas import EnrollResult, Health, IdentifyAnswer, Identity, RemoveResult, VerifyAnswer
 from facemetric.gallery.service import Gallery, Photo, PhotoError
 from facemetric.gallery.store import GalleryError, UnknownIdentityError
@@ -38,7 +39,7 @@ PAGE = Path(__file__).with_name("page.html")
 
 @dataclass(frozen=True)
 class ServeOptions:
-    gallery: str
+    gallery: str  # a folder, or a postgresql:// URL
     host: str = "127.0.0.1"
     port: int = 8000
     token: str | None = None
@@ -113,16 +114,20 @@ async def _read_limited(upload: UploadFile, limit: int) -> bytes:
 
 
 def open_gallery(options: ServeOptions, embedder: Embedder | None = None) -> Gallery:
-    """The gallery to serve: opened with its own model (or ``embedder`` / ``options.model``, which must be
-    it); a missing gallery is created when a model is named."""
+    """The gallery to serve (a folder or a ``postgresql://`` URL): opened with its own model (or ``embedder`` /
+    ``options.model``, which must be it); a missing gallery is created when a model is named."""
     from facemetric.embedders import load_embedder
-    from facemetric.gallery.service import DB_NAME
 
+    location = GalleryLocation.parse(options.gallery)
     if embedder is None and options.model:
         embedder = load_embedder(options.model)
-    if embedder is not None and not (Path(options.gallery) / DB_NAME).is_file():
-        Gallery.create(options.gallery, embedder).close()
-    return Gallery(options.gallery, embedder, template=options.template, max_pixels=options.max_pixels)
+    if embedder is not None and not location.exists():
+        try:
+            Gallery.create(location, embedder).close()
+        except GalleryError:
+            if not location.exists():  # not another server creating it at the same moment
+                raise
+    return Gallery(location, embedder, template=options.template, max_pixels=options.max_pixels)
 
 
 def create_app(options: ServeOptions, embedder: Embedder | None = None) -> FastAPI:
@@ -217,7 +222,7 @@ def create_app(options: ServeOptions, embedder: Embedder | None = None) -> FastA
 
 
 async def _in_thread(fn: Any, *args: Any) -> Any:
-    """Run blocking gallery work (decoding, the model, SQLite) off the event loop."""
+    """Run blocking gallery work (decoding, the model, the database) off the event loop."""
     return await run_in_threadpool(fn, *args)
 
 
@@ -229,7 +234,7 @@ def run_server(options: ServeOptions) -> None:
     app = create_app(options)
     log.info(
         "serving %s on http://%s:%d (page at /, API docs at /docs)%s",
-        options.gallery,
+        GalleryLocation.parse(options.gallery),  # a URL's password hidden
         options.host,
         options.port,
         "" if options.token else " without a token (local only)",

@@ -1,0 +1,200 @@
+"""What every gallery store and search index offers, and the errors and records they share.
+
+Two stores implement :class:`Store`: SQLite in a folder (:mod:`facemetric.gallery.store`, the embedded
+default) and PostgreSQL + pgvector (:mod:`facemetric.gallery.postgres`, several servers on one
+database). Both keep the same promises, checked by the same tests:
+
+* every change is one transaction and bumps a ``generation`` counter (equal generations, equal contents);
+* a request that cannot be done writes nothing (a bad name or embedding is refused before any write);
+* embeddings of another model are refused (:meth:`Store.check_embedder`): scores across models mean nothing;
+* the calibrated thresholds live in the store, with the gallery they were calibrated on.
+
+A :class:`SearchIndex` answers identify and verify against one store: the FAISS index of a SQLite
+folder, or pgvector queries for PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from facemetric.core.errors import FacemetricError
+
+MAX_NAME_LENGTH = 100
+RESERVED_NAMES = {"no correspondence"}
+TEMPLATES = ("max", "mean")
+_NAME_FORBIDDEN = re.compile(r"[/\\\x00-\x1f\x7f]")
+
+
+class GalleryError(FacemetricError, ValueError):
+    """A gallery request that cannot be done as asked; the message says why and what to do."""
+
+
+class InvalidNameError(GalleryError):
+    """An identity name that is empty, too long, path-like or reserved."""
+
+
+class UnknownIdentityError(GalleryError, LookupError):
+    """The named identity is not enrolled."""
+
+
+class EmbedderMismatchError(GalleryError):
+    """The gallery holds embeddings of a different model than the one given."""
+
+
+def validate_name(name: str) -> str:
+    """An identity name, normalised (Unicode NFC, outer spaces stripped), or :class:`InvalidNameError`.
+
+    Names are labels, never paths: no slash or backslash, no control character, not ``.``/``..``
+    or starting with a dot, at most 100 characters, and not ``no correspondence`` (the answer for
+    an unknown face).
+    """
+    if not isinstance(name, str):
+        raise InvalidNameError(f"an identity name must be text, got {type(name).__name__}")
+    clean = unicodedata.normalize("NFC", name).strip()
+    if not clean:
+        raise InvalidNameError("an identity name cannot be empty")
+    if len(clean) > MAX_NAME_LENGTH:
+        raise InvalidNameError(f"an identity name has at most {MAX_NAME_LENGTH} characters, got {len(clean)}")
+    if _NAME_FORBIDDEN.search(clean) or clean.startswith(".") or ".." in clean:
+        raise InvalidNameError(
+            f"{name!r} is not allowed as an identity name: no slash, backslash, '..', leading dot or control "
+            "character (names are labels, not paths)"
+        )
+    if clean.lower() in RESERVED_NAMES:
+        raise InvalidNameError(f"{clean!r} is reserved: it is the answer for a face that matches nobody")
+    return clean
+
+
+@dataclass(frozen=True)
+class EmbedderInfo:
+    """Which model made a gallery's embeddings; ``reference`` opens it again (``load_embedder``): a
+    pretrained name or a model file (a gallery of facemetric 0.1 holds a dict in its place)."""
+
+    name: str
+    fingerprint: str
+    dim: int
+    reference: str | dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """One photo to enrol: content hash, where it came from, detection record, unit-length embedding."""
+
+    sha256: str
+    source: str
+    detection: dict[str, Any]
+    embedding: np.ndarray
+
+
+@dataclass(frozen=True)
+class Match:
+    """One gallery identity and its score for a probe."""
+
+    name: str
+    score: float
+
+
+class Store(ABC):
+    """A gallery's durable store: identities, enrolled photos with their embeddings, the model's
+    fingerprint, the calibrated thresholds and a generation counter. Thread-safe."""
+
+    #: where it is, fit to print (a folder, or a URL without its password)
+    location: str
+    embedder: EmbedderInfo
+
+    def check_embedder(self, fingerprint: str, dim: int) -> None:
+        """Refuse an embedder other than the one this gallery was built with."""
+        if fingerprint != self.embedder.fingerprint or dim != self.embedder.dim:
+            raise EmbedderMismatchError(
+                f"{self.location} holds {self.embedder.dim}-d embeddings of {self.embedder.name} (fingerprint "
+                f"{self.embedder.fingerprint}); the model given is different ({dim}-d, fingerprint {fingerprint}). "
+                "Scores across models mean nothing: use the gallery's own model, or a new gallery"
+            )
+
+    def checked_enrolment(self, name: str, items: list[Enrolment]) -> str:
+        """The normalised name, once the request is known to be whole: a valid name, at least one photo,
+        every embedding finite and of the gallery's dimension (else :class:`GalleryError`, nothing written)."""
+        name = validate_name(name)
+        if not items:
+            raise GalleryError(f"nothing to enrol for {name!r}: give at least one photo")
+        for item in items:
+            vector = np.asarray(item.embedding, dtype=np.float32)
+            if vector.shape != (self.embedder.dim,) or not np.all(np.isfinite(vector)):
+                raise GalleryError(
+                    f"an embedding of shape {vector.shape} (finite: {bool(np.all(np.isfinite(vector)))}) "
+                    f"cannot be enrolled in a gallery of {self.embedder.dim}-d embeddings"
+                )
+        return name
+
+    @property
+    @abstractmethod
+    def generation(self) -> int:
+        """Bumped by every committed change: equal generations mean equal contents."""
+
+    @abstractmethod
+    def thresholds(self) -> dict[str, Any]:
+        """The calibrated thresholds (``{}`` before any calibration)."""
+
+    @abstractmethod
+    def identities(self) -> list[dict[str, Any]]:
+        """Every identity with its number of images and enrolment time, by name (code point order)."""
+
+    @abstractmethod
+    def has_identity(self, name: str) -> bool: ...
+
+    @abstractmethod
+    def enrolled_hashes(self) -> set[str]:
+        """Content hashes of every enrolled photo (to keep them out of a calibration)."""
+
+    @abstractmethod
+    def snapshot(self) -> tuple[int, np.ndarray, list[str], np.ndarray]:
+        """(generation, image ids, identity name per image, embeddings (N, D) float32), read consistently."""
+
+    @abstractmethod
+    def integrity_check(self) -> str:
+        """``"ok"`` when the store is sound, else what is wrong."""
+
+    @abstractmethod
+    def enroll(self, name: str, items: list[Enrolment]) -> dict[str, Any]:
+        """Add ``items`` to ``name`` (created if new) in one transaction; a photo already enrolled for
+        that person (same content hash) is skipped. Returns the name and added/duplicate counts."""
+
+    @abstractmethod
+    def remove(self, name: str) -> int:
+        """Delete ``name`` and its images; returns how many images went. :class:`UnknownIdentityError` if absent."""
+
+    @abstractmethod
+    def set_thresholds(self, thresholds: dict[str, Any]) -> None:
+        """Store the calibrated thresholds (replacing the previous ones)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class SearchIndex(Protocol):
+    """Identify and verify against one store (scores: cosine similarity, higher is more alike)."""
+
+    def sync(self) -> bool:
+        """Catch up with the store's changes (by other processes too); True when something was rebuilt."""
+        ...
+
+    def __len__(self) -> int:
+        """Identities enrolled."""
+        ...
+
+    @property
+    def n_images(self) -> int: ...
+
+    def search(self, probe: np.ndarray, top_k: int = 5, template: str = "max") -> list[Match]:
+        """The ``top_k`` best identities for a unit-length ``probe``, best first (ties by name)."""
+        ...
+
+    def score(self, probe: np.ndarray, name: str, template: str = "max") -> float:
+        """The probe's score against one identity (verification); :class:`UnknownIdentityError` if absent."""
+        ...
