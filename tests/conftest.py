@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# the PostgreSQL server, a database per test and the gallery locations of both stores (tests/pg_fixtures.py)
+pytest_plugins = ["pg_fixtures"]
+
 # ../shared/data beside the repository, or wherever FACEMETRIC_SHARED_DATA points
 SHARED_DATA = Path(os.environ.get("FACEMETRIC_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 

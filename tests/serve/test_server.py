@@ -1,4 +1,8 @@
-"""`facemetric serve` as a real process: concurrent clients lose nothing; kill -9 leaves a consistent gallery."""
+"""`facemetric serve` as a real process: concurrent clients lose nothing; kill -9 leaves a consistent gallery.
+
+Each test runs on both stores (the ``location`` fixture of tests/pg_fixtures.py): a SQLite folder and a
+PostgreSQL + pgvector database.
+"""
 
 from __future__ import annotations
 
@@ -13,40 +17,45 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 
 from facemetric.bench.server_process import start_server, stop_server  # noqa: E402
-from facemetric.gallery.index import GalleryIndex  # noqa: E402
+from facemetric.gallery.location import GalleryLocation  # noqa: E402
 from facemetric.gallery.service import Gallery  # noqa: E402
-from facemetric.gallery.store import GalleryStore  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def gallery_folder(tiny_checkpoint: Path, tmp_path: Path) -> Path:
-    folder = tmp_path / "gallery"
-    Gallery.create(folder, str(tiny_checkpoint)).close()
-    return folder
+def gallery(tiny_checkpoint: Path, location: GalleryLocation) -> GalleryLocation:
+    """An empty gallery of :func:`tiny_checkpoint`, in a folder (SQLite) or a database (PostgreSQL)."""
+    Gallery.create(location, str(tiny_checkpoint)).close()
+    return location
 
 
 def _photos(synthetic_faces: Path) -> list[bytes]:
     return [p.read_bytes() for p in sorted(synthetic_faces.rglob("*.png"))]
 
 
-def _check_consistent(folder: Path, must_have: dict[str, int]) -> None:
-    """SQLite sound, every acknowledged enrolment present, the saved index (or its rebuild) equal to the store."""
-    store = GalleryStore(folder / "gallery.db")
-    assert store.integrity_check() == "ok"
-    counts = {i["name"]: i["images"] for i in store.identities()}
-    missing = {n: c for n, c in must_have.items() if counts.get(n, 0) < c}
-    assert not missing, f"acknowledged enrolments lost: {list(missing)[:5]}"
-    assert all(c > 0 for c in counts.values()), "an identity without images"
-    index = GalleryIndex(store, folder)
-    assert index.generation == store.generation and index.n_images == sum(counts.values())
-    store.close()
+def _check_consistent(location: GalleryLocation, must_have: dict[str, int]) -> None:
+    """The store sound, every acknowledged enrolment present, no identity without images, and the search
+    index equal to the store: for SQLite the saved FAISS index (or its rebuild) at the store's generation,
+    for PostgreSQL the pgvector index over the same images."""
+    store = location.open()
+    try:
+        assert store.integrity_check() == "ok"
+        counts = {i["name"]: i["images"] for i in store.identities()}
+        missing = {n: c for n, c in must_have.items() if counts.get(n, 0) < c}
+        assert not missing, f"acknowledged enrolments lost: {list(missing)[:5]}"
+        assert all(c > 0 for c in counts.values()), "an identity without images"
+        index = location.index(store)
+        assert index.n_images == sum(counts.values())
+        if location.kind == "sqlite":
+            assert index.generation == store.generation
+    finally:
+        store.close()
 
 
-def test_concurrent_clients_lose_nothing(gallery_folder: Path, synthetic_faces: Path) -> None:
+def test_concurrent_clients_lose_nothing(gallery: GalleryLocation, synthetic_faces: Path) -> None:
     photos = _photos(synthetic_faces)
-    proc, url = start_server(gallery_folder)
+    proc, url = start_server(gallery.target)  # the folder or the URL as given (str() hides a password)
     acknowledged: dict[str, int] = {}
     failures: list[str] = []
     lock = threading.Lock()
@@ -78,12 +87,12 @@ def test_concurrent_clients_lose_nothing(gallery_folder: Path, synthetic_faces: 
         stop_server(proc)
     assert not failures, failures[:5]
     assert len(acknowledged) == 8 * 10 and listed == acknowledged
-    _check_consistent(gallery_folder, acknowledged)
+    _check_consistent(gallery, acknowledged)
 
 
-def test_kill_9_during_enrolment_leaves_a_consistent_gallery(gallery_folder: Path, synthetic_faces: Path) -> None:
+def test_kill_9_during_enrolment_leaves_a_consistent_gallery(gallery: GalleryLocation, synthetic_faces: Path) -> None:
     photos = _photos(synthetic_faces)
-    proc, url = start_server(gallery_folder)
+    proc, url = start_server(gallery.target)
     acknowledged: dict[str, int] = {}
     stop, twenty_done = threading.Event(), threading.Event()
 
@@ -113,9 +122,9 @@ def test_kill_9_during_enrolment_leaves_a_consistent_gallery(gallery_folder: Pat
     for t in threads:
         t.join()
     assert len(acknowledged) >= 20
-    _check_consistent(gallery_folder, acknowledged)
+    _check_consistent(gallery, acknowledged)
     # and the gallery still works after the crash
-    proc, url = start_server(gallery_folder)
+    proc, url = start_server(gallery.target)
     try:
         r = httpx.post(f"{url}/api/identify", files={"file": ("p.png", photos[0])}, timeout=60)
         assert r.status_code == 200 and r.json()["candidates"]

@@ -29,6 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
   facemetric gallery --gallery team verify "Ada Lovelace" door_cam.jpg
   facemetric gallery --gallery team identify visitor.jpg --top-k 3
   facemetric gallery --gallery postgresql://me@db.example/faces init --model dlib-resnet   PostgreSQL + pgvector
+  facemetric gallery --gallery team export team.fmgallery           everything, to one portable file
+  facemetric gallery --gallery postgresql://me@db.example/faces import team.fmgallery   ... into a new gallery
+  facemetric gallery --gallery team reembed runs/new/best.pt team-v2  the kept faces (init --keep-faces), new model
 """,
     )
     add_gallery(p)
@@ -41,17 +44,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     gsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     q = gsub.add_parser("init", help="create an empty gallery for one model (--model, default dlib-resnet)")
     add_model(q, required=False, default=argparse.SUPPRESS, extra="; default dlib-resnet")
+    q.add_argument(
+        "--keep-faces",
+        action="store_true",
+        help="keep the face of every enrolled photo (a JPEG of the region around it, at most 400 px) so the "
+        "gallery can be re-embedded when the model changes (`reembed`) without anyone enrolling again. Faces are "
+        "personal data: keep them only where you may",
+    )
     q = gsub.add_parser("enroll", help="add photos of a person (created if new); all or nothing")
     q.add_argument("name", help="the person's name (a label: no slash, no leading dot)")
     q.add_argument("images", nargs="+", help="photos with the person's face")
     q = gsub.add_parser(
         "import",
-        help="enrol every person of a labelled folder (folder per person, CSV, ...)",
+        help="enrol every person of a labelled folder (folder per person, CSV, ...), or load an export file",
         description="Enrols each person of DATA with up to --per-person of their photos (in file "
         "order). A photo without a usable face is skipped and counted, not fatal; each person is "
-        "one transaction. Folder names become the names.",
+        "one transaction. Folder names become the names.\n\nWhen DATA is a gallery export file (`export`), "
+        "--gallery must name a new gallery (a new folder, or a database without one): it is created with "
+        "everything of the export (model, people, embeddings, thresholds, kept faces) in one transaction, "
+        "and answers as the exported gallery did.",
     )
-    q.add_argument("data", help="labelled photos (any layout `train` reads)")
+    q.add_argument("data", help="labelled photos (any layout `train` reads), or a .fmgallery export file")
     q.add_argument("--per-person", type=int, help="at most this many photos per person (default: all)")
     add_layout(q)
     q.add_argument(
@@ -81,19 +94,48 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("data", help="labelled photos of real people (folder per person, CSV or flat files)")
     q.add_argument("--far", type=float, default=1e-3, help="target false-accept rate (default 1e-3)")
     add_layout(q)
+    q = gsub.add_parser(
+        "export",
+        help="write the whole gallery to one portable file (for `import`, e.g. SQLite to PostgreSQL)",
+        description="Writes the model's identity, the calibrated thresholds, every person and photo record with "
+        "its embedding (float32, bit for bit) and the kept faces to FILE, a zip archive. `import` makes a new "
+        "gallery of it, in either store, that gives the same answers.",
+    )
+    q.add_argument("file", help="the export file to write (conventionally NAME.fmgallery); replaced if it exists")
+    q = gsub.add_parser(
+        "reembed",
+        help="a new gallery for another model, from the faces this one kept (init --keep-faces)",
+        description="Embeds every face the gallery kept at enrolment with MODEL and writes a new gallery at "
+        "DESTINATION (a new folder or postgresql:// URL); this gallery is not touched. Photos without a kept "
+        "face, or in which MODEL finds no face, are skipped and counted. Thresholds are not carried over: "
+        "calibrate the new gallery before relying on its decisions.",
+    )
+    q.add_argument("new_model", metavar="MODEL", help="the new model: dlib-resnet, a checkpoint or an .onnx export")
+    q.add_argument("destination", metavar="DESTINATION", help="the new gallery: a folder or a postgresql:// URL")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from facemetric.embedders import load_embedder
+    from facemetric.gallery import transfer
     from facemetric.gallery.service import Gallery, Photo
 
     if args.action == "init":
-        gallery = Gallery.create(args.gallery, args.model or "dlib-resnet")
+        gallery = Gallery.create(args.gallery, args.model or "dlib-resnet", keep_faces=args.keep_faces)
         info = gallery.store.embedder
         where = str(gallery.location)  # a URL's password hidden
         print_json({"gallery": where, "model": info.name, "fingerprint": info.fingerprint, "dim": info.dim})
         gallery.close()
+        return 0
+    if args.action == "import" and transfer.is_export(args.data):
+        print_json(transfer.import_gallery(args.data, args.gallery, progress=not args.quiet))
+        return 0
+    if args.action == "export":
+        print_json(transfer.export_gallery(args.gallery, args.file, progress=not args.quiet))
+        return 0
+    if args.action == "reembed":
+        model = load_embedder(args.new_model)
+        print_json(transfer.reembed(args.gallery, model, args.destination, progress=not args.quiet))
         return 0
     gallery = Gallery(args.gallery, load_embedder(args.model) if args.model else None, template=args.template)
     try:

@@ -1,11 +1,18 @@
-"""The FAISS index of a SQLite gallery folder, kept in step with its store.
+"""The FAISS index of a SQLite gallery folder, kept in step with its store without rebuilding.
 
-The store is the truth; the index is derived from it. It holds every enrolled image's
-embedding (inner product = cosine for unit vectors) under the image's row id, plus the mean
-template of each identity (re-normalised). It is saved to ``index.faiss`` with the store
-generation it reflects in ``index.json``; on open, an index file that is missing, unreadable,
-or of another generation is rebuilt from the store, and :meth:`GalleryIndex.sync` rebuilds it
-whenever the store has changed since (another process enrolling, a crash between the two).
+The store is the truth; the index is derived from it. It holds every enrolled image's embedding
+(inner product = cosine for unit vectors) under the image's row id, plus the mean template of each
+identity (re-normalised). :meth:`GalleryIndex.sync` catches up with the store by reading its change
+log (:meth:`~facemetric.gallery.store.SQLiteStore.changes_since`): the rows added since, the ids
+deleted. An enrolment therefore costs the same in a gallery of a thousand people or a million; only
+when the log no longer reaches back (or on the first open) is the index rebuilt from the store.
+
+Saved to ``index.faiss`` (one file, written atomically: a small JSON header naming the generation it
+reflects, the owner of each image, then FAISS's own bytes) as a checkpoint: on open, the saved index
+is loaded and brought forward by the log; a file that is missing, unreadable or newer than the store
+is rebuilt from it. Saving the whole index is O(N), so it happens when the changes since the last save
+reach :data:`SAVE_FRACTION` of the gallery (at least :data:`SAVE_MIN`), and on :meth:`close`: an
+enrolment costs O(1) amortised; the log up to the saved generation is then dropped.
 
 Scoring: ``template="max"`` scores an identity by its best-matching image, ``"mean"`` by the
 cosine to its mean template. For ``max``, the search depth ``top_k x (largest identity's image
@@ -15,106 +22,240 @@ count)`` guarantees the best ``top_k`` identities are among the neighbours found
 from __future__ import annotations
 
 import json
+import struct
 import threading
+from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import faiss
 import numpy as np
 
 from facemetric.core.atomic import write_atomic
-from facemetric.gallery.interface import TEMPLATES, Match, Store, UnknownIdentityError
+from facemetric.gallery.interface import TEMPLATES, Match, UnknownIdentityError
+from facemetric.gallery.store import SQLiteStore
 
 __all__ = ["TEMPLATES", "GalleryIndex", "Match"]
 
+INDEX_FILE = "index.faiss"
+FORMAT = "facemetric-index/2"
+SAVE_FRACTION = 0.1  # changes since the last save, as a fraction of the images, that trigger a save
+SAVE_MIN = 1000
+
+
+class _Templates:
+    """Mean templates of the identities: per-identity sums and counts, and a matrix of the normalised
+    means whose rows are updated in place (a removed identity's row takes the last row)."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self.names: list[str] = []
+        self.row: dict[str, int] = {}
+        self.sums = np.zeros((0, dim), np.float64)
+        self.counts = np.zeros(0, np.int64)
+        self.means = np.zeros((0, dim), np.float32)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def _grow(self, needed: int) -> None:
+        size = max(16, 2 * len(self.counts), needed)
+        for attr in ("sums", "counts", "means"):
+            old = getattr(self, attr)
+            new = np.zeros((size, *old.shape[1:]), old.dtype)
+            new[: len(old)] = old
+            setattr(self, attr, new)
+
+    def add(self, names: list[str], vectors: np.ndarray) -> None:
+        for name in dict.fromkeys(names):
+            if name not in self.row:
+                self.row[name] = len(self.names)
+                self.names.append(name)
+        if len(self.names) > len(self.counts):
+            self._grow(len(self.names))
+        rows = np.fromiter((self.row[n] for n in names), np.int64, len(names))
+        np.add.at(self.sums, rows, vectors)
+        np.add.at(self.counts, rows, 1)
+        self._refresh(np.unique(rows))
+
+    def subtract(self, name: str, vector: np.ndarray) -> None:
+        k = self.row[name]
+        self.counts[k] -= 1
+        if self.counts[k] > 0:
+            self.sums[k] -= vector
+            self._refresh(k)
+            return
+        last = len(self.names) - 1  # the last row moves into the hole
+        moved = self.names[last]
+        for array in (self.sums, self.counts, self.means):
+            array[k] = array[last]
+            array[last] = 0
+        self.names[k], self.row[moved] = moved, k
+        self.names.pop()
+        del self.row[name]
+
+    def _refresh(self, rows: np.ndarray | int) -> None:
+        rows = np.atleast_1d(rows)
+        sums = self.sums[rows]
+        self.means[rows] = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
+
+    def scores(self, probe: np.ndarray) -> np.ndarray:
+        return self.means[: len(self.names)] @ probe
+
 
 class GalleryIndex:
-    """Image and identity-template indexes of one store; thread-safe."""
+    """Image and identity-template indexes of one SQLite store; thread-safe."""
 
-    def __init__(self, store: Store, folder: str | Path | None = None) -> None:
+    def __init__(self, store: SQLiteStore, folder: str | Path | None = None) -> None:
         self.store = store
         self.folder = Path(folder) if folder is not None else None
         self._lock = threading.RLock()
         self.generation = -1
-        self.rebuilds = 0
+        self.rebuilds = 0  # full rebuilds from the store (first open, a log that no longer reaches back)
+        self.saves = 0
+        self._saved_images = 0
+        self._changed_since_save = 0
         if not self._load():
             self._rebuild()
+            self._save()
+        self.sync()
 
     # ------------------------------------------------------------------ persistence
 
-    def _paths(self) -> tuple[Path, Path] | None:
-        return (self.folder / "index.faiss", self.folder / "index.json") if self.folder is not None else None
+    @property
+    def path(self) -> Path | None:
+        return self.folder / INDEX_FILE if self.folder is not None else None
 
     def _load(self) -> bool:
-        """Adopt the saved index when it reflects the store's current generation."""
-        paths = self._paths()
-        if paths is None or not paths[0].is_file() or not paths[1].is_file():
+        """Adopt the saved index when it is readable and not ahead of the store (the log brings it forward)."""
+        path = self.path
+        if path is None or not path.is_file():
             return False
         try:
-            saved = json.loads(paths[1].read_text())
-            if saved.get("generation") != self.store.generation:
+            data = path.read_bytes()
+            (size,) = struct.unpack_from("<Q", data, 0)
+            header = json.loads(data[8 : 8 + size])
+            if header.get("format") != FORMAT or not 0 <= header["generation"] <= self.store.generation:
                 return False
-            images: Any = faiss.read_index(str(paths[0]))  # an IndexIDMap2 (faiss ships no type hints for it)
-        except (OSError, ValueError, RuntimeError):
+            images = faiss.deserialize_index(np.frombuffer(data, np.uint8, offset=8 + size))
+            names, owner = header["names"], np.asarray(header["owner"], np.int64)
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, struct.error):
             return False
-        names = saved.get("names")
-        if not isinstance(names, list) or images.ntotal != len(names) or images.d != self.store.embedder.dim:
+        if images.ntotal != len(owner) or images.d != self.store.embedder.dim:
             return False
-        ids = faiss.vector_to_array(images.id_map) if hasattr(images, "id_map") else np.arange(images.ntotal)
+        ids = np.asarray(faiss.vector_to_array(images.id_map), np.int64)
         vectors = images.index.reconstruct_n(0, images.ntotal) if images.ntotal else np.zeros((0, images.d), np.float32)
-        self._install(saved["generation"], np.asarray(ids, np.int64), names, vectors)
+        self._install(header["generation"], ids, [names[k] for k in owner], vectors)
+        self._saved_images = len(ids)
         return True
 
     def _save(self) -> None:
-        paths = self._paths()
-        if paths is None:
+        """Write the index and the generation it reflects as one file (atomic), then drop the log up to it."""
+        path = self.path
+        if path is None:
             return
-        faiss_path, json_path = paths
-        # the JSON names the generation: replace the index first, so a crash between leaves a mismatch (rebuild)
-        write_atomic(faiss_path, faiss.serialize_index(self._images).tobytes())
-        write_atomic(json_path, json.dumps({"generation": self.generation, "names": self._names}))
+        with self._lock:
+            ids = faiss.vector_to_array(self._images.id_map)
+            names = sorted(set(self._by_id.values()))
+            position = {n: k for k, n in enumerate(names)}
+            owner = [position[self._by_id[int(i)]] for i in ids]
+            header = json.dumps({"format": FORMAT, "generation": self.generation, "names": names, "owner": owner})
+            blob = faiss.serialize_index(self._images).tobytes()
+            generation = self.generation
+            self._changed_since_save, self._saved_images = 0, len(ids)
+        raw = header.encode()
+        write_atomic(path, struct.pack("<Q", len(raw)) + raw + blob)
+        (path.parent / "index.json").unlink(missing_ok=True)  # the two-file index of facemetric <= 0.4
+        self.store.forget_changes(generation)
+        self.saves += 1
+
+    def close(self) -> None:
+        """Save the index if it changed since it was last saved (the next open then reads less log)."""
+        with self._lock:
+            if self._changed_since_save:
+                self._save()
 
     # ------------------------------------------------------------------ building
 
     def _install(self, generation: int, ids: np.ndarray, names: list[str], vectors: np.ndarray) -> None:
         dim = self.store.embedder.dim
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         images = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-        if len(ids):
-            images.add_with_ids(vectors, ids)
-        identities = sorted(set(names))
-        position = {n: k for k, n in enumerate(identities)}
-        owner = np.array([position[n] for n in names], dtype=np.int64)
-        means = np.zeros((len(identities), dim), np.float32)
-        np.add.at(means, owner, vectors)
-        means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
-        templates = faiss.IndexFlatIP(dim)
-        templates.add(means)
+        templates = _Templates(dim)
         with self._lock:
-            self.generation, self._images, self._names, self._templates = generation, images, list(names), templates
-            self._vectors, self._means = vectors, means  # for scoring one identity (verify)
-            self._identities, self._owner, self._position = identities, owner, position
-            self._by_id = dict(zip(ids.tolist(), names))
-            self._max_images = int(np.bincount(owner).max()) if len(owner) else 0
+            self.generation, self._images, self._templates = generation, images, templates
+            self._by_id: dict[int, str] = {}
+            self._members: dict[str, set[int]] = {}
+            self._sizes: Counter[int] = Counter()  # identities per image count: the largest, without a scan
+            self._largest = 0
+            self._add(ids, names, vectors)
+
+    def _add(self, ids: np.ndarray, names: list[str], vectors: np.ndarray) -> None:
+        if not len(ids):
+            return
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self._images.add_with_ids(vectors, np.asarray(ids, np.int64))
+        self._templates.add(names, vectors)
+        for i, name in zip(ids.tolist(), names):
+            self._by_id[i] = name
+            members = self._members.setdefault(name, set())
+            self._resize(len(members), len(members) + 1)
+            members.add(i)
+
+    def _remove(self, ids: np.ndarray) -> None:
+        present = [i for i in ids.tolist() if i in self._by_id]
+        if not present:
+            return
+        for i in present:
+            name = self._by_id.pop(i)
+            self._templates.subtract(name, self._images.reconstruct(i))
+            members = self._members[name]
+            self._resize(len(members), len(members) - 1)
+            members.discard(i)
+            if not members:
+                del self._members[name]
+        self._images.remove_ids(np.asarray(present, np.int64))  # O(N) memmove: deletions are rare
+
+    def _resize(self, old: int, new: int) -> None:
+        """One identity went from ``old`` to ``new`` images: keep the count of each size and the largest."""
+        if old:
+            self._sizes[old] -= 1
+            if not self._sizes[old]:
+                del self._sizes[old]
+        if new:
+            self._sizes[new] += 1
+        if new > self._largest:
+            self._largest = new
+        while self._largest and not self._sizes.get(self._largest):
+            self._largest -= 1
 
     def _rebuild(self) -> None:
         generation, ids, names, vectors = self.store.snapshot()
         self._install(generation, ids, names, vectors)
         self.rebuilds += 1
-        self._save()
 
     def sync(self) -> bool:
-        """Rebuild from the store if it changed since this index was built; True when rebuilt."""
+        """Catch up with the store's changes since this index's generation (by any process); True when
+        something changed. Reads only the change log and the rows it names, or rebuilds when it cannot."""
         with self._lock:
             if self.store.generation == self.generation:
                 return False
-            self._rebuild()
+            changes = self.store.changes_since(self.generation)
+            if changes is None:
+                self._rebuild()
+                self._save()
+                return True
+            self._remove(changes.removed)
+            self._remove(changes.ids)  # an id deleted and reused since: its old row goes first
+            self._add(changes.ids, changes.names, changes.vectors)
+            self.generation = changes.generation
+            self._changed_since_save += len(changes.removed) + len(changes.ids)
+            if self.path is not None and self._changed_since_save >= max(SAVE_MIN, SAVE_FRACTION * self._saved_images):
+                self._save()
             return True
 
     # ------------------------------------------------------------------ queries
 
     def __len__(self) -> int:
-        return len(self._identities)
+        return len(self._templates)
 
     @property
     def n_images(self) -> int:
@@ -126,14 +267,15 @@ class GalleryIndex:
             raise ValueError(f"template must be one of {TEMPLATES}, got {template!r}")
         q = np.ascontiguousarray(np.asarray(probe, np.float32).reshape(1, -1))
         with self._lock:
-            if not self._identities:
+            if not len(self._templates):
                 return []
             if template == "mean":
-                k = min(top_k, len(self._identities))
-                scores, rows = self._templates.search(q, k)
-                found = [Match(self._identities[r], float(s)) for s, r in zip(scores[0], rows[0]) if r >= 0]
+                scores = self._templates.scores(q[0])
+                k = min(top_k, len(scores))
+                rows = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+                found = [Match(self._templates.names[r], float(scores[r])) for r in rows]
             else:
-                depth = min(self._images.ntotal, top_k * self._max_images)
+                depth = min(self._images.ntotal, top_k * self._largest)
                 scores, ids = self._images.search(q, depth)
                 best: dict[str, float] = {}
                 for s, i in zip(scores[0], ids[0]):
@@ -150,9 +292,10 @@ class GalleryIndex:
             raise ValueError(f"template must be one of {TEMPLATES}, got {template!r}")
         q = np.asarray(probe, np.float32).reshape(-1)
         with self._lock:
-            k = self._position.get(name)
-            if k is None:
+            members = self._members.get(name)
+            if not members:
                 raise UnknownIdentityError(f"{name!r} is not enrolled; enrol them first (`facemetric gallery enroll`)")
             if template == "mean":
-                return float(self._means[k] @ q)
-            return float((self._vectors[self._owner == k] @ q).max())
+                return float(self._templates.means[self._templates.row[name]] @ q)
+            vectors = np.stack([self._images.reconstruct(i) for i in members])
+            return float((vectors @ q).max())

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -84,12 +85,35 @@ class EmbedderInfo:
 
 @dataclass(frozen=True)
 class Enrolment:
-    """One photo to enrol: content hash, where it came from, detection record, unit-length embedding."""
+    """One photo to enrol: content hash, where it came from, detection record, unit-length embedding,
+    and the face cut from the photo (JPEG bytes) when the gallery keeps faces for re-embedding."""
 
     sha256: str
     source: str
     detection: dict[str, Any]
     embedding: np.ndarray
+    face: bytes | None = None
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """One enrolled photo as a store holds it (an export's record): :class:`Enrolment` plus when."""
+
+    sha256: str
+    source: str
+    detection: dict[str, Any]
+    embedding: np.ndarray
+    created: float
+    face: bytes | None = None
+
+
+@dataclass(frozen=True)
+class StoredIdentity:
+    """One enrolled person with every photo of theirs, as exported and restored."""
+
+    name: str
+    created: float
+    images: list[StoredImage]
 
 
 @dataclass(frozen=True)
@@ -173,8 +197,32 @@ class Store(ABC):
     def set_thresholds(self, thresholds: dict[str, Any]) -> None:
         """Store the calibrated thresholds (replacing the previous ones)."""
 
+    #: whether enrolments keep the face cut from each photo (for re-embedding with another model)
+    keep_faces: bool
+
+    @abstractmethod
+    def export(self, batch: int = 1000) -> Iterator[StoredIdentity]:
+        """Every identity with its photos (embeddings, detections, faces kept), by name, read from one
+        consistent snapshot and streamed: memory holds about ``batch`` identities at a time."""
+
+    @abstractmethod
+    def restore(self, identities: Iterable[StoredIdentity], thresholds: dict[str, Any] | None = None) -> dict[str, int]:
+        """Write exported identities into this gallery, which must be empty, in one transaction (all or
+        nothing), keeping their enrolment times; returns the identities and images written."""
+
+    @abstractmethod
+    def destroy(self) -> None:
+        """Delete this gallery and everything in it (closing the store); for a gallery that a failed
+        import or re-embedding created moments ago, never a user's own."""
+
     @abstractmethod
     def close(self) -> None: ...
+
+    def check_restorable(self, identity: StoredIdentity) -> str:
+        """The identity's normalised name once each of its photos is fit to store here (as
+        :meth:`checked_enrolment`); a gallery's own export always is."""
+        items = [Enrolment(i.sha256, i.source, i.detection, i.embedding, i.face) for i in identity.images]
+        return self.checked_enrolment(identity.name, items)
 
 
 class SearchIndex(Protocol):
@@ -197,4 +245,8 @@ class SearchIndex(Protocol):
 
     def score(self, probe: np.ndarray, name: str, template: str = "max") -> float:
         """The probe's score against one identity (verification); :class:`UnknownIdentityError` if absent."""
+        ...
+
+    def close(self) -> None:
+        """Leave nothing unsaved (the store is closed separately)."""
         ...

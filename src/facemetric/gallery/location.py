@@ -1,7 +1,7 @@
 """Where a gallery lives, named by one string: a folder (SQLite + FAISS) or a PostgreSQL URL.
 
 * ``team``, ``/srv/galleries/team``, a :class:`~pathlib.Path`: a folder holding ``gallery.db`` (the
-  SQLite store) and ``index.faiss`` + ``index.json`` (its derived FAISS index): the embedded default;
+  SQLite store) and ``index.faiss`` (its derived FAISS index): the embedded default;
 * ``postgresql://user[:password]@host[:port]/database`` (or ``postgres://``, any libpq URL, plus
   ``?search=exact`` for exact rather than HNSW search): PostgreSQL + pgvector, for several servers on
   one gallery;
@@ -83,21 +83,25 @@ class GalleryLocation:
 
         return PostgresStore(self.target)
 
-    def create(self, embedder: EmbedderInfo) -> Store:
-        """A new, empty gallery there for ``embedder``; refuses to replace one."""
+    def create(self, embedder: EmbedderInfo, keep_faces: bool = False) -> Store:
+        """A new, empty gallery there for ``embedder`` (keeping each enrolled face, for re-embedding with
+        another model, when ``keep_faces``); refuses to replace one."""
         if self.folder is not None:
             from facemetric.gallery.store import SQLiteStore
 
-            return SQLiteStore.create(self.folder / DB_NAME, embedder)
+            return SQLiteStore.create(self.folder / DB_NAME, embedder, keep_faces)
         from facemetric.gallery.postgres import PostgresStore
 
-        return PostgresStore.create(self.target, embedder)
+        return PostgresStore.create(self.target, embedder, keep_faces)
 
     def index(self, store: Store) -> SearchIndex:
         """The search index over ``store``: the FAISS files of the folder, or queries to PostgreSQL."""
         if self.folder is not None:
             from facemetric.gallery.index import GalleryIndex
+            from facemetric.gallery.store import SQLiteStore
 
+            if not isinstance(store, SQLiteStore):
+                raise TypeError(f"a folder gallery needs a SQLiteStore, got {type(store).__name__}")
             return GalleryIndex(store, self.folder)
         from facemetric.gallery.pgvector_index import PgvectorIndex
         from facemetric.gallery.postgres import PostgresStore

@@ -63,6 +63,9 @@ class PgvectorIndex:
         """Nothing to catch up with: every search reads the database."""
         return False
 
+    def close(self) -> None:
+        """Nothing to save: the database holds everything."""
+
     def __len__(self) -> int:
         return self.store.counts()[0]
 

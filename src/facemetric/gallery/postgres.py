@@ -27,7 +27,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -40,6 +40,8 @@ from facemetric.gallery.interface import (
     Enrolment,
     GalleryError,
     Store,
+    StoredIdentity,
+    StoredImage,
     UnknownIdentityError,
     validate_name,
 )
@@ -126,7 +128,7 @@ def _tables(dim: int) -> list[str]:
         f"""CREATE TABLE {SCHEMA}.gallery (
             one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one), format TEXT NOT NULL, embedder TEXT NOT NULL,
             thresholds TEXT NOT NULL, generation BIGINT NOT NULL,
-            identities BIGINT NOT NULL, images BIGINT NOT NULL)""",
+            identities BIGINT NOT NULL, images BIGINT NOT NULL, keep_faces BOOLEAN NOT NULL DEFAULT FALSE)""",
         f"""CREATE TABLE {SCHEMA}.identities (
             id BIGSERIAL PRIMARY KEY, name TEXT UNIQUE NOT NULL, created DOUBLE PRECISION NOT NULL,
             images INTEGER NOT NULL DEFAULT 0, template vector({dim}))""",
@@ -134,11 +136,22 @@ def _tables(dim: int) -> list[str]:
             id BIGSERIAL PRIMARY KEY,
             identity_id BIGINT NOT NULL REFERENCES {SCHEMA}.identities(id) ON DELETE CASCADE,
             sha256 TEXT NOT NULL, source TEXT NOT NULL, detection TEXT NOT NULL,
-            embedding vector({dim}) NOT NULL, created DOUBLE PRECISION NOT NULL, UNIQUE (identity_id, sha256))""",
+            embedding vector({dim}) NOT NULL, created DOUBLE PRECISION NOT NULL, face BYTEA,
+            UNIQUE (identity_id, sha256))""",
         f"CREATE INDEX identities_by_images ON {SCHEMA}.identities (images)",  # the largest identity, for search depth
-        f"CREATE INDEX images_hnsw ON {SCHEMA}.images USING hnsw (embedding vector_cosine_ops)",
-        f"CREATE INDEX identities_hnsw ON {SCHEMA}.identities USING hnsw (template vector_cosine_ops)",
+        *_HNSW,
     ]
+
+
+# the two vector indexes (dropped while a restore loads many rows, built once after: far faster)
+_HNSW = [
+    f"CREATE INDEX images_hnsw ON {SCHEMA}.images USING hnsw (embedding vector_cosine_ops)",
+    f"CREATE INDEX identities_hnsw ON {SCHEMA}.identities USING hnsw (template vector_cosine_ops)",
+]
+_UPGRADE = [  # a gallery of the first PostgreSQL store (facemetric 0.4 development) gains what came since
+    f"ALTER TABLE {SCHEMA}.gallery ADD COLUMN IF NOT EXISTS keep_faces BOOLEAN NOT NULL DEFAULT FALSE",
+    f"ALTER TABLE {SCHEMA}.images ADD COLUMN IF NOT EXISTS face BYTEA",
+]
 
 
 class PostgresStore(Store):
@@ -158,11 +171,29 @@ class PostgresStore(Store):
             if fmt != FORMAT:
                 raise GalleryError(f"{self.location} is not a facemetric gallery (format {fmt!r}, expected {FORMAT!r})")
             self.pgvector = _pgvector_version(self._db)
+            self._upgrade()
+            self.keep_faces = bool(one(self._db, f"SELECT keep_faces FROM {SCHEMA}.gallery")[0])
         except BaseException:
             self._db.close()
             raise
         info = json.loads(embedder)
         self.embedder = EmbedderInfo(info["name"], info["fingerprint"], int(info["dim"]), info["reference"])
+
+    def _upgrade(self) -> None:
+        """Add the columns a gallery made before them lacks (checked first: ALTER TABLE locks the table)."""
+        found = {
+            r[0]
+            for r in self._db.execute(
+                "SELECT table_name || '.' || column_name FROM information_schema.columns WHERE table_schema = %s",
+                (SCHEMA,),
+            )
+        }
+        if {"gallery.keep_faces", "images.face"} <= found:
+            self._db.commit()
+            return
+        with self._db.transaction():
+            for statement in _UPGRADE:
+                self._db.execute(statement)
 
     @classmethod
     def exists(cls, url: str) -> bool:
@@ -172,9 +203,10 @@ class PostgresStore(Store):
             return _has_gallery(db)
 
     @classmethod
-    def create(cls, url: str, embedder: EmbedderInfo) -> PostgresStore:
+    def create(cls, url: str, embedder: EmbedderInfo, keep_faces: bool = False) -> PostgresStore:
         """Create an empty gallery for ``embedder`` in the database of ``url`` (pgvector enabled there if
-        it is not); refuses a database that holds one already. All of it or nothing: one transaction."""
+        it is not; each enrolled face kept when ``keep_faces``); refuses a database that holds one already.
+        All of it or nothing: one transaction."""
         psycopg = _psycopg()
         location = redact(url)
         if not 1 <= embedder.dim <= MAX_DIM:
@@ -198,9 +230,10 @@ class PostgresStore(Store):
                         "reference": embedder.reference,
                     }
                     db.execute(
-                        f"INSERT INTO {SCHEMA}.gallery (format, embedder, thresholds, generation, identities, images) "
-                        "VALUES (%s, %s, '{}', 0, 0, 0)",
-                        (FORMAT, json.dumps(meta)),
+                        f"INSERT INTO {SCHEMA}.gallery "
+                        "(format, embedder, thresholds, generation, identities, images, keep_faces) "
+                        "VALUES (%s, %s, '{}', 0, 0, 0, %s)",
+                        (FORMAT, json.dumps(meta), keep_faces),
                     )
             except (psycopg.errors.DuplicateTable, psycopg.errors.UniqueViolation):  # created meanwhile by another
                 raise exists from None
@@ -344,9 +377,17 @@ class PostgresStore(Store):
             identity = row[0]
             for item in items:
                 cursor = db.execute(
-                    f"INSERT INTO {SCHEMA}.images (identity_id, sha256, source, detection, embedding, created) "
-                    "VALUES (%s, %s, %s, %s, %s::vector, %s) ON CONFLICT (identity_id, sha256) DO NOTHING",
-                    (identity, item.sha256, item.source, json.dumps(item.detection), vector_text(item.embedding), now),
+                    f"INSERT INTO {SCHEMA}.images (identity_id, sha256, source, detection, embedding, created, face) "
+                    "VALUES (%s, %s, %s, %s, %s::vector, %s, %s) ON CONFLICT (identity_id, sha256) DO NOTHING",
+                    (
+                        identity,
+                        item.sha256,
+                        item.source,
+                        json.dumps(item.detection),
+                        vector_text(item.embedding),
+                        now,
+                        item.face if self.keep_faces else None,
+                    ),
                 )
                 added += cursor.rowcount
             if added:
@@ -374,3 +415,88 @@ class PostgresStore(Store):
     def set_thresholds(self, thresholds: dict[str, Any]) -> None:
         with self._write() as db:
             db.execute(f"UPDATE {SCHEMA}.gallery SET thresholds = %s", (json.dumps(thresholds),))
+
+    # ------------------------------------------------------------------ export, restore
+
+    def export(self, batch: int = 1000) -> Iterator[StoredIdentity]:
+        dim = self.embedder.dim
+        with _connect(self.conninfo, self.location) as reader, reader.transaction():  # own snapshot, no lock
+            reader.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            people = reader.execute(
+                f'SELECT id, name, created FROM {SCHEMA}.identities ORDER BY name COLLATE "C"'
+            ).fetchall()
+            for start in range(0, len(people), batch):
+                chunk = people[start : start + batch]
+                images: dict[int, list[StoredImage]] = {p[0]: [] for p in chunk}
+                rows = reader.execute(
+                    f"SELECT identity_id, sha256, source, detection, embedding::text, created, face "
+                    f"FROM {SCHEMA}.images WHERE identity_id = ANY(%s) ORDER BY id",
+                    ([p[0] for p in chunk],),
+                )
+                for row in rows:
+                    vector = np.array(row[4][1:-1].split(","), dtype=np.float32).reshape(dim)
+                    face = None if row[6] is None else bytes(row[6])
+                    images[row[0]].append(StoredImage(row[1], row[2], json.loads(row[3]), vector, row[5], face))
+                for key, name, created in chunk:
+                    yield StoredIdentity(name, created, images[key])
+
+    def restore(self, identities: Iterable[StoredIdentity], thresholds: dict[str, Any] | None = None) -> dict[str, int]:
+        """As the store interface says; rows are streamed with COPY and the HNSW indexes built once at the end."""
+        counts = {"identities": 0, "images": 0}
+        with self._write() as db:
+            if one(db, f"SELECT identities FROM {SCHEMA}.gallery")[0]:
+                raise GalleryError(f"{self.location} already holds people: a gallery is restored into an empty one")
+            db.execute(f"DROP INDEX {SCHEMA}.images_hnsw")
+            db.execute(f"DROP INDEX {SCHEMA}.identities_hnsw")
+            db.execute(
+                f"CREATE TEMP TABLE restore_images (name TEXT, person_created DOUBLE PRECISION, sha256 TEXT, "
+                f"source TEXT, detection TEXT, embedding vector({self.embedder.dim}), created DOUBLE PRECISION, "
+                "face BYTEA) ON COMMIT DROP"
+            )
+            with db.cursor().copy("COPY restore_images FROM STDIN") as photos:  # one COPY per connection at a time
+                for identity in identities:
+                    name = self.check_restorable(identity)
+                    for i in identity.images:
+                        photos.write_row(
+                            (
+                                name,
+                                identity.created,
+                                i.sha256,
+                                i.source,
+                                json.dumps(i.detection),
+                                vector_text(i.embedding),
+                                i.created,
+                                i.face if self.keep_faces else None,
+                            )
+                        )
+                    counts["identities"] += 1
+                    counts["images"] += len(identity.images)
+            db.execute(
+                f"INSERT INTO {SCHEMA}.identities (name, created) SELECT name, min(person_created) "
+                'FROM restore_images GROUP BY name ORDER BY name COLLATE "C"'
+            )
+            db.execute(
+                f"INSERT INTO {SCHEMA}.images (identity_id, sha256, source, detection, embedding, created, face) "
+                f"SELECT i.id, r.sha256, r.source, r.detection, r.embedding, r.created, r.face "
+                f"FROM restore_images r JOIN {SCHEMA}.identities i ON i.name = r.name ORDER BY i.id"
+            )
+            db.execute(
+                f"UPDATE {SCHEMA}.identities i SET images = s.n, template = s.mean FROM (SELECT identity_id, "
+                f"count(*) AS n, avg(embedding) AS mean FROM {SCHEMA}.images GROUP BY identity_id) s "
+                "WHERE s.identity_id = i.id"
+            )
+            db.execute(
+                f"UPDATE {SCHEMA}.gallery SET identities = %s, images = %s", (counts["identities"], counts["images"])
+            )
+            if thresholds is not None:
+                db.execute(f"UPDATE {SCHEMA}.gallery SET thresholds = %s", (json.dumps(thresholds),))
+            for statement in _HNSW:
+                db.execute(statement)
+        return counts
+
+    def destroy(self) -> None:
+        with self._lock:
+            db = self._connection()
+            with db.transaction():
+                db.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+        self.close()

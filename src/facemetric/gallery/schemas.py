@@ -92,6 +92,20 @@ class ImportResult(Answer):
     )
 
 
+class TransferResult(Answer):
+    """A gallery exported, imported, or re-embedded with another model (:mod:`facemetric.gallery.transfer`)."""
+
+    source: str = Field(description="the gallery or export file read (a URL's password hidden)")
+    destination: str = Field(description="the export file or new gallery written")
+    people: int = Field(ge=0, description="people written")
+    photos: int = Field(ge=0, description="photos (embeddings) written")
+    faces: int = Field(ge=0, description="kept faces written (for re-embedding with another model later)")
+    skipped: int = Field(ge=0, description="photos left out (re-embedding: no kept face, or no face found in it)")
+    skipped_examples: list[str] = Field(default_factory=list, description="up to 5 skipped photos, each with why")
+    people_left_out: list[str] = Field(description="people none of whose photos could be written: not in the result")
+    thresholds: str = Field(description="what became of the calibrated thresholds")
+
+
 # ------------------------------------------------------------------ decisions
 
 

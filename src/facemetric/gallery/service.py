@@ -1,7 +1,7 @@
 """The gallery as one object: enroll, verify, identify, list, remove, calibrate.
 
-A gallery is a folder: ``gallery.db`` (the SQLite store, the truth), ``index.faiss`` +
-``index.json`` (derived, rebuilt when stale); or a PostgreSQL database named by a
+A gallery is a folder: ``gallery.db`` (the SQLite store, the truth) and ``index.faiss`` (derived,
+brought up to date from the store's change log); or a PostgreSQL database named by a
 ``postgresql://`` URL (pgvector, searched in the database, for several servers on one gallery):
 see :mod:`facemetric.gallery.location`. Photos are decoded with size and pixel limits, embedded
 outside any lock (the slow part), then written in one transaction.
@@ -33,6 +33,7 @@ from facemetric.core.faces import NoFaceError
 from facemetric.data.images import ImageDecodeError, decode_image_bytes
 from facemetric.embedders import EmbedderNotFoundError, load_embedder
 from facemetric.eval.identification import UNKNOWN, calibrate_threshold
+from facemetric.gallery.faces import face_chip
 from facemetric.gallery.interface import TEMPLATES
 from facemetric.gallery.location import GalleryLocation
 from facemetric.gallery.schemas import (
@@ -130,9 +131,13 @@ class Gallery:
             ) from None
 
     @classmethod
-    def create(cls, location: str | Path | GalleryLocation, embedder: Embedder | str) -> Gallery:
+    def create(
+        cls, location: str | Path | GalleryLocation, embedder: Embedder | str, keep_faces: bool = False
+    ) -> Gallery:
         """A new, empty gallery at ``location`` (a folder or a ``postgresql://`` URL) for ``embedder``
-        (``"dlib-resnet"`` or a model path)."""
+        (``"dlib-resnet"`` or a model path). With ``keep_faces`` every enrolment also keeps the face cut
+        from the photo (:mod:`facemetric.gallery.faces`), so the gallery can be re-embedded when the model
+        changes (:func:`facemetric.gallery.transfer.reembed`) without anyone enrolling again."""
         location = GalleryLocation.parse(location)  # an unknown URL scheme is refused before the model loads
         model = load_embedder(embedder) if isinstance(embedder, str) else embedder
         if not model.reference:
@@ -141,28 +146,44 @@ class Gallery:
                 "checkpoint (or export it) and create the gallery from that file"
             )
         info = EmbedderInfo(model.name, model.fingerprint, model.dim, model.reference)
-        location.create(info).close()
+        location.create(info, keep_faces).close()
         return cls(location, model)
 
     def close(self) -> None:
-        self.store.close()
+        try:
+            self.index.close()  # a FAISS index saves itself if it changed since its last save
+        finally:
+            self.store.close()
 
     # ------------------------------------------------------------------ photos
 
-    def embed(self, photo: Photo) -> tuple[np.ndarray, dict[str, Any]]:
-        """Decode (within the pixel limit) and embed one photo; :class:`PhotoError` says what is wrong."""
+    def _decode(self, photo: Photo) -> Image.Image:
         try:
-            image = decode_image_bytes(photo.data, 3, self.max_pixels)
+            return decode_image_bytes(photo.data, 3, self.max_pixels)
         except ImageDecodeError as exc:
             raise PhotoError(
                 f"{photo.source}: {exc}", too_large=exc.kind in ("too many pixels", "decompression bomb")
             ) from None
+
+    def embed(self, photo: Photo) -> tuple[np.ndarray, dict[str, Any]]:
+        """Decode (within the pixel limit) and embed one photo; :class:`PhotoError` says what is wrong."""
+        vector, detection, _ = self._embed(photo)
+        return vector, detection
+
+    def _embed(self, photo: Photo) -> tuple[np.ndarray, dict[str, Any], Image.Image]:
+        image = self._decode(photo)
         try:
             with self._embed_lock:
                 vector, detection = self.embedder.embed_photo(image)
         except NoFaceError as exc:
             raise PhotoError(f"{photo.source}: no face found ({exc})") from None
-        return np.asarray(vector, np.float32), detection.to_dict()
+        return np.asarray(vector, np.float32), detection.to_dict(), image
+
+    def _enrolment(self, photo: Photo) -> Enrolment:
+        """One photo embedded for enrolment (with its face kept, if the gallery keeps faces)."""
+        vector, detection, image = self._embed(photo)
+        face = face_chip(image, detection) if self.store.keep_faces else None
+        return Enrolment(hashlib.sha256(photo.data).hexdigest(), photo.source, detection, vector, face)
 
     # ------------------------------------------------------------------ operations
 
@@ -172,10 +193,7 @@ class Gallery:
         name = validate_name(name)
         if not photos:
             raise GalleryError(f"nothing to enrol for {name!r}: give at least one photo")
-        items = []
-        for photo in photos:
-            vector, detection = self.embed(photo)
-            items.append(Enrolment(hashlib.sha256(photo.data).hexdigest(), photo.source, detection, vector))
+        items = [self._enrolment(photo) for photo in photos]
         result = self.store.enroll(name, items)
         self.index.sync()
         return EnrollResult(**result)
@@ -257,7 +275,9 @@ class Gallery:
             photo = photos[k]
             assert photo is not None
             vector = np.asarray(vectors[row], np.float32)
-            out[k] = Enrolment(hashlib.sha256(photo.data).hexdigest(), photo.source, detection.to_dict(), vector)
+            record = detection.to_dict()
+            face = face_chip(self._decode(photo), record) if self.store.keep_faces else None
+            out[k] = Enrolment(hashlib.sha256(photo.data).hexdigest(), photo.source, record, vector, face)
         return out
 
     def _check_pixels(self, photo: Photo) -> None:
@@ -344,8 +364,17 @@ class Gallery:
         """Who is this among the enrolled, or ``no correspondence``? Candidates, score, threshold, FAR."""
         if not 1 <= int(top_k) <= 100:
             raise GalleryError(f"top_k must be between 1 and 100, got {top_k}")
-        self.index.sync()
         vector, detection = self.embed(photo)
+        return self.identify_embedding(vector, detection, top_k)
+
+    def identify_embedding(self, vector: np.ndarray, detection: dict[str, Any], top_k: int = 5) -> IdentifyAnswer:
+        """:meth:`identify` for a face embedded already (by this gallery's model, e.g. with :meth:`embed`)."""
+        if not 1 <= int(top_k) <= 100:
+            raise GalleryError(f"top_k must be between 1 and 100, got {top_k}")
+        vector = np.asarray(vector, np.float32).reshape(-1)
+        if vector.shape != (self.store.embedder.dim,) or not np.all(np.isfinite(vector)):
+            raise GalleryError(f"an embedding of shape {vector.shape} cannot search {self.store.embedder.dim}-d ones")
+        self.index.sync()
         matches = self.index.search(vector, int(top_k), self.template)
         best = matches[0].score if matches else None
         decision = self._answer("identify", best)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -133,7 +135,14 @@ def open_gallery(options: ServeOptions, embedder: Embedder | None = None) -> Gal
 def create_app(options: ServeOptions, embedder: Embedder | None = None) -> FastAPI:
     """The FastAPI app of one gallery (``embedder`` overrides the gallery's own, e.g. in tests)."""
     gallery = open_gallery(options, embedder)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        gallery.close()  # on shutdown: a FAISS index saves what changed since its last save
+
     app = FastAPI(
+        lifespan=lifespan,
         title="facemetric gallery",
         version=VERSION,
         description="Enroll, verify and identify faces; every answer carries score, threshold and FAR.",

