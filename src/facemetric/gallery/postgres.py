@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -54,6 +55,12 @@ SCHEMA = "facemetric"
 MAX_DIM = 2000  # pgvector's HNSW indexes vectors of at most 2,000 dimensions
 MIN_PGVECTOR = (0, 5, 0)  # HNSW arrived in pgvector 0.5.0
 SEARCH_MODES = ("hnsw", "exact")
+EF_SEARCH_RANGE = (1, 1000)  # pgvector's limits of hnsw.ef_search
+# the smallest HNSW candidate list a search uses (deeper searches use more). Not pgvector's 40: face
+# embeddings of different people are nearly orthogonal, where HNSW needs long lists to find the nearest
+# (recall@1 against exact search at 100,000 people, 128-d: 0.56 at 40, 0.77 at 100, 0.99 at 400; 512-d: 0.37,
+# 0.61, 0.94; BENCHMARKS.md)
+EF_SEARCH_DEFAULT = 400
 
 
 def _psycopg() -> Any:
@@ -66,21 +73,37 @@ def redact(url: str) -> str:
     return re.sub(r"([?&]password=)[^&#]*", r"\1***", url)
 
 
-def split_url(url: str) -> tuple[str, bool]:
-    """(the URL libpq is given, exact search?): facemetric's own ``search=hnsw|exact`` parameter taken out."""
+@dataclass(frozen=True)
+class SearchOptions:
+    """facemetric's own URL parameters: ``search=hnsw|exact`` and ``ef_search=N`` (HNSW's candidate list:
+    larger finds the true nearest more often, and costs more; at least :data:`EF_SEARCH_DEFAULT`)."""
+
+    exact: bool = False
+    ef_search: int | None = None
+
+
+def split_url(url: str) -> tuple[str, SearchOptions]:
+    """(the URL libpq is given, the search options): facemetric's own parameters taken out."""
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
-    modes = [value for key, value in query if key == "search"]
-    mode = modes[-1] if modes else "hnsw"
+    mine = {key: value for key, value in query if key in ("search", "ef_search")}
+    mode = mine.get("search", "hnsw")
     if mode not in SEARCH_MODES:
         raise GalleryError(
             f"{redact(url)}: search={mode!r} is not a search mode; use search=hnsw (approximate, the default) "
             "or search=exact"
         )
-    if not modes:
-        return url, False
-    rest = urlencode([(k, v) for k, v in query if k != "search"], safe="/", quote_via=quote)  # spaces as %20
-    return urlunsplit(parts._replace(query=rest)), mode == "exact"
+    ef = mine.get("ef_search")
+    if ef is not None and (not ef.isdigit() or not EF_SEARCH_RANGE[0] <= int(ef) <= EF_SEARCH_RANGE[1]):
+        raise GalleryError(
+            f"{redact(url)}: ef_search={ef!r} must be a whole number from {EF_SEARCH_RANGE[0]} to "
+            f"{EF_SEARCH_RANGE[1]} (pgvector's limits; default {EF_SEARCH_DEFAULT})"
+        )
+    options = SearchOptions(mode == "exact", None if ef is None else int(ef))
+    if not mine:
+        return url, options
+    rest = urlencode([(k, v) for k, v in query if k not in mine], safe="/", quote_via=quote)  # spaces as %20
+    return urlunsplit(parts._replace(query=rest)), options
 
 
 def vector_text(vector: np.ndarray) -> str:
@@ -160,7 +183,7 @@ class PostgresStore(Store):
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.conninfo, self.exact_search = split_url(url)
+        self.conninfo, self.search = split_url(url)
         self.location = redact(url)
         self._lock = threading.RLock()
         self._db = _connect(self.conninfo, self.location)

