@@ -86,13 +86,16 @@ def test_the_saved_index_is_brought_forward_by_the_log(tmp_path: Path, monkeypat
     index.sync()
     index.close()  # saves: changed since the last save
     saved = index.saves
+    with sqlite3.connect(store.path) as db:  # the log is kept behind the save, for other processes' indexes
+        assert db.execute("SELECT COUNT(*) FROM changes").fetchone()[0] == 10
     store.enroll("late", [_item(99)])  # after the save: only in the log
     reopened = GalleryIndex(store, folder)
     assert reopened.rebuilds == 0 and reopened.generation == store.generation and reopened.n_images == 11
     _agrees(reopened, store, 2)
-    # saving drops the log up to the saved generation; an index older than that rebuilds instead
+    # saving drops the log up to LOG_KEEP generations before the saved one; an index older than that rebuilds
     stale = GalleryIndex(store, folder)
     monkeypatch.setattr(index_module, "SAVE_MIN", 3)
+    monkeypatch.setattr(index_module, "LOG_KEEP", 0)
     for person in range(5):
         store.enroll(f"q{person}", [_item(500 + person)])
     reopened.sync()

@@ -68,6 +68,7 @@ def throwaway_postgres() -> Iterator[str]:
 def _check(target: str) -> dict:
     """The stopped server's gallery: its integrity check, and whether its search index holds every image
     of the store (for SQLite: the saved index brought to the store's generation without a rebuild)."""
+    from facemetric.gallery.index import GalleryIndex
     from facemetric.gallery.location import GalleryLocation
 
     location = GalleryLocation.parse(target)
@@ -78,7 +79,7 @@ def _check(target: str) -> dict:
         try:
             stored_images = sum(i["images"] for i in store.identities())
             in_sync = index.n_images == stored_images
-            if location.kind == "sqlite":
+            if isinstance(index, GalleryIndex):  # SQLite: the saved index brought forward, never rebuilt
                 in_sync = in_sync and index.rebuilds == 0 and index.generation == store.generation
         finally:
             index.close()

@@ -45,7 +45,9 @@ def face_chip(image: Image.Image, detection: dict[str, Any]) -> bytes:
     chip = image.convert("RGB").crop(face_region(detection, *image.size))
     if max(chip.size) > MAX_SIDE:
         scale = MAX_SIDE / max(chip.size)
-        chip = chip.resize((max(1, round(chip.width * scale)), max(1, round(chip.height * scale))), Image.LANCZOS)
+        chip = chip.resize(
+            (max(1, round(chip.width * scale)), max(1, round(chip.height * scale))), Image.Resampling.LANCZOS
+        )
     out = io.BytesIO()
     chip.save(out, format="JPEG", quality=QUALITY)
     return out.getvalue()

@@ -12,7 +12,8 @@ reflects, the owner of each image, then FAISS's own bytes) as a checkpoint: on o
 is loaded and brought forward by the log; a file that is missing, unreadable or newer than the store
 is rebuilt from it. Saving the whole index is O(N), so it happens when the changes since the last save
 reach :data:`SAVE_FRACTION` of the gallery (at least :data:`SAVE_MIN`), and on :meth:`close`: an
-enrolment costs O(1) amortised; the log up to the saved generation is then dropped.
+enrolment costs O(1) amortised; the log is then dropped up to :data:`LOG_KEEP` generations before the
+saved one (another process's index further behind than that rebuilds once).
 
 Scoring: ``template="max"`` scores an identity by its best-matching image, ``"mean"`` by the
 cosine to its mean template. For ``max``, the search depth ``top_k x (largest identity's image
@@ -26,6 +27,7 @@ import struct
 import threading
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -40,6 +42,7 @@ INDEX_FILE = "index.faiss"
 FORMAT = "facemetric-index/2"
 SAVE_FRACTION = 0.1  # changes since the last save, as a fraction of the images, that trigger a save
 SAVE_MIN = 1000
+LOG_KEEP = 10_000  # generations of the change log kept behind a saved index, for other processes' indexes
 
 
 class _Templates:
@@ -136,11 +139,15 @@ class GalleryIndex:
             header = json.loads(data[8 : 8 + size])
             if header.get("format") != FORMAT or not 0 <= header["generation"] <= self.store.generation:
                 return False
-            images = faiss.deserialize_index(np.frombuffer(data, np.uint8, offset=8 + size))
+            images: Any = faiss.deserialize_index(np.frombuffer(data, np.uint8, offset=8 + size))
             names, owner = header["names"], np.asarray(header["owner"], np.int64)
         except (OSError, ValueError, KeyError, TypeError, RuntimeError, struct.error):
             return False
-        if images.ntotal != len(owner) or images.d != self.store.embedder.dim:
+        if (
+            not isinstance(images, faiss.IndexIDMap2)
+            or images.ntotal != len(owner)
+            or images.d != self.store.embedder.dim
+        ):
             return False
         ids = np.asarray(faiss.vector_to_array(images.id_map), np.int64)
         vectors = images.index.reconstruct_n(0, images.ntotal) if images.ntotal else np.zeros((0, images.d), np.float32)
@@ -165,7 +172,7 @@ class GalleryIndex:
         raw = header.encode()
         write_atomic(path, struct.pack("<Q", len(raw)) + raw + blob)
         (path.parent / "index.json").unlink(missing_ok=True)  # the two-file index of facemetric <= 0.4
-        self.store.forget_changes(generation)
+        self.store.forget_changes(generation - LOG_KEEP)  # other processes' indexes a little behind still catch up
         self.saves += 1
 
     def close(self) -> None:
@@ -178,7 +185,7 @@ class GalleryIndex:
 
     def _install(self, generation: int, ids: np.ndarray, names: list[str], vectors: np.ndarray) -> None:
         dim = self.store.embedder.dim
-        images = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        images: Any = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))  # faiss's stubs lack its numpy wrappers
         templates = _Templates(dim)
         with self._lock:
             self.generation, self._images, self._templates = generation, images, templates

@@ -75,6 +75,7 @@ def export_gallery(location: str | Path | GalleryLocation, path: str | Path, pro
     location = GalleryLocation.parse(location)
     path = Path(path)
     store = location.open()
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         total = len(store.identities())
         counts = {"identities": 0, "images": 0, "faces": 0}
