@@ -154,3 +154,24 @@ def test_a_gallery_of_an_earlier_version_is_upgraded_in_place(tmp_path: Path) ->
     index.close()
     assert not (path.parent / "index.json").exists()
     store.close()
+
+
+def test_the_index_works_with_faiss_torch_utils_imported(tmp_path: Path) -> None:
+    """pytorch-metric-learning imports faiss.contrib.torch_utils, after which FAISS's reconstruct returns torch
+    tensors (for the whole process): deletions and verification must still work."""
+    pytest.importorskip("torch")
+    import faiss.contrib.torch_utils  # noqa: F401
+
+    store = _store(tmp_path)
+    index = GalleryIndex(store, tmp_path / "gallery")
+    for person in range(4):
+        store.enroll(f"p{person}", [_item(10 * person), _item(10 * person + 1)])
+    index.sync()
+    store.remove("p2")
+    assert index.sync() and len(index) == 3
+    assert index.score(_item(0).embedding, "p0") == pytest.approx(1.0, abs=1e-5)
+    _agrees(index, store, 4)
+    index.close()
+    reopened = GalleryIndex(store, tmp_path / "gallery")  # loading reconstructs every vector
+    assert reopened.rebuilds == 0 and reopened.n_images == 6
+    store.close()

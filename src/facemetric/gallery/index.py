@@ -45,6 +45,12 @@ SAVE_MIN = 1000
 LOG_KEEP = 10_000  # generations of the change log kept behind a saved index, for other processes' indexes
 
 
+def _numpy(vectors: Any) -> np.ndarray:
+    """float32 numpy of what FAISS returned: with ``faiss.contrib.torch_utils`` imported anywhere in the
+    process (pytorch-metric-learning does), ``reconstruct`` returns torch tensors."""
+    return np.asarray(vectors, dtype=np.float32)
+
+
 class _Templates:
     """Mean templates of the identities: per-identity sums and counts, and a matrix of the normalised
     means whose rows are updated in place (a removed identity's row takes the last row)."""
@@ -150,7 +156,7 @@ class GalleryIndex:
         ):
             return False
         ids = np.asarray(faiss.vector_to_array(images.id_map), np.int64)
-        vectors = images.index.reconstruct_n(0, images.ntotal) if images.ntotal else np.zeros((0, images.d), np.float32)
+        vectors = _numpy(images.index.reconstruct_n(0, images.ntotal)) if images.ntotal else np.zeros((0, images.d))
         self._install(header["generation"], ids, [names[k] for k in owner], vectors)
         self._saved_images = len(ids)
         return True
@@ -213,7 +219,7 @@ class GalleryIndex:
             return
         for i in present:
             name = self._by_id.pop(i)
-            self._templates.subtract(name, self._images.reconstruct(i))
+            self._templates.subtract(name, _numpy(self._images.reconstruct(i)))
             members = self._members[name]
             self._resize(len(members), len(members) - 1)
             members.discard(i)
@@ -304,5 +310,5 @@ class GalleryIndex:
                 raise UnknownIdentityError(f"{name!r} is not enrolled; enrol them first (`facemetric gallery enroll`)")
             if template == "mean":
                 return float(self._templates.means[self._templates.row[name]] @ q)
-            vectors = np.stack([self._images.reconstruct(i) for i in members])
+            vectors = np.stack([_numpy(self._images.reconstruct(i)) for i in members])
             return float((vectors @ q).max())
