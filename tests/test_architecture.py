@@ -26,6 +26,7 @@ LAYERS = {
     "eval": 3,
     "gallery": 3,
     "report": 4,
+    "tune": 4,
     "demo": 4,
     "bench": 4,
     "cli": 5,

@@ -9,6 +9,7 @@ The public API, one import away (each name is loaded on first use, so ``import f
     model = facemetric.load_embedder(result.out_dir / "best.pt")   # or "model.onnx", or "dlib-resnet"
     summary, _ = facemetric.evaluate(model, pairs="pairs.txt", images="lfw/images")
     gallery = facemetric.Gallery.create("team", model)  # enrol / verify / identify
+    # a hyper-parameter search: facemetric.tune_study(facemetric.TuneSettings(...)) (``facemetric tune``)
 """
 
 from __future__ import annotations
@@ -44,9 +45,11 @@ _API = {
     "register_optimizer": "facemetric.optim",
     "register_scheduler": "facemetric.optim",
     "register_callback": "facemetric.train.callbacks",
+    "tune_study": "facemetric.tune.study",
+    "TuneSettings": "facemetric.tune.study",
 }
 # public name -> the module's own name, where they differ ("train" is the facemetric.train package)
-_RENAMED = {"evaluate": "evaluate_files", "train_model": "train"}
+_RENAMED = {"evaluate": "evaluate_files", "train_model": "train", "tune_study": "tune"}
 
 __all__ = [  # the same names as _API (a static list, so linters and IDEs see them)
     "Callback",
@@ -59,6 +62,7 @@ __all__ = [  # the same names as _API (a static list, so linters and IDEs see th
     "Photo",
     "PrepareOptions",
     "Trainer",
+    "TuneSettings",
     "__version__",
     "build_run",
     "evaluate",
@@ -72,6 +76,7 @@ __all__ = [  # the same names as _API (a static list, so linters and IDEs see th
     "register_optimizer",
     "register_scheduler",
     "train_model",
+    "tune_study",
 ]
 
 if TYPE_CHECKING:
@@ -91,6 +96,8 @@ if TYPE_CHECKING:
     from facemetric.train.build import train as train_model
     from facemetric.train.callbacks import Callback, register_callback
     from facemetric.train.trainer import Trainer
+    from facemetric.tune.study import TuneSettings
+    from facemetric.tune.study import tune as tune_study
 
 
 def __getattr__(name: str) -> Any:

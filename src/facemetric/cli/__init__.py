@@ -24,11 +24,12 @@ from facemetric.cli import (
     report,
     serve,
     train,
+    tune,
 )
 from facemetric.core.errors import FacemetricError
 from facemetric.core.version import VERSION
 
-COMMANDS = (demo, prepare, train, evaluate, protocol, report, embed, models, export, gallery, serve, config)
+COMMANDS = (demo, prepare, train, tune, evaluate, protocol, report, embed, models, export, gallery, serve, config)
 
 EPILOG = """examples:
   facemetric demo                                   synthetic faces, end to end in minutes
@@ -37,6 +38,7 @@ EPILOG = """examples:
   facemetric train config.yaml --data data/photos --out runs/exp1
   facemetric train config.yaml --out runs/exp1 --resume
   facemetric train configs/dlib_finetune.yaml --data chips --out runs/ft   fine-tune dlib's pretrained network
+  facemetric tune config.yaml --trials 20 --param optim.lr='log(1e-4,1e-2)'   hyper-parameter search (Optuna)
   facemetric eval --model runs/exp1/best.pt --pairs pairs.txt --images lfw/images
   facemetric eval --model dlib-resnet --pairs pairs.txt --images lfw/images   the pretrained model, same protocol
   facemetric protocol open-set ~/photos -o split.csv   gallery / known / unknown probes

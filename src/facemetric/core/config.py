@@ -246,6 +246,24 @@ class DistributedConfig(Section):
     sync_bn: bool = False  # batch-norm statistics over the global batch (CUDA only; torch has no CPU SyncBatchNorm)
 
 
+Logger = Literal["tensorboard", "mlflow", "wandb"]
+
+
+class TrackingConfig(Section):
+    """Where ``train.loggers`` other than TensorBoard send a run (``facemetric[mlflow]``, ``facemetric[wandb]``)."""
+
+    experiment: str = "facemetric"  # the MLflow experiment and the W&B project
+    run_name: str | None = None  # default: the run folder's name
+    # MLflow's tracking URI; default: $MLFLOW_TRACKING_URI, else a local store sqlite:///mlruns/mlflow.db
+    # (artifacts in mlruns/artifacts) in the current folder: `mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db`
+    mlflow_uri: str | None = None
+    # W&B: offline (files under the run folder, `wandb sync` uploads them later), online, or auto: online when
+    # logged in (WANDB_API_KEY or `wandb login`), else offline
+    wandb_mode: Literal["auto", "offline", "online"] = "auto"
+    wandb_entity: str | None = None  # W&B team or user (default: your default entity)
+    tags: dict[str, str] = Field(default_factory=dict)  # extra tags on the tracked run (tune adds the trial)
+
+
 class TrainConfig(Section):
     epochs: int = Field(20, ge=1)
     val_every: int = Field(1, ge=1)  # validate every N epochs (and after the last one)
@@ -257,6 +275,9 @@ class TrainConfig(Section):
     threads: int = Field(0, ge=0)  # torch CPU threads; 0 = all cores
     out: str = "runs/default"
     progress: bool = True
+    # where metrics go besides the run folder's CSV / JSONL files: tensorboard (<out>/tensorboard), mlflow, wandb
+    loggers: list[Logger] = Field(default_factory=lambda: list[Logger](["tensorboard"]))
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     callbacks: list[CallbackConfig] = Field(default_factory=list)  # extra callbacks, e.g. [{name: early_stopping}]
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from facemetric.eval.evaldir import is_eval_dir
 from facemetric.eval.runner import EvaluationError, evaluate_run_to_folder
 from facemetric.report.render import render_report
+from facemetric.train.callbacks.tracking import attach_files
 
 
 def make_report(
@@ -20,8 +21,10 @@ def make_report(
 ) -> dict[str, Path]:
     """The report of ``path``: an evaluation folder (``facemetric eval --out``) as it is, or a training run
     folder, whose checkpoint is evaluated on the run's held-out identities into ``path/eval`` first
-    (again when ``refresh``, ``checkpoint`` or ``far`` is given). Returns the files written."""
+    (again when ``refresh``, ``checkpoint`` or ``far`` is given), and whose tracked runs (MLflow, W&B)
+    get ``report.html`` as an artifact. Returns the files written."""
     folder = Path(path)
+    run_dir = None
     if not is_eval_dir(folder):
         if not (folder / "config.yaml").is_file():
             raise EvaluationError(
@@ -31,9 +34,11 @@ def make_report(
         target = folder / "eval"
         if refresh or checkpoint or far is not None or not is_eval_dir(target):
             evaluate_run_to_folder(folder, checkpoint, 1e-2 if far is None else far, progress)
-        folder = target
+        run_dir, folder = folder, target
     paths = render_report(folder, title)
     out = {"html": paths.html, "markdown": paths.markdown}
+    if run_dir is not None:  # a run sent to MLflow / W&B (train.loggers) gets its report there too
+        attach_files(run_dir, [paths.html])
     if screenshot:
         from facemetric.report.screenshot import screenshot as take
 

@@ -47,6 +47,7 @@ from facemetric.train.callbacks.distill import DistillCallback, OnlineDistillCal
 from facemetric.train.callbacks.metrics_log import MetricsLogCallback
 from facemetric.train.callbacks.progress import ProgressCallback
 from facemetric.train.callbacks.schedules import LossScheduleCallback, MinerScheduleCallback
+from facemetric.train.callbacks.tracking import TrackerCallback, check_installed
 from facemetric.train.callbacks.validation import ValidationCallback
 from facemetric.train.distributed import Strategy, local_device, strategy_from_env
 from facemetric.train.precision import use_bf16
@@ -121,6 +122,9 @@ def check_config(cfg: Config) -> None:
     for k, callback in enumerate(cfg.train.callbacks):
         _name(CALLBACKS, callback.name, f"train.callbacks.{k}.name")
         CALLBACKS.check_options(callback.name, callback.options, f"train.callbacks.{k}.options")
+    for logger in cfg.train.loggers:
+        if logger != "tensorboard":
+            check_installed(logger)
 
 
 def _check_distill(cfg: Config) -> None:
@@ -440,11 +444,27 @@ def _callbacks(
     callbacks += list(extra)
     meta = {"config": cfg.to_dict(), "image_spec": data.spec.to_dict(), "identity_names": data.train.identity_names}
     callbacks += [
-        MetricsLogCallback(out),
+        MetricsLogCallback(out, tensorboard="tensorboard" in cfg.train.loggers),
         CheckpointCallback(out, meta, cfg.train.checkpoint_every_steps),
+        *_trackers(cfg, out),  # after the checkpoints: a run's end sends its best.pt
         ProgressCallback(cfg.train.progress),
     ]
     return callbacks
+
+
+def _trackers(cfg: Config, out: Path) -> list[TrackerCallback]:
+    """The external trackers of ``train.loggers`` (TensorBoard is the metric log's own)."""
+    trackers: list[TrackerCallback] = []
+    for logger in dict.fromkeys(cfg.train.loggers):
+        if logger == "mlflow":
+            from facemetric.train.callbacks.mlflow_tracker import MlflowTracker
+
+            trackers.append(MlflowTracker(cfg, out))
+        elif logger == "wandb":
+            from facemetric.train.callbacks.wandb_tracker import WandbTracker
+
+            trackers.append(WandbTracker(cfg, out))
+    return trackers
 
 
 def _resume(trainer: Trainer, path: Path, data: DatasetSplit, device: torch.device) -> None:

@@ -1,4 +1,5 @@
-"""Validation on held-out identities: k-fold verification on the run's pair protocol, every N epochs.
+"""Validation on held-out identities: k-fold verification on the run's pair protocol, every N epochs,
+and retrieval among the held-out photos (MAP@R, P@1).
 
 The pairs are drawn once, by the one pair-protocol builder
 (:func:`~facemetric.eval.protocols.held_out_pair_protocol`: identity-disjoint folds), so the
@@ -17,6 +18,7 @@ import torch.nn as nn
 from facemetric.data.cache import PackedImages
 from facemetric.embedders.torch_model import embed_array
 from facemetric.eval.protocols import PairProtocol, held_out_pair_protocol
+from facemetric.eval.retrieval import retrieval_metrics
 from facemetric.eval.scores import cosine_scores
 from facemetric.eval.verification import verification_report
 from facemetric.train.callbacks.base import Callback
@@ -55,7 +57,11 @@ class ValidationCallback(Callback):
             model, self.val.images, device=self.device, flip=self.mirror, normalization=self.normalization
         )
         p = self.protocol
-        return verification_report(cosine_scores(emb, p.i, p.j), p.same, folds=p.fold)
+        report = verification_report(cosine_scores(emb, p.i, p.j), p.same, folds=p.fold)
+        # retrieval among the held-out photos (each one a query against the others): MAP@R and P@1
+        ranked = retrieval_metrics(emb, self.val.labels, ks=(1,))
+        report.update(map_at_r=ranked["map_at_r"], precision_at_1=ranked["precision_at_1"])
+        return report
 
     def on_epoch_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
         trainer.metrics["val_improved"] = False
