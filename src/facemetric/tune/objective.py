@@ -91,11 +91,15 @@ class PruningCallback(Callback):
             trainer.should_stop = True
 
 
+def with_values(base: dict[str, Any], values: dict[str, Any], out: Path, *more: str) -> Config:
+    """The base config with searched ``values`` (config keys -> values), run folder ``out`` and ``more`` overrides."""
+    overrides = [f"{k}={json.dumps(v)}" for k, v in values.items()] + [f"train.out={json.dumps(str(out))}", *more]
+    return config_from_dict(apply_overrides(base, overrides))
+
+
 def trial_config(base: dict[str, Any], values: dict[str, Any], out: Path, number: int) -> Config:
     """The base config with the trial's values, its run folder, and the trial in the trackers' tags."""
-    overrides = [f"{k}={json.dumps(v)}" for k, v in values.items()]
-    overrides += [f"train.out={json.dumps(str(out))}", "train.progress=false"]
-    cfg = config_from_dict(apply_overrides(base, overrides))
+    cfg = with_values(base, values, out, "train.progress=false")
     cfg.train.tracking.tags = {**cfg.train.tracking.tags, "tune.trial": str(number), "tune.study": str(out.parent)}
     return cfg
 

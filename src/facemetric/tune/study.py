@@ -14,9 +14,9 @@ trial below the median of earlier trials at the same epoch), ``hyperband``, ``no
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,10 +25,10 @@ import optuna
 import yaml
 
 from facemetric.core.atomic import write_atomic, write_json
-from facemetric.core.config import Config, apply_overrides, config_from_dict
+from facemetric.core.config import Config, config_from_dict
 from facemetric.core.errors import ConfigError
 from facemetric.data.dataset import load_dataset
-from facemetric.tune.objective import FAILURES, Objective, check_metric, check_space
+from facemetric.tune.objective import FAILURES, Objective, check_metric, check_space, with_values
 from facemetric.tune.space import Param, SpaceError
 
 log = logging.getLogger("facemetric")
@@ -194,16 +194,19 @@ class _Budget:
             study.stop()
 
 
-def best_config(study: optuna.Study, settings: TuneSettings) -> Config | None:
-    """The best trial's full config (its run folder replaced by ``<study>/best``)."""
+def best_values(study: optuna.Study, settings: TuneSettings) -> dict[str, Any] | None:
+    """The best trial's values as the config takes them; None before any trial has completed."""
     try:
         best = study.best_trial
     except ValueError:
         return None
-    values = {p.key: p.config_value(best.params[p.key]) for p in settings.params if p.key in best.params}
-    out = settings.study_dir / "best"
-    overrides = [f"{k}={json.dumps(v)}" for k, v in values.items()] + [f"train.out={json.dumps(str(out))}"]
-    return config_from_dict(apply_overrides(settings.base, overrides))
+    return {p.key: p.config_value(best.params[p.key]) for p in settings.params if p.key in best.params}
+
+
+def best_config(study: optuna.Study, settings: TuneSettings) -> Config | None:
+    """The best trial's full config (its run folder replaced by ``<study>/best``)."""
+    values = best_values(study, settings)
+    return None if values is None else with_values(settings.base, values, settings.study_dir / "best")
 
 
 def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
@@ -243,15 +246,11 @@ def write_outputs(study: optuna.Study, settings: TuneSettings) -> TuneResult:
         )
         write_atomic(best_path, header + yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     rows = trial_rows(study)
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row["state"]] = counts.get(row["state"], 0) + 1
+    counts = dict(Counter(row["state"] for row in rows))
     result = TuneResult(
         settings.study_dir,
         study.best_value if cfg is not None else None,
-        {p.key: p.config_value(v) for p in settings.params for k, v in study.best_params.items() if k == p.key}
-        if cfg is not None
-        else {},
+        best_values(study, settings) or {},
         study.best_trial.number if cfg is not None else None,
         counts,
         best_path,
