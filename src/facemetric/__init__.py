@@ -10,6 +10,8 @@ The public API, one import away (each name is loaded on first use, so ``import f
     summary, _ = facemetric.evaluate(model, pairs="pairs.txt", images="lfw/images")
     gallery = facemetric.Gallery.create("team", model)  # enrol / verify / identify
     # a hyper-parameter search: facemetric.tune_study(facemetric.TuneSettings(...)) (``facemetric tune``)
+    # a course assignment: write_course_layout, head_from_checkpoint / centre_classifier + classify_folder,
+    # map_unknowns (``facemetric protocol course``, ``facemetric predict classify|verify``)
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ _API = {
     "register_callback": "facemetric.train.callbacks",
     "tune_study": "facemetric.tune.study",
     "TuneSettings": "facemetric.tune.study",
+    "write_course_layout": "facemetric.eval.course_files",
+    "map_unknowns": "facemetric.eval.mapping",
+    "head_from_checkpoint": "facemetric.eval.class_predict",
+    "centre_classifier": "facemetric.eval.class_predict",
+    "classify_folder": "facemetric.eval.class_predict",
 }
 # public name -> the module's own name, where they differ ("train" is the facemetric.train package)
 _RENAMED = {"evaluate": "evaluate_files", "train_model": "train", "tune_study": "tune"}
@@ -65,9 +72,13 @@ __all__ = [  # the same names as _API (a static list, so linters and IDEs see th
     "TuneSettings",
     "__version__",
     "build_run",
+    "centre_classifier",
+    "classify_folder",
     "evaluate",
+    "head_from_checkpoint",
     "load_config",
     "load_embedder",
+    "map_unknowns",
     "prepare",
     "register_callback",
     "register_loss",
@@ -77,6 +88,7 @@ __all__ = [  # the same names as _API (a static list, so linters and IDEs see th
     "register_scheduler",
     "train_model",
     "tune_study",
+    "write_course_layout",
 ]
 
 if TYPE_CHECKING:
@@ -86,6 +98,9 @@ if TYPE_CHECKING:
     from facemetric.core.spec import ImageSpec
     from facemetric.data.prepare import PrepareOptions, prepare
     from facemetric.embedders import load_embedder
+    from facemetric.eval.class_predict import centre_classifier, classify_folder, head_from_checkpoint
+    from facemetric.eval.course_files import write_course_layout
+    from facemetric.eval.mapping import map_unknowns
     from facemetric.eval.runner import evaluate_files as evaluate
     from facemetric.gallery.service import Gallery, Photo
     from facemetric.losses import register_loss

@@ -62,6 +62,7 @@ def _overrides(orl: Path, out: Path, loss: list[str], epochs: int = 3) -> list[s
         "train.val_every=3",
         "train.progress=false",
         "train.threads=1",
+        "train.amp=false",  # fp32: bf16 autocast (on by default with AVX512-BF16) rounds half a batch unlike all of it
         "monitor.enabled=false",
         f"train.out={out}",
         *loss,

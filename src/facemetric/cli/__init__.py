@@ -19,6 +19,7 @@ from facemetric.cli import (
     export,
     gallery,
     models,
+    predict,
     prepare,
     protocol,
     report,
@@ -29,7 +30,22 @@ from facemetric.cli import (
 from facemetric.core.errors import FacemetricError
 from facemetric.core.version import VERSION
 
-COMMANDS = (demo, prepare, train, tune, evaluate, protocol, report, embed, models, export, gallery, serve, config)
+COMMANDS = (
+    demo,
+    prepare,
+    train,
+    tune,
+    evaluate,
+    predict,
+    protocol,
+    report,
+    embed,
+    models,
+    export,
+    gallery,
+    serve,
+    config,
+)
 
 EPILOG = """examples:
   facemetric demo                                   synthetic faces, end to end in minutes
@@ -43,6 +59,8 @@ EPILOG = """examples:
   facemetric eval --model dlib-resnet --pairs pairs.txt --images lfw/images   the pretrained model, same protocol
   facemetric protocol open-set ~/photos -o split.csv   gallery / known / unknown probes
   facemetric eval --model runs/exp1/best.pt --open-set split.csv --images ~/photos --out runs/exp1/eval
+  facemetric protocol course ~/photos course        a course layout: train/dev/test, known/unknown (HW2P2)
+  facemetric predict classify --model runs/c/best.pt course/classification/test -o submission.csv
   facemetric report runs/exp1                       HTML report of a run (evaluated on its held-out people)
   facemetric embed --model runs/exp1/best.pt ~/photos -o embeddings.npz
   facemetric models --max-params 21M                backbones with parameters, FLOPs, CPU speed

@@ -1,4 +1,4 @@
-"""``facemetric protocol``: evaluation protocols built from a dataset (pair folds, open-set split)."""
+"""``facemetric protocol``: evaluation protocols built from a dataset (pair folds, open-set split, course layout)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 
 from facemetric.cli.common import add_layout, log, print_json
 
-HELP = "build evaluation protocols from a dataset: pair folds, open-set split"
+HELP = "build evaluation protocols from a dataset: pair folds, open-set split, course layout"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +19,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "written as an LFW pairs file (.txt, needs LFW file naming) or a CSV path1,path2,same,fold. `open-set`: a "
             "gallery of known people, known probes and unknown people's probes, each probe set split into validation "
             "(threshold calibration) and test, the unknown people of validation and test being different people; CSV "
-            "path,identity,subset. Paths are written relative to DATA: evaluate with --images DATA."
+            "path,identity,subset. Paths are written relative to DATA: evaluate with --images DATA. `course`: the "
+            "CMU 11-785 HW2P2 folder layout (classification train/dev/test, verification known/unknown_dev/"
+            "unknown_test with verification_dev.csv, and the answer keys), the classification and verification "
+            "people disjoint."
         ),
     )
     psub = p.add_subparsers(dest="protocol", required=True, metavar="KIND")
@@ -44,13 +47,97 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--gallery-per-identity", type=int, default=1, help="images enrolled per known person (default 1)")
     q.add_argument("--seed", type=int, default=0)
     add_layout(q)
+    _add_course(psub)
     p.set_defaults(run=run)
 
 
+def _add_course(psub: argparse._SubParsersAction) -> None:
+    q = psub.add_parser(
+        "course",
+        help="the CMU 11-785 HW2P2 classification + verification folder layout",
+        description=(
+            "Writes OUT/classification/{train,dev}/<identity>/ and classification/test/ (flat, numbered in a random "
+            "order), OUT/verification/known/<identity>/, verification/unknown_dev/ with verification_dev.csv "
+            "(image,label: the identity or the no-match label n000000) and verification/unknown_test/, the answer "
+            "keys OUT/answers/classification_test.csv and verification_test.csv, and OUT/course.json. Verification "
+            "people are other people than the classification people; the absent (never enrolled) people of "
+            "unknown_dev and unknown_test are different people. DATA: any dataset (folder per person, CSV, flat "
+            "files) or a `facemetric prepare` output, whose crops are written as PNG."
+        ),
+    )
+    q.add_argument("data", help="dataset folder or CSV, or a `facemetric prepare` output")
+    q.add_argument("out", help="output folder (new or empty)")
+    q.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
+    q.add_argument(
+        "--verification-fraction",
+        type=float,
+        default=0.3,
+        help="fraction of the people kept for verification, never seen in classification (default 0.3; at least 3 "
+        "people; people with fewer than --min-class-images images join them)",
+    )
+    q.add_argument(
+        "--dev-fraction",
+        type=float,
+        default=0.15,
+        help="fraction of each classification person's images in classification/dev (default 0.15; at least 1)",
+    )
+    q.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.15,
+        help="fraction of each classification person's images in classification/test (default 0.15; at least 1)",
+    )
+    q.add_argument(
+        "--known-per-identity",
+        type=int,
+        default=1,
+        help="images enrolled in verification/known per known person (default 1); the rest are probes",
+    )
+    q.add_argument(
+        "--absent-fraction",
+        type=float,
+        default=0.3,
+        help="fraction of the verification people never enrolled, whose probes are labelled no-match (default "
+        "0.3; at least 2)",
+    )
+    q.add_argument(
+        "--min-class-images",
+        type=int,
+        default=3,
+        help="images a person needs to be a classification class (default 3, the least: train, dev and test)",
+    )
+    q.add_argument(
+        "--link",
+        default="symlink",
+        choices=["symlink", "hardlink", "copy"],
+        help="how photo files are placed: absolute symbolic links (default: for your own benchmarks; a link's "
+        "target names the source file, and so, in a folder per person, the person), hard links or copies (for a "
+        "layout handed to students)",
+    )
+    q.add_argument("--overwrite", action="store_true", help="replace the course layout in an OUT that is not empty")
+    add_layout(q)
+
+
 def run(args: argparse.Namespace) -> int:
+    from facemetric.eval.course_files import write_course_layout
     from facemetric.eval.protocol_files import make_open_set_split, make_pair_protocol
 
-    if args.protocol == "pairs":
+    if args.protocol == "course":
+        summary = write_course_layout(
+            args.data,
+            args.out,
+            seed=args.seed,
+            layout=args.layout,
+            link=args.link,
+            overwrite=args.overwrite,
+            verification_fraction=args.verification_fraction,
+            dev_fraction=args.dev_fraction,
+            test_fraction=args.test_fraction,
+            known_per_identity=args.known_per_identity,
+            absent_fraction=args.absent_fraction,
+            min_class_images=args.min_class_images,
+        )
+    elif args.protocol == "pairs":
         summary = make_pair_protocol(args.data, args.output, args.folds, args.pairs_per_fold, args.seed, args.layout)
     else:
         summary = make_open_set_split(
@@ -60,5 +147,5 @@ def run(args: argparse.Namespace) -> int:
         log.warning("%s protocol: %s", args.protocol, note)
     usage = summary.pop("usage")
     print_json(summary)
-    log.info("evaluate with: %s", usage)
+    log.info("%s with: %s", "use it" if args.protocol == "course" else "evaluate", usage)
     return 0

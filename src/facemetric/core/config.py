@@ -89,6 +89,11 @@ class DataConfig(Section):
     crop: float = Field(1.0, gt=0.05, le=1.0)  # central fraction kept before resizing (LFW deep-funneled: 0.6)
     # held-out identities: a count (>= 1) or a fraction (< 1) of those with 2+ images
     val_identities: int | float = 0.1
+    # closed-set classification (same people, other images): a count (>= 1) or a fraction (< 1) of each
+    # training person's images held out of training, whose identity the classifier head then predicts
+    val_images: int | float = 0
+    # or a folder / CSV / prepared cache of other images of the training people (a course's dev/ folder)
+    dev_source: str | None = None
     split_seed: int = 0
     val_pairs: int = Field(3000, ge=1)  # at most this many genuine validation pairs (and as many impostor pairs)
     cache_dir: str | None = ".cache/facemetric"  # decoded-image cache for photo sources; null disables
@@ -112,7 +117,7 @@ class DataConfig(Section):
             raise ValueError("needs a capturing group for the identity, e.g. ^([^.]+)")
         return value
 
-    @field_validator("val_identities", mode="before")
+    @field_validator("val_identities", "val_images", mode="before")
     @classmethod
     def _held_out(cls, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from facemetric.core.spec import ImageSpec
 from facemetric.data.cache import PackedImages, load_packed
 from facemetric.data.prepared import is_prepared, load_prepared, prepared_spec
 from facemetric.data.sources import DatasetError, scan_source
-from facemetric.data.split import split_identities
+from facemetric.data.split import split_identities, split_images
 
 log = logging.getLogger("facemetric")
 
@@ -25,6 +26,8 @@ class DatasetSplit:
     val: PackedImages | None
     spec: ImageSpec
     skipped: list[tuple[str, str]]  # every input left out, with the reason
+    # other images of the training people (closed-set classification), labels = training class indices
+    dev: PackedImages | None = None
 
 
 def image_spec(cfg: DataConfig) -> ImageSpec:
@@ -84,6 +87,45 @@ def concat_packed(parts: list[PackedImages], prefixes: list[str]) -> PackedImage
     )
 
 
+def _same_cut(other: ImageSpec, spec: ImageSpec, where: str) -> None:
+    """Refuse a second source whose crops are not cut like ``data.source``'s."""
+    keys = ("height", "width", "channels", "align", "crop")
+    if any(getattr(other, k) != getattr(spec, k) for k in keys):
+        raise DatasetError(
+            f"{where} holds {other.height}x{other.width}x{other.channels} crops cut by {other.align!r}, "
+            f"data.source {spec.height}x{spec.width}x{spec.channels} by {spec.align!r}; "
+            "prepare both the same way (same --align and --size)"
+        )
+
+
+def as_classes(images: PackedImages, classes: list[str], where: str) -> PackedImages:
+    """``images`` relabelled with the index of their identity among the training ``classes``.
+
+    Images of people who are not training classes cannot be classified: they are left out, and
+    the count is logged; none left is an error naming ``where``.
+    """
+    index = {name: k for k, name in enumerate(classes)}
+    own = np.array([index.get(images.identity_names[k], -1) for k in images.labels], dtype=np.int64)
+    keep = np.flatnonzero(own >= 0)
+    if len(keep) == 0:
+        raise DatasetError(
+            f"{where}: none of its {len(images.identity_names)} identities is a training identity "
+            f"(e.g. {images.identity_names[:3]} vs {classes[:3]}); it must hold other images of the training people, "
+            "in folders named like theirs"
+        )
+    if len(keep) < len(own):
+        strangers = sorted({images.identity_names[k] for k in images.labels[own < 0]})
+        log.warning(
+            "%s: %d images of %d people who are not training classes are left out of classification (e.g. %s)",
+            where,
+            len(own) - len(keep),
+            len(strangers),
+            ", ".join(strangers[:5]),
+        )
+    part = images.subset(keep)
+    return dataclasses.replace(part, labels=own[keep], identity_names=list(classes))
+
+
 def load_dataset(cfg: DataConfig, progress: bool = True, out_dir: Path | None = None) -> DatasetSplit:
     """Scan, decode (via the cache) and split ``cfg.source``; bad inputs are reported, not fatal.
 
@@ -100,26 +142,40 @@ def load_dataset(cfg: DataConfig, progress: bool = True, out_dir: Path | None = 
     train_idx, val_idx = split_identities(packed.labels, cfg.val_identities, cfg.split_seed)
     train = packed.subset(train_idx)
     val = packed.subset(val_idx) if len(val_idx) else None
+    dev = None
+    if cfg.val_images:
+        kept, held = split_images(train.labels, cfg.val_images, cfg.split_seed)
+        dev = train.subset(held) if len(held) else None
+        train = train.subset(kept)
     extras: list[PackedImages] = []
     for source in cfg.extra_sources:
         more, more_spec, _, more_skipped = _load_source(source, cfg, progress)
         skipped += more_skipped
-        keys = ("height", "width", "channels", "align", "crop")
-        if any(getattr(more_spec, k) != getattr(spec, k) for k in keys):
-            raise DatasetError(
-                f"data.extra_sources: {source} holds {more_spec.height}x{more_spec.width}x{more_spec.channels} "
-                f"crops cut by {more_spec.align!r}, data.source {spec.height}x{spec.width}x{spec.channels} "
-                f"by {spec.align!r}; "
-                "prepare both the same way (same --align and --size)"
-            )
+        _same_cut(more_spec, spec, f"data.extra_sources: {source}")
         if len(more) == 0:
             raise DatasetError(f"data.extra_sources: {source}: no usable image")
         more_train, _ = split_identities(more.labels, cfg.val_identities, cfg.split_seed)
         extras.append(more.subset(more_train))
-    report_skipped(skipped, out_dir)  # every source's, in one list
     if extras:
         prefixes = [""] + [f"{Path(s).name}/" for s in cfg.extra_sources]
         train = concat_packed([train, *extras], prefixes)
+    if dev is not None:
+        dev = as_classes(dev, train.identity_names, "data.val_images")
+    if cfg.dev_source:
+        if dev is not None:
+            raise DatasetError("data.dev_source and data.val_images both give classification images; set one")
+        more, more_spec, _, more_skipped = _load_source(cfg.dev_source, cfg, progress)
+        skipped += more_skipped
+        _same_cut(more_spec, spec, f"data.dev_source: {cfg.dev_source}")
+        dev = as_classes(more, train.identity_names, f"data.dev_source ({cfg.dev_source})")
+    report_skipped(skipped, out_dir)  # every source's, in one list
+    if dev is not None:
+        log.info(
+            "classification: %d images of %d training people held out (%s)",
+            len(dev),
+            len(np.unique(dev.labels)),
+            "data.dev_source" if cfg.dev_source else "data.val_images",
+        )
     log.info(
         "data: %s (%s) -> %d images of %d identities; train %d identities / %d images%s, "
         "validation %d identities / %d images",
@@ -133,4 +189,4 @@ def load_dataset(cfg: DataConfig, progress: bool = True, out_dir: Path | None = 
         len(val.identity_names) if val else 0,
         len(val) if val else 0,
     )
-    return DatasetSplit(train, val, spec, skipped)
+    return DatasetSplit(train, val, spec, skipped, dev)

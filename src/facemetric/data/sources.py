@@ -121,6 +121,18 @@ def _is_candidate_image(path: Path) -> bool:
     return path.suffix.lower() not in NOT_IMAGE_EXTENSIONS
 
 
+def flat_images(folder: str | Path) -> list[Path]:
+    """The image files of a flat folder (a test set: names only, no identity), sorted by name;
+    files that are not images by extension are left out, sub-folders ignored."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: no such folder (expected a flat folder of images)")
+    paths = [p for p in _visible_files(root) if _is_candidate_image(p)]
+    if not paths:
+        raise DatasetError(f"{root}: no image file in this folder")
+    return paths
+
+
 def scan_folders(root: str | Path) -> Manifest:
     """Folder-per-identity layout: every visible sub-folder of ``root`` is one identity."""
     root = Path(root)

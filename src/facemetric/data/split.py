@@ -36,3 +36,26 @@ def split_identities(
     val_ids = rng.choice(eligible, size=n_val, replace=False)
     is_val = np.isin(labels, val_ids)
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+def split_images(labels: np.ndarray, val_images: int | float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Return (train_indices, dev_indices) of ``labels``: the same identities, different images.
+
+    Closed-set classification is measured on images of the training people that training never
+    saw. ``val_images`` is a count (int >= 1) or a fraction (0 < float < 1) of each identity's
+    images held out; an identity always keeps at least one training image, so a person with a
+    single photo gives none (a fraction rounds, and holds out at least one image of a person with
+    two or more). Drawn with ``seed``.
+    """
+    labels = np.asarray(labels)
+    fraction = isinstance(val_images, float) and 0 < val_images < 1
+    if not fraction and not (float(val_images) == int(val_images) and int(val_images) >= 0):
+        raise DatasetError(f"data.val_images must be a count >= 0 or a fraction in (0, 1), got {val_images!r}")
+    rng = np.random.default_rng(seed)
+    dev: list[np.ndarray] = []
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        want = max(1, int(round(float(val_images) * len(members)))) if fraction else int(val_images)
+        dev.append(members[: min(want, len(members) - 1)])
+    held = np.sort(np.concatenate(dev)) if dev else np.zeros(0, dtype=np.int64)
+    return np.setdiff1d(np.arange(len(labels)), held), held

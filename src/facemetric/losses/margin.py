@@ -50,6 +50,18 @@ class ClassifierLoss(nn.Module):
         return F.cross_entropy(self.logits(embeddings, labels), labels)
 
 
+def classifier_head(loss: nn.Module) -> ClassifierLoss | None:
+    """The classifier head a loss holds (itself, a Partial FC's head over every class, a distillation's
+    label loss), or None for a pair loss."""
+    if isinstance(loss, ClassifierLoss):
+        return loss
+    head = loss._modules.get("head")
+    if isinstance(head, ClassifierLoss) and getattr(loss, "num_local", None) == getattr(loss, "num_classes", -1):
+        return head  # Partial FC in one process: its shard is every class
+    label = getattr(loss, "label_loss", None)
+    return label if isinstance(label, ClassifierLoss) else None
+
+
 class CosineMarginLoss(ClassifierLoss):
     """Logits ``scale * cos(theta_j)`` with the target cosine replaced by :meth:`target_transform`.
 

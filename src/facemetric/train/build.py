@@ -42,6 +42,7 @@ from facemetric.models.registry import MODELS
 from facemetric.optim import OPTIMIZERS, SCHEDULERS, build_optimizer, build_scheduler
 from facemetric.train.callbacks import CALLBACKS, Callback, build_callback
 from facemetric.train.callbacks.checkpoint import CheckpointCallback
+from facemetric.train.callbacks.classification import ClassificationCallback
 from facemetric.train.callbacks.collapse import CollapseCallback
 from facemetric.train.callbacks.distill import DistillCallback, OnlineDistillCallback
 from facemetric.train.callbacks.metrics_log import MetricsLogCallback
@@ -250,7 +251,8 @@ class Run:
             raise explained from exc
         finally:
             strategy.close()
-        val = self.validation.last if self.validation else None
+        classification = self.trainer.callback(ClassificationCallback)
+        val = self.validation.last if self.validation else (classification.last if classification else None)
         best = self.validation.best_accuracy if self.validation else None
         if not self.trainer.strategy.is_main:
             return RunResult(self.out, self.trainer.epoch, self.trainer.global_step, None, None)
@@ -436,6 +438,18 @@ def _callbacks(
                 cfg.data.split_seed,
                 device,
                 mirror=cfg.model.mirror,
+            )
+        )
+    if data.dev is not None:
+        callbacks.append(
+            ClassificationCallback(
+                data.dev,
+                data.train,
+                data.spec.normalization,
+                cfg.train.val_every,
+                device,
+                mirror=cfg.model.mirror,
+                seed=cfg.data.split_seed,
             )
         )
     callbacks += [

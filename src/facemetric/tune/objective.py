@@ -41,6 +41,8 @@ METRICS = {
     "eer": ("eer", "minimize"),
     "map@r": ("map_at_r", "maximize"),
     "precision@1": ("precision_at_1", "maximize"),
+    "top1": ("classify_top1", "maximize"),  # closed-set classification (data.val_images / data.dev_source)
+    "top5": ("classify_top5", "maximize"),
 }
 FAILURES = (TrainingDivergedError, CollapseError)  # a trial's own failure: recorded, the study goes on
 

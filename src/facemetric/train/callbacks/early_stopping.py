@@ -23,22 +23,22 @@ class EarlyStopping(Callback):
     Args:
         patience: validations without improvement before stopping (3).
         min_delta: the smallest change that counts as an improvement (0.0).
-        metric: a number of the validation report: accuracy (default), auc (higher is better) or eer
-            (lower is better).
+        metric: a number of the validation report: accuracy (default), auc (higher is better), eer
+            (lower is better), or classify_top1 / classify_top5 (dev classification, higher is better).
     """
 
     def __init__(self, patience: int = 3, min_delta: float = 0.0, metric: str = "accuracy") -> None:
         if patience < 1 or min_delta < 0:
             raise ValueError(f"patience must be >= 1 and min_delta >= 0, got {patience} and {min_delta}")
-        if metric not in ("accuracy", "auc", "eer"):
-            raise ValueError(f"metric must be accuracy, auc or eer, got {metric!r}")
+        if metric not in ("accuracy", "auc", "eer", "classify_top1", "classify_top5"):
+            raise ValueError(f"metric must be accuracy, auc, eer, classify_top1 or classify_top5, got {metric!r}")
         self.patience, self.min_delta, self.metric = patience, min_delta, metric
         self.best: float | None = None
         self.waited = 0
 
     def on_epoch_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
         report = trainer.metrics.get("val")
-        if report is None:
+        if report is None or self.metric not in report:
             return
         value = float(report[self.metric]) * (-1.0 if self.metric == "eer" else 1.0)
         if self.best is None or value > self.best + self.min_delta:

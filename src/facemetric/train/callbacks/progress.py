@@ -47,8 +47,10 @@ class ProgressCallback(Callback):
         self._close()
         message = f"epoch {trainer.epoch}: loss {logs['loss']:.4f}"
         report = trainer.metrics.get("val")
-        if report is not None:
+        if report is not None and "accuracy" in report:
             message += f", val accuracy {report['accuracy']:.4f}, EER {report['eer']:.4f}"
+        if report is not None and "classify_top1" in report:
+            message += f", dev top-1 {report['classify_top1']:.4f}, top-5 {report['classify_top5']:.4f}"
         (tqdm.write if self.enabled else log.info)(message)
 
     def on_exception(self, trainer: Trainer, exc: BaseException) -> None:

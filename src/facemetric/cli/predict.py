@@ -1,0 +1,175 @@
+"""``facemetric predict``: submission files for a course-style task (classification, known-or-nobody mapping)."""
+
+from __future__ import annotations
+
+import argparse
+
+from facemetric.cli.common import RAW, add_model, log, print_json
+
+HELP = "predict a flat test folder: identity classification, or known-person-or-nobody mapping (CSV submissions)"
+
+EPILOG = """examples:
+  facemetric predict classify --model runs/course/best.pt course/classification/test -o classification.csv \\
+      --dev course/classification/dev
+  facemetric predict classify --model dlib-resnet course/classification/test -o classification.csv \\
+      --known course/classification/train --per-identity 10
+  facemetric predict verify --model runs/course/best.pt --known course/verification/known \\
+      --dev-csv course/verification/verification_dev.csv --test course/verification/unknown_test -o verification.csv
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict",
+        help=HELP,
+        formatter_class=RAW,
+        epilog=EPILOG,
+        description=(
+            "Course-style tasks (the layout `facemetric protocol course` builds, e.g. CMU 11-785 HW2P2).\n"
+            "`classify`: the identity of every image of a flat test folder, written as image,label; scored by the "
+            "run's classifier head (softmax / ArcFace / CosFace ..., without the margin) or, for any model, by the "
+            "nearest identity centre of a folder per person (--known).\n"
+            "`verify`: every image of unknown_test mapped to a known person or to the no-correspondence label, with "
+            "the rejection threshold calibrated on unknown_dev and its ground-truth CSV; written in that CSV's "
+            "format.\n"
+            "A photo that cannot be used (undecodable, no face) still gets a row; it is flagged in "
+            "<output>.problems.csv and in the printed summary."
+        ),
+    )
+    psub = p.add_subparsers(dest="task", required=True, metavar="TASK")
+    q = psub.add_parser("classify", help="which training person is each test image", formatter_class=RAW)
+    add_model(q)
+    q.add_argument("test", help="flat folder of test images")
+    q.add_argument("-o", "--output", required=True, help="submission CSV: image,label (one row per test image)")
+    q.add_argument(
+        "--known",
+        metavar="FOLDER",
+        help="a folder per identity (the train folder): classify by the nearest identity centre, the mean "
+        "embedding of its photos (needed for a model without a classifier head, e.g. dlib-resnet or a pair "
+        "loss; with a head, given it overrides the head)",
+    )
+    q.add_argument(
+        "--per-identity",
+        type=int,
+        metavar="N",
+        help="with --known: embed at most N photos per identity (default: all)",
+    )
+    q.add_argument(
+        "--dev",
+        metavar="FOLDER",
+        help="a folder per identity of other images of the same people: report top-1 / top-5 first",
+    )
+    _common(q)
+    q.set_defaults(run=run_classify)
+
+    q = psub.add_parser("verify", help="map unknown images to a known person or to nobody", formatter_class=RAW)
+    add_model(q)
+    q.add_argument("--known", required=True, metavar="FOLDER", help="a folder per known identity (known/<id>/*)")
+    q.add_argument(
+        "--dev-csv",
+        metavar="CSV",
+        help="ground truth of the dev images (header image,label; label an identity of --known or the "
+        "no-correspondence label): calibrates the threshold",
+    )
+    q.add_argument("--dev", metavar="FOLDER", help="the dev images (default: unknown_dev beside --dev-csv)")
+    q.add_argument("--test", metavar="FOLDER", help="flat folder of test images to map (unknown_test)")
+    q.add_argument("-o", "--output", metavar="CSV", help="submission CSV, in the dev CSV's format (needs --test)")
+    q.add_argument(
+        "--rule",
+        default="accuracy",
+        choices=["accuracy", "fmr"],
+        help="threshold rule on dev: the best mapping accuracy (default), or the lowest threshold at which at "
+        "most --target-fmr of the dev's no-match images are taken for someone",
+    )
+    q.add_argument("--target-fmr", type=float, default=0.01, help="with --rule fmr (default 0.01)")
+    q.add_argument("--threshold", type=float, help="a fixed cosine threshold instead of calibrating on dev")
+    q.add_argument(
+        "--template",
+        default="mean",
+        choices=["mean", "max"],
+        help="score a known person by their mean embedding (default) or their best-matching photo",
+    )
+    q.add_argument("--no-match-label", default="n000000", help="the label of 'nobody known' (default n000000)")
+    q.add_argument("--folds", type=int, default=5, help="folds of the cross-validated dev accuracy (default 5)")
+    _common(q)
+    q.set_defaults(run=run_verify)
+
+
+def _common(q: argparse.ArgumentParser) -> None:
+    q.add_argument("--flip", action="store_true", help="add the embedding of each mirrored image")
+    q.add_argument("--batch-size", type=int, default=64)
+    q.add_argument("--report", metavar="JSON", help="also write the summary printed here to this file")
+
+
+def _finish(args: argparse.Namespace, summary: dict) -> int:
+    if args.report:
+        from facemetric.core.atomic import write_json
+
+        write_json(args.report, summary)
+    print_json(summary)
+    return 0
+
+
+def run_classify(args: argparse.Namespace) -> int:
+    from facemetric.embedders import load_embedder
+    from facemetric.eval.class_predict import (
+        ClassifyError,
+        centre_classifier,
+        classify_folder,
+        dev_accuracy,
+        head_from_checkpoint,
+        write_predictions,
+    )
+
+    embedder = load_embedder(args.model)
+    progress = not args.quiet
+    classifier = None
+    if args.known:
+        classifier = centre_classifier(embedder, args.known, args.per_identity, args.flip, args.batch_size, progress)
+    elif str(args.model).endswith(".pt"):
+        classifier = head_from_checkpoint(args.model)
+    if classifier is None:
+        raise ClassifyError(
+            f"{args.model} has no classifier head (a pretrained model, an ONNX export or a pair loss); "
+            "give --known TRAIN_FOLDER to classify by the nearest identity centre"
+        )
+    summary: dict = {"model": str(args.model), "by": classifier.by, "classes": len(classifier.names)}
+    if args.dev:
+        summary["dev"] = dev_accuracy(embedder, args.dev, classifier, args.flip, args.batch_size, progress)
+        log.info(
+            "dev: top-1 %.4f, top-5 %.4f on %d images",
+            summary["dev"]["top1"],
+            summary["dev"]["top5"],
+            summary["dev"]["images"],
+        )
+    predictions = classify_folder(embedder, args.test, classifier, args.flip, args.batch_size, progress)
+    write_predictions(args.output, predictions.images, predictions.labels, predictions.flagged)
+    for image, reason in predictions.flagged:
+        log.warning("%s: could not be used (%s); its row has the fallback label, see the problems file", image, reason)
+    summary.update(output=args.output, test=predictions.to_dict())
+    return _finish(args, summary)
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from facemetric.embedders import load_embedder
+    from facemetric.eval.mapping import map_unknowns
+
+    result = map_unknowns(
+        load_embedder(args.model),
+        args.known,
+        args.dev,
+        args.dev_csv,
+        args.test,
+        submission=args.output,
+        rule=args.rule,
+        target_fmr=args.target_fmr,
+        threshold=args.threshold,
+        template=args.template,
+        no_match_label=args.no_match_label,
+        flip=args.flip,
+        batch_size=args.batch_size,
+        folds=args.folds,
+        progress=not args.quiet,
+    )
+    # the answers are in the submission file; the summary is the report (dev accuracy, breakdown, problems)
+    return _finish(args, {"model": str(args.model), "threshold": result.threshold, "report": result.report})

@@ -1,0 +1,98 @@
+"""Closed-set classification during training: top-1 / top-5 on other images of the training people.
+
+A course assignment (and any "which of my N people is this" product) is judged on it, next to
+verification on new people. The images come from ``data.val_images`` (held out of each training
+person's photos) or ``data.dev_source`` (a dev folder of the same people). They are classified by
+the loss's classifier head (softmax, ArcFace, CosFace ... without the margin: what ``facemetric
+predict classify`` does with the checkpoint), or, for a pair loss, which has no head, by the
+nearest class centre: the mean embedding of up to ``centre_images`` training photos of each class.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from facemetric.data.cache import PackedImages
+from facemetric.embedders.torch_model import embed_array
+from facemetric.eval.classification import centre_scores, head_scores, top_k_accuracy
+from facemetric.losses.margin import classifier_head
+from facemetric.train.callbacks.base import Callback
+from facemetric.train.callbacks.validation import ValidationCallback
+
+if TYPE_CHECKING:
+    from facemetric.train.trainer import Trainer
+
+
+class ClassificationCallback(Callback):
+    """Top-1 / top-5 classification of ``dev`` (labels = training class indices) after every ``every``
+    epochs and after the last; added to the validation report as ``classify_top1`` / ``classify_top5``.
+
+    Without verification validation (``data.val_identities: 0``) its top-1 decides ``best.pt``.
+    """
+
+    def __init__(
+        self,
+        dev: PackedImages,
+        train: PackedImages,
+        normalization: tuple[tuple[float, ...], tuple[float, ...]],
+        every: int = 1,
+        device: str | torch.device = "cpu",
+        mirror: bool = False,
+        centre_images: int = 8,
+        seed: int = 0,
+    ) -> None:
+        self.dev, self.train, self.normalization = dev, train, normalization
+        self.every, self.device, self.mirror = every, device, mirror
+        rng = np.random.default_rng(seed)
+        picks = [
+            rng.permutation(np.flatnonzero(train.labels == c))[:centre_images] for c in range(len(train.identity_names))
+        ]
+        self.centre_rows = np.concatenate(picks) if picks else np.zeros(0, np.int64)
+        self.best_top1: float | None = None
+        self.last: dict[str, Any] | None = None
+
+    def _embed(self, model: nn.Module, images: Any) -> np.ndarray:
+        return embed_array(model, images, device=self.device, flip=self.mirror, normalization=self.normalization)
+
+    def evaluate(self, model: nn.Module, loss: nn.Module) -> dict[str, Any]:
+        """``classify_top1``, ``classify_top5``, ``classify_images`` and how they were scored."""
+        emb = self._embed(model, self.dev.images)
+        head = classifier_head(loss)
+        if head is not None:
+            scores, by = head_scores(head, emb), "head"
+        else:
+            rows = self.centre_rows
+            train_emb = self._embed(model, self.train.images[rows])
+            labels = self.train.labels[rows]
+            centres = np.zeros((len(self.train.identity_names), emb.shape[1]), np.float64)
+            np.add.at(centres, labels, train_emb)
+            scores, by = centre_scores(emb, centres), "centres"
+        top = top_k_accuracy(scores, self.dev.labels, (1, 5))
+        return {"classify_top1": top[1], "classify_top5": top[5], "classify_images": len(self.dev), "classify_by": by}
+
+    def on_epoch_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
+        verifies = trainer.callback(ValidationCallback) is not None  # then verification decides best.pt
+        if trainer.epoch % self.every and trainer.epoch != trainer.epochs:
+            if not verifies:
+                trainer.metrics.pop("val", None)
+                trainer.metrics["val_improved"] = False
+            return
+        report = self.evaluate(trainer.model, trainer.loss)
+        self.last = report
+        if verifies:
+            trainer.metrics.setdefault("val", {}).update(report)
+            return
+        improved = self.best_top1 is None or report["classify_top1"] > self.best_top1
+        if improved:
+            self.best_top1 = report["classify_top1"]
+        trainer.metrics.update(val=dict(report), val_improved=improved)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best_top1": self.best_top1, "last": self.last}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best_top1, self.last = state["best_top1"], state["last"]
