@@ -121,16 +121,29 @@ def _is_candidate_image(path: Path) -> bool:
     return path.suffix.lower() not in NOT_IMAGE_EXTENSIONS
 
 
-def flat_images(folder: str | Path) -> list[Path]:
-    """The image files of a flat folder (a test set: names only, no identity), sorted by name;
-    files that are not images by extension are left out, sub-folders ignored."""
+def flat_images(folder: str | Path, what: str = "image") -> tuple[list[Path], list[str]]:
+    """The image files of a flat folder (a test set: names only, no identity), sorted by name, and
+    notes on what was left out: files that are not images by extension, sub-folders. ``what`` names
+    the photos in messages (``test``, ``dev``)."""
     root = Path(folder)
     if not root.is_dir():
-        raise DatasetError(f"{root}: no such folder (expected a flat folder of images)")
-    paths = [p for p in _visible_files(root) if _is_candidate_image(p)]
+        raise DatasetError(
+            f"{root}: no such folder ({what}); give the folder holding the {what} photos (a flat folder of image files)"
+        )
+    files = _visible_files(root)
+    paths = [p for p in files if _is_candidate_image(p)]
+    notes = []
+    others = [p.name for p in files if not _is_candidate_image(p)]
+    if others:
+        notes.append(f"{root}: {len(others)} file(s) skipped, not images by extension: {', '.join(others[:5])}")
+    subfolders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if subfolders:
+        notes.append(
+            f"{root}: {len(subfolders)} sub-folder(s) ignored (a flat folder is read): {', '.join(subfolders[:5])}"
+        )
     if not paths:
-        raise DatasetError(f"{root}: no image file in this folder")
-    return paths
+        raise DatasetError(f"{root}: no image files in this folder ({what}); put the {what} photos in it")
+    return paths, notes
 
 
 def scan_folders(root: str | Path) -> Manifest:

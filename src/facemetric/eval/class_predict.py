@@ -163,7 +163,9 @@ def classify_folder(
     progress: bool = True,
 ) -> ClassPredictions:
     """The class of every image of a flat folder (sorted by file name); unusable photos are flagged."""
-    paths = flat_images(folder)
+    paths, notes = flat_images(folder, "test")
+    for note in notes:
+        log.warning(note)
     batch = embedder.embed_files(paths, batch_size, flip, progress)
     top = np.zeros((len(paths), 0), np.int64)
     if len(batch):
@@ -199,18 +201,15 @@ def dev_accuracy(
     truth = np.array([index.get(n, -1) for n in manifest.identities])
     strangers = sorted({n for n in manifest.identities if n not in index})
     batch = embedder.embed_files(manifest.paths, batch_size, flip, progress)
-    hit1 = hit5 = 0
-    if len(batch):
-        y = truth[batch.index]
-        known = y >= 0
-        if known.any():
-            scores = classifier.scores(batch.embeddings[known])
-            top = top_k_accuracy(scores, y[known], (1, 5))
-            hit1, hit5 = round(top[1] * known.sum()), round(top[5] * known.sum())
     n = len(manifest.paths)
+    top = {1: 0.0, 5: 0.0}
+    y = truth[batch.index]
+    known = y >= 0
+    if known.any():  # accuracy among the classifiable photos, then over all n (the others count as errors)
+        top = top_k_accuracy(classifier.scores(batch.embeddings[known]), y[known], (1, 5))
     return {
-        "top1": hit1 / n,
-        "top5": hit5 / n,
+        "top1": top[1] * known.sum() / n,
+        "top5": top[5] * known.sum() / n,
         "images": n,
         "not_a_class": int((truth < 0).sum()),
         "not_a_class_examples": strangers[:5],

@@ -40,7 +40,7 @@ from numpy.typing import ArrayLike
 from facemetric.core.atomic import write_csv
 from facemetric.core.embedder import Embedder
 from facemetric.core.errors import FacemetricError
-from facemetric.data.sources import DatasetError, _is_candidate_image, _visible_files, scan_folders
+from facemetric.data.sources import DatasetError, flat_images, scan_folders
 from facemetric.eval.identification import calibrate_threshold, top_matches
 
 NO_MATCH = "n000000"
@@ -243,31 +243,6 @@ def decide_labels(top_labels: Sequence[str], top_scores: ArrayLike, threshold: f
 
 
 # --------------------------------------------------------------------------- inputs
-
-
-def list_images(folder: str | Path, what: str) -> tuple[list[str], list[str]]:
-    """File names of the images in a flat ``folder`` (sorted), and notes on what was left out.
-
-    A candidate image is any visible file not ruled out by its extension, as
-    :mod:`facemetric.data.sources` decides it; sub-folders are ignored (with a note).
-    """
-    path = Path(folder)
-    if not path.is_dir():
-        raise MappingError(
-            f"{path}: no such folder ({what}); give the folder holding the {what} photos (a flat folder of image files)"
-        )
-    files = _visible_files(path)
-    names = sorted(p.name for p in files if _is_candidate_image(p))
-    notes = []
-    others = sorted(p.name for p in files if not _is_candidate_image(p))
-    if others:
-        notes.append(f"{path}: {len(others)} file(s) skipped, not images by extension: {_first(others)}")
-    subfolders = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if subfolders:
-        notes.append(f"{path}: {len(subfolders)} sub-folder(s) ignored (a flat folder is read): {_first(subfolders)}")
-    if not names:
-        raise MappingError(f"{path}: no image files in this folder ({what}); put the {what} photos in it")
-    return names, notes
 
 
 def scan_known(known: str | Path) -> tuple[list[Path], list[str], list[str], list[str]]:
@@ -652,7 +627,8 @@ def map_unknowns(
     if dev_csv is not None:
         dev_csv = Path(dev_csv)
         dev_dir = Path(dev) if dev is not None else dev_csv.parent / "unknown_dev"
-        dev_names, more = list_images(dev_dir, "dev")
+        dev_files, more = flat_images(dev_dir, "dev")
+        dev_names = [p.name for p in dev_files]
         truth = read_dev_csv(dev_csv, dev_names, folders, no_match_label, dev_dir)
         notes += more + truth.notes
         if rule == "fmr" and threshold is None and no_match_label not in truth.labels:
@@ -664,7 +640,8 @@ def map_unknowns(
     test_dir = Path(".")
     if test is not None:
         test_dir = Path(test)
-        test_names, more = list_images(test_dir, "test")
+        test_files, more = flat_images(test_dir, "test")
+        test_names = [p.name for p in test_files]
         notes += more
 
     gallery_emb, gallery_labels, more = _enrol(embedder, known_paths, identities, batch_size, flip, progress, root)
