@@ -205,8 +205,7 @@ def write_course_layout(
         (out / root).mkdir(parents=True, exist_ok=True)
 
     for item, rel in enumerate(where):
-        if rel is None:  # never: every item has a subset
-            continue
+        assert rel is not None  # every item has a subset
         dest = out / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         if packed is not None:
@@ -266,9 +265,9 @@ def write_course_layout(
     write_json(out / "course.json", {**summary, "people": people})  # written last: the layout is complete
     summary["usage"] = (
         f"classification: facemetric train configs/course/classify.yaml --data {out}/classification/train "
-        f"--set data.dev_source={out}/classification/dev; verification: enrol {out}/verification/known "
-        f"(facemetric gallery --gallery G import {out}/verification/known), tune the no-match threshold on "
-        f"{out}/verification/unknown_dev with verification_dev.csv, answer {out}/verification/unknown_test; "
-        f"grade with {out}/answers/"
+        f"--set data.dev_source={out}/classification/dev, then facemetric predict classify --model RUN/best.pt "
+        f"{out}/classification/test -o classification.csv; verification: facemetric predict verify --model "
+        f"RUN/best.pt --known {out}/verification/known --dev-csv {out}/verification/verification_dev.csv "
+        f"--test {out}/verification/unknown_test -o verification.csv; grade with {out}/answers/"
     )
     return summary
