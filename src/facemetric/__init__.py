@@ -12,6 +12,8 @@ The public API, one import away (each name is loaded on first use, so ``import f
     # a hyper-parameter search: facemetric.tune_study(facemetric.TuneSettings(...)) (``facemetric tune``)
     # a course assignment: write_course_layout, head_from_checkpoint / centre_classifier + classify_folder,
     # map_unknowns (``facemetric protocol course``, ``facemetric predict classify|verify``)
+    # patch descriptors: build_patch_benchmark, read_hpatches, prepare_patches, evaluate_release,
+    # evaluate_patch_tasks (``facemetric protocol patches``, ``prepare --patches``, ``eval --patches``)
 """
 
 from __future__ import annotations
@@ -54,6 +56,11 @@ _API = {
     "head_from_checkpoint": "facemetric.eval.class_predict",
     "centre_classifier": "facemetric.eval.class_predict",
     "classify_folder": "facemetric.eval.class_predict",
+    "build_patch_benchmark": "facemetric.data.patch_benchmark",
+    "read_hpatches": "facemetric.data.hpatches",
+    "prepare_patches": "facemetric.data.hpatches",
+    "evaluate_release": "facemetric.eval.patch_run",
+    "evaluate_patch_tasks": "facemetric.eval.patch_protocol",
 }
 # public name -> the module's own name, where they differ ("train" is the facemetric.train package)
 _RENAMED = {"evaluate": "evaluate_files", "train_model": "train", "tune_study": "tune"}
@@ -71,15 +78,20 @@ __all__ = [  # the same names as _API (a static list, so linters and IDEs see th
     "Trainer",
     "TuneSettings",
     "__version__",
+    "build_patch_benchmark",
     "build_run",
     "centre_classifier",
     "classify_folder",
     "evaluate",
+    "evaluate_patch_tasks",
+    "evaluate_release",
     "head_from_checkpoint",
     "load_config",
     "load_embedder",
     "map_unknowns",
     "prepare",
+    "prepare_patches",
+    "read_hpatches",
     "register_callback",
     "register_loss",
     "register_miner",
@@ -96,11 +108,15 @@ if TYPE_CHECKING:
     from facemetric.core.embedder import Embedder
     from facemetric.core.errors import ConfigError, FacemetricError
     from facemetric.core.spec import ImageSpec
+    from facemetric.data.hpatches import prepare_patches, read_hpatches
+    from facemetric.data.patch_benchmark import build_patch_benchmark
     from facemetric.data.prepare import PrepareOptions, prepare
     from facemetric.embedders import load_embedder
     from facemetric.eval.class_predict import centre_classifier, classify_folder, head_from_checkpoint
     from facemetric.eval.course_files import write_course_layout
     from facemetric.eval.mapping import map_unknowns
+    from facemetric.eval.patch_protocol import evaluate_patch_tasks
+    from facemetric.eval.patch_run import evaluate_release
     from facemetric.eval.runner import evaluate_files as evaluate
     from facemetric.gallery.service import Gallery, Photo
     from facemetric.losses import register_loss

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facemetric.data.hpatches import IMAGES, read_hpatches, read_sequence, sequence_names, write_patch_cache
+from facemetric.data.hpatches import (
+    IMAGES,
+    prepare_patches,
+    read_hpatches,
+    read_sequence,
+    sequence_names,
+    write_patch_cache,
+)
 from facemetric.data.prepared import load_prepared, prepared_spec
 from facemetric.data.sources import DatasetError
 
@@ -71,3 +78,25 @@ def test_bad_release_files_are_named(tmp_path: Path) -> None:
         sequence_names(tmp_path, "a", "test", splits)
     with pytest.raises(DatasetError, match="give hpatches-benchmark's splits.json"):
         sequence_names(tmp_path, "a")
+
+
+def test_prepare_patches_packs_a_split_and_knows_a_finished_cache(tmp_path: Path) -> None:
+    from facemetric.cli import main
+    from facemetric.data.prepare import PrepareError
+
+    release = tmp_path / "release"
+    for name, base in (("i_a", 10), ("i_b", 60), ("v_c", 110)):
+        _sequence(release, name, 2, base)
+    (release / "splits.json").write_text(json.dumps({"a": {"train": ["i_a", "v_c"], "test": ["i_b"]}}))
+    assert main(["prepare", str(release), str(tmp_path / "train"), "--patches", "--split", "a"]) == 0
+    packed = load_prepared(tmp_path / "train")
+    assert packed.identity_names == ["i_a/0", "i_a/1", "v_c/0", "v_c/1"] and len(packed) == 4 * 16
+    summary = json.loads((tmp_path / "train" / "summary.json").read_text())
+    assert (summary["sequences"], summary["illumination"], summary["viewpoint"]) == (2, 1, 1)
+    before = (tmp_path / "train" / "images.npy").stat().st_mtime_ns
+    assert prepare_patches(release, tmp_path / "train", "a", "train")["up_to_date"] is True
+    assert (tmp_path / "train" / "images.npy").stat().st_mtime_ns == before  # nothing redone
+    with pytest.raises(PrepareError, match="already holds a prepared cache"):  # another part into the same folder
+        prepare_patches(release, tmp_path / "train", "a", "test")
+    test = prepare_patches(release, tmp_path / "train", "a", "test", overwrite=True)
+    assert test["sequences"] == 1 and load_prepared(tmp_path / "train").identity_names == ["i_b/0", "i_b/1"]

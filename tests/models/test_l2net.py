@@ -108,3 +108,15 @@ def test_onnx_export_matches_torch(tmp_path) -> None:
     out = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x.numpy()})[0]
     with torch.no_grad():
         assert torch.allclose(torch.from_numpy(out), model(x), atol=1e-5)
+
+
+def test_normalize_false_returns_the_raw_descriptor_of_the_same_network() -> None:
+    torch.manual_seed(0)
+    unit = build_model("l2net", embedding_dim=16, in_channels=1, input_size=(16, 16)).eval()
+    raw = build_model("l2net", embedding_dim=16, in_channels=1, input_size=(16, 16), normalize=False).eval()
+    raw.load_state_dict(unit.state_dict())
+    x = torch.rand(4, 1, 16, 16)
+    with torch.no_grad():
+        r, u = raw(x), unit(x)
+    assert not torch.allclose(r.norm(dim=1), torch.ones(4))  # a free length
+    assert torch.allclose(torch.nn.functional.normalize(r, dim=1), u, atol=1e-6)

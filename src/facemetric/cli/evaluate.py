@@ -1,4 +1,4 @@
-"""``facemetric eval``: verification, identification and retrieval metrics of any model."""
+"""``facemetric eval``: verification, identification and retrieval metrics of any model; HPatches tasks (--patches)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "MAP@R, Recall@K). Make the protocol files with `facemetric protocol`. Prints a JSON summary; --out DIR "
             "also keeps what `facemetric report DIR` draws. A model that detects faces (dlib-resnet, or one trained "
             "on a `prepare --align dlib|opencv` cache) may find none in some photos: --no-face says what is done "
-            "with them, and the summary's no_face section lists those photos and the pairs they affected."
+            "with them, and the summary's no_face section lists those photos and the pairs they affected. "
+            "--patches ROOT evaluates patch descriptors on an HPatches release instead (patch verification, image "
+            "matching, patch retrieval mAP per jitter level, illumination and viewpoint sequences apart); --model "
+            "may then also be a baseline: raw (standardised pixels), sift or rootsift (OpenCV)."
         ),
         epilog="""examples:
   facemetric eval --model best.pt --pairs lfw/pairs.txt --images lfw/images --out runs/x/eval-lfw
@@ -31,6 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
   facemetric eval --model best.pt --open-set split.csv --images photos --far 1e-2 --out ev
   facemetric eval --model model.onnx --retrieval photos
   facemetric eval --model dlib-resnet --pairs pairs.txt --images lfw/images --no-face reject
+  facemetric eval --model runs/hardnet/best.pt --patches hpatches-release --patch-split a --out runs/hardnet/hp
+  facemetric eval --model sift --patches hpatches-release --patch-split view   a baseline on viewpoint sequences
 """,
     )
     add_model(p)
@@ -69,6 +74,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "rejected (no correspondence), a gallery photo is not enrolled, a retrieval image is left out. fail: stop "
         "the evaluation, naming the photos. The photos and pairs affected are reported under no_face",
     )
+    p.add_argument(
+        "--patches",
+        metavar="ROOT",
+        help="an HPatches release (one folder per sequence, i_* and v_*, of ref/e1..e5/h1..h5/t1..t5.png): the "
+        "three HPatches tasks of the model's patch descriptors, or of a baseline given as --model raw|sift|rootsift",
+    )
+    p.add_argument(
+        "--patch-split",
+        dest="patch_split",
+        choices=("full", "illum", "view", "a", "b", "c"),
+        default="full",
+        help="--patches: the sequences evaluated: all, i_* or v_* ones, or a split of splits.json (default full)",
+    )
+    p.add_argument(
+        "--patch-part",
+        dest="patch_part",
+        choices=("test", "train"),
+        default="test",
+        help="--patches with split a, b or c: its test (default) or train sequences",
+    )
+    p.add_argument(
+        "--splits-json",
+        dest="splits_json",
+        help="--patches: hpatches-benchmark's splits.json for splits a, b, c (default ROOT/splits.json)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="--patches: seed of the verification pairs and retrieval sample (default 0)"
+    )
     add_layout(p, "the --retrieval dataset")
     p.add_argument(
         "--flip", action="store_true", help="add the embedding of the mirrored image (test-time augmentation)"
@@ -92,8 +125,17 @@ def run(args: argparse.Namespace) -> int:
     from facemetric.eval.evaldir import brief_summary, eval_document, write_eval_dir
     from facemetric.eval.runner import EvaluationError, evaluate_files, run_dir_of
 
+    if args.patches:
+        if args.pairs or args.open_set or args.retrieval:
+            raise EvaluationError(
+                "--patches evaluates patch descriptors on their own: evaluate --pairs, --open-set or --retrieval in "
+                "another call"
+            )
+        return run_patches(args)
     if not (args.pairs or args.open_set or args.retrieval):
-        raise EvaluationError("nothing to evaluate: give --pairs, --open-set and/or --retrieval (see --help)")
+        raise EvaluationError(
+            "nothing to evaluate: give --pairs, --open-set and/or --retrieval, or --patches (see --help)"
+        )
     embedder = load_embedder(args.model)
     embedder.crop_workers = args.workers
     result, data = evaluate_files(
@@ -121,5 +163,32 @@ def run(args: argparse.Namespace) -> int:
     text = brief_summary(eval_document(result, meta))
     if args.output:
         write_atomic(args.output, text + "\n")
+    print(text)
+    return 0
+
+
+def run_patches(args: argparse.Namespace) -> int:
+    """``eval --patches``: the table on stderr, the JSON summary on stdout, the folder with ``--out``."""
+    import sys
+
+    from facemetric.core.atomic import write_atomic
+    from facemetric.eval.patch_evaldir import brief_patch_summary, patch_document, write_patch_eval_dir
+    from facemetric.eval.patch_run import evaluate_release
+
+    evaluation = evaluate_release(
+        args.patches,
+        args.model,
+        split=args.patch_split,
+        part=args.patch_part,
+        splits_json=args.splits_json,
+        seed=args.seed,
+        batch_size=args.batch_size,
+    )
+    if args.out:
+        write_patch_eval_dir(args.out, evaluation.results, evaluation.meta, evaluation.sample)
+    text = brief_patch_summary(patch_document(evaluation.results, evaluation.meta))
+    if args.output:
+        write_atomic(args.output, text + "\n")
+    print(evaluation.results.table(), file=sys.stderr)
     print(text)
     return 0

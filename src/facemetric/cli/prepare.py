@@ -27,6 +27,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
   dlib    HOG detector + 5 landmarks, warped onto the ArcFace 112x112 template (pip install 'facemetric[align]')
   dlib-chip  dlib's own 150x150 face chip (what its ResNet reads): for `model.pretrained: dlib` fine-tuning;
              --size 112 cuts the same region smaller (a student distilled from dlib's network)
+
+patch descriptors (--patches): SOURCE is an HPatches release (one folder per i_*/v_* sequence of 65x65 patch
+stacks), the real one or `facemetric protocol patches`' output; the patches of --split / --part are packed
+grey at --size (default 32), one identity per 3-D point (<sequence>/<patch>):
+  facemetric prepare bench/patches caches/patches-train --patches --split a --part train
 """,
     )
     p.add_argument("source", help="dataset folder or CSV")
@@ -52,6 +57,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "finds no face)",
     )
     add_layout(p, "SOURCE")
+    p.add_argument("--patches", action="store_true", help="SOURCE is an HPatches release: pack its patches (see below)")
+    p.add_argument(
+        "--split",
+        default="full",
+        help="--patches: full, illum (i_*), view (v_*), or a split of splits.json (a, b, c; default full)",
+    )
+    p.add_argument("--part", default="train", choices=["train", "test"], help="--patches: that split's part")
+    p.add_argument("--splits-json", help="--patches: hpatches-benchmark's splits.json (default SOURCE/splits.json)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count; 0 = none)")
     p.add_argument("--overwrite", action="store_true", help="replace an OUT that holds a different cache")
     p.set_defaults(run=run)
@@ -62,6 +75,16 @@ def run(args: argparse.Namespace) -> int:
 
     from facemetric.data.prepare import PrepareOptions, prepare
 
+    if args.patches:
+        from facemetric.data.hpatches import prepare_patches
+
+        summary = prepare_patches(
+            args.source, args.out, args.split, args.part, args.splits_json, args.size or 32, args.overwrite
+        )
+        if summary.get("up_to_date"):
+            log.info("%s is up to date: nothing to do", args.out)
+        print_json(summary)
+        return 0
     offered = {"fraction": args.center_fraction, "max_upsample": args.max_upsample, "detector": args.detector}
     size = args.size or (150 if args.align == "dlib-chip" else 112)
     options = PrepareOptions.for_backend(size, args.align, args.channels, offered, args.layout)

@@ -1,12 +1,19 @@
-"""``facemetric protocol``: evaluation protocols built from a dataset (pair folds, open-set split, course layout)."""
+"""``facemetric protocol``: evaluation protocols built from a dataset (pair folds, open-set split, course layout,
+an HPatches-style patch benchmark from photos)."""
 
 from __future__ import annotations
 
 import argparse
 
-from facemetric.cli.common import add_layout, log, print_json
+from facemetric.cli.common import RAW, add_layout, log, print_json
 
-HELP = "build evaluation protocols from a dataset: pair folds, open-set split, course layout"
+HELP = "build evaluation protocols from a dataset: pair folds, open-set split, course layout, patch benchmark"
+# facemetric.data.patch_sequences.JITTER, written out so that the parser imports no numpy (a test compares them)
+JITTER_HELP = """\
+  level  rotation  scale   anisotropy  shift (of the side)  median overlap
+  e      +-10 deg  +-10 %  +-10 %      +-6 %                0.85 (the release's easy: ~0.85)
+  h      +-20 deg  +-25 %  +-15 %      +-12 %               0.72 (the release's hard: ~0.72)
+  t      +-30 deg  +-35 %  +-25 %      +-16 %               0.62"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "path,identity,subset. Paths are written relative to DATA: evaluate with --images DATA. `course`: the "
             "CMU 11-785 HW2P2 folder layout (classification train/dev/test, verification known/unknown_dev/"
             "unknown_test with verification_dev.csv, and the answer keys), the classification and verification "
-            "people disjoint."
+            "people disjoint. `patches`: an HPatches-style patch benchmark (i_/v_ sequences of 65x65 patches) "
+            "made from any folder of photos."
         ),
     )
     psub = p.add_subparsers(dest="protocol", required=True, metavar="KIND")
@@ -48,6 +56,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--seed", type=int, default=0)
     add_layout(q)
     _add_course(psub)
+    _add_patches(psub)
     p.set_defaults(run=run)
 
 
@@ -118,10 +127,102 @@ def _add_course(psub: argparse._SubParsersAction) -> None:
     add_layout(q)
 
 
+def _add_patches(psub: argparse._SubParsersAction) -> None:
+    q = psub.add_parser(
+        "patches",
+        help="an HPatches-style patch benchmark (i_/v_ sequences of 65x65 patches) made from photos",
+        formatter_class=RAW,
+        description=f"""\
+The HPatches layout (Balntas et al., CVPR 2017) built from any folder of photos (read recursively; unreadable,
+too small or textureless photos are skipped and listed in OUT/skipped.csv). Each photo is the reference of one
+sequence: i_<name> (illumination: the same view under five strong photometric changes: colour re-weighting,
+gamma, a smooth illumination field, gain and offset, noise, JPEG) or v_<name> (viewpoint: five random
+homographies, mild photometric change). Points: SIFT (DoG) keypoints, strongest first, spread out, whose
+upright square region (side: --magnification x the keypoint's diameter) stays in view in every target.
+
+OUT/<sequence>/ holds ref.png, e1..e5.png, h1..h5.png, t1..t5.png (vertical stacks of 65x65 grey patches, patch
+k of each the same point) and H_ref_1..H_ref_5 (reference -> target homographies); OUT/splits.json (split a,
+train and test sequences), OUT/skipped.csv, OUT/benchmark.json (options, counts; written last). Patches eK,
+hK and tK are target K read through its homography after a per-patch jitter of the region (drawn uniformly
+in +- these; median overlap: of the region's disc with its jittered image):
+{JITTER_HELP}
+
+The same photos, seed and options give byte-identical files. Needs OpenCV: pip install 'facemetric[patches]'.
+example:
+  facemetric protocol patches photos/ bench/patches --points 100 --max-photos 100 --seed 0
+  facemetric prepare bench/patches caches/patches-train --patches --split a --part train""",
+    )
+    q.add_argument("photos", help="folder of photos (read recursively)")
+    q.add_argument("out", help="output folder (new or empty)")
+    q.add_argument("--points", type=int, default=100, help="patches (points) per sequence at most (default 100)")
+    q.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
+    q.add_argument(
+        "--kinds",
+        default="both",
+        choices=["both", "illum", "view"],
+        help="sequence kinds: both (a seeded coin per photo, default), illum (i_ only) or view (v_ only)",
+    )
+    q.add_argument(
+        "--max-photos",
+        type=int,
+        default=None,
+        help="make at most this many sequences, photos taken in a seeded random order (default: every photo)",
+    )
+    q.add_argument(
+        "--magnification",
+        type=float,
+        default=5.0,
+        help="measurement region side / keypoint diameter (default 5, HPatches' factor; clamped to 16..256 pixels)",
+    )
+    q.add_argument(
+        "--train-fraction",
+        type=float,
+        default=2 / 3,
+        help="fraction of each kind's sequences in splits.json's train part (default 2/3)",
+    )
+    q.add_argument("--max-side", type=int, default=1024, help="larger photos are shrunk to this side (default 1024)")
+    q.add_argument("--overwrite", action="store_true", help="replace the patch benchmark built in OUT before")
+
+
+def _run_patches(args: argparse.Namespace) -> int:
+    from facemetric.data.patch_benchmark import build_patch_benchmark
+
+    summary = build_patch_benchmark(
+        args.photos,
+        args.out,
+        points=args.points,
+        seed=args.seed,
+        kinds=args.kinds,
+        max_photos=args.max_photos,
+        magnification=args.magnification,
+        train_fraction=args.train_fraction,
+        max_side=args.max_side,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    result = summary.as_dict()
+    skipped = result.pop("skipped")
+    for file, reason in skipped[:10]:
+        log.warning("patches protocol: skipped %s: %s", file, reason)
+    if len(skipped) > 10:
+        log.warning("patches protocol: %d more skipped photos, listed in %s/skipped.csv", len(skipped) - 10, args.out)
+    print_json({**result, "skipped": len(skipped)})
+    log.info(
+        "train on it: facemetric prepare %s caches/patches-train --patches --split a --part train; "
+        "facemetric train configs/patches/hardnet.yaml; evaluate: facemetric eval --model MODEL --patches %s "
+        "--patch-split a --patch-part test",
+        args.out,
+        args.out,
+    )
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from facemetric.eval.course_files import write_course_layout
     from facemetric.eval.protocol_files import make_open_set_split, make_pair_protocol
 
+    if args.protocol == "patches":
+        return _run_patches(args)
     if args.protocol == "course":
         summary = write_course_layout(
             args.data,

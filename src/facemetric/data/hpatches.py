@@ -18,6 +18,7 @@ benchmark's train/test splits ``a``, ``b``, ``c`` are lists of sequence names in
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,9 +153,16 @@ def read_hpatches(root: str | Path, sequences: list[str] | None = None, size: in
     )
 
 
-def write_patch_cache(patches: PatchSet, out: str | Path, source: str = "hpatches") -> Path:
+def write_patch_cache(
+    patches: PatchSet,
+    out: str | Path,
+    source: str = "hpatches",
+    fingerprint: str | None = None,
+    summary: dict | None = None,
+) -> Path:
     """``patches`` as a prepared cache (``images.npy``, ``manifest.csv``, ``meta.json`` ...), a
-    ``data.source``; identities are ``<sequence>/<patch index>``. ``meta.json`` is written last."""
+    ``data.source``; identities are ``<sequence>/<patch index>``. ``summary`` (if any) goes to
+    ``summary.json``; ``meta.json`` is written last (a cache without it is unfinished)."""
     from facemetric.data.prepare import FORMAT, FORMAT_VERSION
 
     out = Path(out)
@@ -175,12 +183,55 @@ def write_patch_cache(patches: PatchSet, out: str | Path, source: str = "hpatche
     meta = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
-        "fingerprint": f"hpatches:{source}:{len(patches)}",
+        "fingerprint": fingerprint or f"hpatches:{source}:{len(patches)}",
         "options": {"size": size, "channels": 1, "align": "none", "source": source},
         "images": len(patches),
         "identities": int(len(np.unique(patches.labels))),
         "mean": [round(float(pixels.mean()), 5)],
         "std": [round(max(float(pixels.std()), 1e-3), 5)],
     }
+    if summary is not None:
+        write_json(out / "summary.json", summary)
     write_json(out / "meta.json", meta)
     return out
+
+
+def prepare_patches(
+    root: str | Path,
+    out: str | Path,
+    split: str = "full",
+    part: str = "train",
+    splits_json: str | Path | None = None,
+    size: int = 32,
+    overwrite: bool = False,
+) -> dict:
+    """``facemetric prepare --patches``: the sequences of ``split`` / ``part`` of the release at ``root``
+    packed into the cache ``out`` (a ``data.source``); returns a summary. ``splits_json`` defaults to
+    ``root/splits.json`` when the split is not one of full, illum, view."""
+    from facemetric.data.prepare import check_output
+
+    root, out = Path(root), Path(out)
+    if splits_json is None and split not in ("full", "illum", "view") and (root / "splits.json").is_file():
+        splits_json = root / "splits.json"
+    names = sequence_names(root, split, part, splits_json)
+    source = f"{root.name}:{split}" + (f":{part}" if split not in ("full", "illum", "view") else "")
+    digest = hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+    fingerprint = f"hpatches:{source}:{size}:{len(names)}:{digest}"
+    stored = check_output(out, fingerprint, overwrite)  # refuses an OUT holding something else, unless overwrite
+    if stored is not None:
+        return {**stored, "up_to_date": True}
+    patches = read_hpatches(root, names, size)
+    summary = {
+        "source": str(root),
+        "split": split,
+        "part": part,
+        "sequences": len(names),
+        "illumination": sum(n.startswith("i_") for n in names),
+        "viewpoint": sum(n.startswith("v_") for n in names),
+        "points": int(len(np.unique(patches.labels))),
+        "patches": len(patches),
+        "size": size,
+        "out": str(out),
+    }
+    write_patch_cache(patches, out, source, fingerprint, summary)
+    return summary

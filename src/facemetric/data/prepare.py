@@ -105,7 +105,7 @@ def _read_progress(path: Path) -> dict[int, list]:
     return done
 
 
-def _check_out(out: Path, fingerprint: str, overwrite: bool) -> dict | None:
+def check_output(out: Path, fingerprint: str, overwrite: bool) -> dict | None:
     """The stored summary if ``out`` is already this cache; raise if it holds something else."""
     meta_path = out / "meta.json"
     if meta_path.exists():
@@ -164,7 +164,7 @@ def prepare(
     out = Path(out)
     manifest = scan_source(source, options.layout, options.flat_pattern)
     fingerprint = options.fingerprint(manifest)
-    stored = _check_out(out, fingerprint, overwrite)
+    stored = check_output(out, fingerprint, overwrite)
     if stored is not None:
         return PrepareResult(out, stored, up_to_date=True)
     aligner = build_aligner(options.align, options.size, options.channels, **options.align_options)  # fails early

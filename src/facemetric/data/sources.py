@@ -111,13 +111,14 @@ class DatasetError(FacemetricError, ValueError):
     """A dataset cannot be used at all (no images, unreadable CSV ...)."""
 
 
-def _visible_files(folder: Path) -> list[Path]:
+def visible_files(folder: Path) -> list[Path]:
     """Every non-hidden entry that is not a folder: files, and also broken or looping symlinks and
     special files, so that decoding reports them with a reason instead of their vanishing here."""
     return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and not p.is_dir())
 
 
-def _is_candidate_image(path: Path) -> bool:
+def is_candidate_image(path: Path) -> bool:
+    """Whether decoding is tried on ``path``: any file but those of known non-image extensions (CSV, text ...)."""
     return path.suffix.lower() not in NOT_IMAGE_EXTENSIONS
 
 
@@ -130,10 +131,10 @@ def flat_images(folder: str | Path, what: str = "image") -> tuple[list[Path], li
         raise DatasetError(
             f"{root}: no such folder ({what}); give the folder holding the {what} photos (a flat folder of image files)"
         )
-    files = _visible_files(root)
-    paths = [p for p in files if _is_candidate_image(p)]
+    files = visible_files(root)
+    paths = [p for p in files if is_candidate_image(p)]
     notes = []
-    others = [p.name for p in files if not _is_candidate_image(p)]
+    others = [p.name for p in files if not is_candidate_image(p)]
     if others:
         notes.append(f"{root}: {len(others)} file(s) skipped, not images by extension: {', '.join(others[:5])}")
     subfolders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -153,15 +154,15 @@ def scan_folders(root: str | Path) -> Manifest:
     identities: list[str] = []
     skipped: list[tuple[Path, str]] = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files = list(_visible_files(folder))
-        images = [p for p in files if _is_candidate_image(p)]
-        skipped += [(p, "not an image file (by extension)") for p in files if not _is_candidate_image(p)]
+        files = list(visible_files(folder))
+        images = [p for p in files if is_candidate_image(p)]
+        skipped += [(p, "not an image file (by extension)") for p in files if not is_candidate_image(p)]
         if not images:
             skipped.append((folder, "identity folder contains no images"))
             continue
         paths += images
         identities += [folder.name] * len(images)
-    skipped += [(p, "file at the top level, not inside an identity folder") for p in _visible_files(root)]
+    skipped += [(p, "file at the top level, not inside an identity folder") for p in visible_files(root)]
     if not paths:
         raise DatasetError(f"{root}: no images found in any sub-folder (expected root/<identity>/<image>)")
     return Manifest(paths, identities, root, "folders", skipped)
@@ -206,8 +207,8 @@ def scan_flat(root: str | Path, pattern: str = DEFAULT_FLAT_PATTERN) -> Manifest
     paths: list[Path] = []
     identities: list[str] = []
     skipped: list[tuple[Path, str]] = []
-    for path in _visible_files(root):
-        if not _is_candidate_image(path):
+    for path in visible_files(root):
+        if not is_candidate_image(path):
             skipped.append((path, "not an image file (by extension)"))
             continue
         match = regex.search(path.name)
@@ -259,7 +260,7 @@ def scan_source(source: str | Path, layout: str = "auto", flat_pattern: str = DE
     if labels is not None:
         return scan_csv(labels)
     subdirs = [p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    images = [p for p in _visible_files(path) if _is_candidate_image(p)]
+    images = [p for p in visible_files(path) if is_candidate_image(p)]
     if len(subdirs) == 1 and not images:
         return scan_source(subdirs[0], "auto", flat_pattern)
     if subdirs:

@@ -10,7 +10,12 @@ network trained with a hardest-in-batch triplet loss and dropout 0.3 before the 
 
 Both papers normalise every input patch by its own mean and standard deviation before the net
 (``input_norm``, on by default for both), which makes the descriptor invariant to affine
-brightness changes ``x -> a x + b`` (``a > 0``) of the patch.
+brightness changes ``x -> a x + b`` (``a > 0``) of the patch. ``normalize=False`` drops the final L2
+normalisation during training (the descriptor's length is then free; evaluation and every embedder
+still compare unit vectors) and ``batch_norm=False`` every BatchNorm (convolutions get biases): the
+"no normalisation" of the collapsing recipe reproduced in BENCHMARKS.md. The last BatchNorm is what
+makes the network itself resist collapse: it keeps every output dimension's batch variance at 1, so
+the descriptors of a batch cannot all coincide.
 """
 
 from __future__ import annotations
@@ -23,9 +28,12 @@ from facemetric.models.registry import register_model
 
 
 def conv_bn_free(
-    in_ch: int, out_ch: int, kernel: int | tuple[int, int], stride: int = 1, padding: int = 0
+    in_ch: int, out_ch: int, kernel: int | tuple[int, int], stride: int = 1, padding: int = 0, batch_norm: bool = True
 ) -> list[nn.Module]:
-    """Convolution (no bias) and a BatchNorm without affine parameters, as in L2-Net."""
+    """Convolution (no bias) and a BatchNorm without affine parameters, as in L2-Net; without batch norm,
+    a convolution with a bias."""
+    if not batch_norm:
+        return [nn.Conv2d(in_ch, out_ch, kernel, stride, padding, bias=True)]
     return [nn.Conv2d(in_ch, out_ch, kernel, stride, padding, bias=False), nn.BatchNorm2d(out_ch, affine=False)]
 
 
@@ -54,6 +62,8 @@ class L2Net(nn.Module):
         input_size: tuple[int, int] = (32, 32),
         dropout: float = 0.0,
         input_norm: bool = True,
+        normalize: bool = True,
+        batch_norm: bool = True,
     ) -> None:
         super().__init__()
         h, w = input_size
@@ -63,21 +73,22 @@ class L2Net(nn.Module):
                 f"valid conv over the remaining input/4 map); got input_size {tuple(input_size)}"
             )
         self.embedding_dim = embedding_dim
-        self.input_norm = input_norm
+        self.input_norm, self.normalize = input_norm, normalize
         layers: list[nn.Module] = []
         ch = in_channels
         for width, stride in ((32, 1), (32, 1), (64, 2), (64, 1), (128, 2), (128, 1)):
-            layers += [*conv_bn_free(ch, width, 3, stride, padding=1), nn.ReLU(inplace=True)]
+            layers += [*conv_bn_free(ch, width, 3, stride, 1, batch_norm), nn.ReLU(inplace=True)]
             ch = width
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
-        layers += conv_bn_free(ch, embedding_dim, (h // 4, w // 4))
+        layers += conv_bn_free(ch, embedding_dim, (h // 4, w // 4), batch_norm=batch_norm)
         self.features = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.input_norm:
             x = patch_normalize(x)
-        return F.normalize(self.features(x).flatten(1), dim=1)
+        out = self.features(x).flatten(1)
+        return F.normalize(out, dim=1) if self.normalize else out
 
 
 @register_model("l2net")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from facemetric.eval.evaldir import is_eval_dir
+from facemetric.eval.patch_evaldir import is_patch_eval_dir
 from facemetric.eval.runner import EvaluationError, evaluate_run_to_folder
 from facemetric.report.render import render_report
 from facemetric.train.callbacks.tracking import attach_files
@@ -19,13 +20,13 @@ def make_report(
     screenshot: str | Path | None = None,
     progress: bool = True,
 ) -> dict[str, Path]:
-    """The report of ``path``: an evaluation folder (``facemetric eval --out``) as it is, or a training run
+    """The report of ``path``: an evaluation folder (``facemetric eval [--patches] --out``) as it is, or a training run
     folder, whose checkpoint is evaluated on the run's held-out identities into ``path/eval`` first
     (again when ``refresh``, ``checkpoint`` or ``far`` is given), and whose tracked runs (MLflow, W&B)
     get ``report.html`` as an artifact. Returns the files written."""
     folder = Path(path)
     run_dir = None
-    if not is_eval_dir(folder):
+    if not (is_eval_dir(folder) or is_patch_eval_dir(folder)):
         if not (folder / "config.yaml").is_file():
             raise EvaluationError(
                 f"{folder} is neither an evaluation folder (no eval.json: make one with facemetric "

@@ -308,3 +308,44 @@ def dir_far_plot(dir_at_far: Mapping[str, Any]) -> bytes | None:
     ax.set_title("Open-set DIR at FAR")
     ax.grid(True, which="both", alpha=0.3)
     return _png(fig)
+
+
+PATCH_MARKERS = {"ref": "*", "e": "o", "h": "s", "t": "^"}  # image of an HPatches patch -> marker
+
+
+def patch_tsne_plot(descriptors: ArrayLike, points: ArrayLike, images: ArrayLike, seed: int = 0) -> bytes | None:
+    """2-D t-SNE of patch descriptors: colour by 3-D point, marker by image (ref star, easy circle, hard
+    square, tough triangle), so a point whose tough patches drift away from its cluster shows; None
+    under 5 patches."""
+    from sklearn.manifold import TSNE
+
+    desc = np.asarray(descriptors, dtype=np.float32)
+    names, kinds = np.asarray(points).astype(str), np.asarray(images).astype(str)
+    n = len(desc)
+    if n < 5:
+        return None
+    xy = TSNE(n_components=2, init="pca", random_state=seed, perplexity=min(30.0, (n - 1) / 3)).fit_transform(desc)
+    order = sorted(set(names.tolist()))
+    colours = [matplotlib.colormaps[name](i) for name in ("tab20", "tab20b") for i in range(20)]
+    colour = {name: colours[i % len(colours)] for i, name in enumerate(order)}
+    fig, (ax,) = _figure(size=(6.5, 4.8))
+    for image in ("t", "h", "e", "ref"):  # the reference patches last, on top
+        at = kinds == "ref" if image == "ref" else np.char.startswith(kinds, image) & (kinds != "ref")
+        if at.any():
+            ref = image == "ref"
+            ax.scatter(
+                xy[at, 0],
+                xy[at, 1],
+                s=70 if ref else 14,
+                marker=PATCH_MARKERS[image],
+                c=[colour[name] for name in names[at]],
+                edgecolors="black" if ref else "none",
+                linewidths=0.6,
+            )
+    for image, label in (("ref", "reference"), ("e", "easy"), ("h", "hard"), ("t", "tough")):
+        ax.scatter([], [], marker=PATCH_MARKERS[image], color="0.3", label=label)
+    ax.set_title(f"t-SNE: {len(order)} points x {n // max(len(order), 1)} patches, colour = point", fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False, title="image", title_fontsize=8)
+    return _png(fig)

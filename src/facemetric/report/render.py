@@ -37,6 +37,7 @@ from facemetric.core.results import (
     RetrievalResult,
     VerificationResult,
 )
+from facemetric.eval.patch_evaldir import is_patch_eval_dir
 from facemetric.report import plots
 from facemetric.report.document import (
     FILES_DIR,
@@ -744,16 +745,21 @@ def _figures(sections: list[Section]) -> list[Figure]:
 def render_report(eval_dir: str | Path, title: str | None = None) -> ReportPaths:
     """Write ``report.html`` (self-contained) and ``report.md`` (+ ``report_files/*.png``) into ``eval_dir``.
 
-    Raises :class:`ReportError` when ``eval_dir`` is not a facemetric-eval/1
-    folder or one of its files is malformed. Sections whose inputs are absent
+    Raises :class:`ReportError` when ``eval_dir`` is not a facemetric-eval/1 (or, from ``eval --patches``,
+    facemetric-patches/1) folder or one of its files is malformed. Sections whose inputs are absent
     say so instead of failing. PNGs left in ``report_files/`` by an earlier
     render that this one does not produce are removed.
     """
     eval_dir = Path(eval_dir)
-    doc = _load_eval(eval_dir)
-    sections = _sections(doc, eval_dir)
+    if is_patch_eval_dir(eval_dir):  # facemetric eval --patches: its own results and sections
+        from facemetric.report.patches import patch_report
+
+        meta, sections = patch_report(eval_dir)
+    else:
+        doc = _load_eval(eval_dir)
+        sections = _sections(doc, eval_dir)
+        meta = _meta(doc)
     title = title or DEFAULT_TITLE
-    meta = _meta(doc)
 
     files_dir = eval_dir / FILES_DIR
     files_dir.mkdir(exist_ok=True)

@@ -81,10 +81,11 @@ class CollapseMonitor:
             if reason:
                 self.fired = True
                 message = (
-                    f"embedding collapse at step {step}: {reason}. The network maps different people to "
+                    f"embedding collapse at step {step}: {reason}. The network maps different identities to "
                     "(nearly) the same point, so the loss stops teaching it anything. Usual causes: a too-high "
-                    "learning rate (optim.lr), a too-large margin, or hard mining from a random start - try "
-                    "semi-hard mining for the first epochs (loss.schedule), a lower lr or a longer warm-up."
+                    "learning rate (optim.lr), a too-large margin, hard mining from a random start, or a network "
+                    "without normalisation (no batch norm before the embedding) - try semi-hard mining for the "
+                    "first epochs (miner.schedule), a lower lr or a longer warm-up, or a model with batch norm."
                 )
                 if self.cfg.stop:
                     raise CollapseError(message)
