@@ -6,7 +6,6 @@ import sys
 
 import numpy as np
 import pytest
-from hpatches_fakes import texture
 
 from facemetric.core.errors import MissingDependencyError, UnknownNameError
 from facemetric.eval.patch_baselines import (
@@ -16,6 +15,7 @@ from facemetric.eval.patch_baselines import (
     sift,
     sift_keypoint_size,
 )
+from hpatches_fakes import texture
 
 
 def test_raw_pixels_ignore_a_brightness_gain_and_offset() -> None:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hpatches_fakes import write_release
 
 from facemetric.cli import main
 from facemetric.core.checkpoint import model_fingerprint, save_checkpoint
@@ -17,6 +16,7 @@ from facemetric.core.spec import ImageSpec
 from facemetric.data.hpatches import IMAGES, read_hpatches
 from facemetric.eval.patch_pairs import PatchProtocolError
 from facemetric.eval.patch_run import evaluate_release, patch_model
+from hpatches_fakes import write_release
 
 
 @pytest.fixture(scope="module")
