@@ -100,3 +100,37 @@ def test_prepare_patches_packs_a_split_and_knows_a_finished_cache(tmp_path: Path
         prepare_patches(release, tmp_path / "train", "a", "test")
     test = prepare_patches(release, tmp_path / "train", "a", "test", overwrite=True)
     assert test["sequences"] == 1 and load_prepared(tmp_path / "train").identity_names == ["i_b/0", "i_b/1"]
+
+
+def test_val_group_holds_out_whole_sequences(tmp_path: Path) -> None:
+    from facemetric.core.config import DataConfig
+    from facemetric.data.dataset import load_dataset
+    from facemetric.data.split import split_identities
+
+    # by hand: identities 0-5 in groups a a b b c c; holding out one group takes both of its identities
+    labels = np.repeat(np.arange(6), 3)
+    train, val = split_identities(labels, 1, seed=0, groups=np.array([0, 0, 1, 1, 2, 2]))
+    held = set(labels[val].tolist())
+    assert held in ({0, 1}, {2, 3}, {4, 5}) and not held & set(labels[train].tolist())
+    with pytest.raises(DatasetError, match="cannot hold out 3 validation groups"):
+        split_identities(labels, 3, groups=np.array([0, 0, 1, 1, 2, 2]))
+
+    for name, base in (("i_a", 10), ("i_b", 60), ("v_c", 110), ("v_d", 160)):
+        _sequence(tmp_path / "release", name, 3, base)
+    cache = prepare_patches(tmp_path / "release", tmp_path / "cache")["out"]
+    split = load_dataset(
+        DataConfig(
+            source=cache, channels=1, image_size=[32, 32], val_identities=0.5, val_group="^([^/]+)/", cache_dir=None
+        ),
+        False,
+    )
+    assert split.val is not None
+    seqs = {
+        side: {n.split("/")[0] for n in part.identity_names} for side, part in (("t", split.train), ("v", split.val))
+    }
+    assert len(seqs["v"]) == 2 and len(seqs["t"]) == 2 and not seqs["t"] & seqs["v"]  # whole sequences, disjoint
+    assert len(split.val.identity_names) == 6  # all 3 points of each held-out sequence
+    with pytest.raises(DatasetError, match=r"does not match 12 identity name"):
+        load_dataset(
+            DataConfig(source=cache, channels=1, image_size=[32, 32], val_group=r"^(x)_", cache_dir=None), False
+        )

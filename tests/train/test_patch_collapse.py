@@ -32,11 +32,11 @@ def _train(config: str, cache: Path, out: Path, caplog: pytest.LogCaptureFixture
         [
             f"data.source={cache}",
             "data.image_size=[16, 16]",
-            "data.val_identities=8",
-            "sampler.p=32",  # 64 points in all: a batch of half of them is this data's "large batch"
+            "data.val_identities=2",  # whole sequences (data.val_group): 2 of 6
+            "sampler.p=32",  # 48 training points: a batch of two thirds of them is this data's "large batch"
             "sampler.batches_per_epoch=15",
-            "train.epochs=3",
-            "train.val_every=3",
+            "train.epochs=4",
+            "train.val_every=4",
             "train.amp=false",
             "train.loggers=[]",
             "train.progress=false",
@@ -58,7 +58,7 @@ def test_collapsing_recipe_is_caught_and_recommended_recipe_is_not(
     epochs, warnings = _train("collapse.yaml", cache, tmp_path / "collapse", caplog)
     assert len(warnings) == 1 and "miner.schedule" in warnings[0]  # once, with the advice
     last = epochs[-1]
-    assert last["spread/mean_distance"] < 0.1 and last["spread/at_margin"] > 0.9  # one point, triplets at the margin
+    assert last["spread/mean_distance"] < 0.1 and last["spread/at_margin"] > 0.75  # one point, triplets at the margin
     assert last["loss"] == pytest.approx(1.0, abs=0.05)  # stuck at the margin
 
     caplog.clear()

@@ -89,6 +89,9 @@ class DataConfig(Section):
     crop: float = Field(1.0, gt=0.05, le=1.0)  # central fraction kept before resizing (LFW deep-funneled: 0.6)
     # held-out identities: a count (>= 1) or a fraction (< 1) of those with 2+ images
     val_identities: int | float = 0.1
+    # hold out whole groups of identities: a regex whose first group names an identity's group (patches from
+    # `prepare --patches`: ^([^/]+)/, the sequence), so no group is on both sides; val_identities then counts groups
+    val_group: str | None = None
     # closed-set classification (same people, other images): a count (>= 1) or a fraction (< 1) of each
     # training person's images held out of training, whose identity the classifier head then predicts
     val_images: int | float = 0
@@ -106,15 +109,17 @@ class DataConfig(Section):
             raise ValueError(f"each side must be at least 8 pixels, got {value}")
         return value
 
-    @field_validator("flat_pattern")
+    @field_validator("flat_pattern", "val_group")
     @classmethod
-    def _pattern(cls, value: str) -> str:
+    def _pattern(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         try:
             compiled = re.compile(value)
         except re.error as exc:
             raise ValueError(f"not a regular expression ({exc})") from None
         if compiled.groups < 1:
-            raise ValueError("needs a capturing group for the identity, e.g. ^([^.]+)")
+            raise ValueError("needs a capturing group, e.g. ^([^.]+) (flat_pattern) or ^([^/]+)/ (val_group)")
         return value
 
     @field_validator("val_identities", "val_images", mode="before")

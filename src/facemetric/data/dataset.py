@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,6 +127,20 @@ def as_classes(images: PackedImages, classes: list[str], where: str) -> PackedIm
     return dataclasses.replace(part, labels=own[keep], identity_names=list(classes))
 
 
+def identity_groups(names: list[str], pattern: str, where: str) -> np.ndarray:
+    """The group of each identity (``data.val_group``'s first capture in its name), as group numbers."""
+    regex = re.compile(pattern)
+    found = [regex.search(name) for name in names]
+    missing = [name for name, match in zip(names, found) if match is None]
+    if missing:
+        raise DatasetError(
+            f"{where}: data.val_group {pattern!r} does not match {len(missing)} identity name(s), e.g. "
+            f"{missing[:3]}; it must find the group (first capture) in every identity's name"
+        )
+    keys = [match.group(1) for match in found if match is not None]
+    return np.unique(keys, return_inverse=True)[1]
+
+
 def load_dataset(cfg: DataConfig, progress: bool = True, out_dir: Path | None = None) -> DatasetSplit:
     """Scan, decode (via the cache) and split ``cfg.source``; bad inputs are reported, not fatal.
 
@@ -139,7 +154,8 @@ def load_dataset(cfg: DataConfig, progress: bool = True, out_dir: Path | None = 
     if len(packed) == 0:
         report_skipped(skipped, out_dir)
         raise DatasetError(f"{cfg.source}: no usable image (see the skipped inputs above)")
-    train_idx, val_idx = split_identities(packed.labels, cfg.val_identities, cfg.split_seed)
+    groups = identity_groups(packed.identity_names, cfg.val_group, cfg.source) if cfg.val_group else None
+    train_idx, val_idx = split_identities(packed.labels, cfg.val_identities, cfg.split_seed, groups=groups)
     train = packed.subset(train_idx)
     val = packed.subset(val_idx) if len(val_idx) else None
     dev = None
@@ -154,7 +170,8 @@ def load_dataset(cfg: DataConfig, progress: bool = True, out_dir: Path | None = 
         _same_cut(more_spec, spec, f"data.extra_sources: {source}")
         if len(more) == 0:
             raise DatasetError(f"data.extra_sources: {source}: no usable image")
-        more_train, _ = split_identities(more.labels, cfg.val_identities, cfg.split_seed)
+        more_groups = identity_groups(more.identity_names, cfg.val_group, source) if cfg.val_group else None
+        more_train, _ = split_identities(more.labels, cfg.val_identities, cfg.split_seed, groups=more_groups)
         extras.append(more.subset(more_train))
     if extras:
         prefixes = [""] + [f"{Path(s).name}/" for s in cfg.extra_sources]
