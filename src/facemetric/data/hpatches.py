@@ -127,6 +127,13 @@ def sequence_names(
     return sorted(wanted)
 
 
+def splits_file(root: str | Path, split: str, splits_json: str | Path | None) -> str | Path | None:
+    """``splits_json``, or for a split of one (a, b, c) the release's own ``root/splits.json`` when present."""
+    if splits_json is None and split not in ("full", "illum", "view") and (Path(root) / "splits.json").is_file():
+        return Path(root) / "splits.json"
+    return splits_json
+
+
 def read_hpatches(root: str | Path, sequences: list[str] | None = None, size: int = 32) -> PatchSet:
     """The patches of ``sequences`` (default: every sequence folder of ``root``), ``size`` x ``size`` grey."""
     names = sequences if sequences is not None else sequence_names(root)
@@ -211,9 +218,7 @@ def prepare_patches(
     from facemetric.data.prepare import check_output
 
     root, out = Path(root), Path(out)
-    if splits_json is None and split not in ("full", "illum", "view") and (root / "splits.json").is_file():
-        splits_json = root / "splits.json"
-    names = sequence_names(root, split, part, splits_json)
+    names = sequence_names(root, split, part, splits_file(root, split, splits_json))
     source = f"{root.name}:{split}" + (f":{part}" if split not in ("full", "illum", "view") else "")
     digest = hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
     fingerprint = f"hpatches:{source}:{size}:{len(names)}:{digest}"

@@ -45,7 +45,7 @@ from facemetric.core.patch_results import (
 )
 from facemetric.data.hpatches import LEVELS, PatchSet
 from facemetric.eval.patch_pairs import PatchIndex, PatchProtocolError, VerificationPairs, sample_verification_pairs
-from facemetric.eval.patches import _ap_of_ranking
+from facemetric.eval.patches import ap_of_ranking
 
 CHUNK = 1024  # rows of a distance block
 TIE = 1e-10  # squared distances closer than this are ties
@@ -105,7 +105,7 @@ def _squared(q: np.ndarray, x: np.ndarray) -> np.ndarray:
 def _ranked_ap(distances: np.ndarray, same: np.ndarray) -> float:
     """AP of pairs ranked by distance (stable: equal distances keep the list's order)."""
     order = np.argsort(distances, kind="stable")
-    return _ap_of_ranking(same[order], int(same.sum()))
+    return ap_of_ranking(same[order], int(same.sum()))
 
 
 def verification_scores(
@@ -145,7 +145,7 @@ def sequence_matching_ap(ref: np.ndarray, target: np.ndarray) -> float:
     """:func:`~facemetric.eval.patches.matching_ap` computed in chunks (the same figure without an N x N matrix)."""
     nearest, dist = _nearest(ref, target)
     correct = nearest == np.arange(len(ref))
-    return _ap_of_ranking(correct[np.argsort(dist, kind="stable")], len(ref))
+    return ap_of_ranking(correct[np.argsort(dist, kind="stable")], len(ref))
 
 
 def matching_scores(desc: np.ndarray, index: PatchIndex) -> tuple[LevelScores, int]:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from facemetric.core.patch_results import PatchTaskResults
-from facemetric.data.hpatches import IMAGES, PATCH, PatchSet, read_hpatches, sequence_names
+from facemetric.data.hpatches import IMAGES, PATCH, PatchSet, read_hpatches, sequence_names, splits_file
 from facemetric.eval.patch_baselines import DESCRIBERS, PatchDescriber, patch_describer
 from facemetric.eval.patch_pairs import PatchIndex, PatchProtocolError
 from facemetric.eval.patch_protocol import evaluate_patch_tasks, flat_points
@@ -136,8 +136,7 @@ def evaluate_release(
     root = Path(root)
     if split not in PATCH_SPLITS:
         raise PatchProtocolError(f"split must be one of {', '.join(PATCH_SPLITS)}, got {split!r}")
-    if splits_json is None and split not in ("full", "illum", "view") and (root / "splits.json").is_file():
-        splits_json = root / "splits.json"
+    splits_json = splits_file(root, split, splits_json)
     names = sequence_names(root, split, part, splits_json)
     describer = patch_model(model, batch_size)
     patches = read_hpatches(root, names, KEEP_SIZE)

@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 
-def _ap_of_ranking(correct: np.ndarray, n_positive: int) -> float:
+def ap_of_ranking(correct: np.ndarray, n_positive: int) -> float:
     """Average precision of a ranked list of hits (``correct`` in rank order), recall over ``n_positive``."""
     if n_positive == 0:
         return float("nan")
@@ -44,7 +44,7 @@ def verification_ap(desc_a: ArrayLike, desc_b: ArrayLike, same: ArrayLike) -> fl
     if a.shape != b.shape or a.ndim != 2 or len(y) != len(a):
         raise ValueError(f"pairs need equal (N, D) descriptor arrays and N labels, got {a.shape}, {b.shape}, {y.shape}")
     order = np.argsort(np.linalg.norm(a - b, axis=1), kind="stable")
-    return _ap_of_ranking(y[order], int(y.sum()))
+    return ap_of_ranking(y[order], int(y.sum()))
 
 
 def matching_ap(ref: ArrayLike, target: ArrayLike) -> float:
@@ -56,7 +56,7 @@ def matching_ap(ref: ArrayLike, target: ArrayLike) -> float:
     nearest = np.argmin(d, axis=1)
     correct = nearest == np.arange(len(r))
     order = np.argsort(d[np.arange(len(r)), nearest], kind="stable")
-    return _ap_of_ranking(correct[order], len(r))
+    return ap_of_ranking(correct[order], len(r))
 
 
 def retrieval_ap(queries: ArrayLike, query_labels: ArrayLike, pool: ArrayLike, pool_labels: ArrayLike) -> float:
@@ -70,5 +70,5 @@ def retrieval_ap(queries: ArrayLike, query_labels: ArrayLike, pool: ArrayLike, p
     for k in range(len(q)):
         positive = pl == ql[k]
         order = np.argsort(d[k], kind="stable")
-        aps.append(_ap_of_ranking(positive[order], int(positive.sum())))
+        aps.append(ap_of_ranking(positive[order], int(positive.sum())))
     return float(np.nanmean(aps)) if aps else float("nan")

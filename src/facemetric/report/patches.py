@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from facemetric.core.patch_results import LEVEL_NAMES, PatchEvalDocument, percent
 from facemetric.report import plots
 from facemetric.report.document import Figure, Para, Section, Table, how_to_read, not_available
-from facemetric.report.render import ReportError, _load_npz, _problem
+from facemetric.report.render import ReportError, load_npz, validation_problem
 
 COLUMNS = ("Task", "Sequences", "Easy", "Hard", "Tough", "Mean")
 KIND_WORDS = {"all": "all", "illum": "illumination (i_*)", "view": "viewpoint (v_*)"}
@@ -29,7 +29,7 @@ def load_patch_eval(eval_dir: Path) -> PatchEvalDocument:
     except (OSError, UnicodeDecodeError) as e:
         raise ReportError(f"{path} cannot be read ({e}); re-run `facemetric eval --patches ROOT --out DIR`") from e
     except ValidationError as e:
-        problems = "; ".join(_problem(err) for err in e.errors()[:5])
+        problems = "; ".join(validation_problem(err) for err in e.errors()[:5])
         raise ReportError(
             f"{path} does not match the patch results this version reads: {problems}. Re-run `facemetric eval "
             "--patches ROOT --out DIR` to rewrite it"
@@ -97,7 +97,7 @@ def _tsne_section(eval_dir: Path) -> Section:
         ],
     )
     path = eval_dir / "descriptors.npz"
-    arrays = _load_npz(path, ("descriptors", "points", "images"))
+    arrays = load_npz(path, ("descriptors", "points", "images"))
     if arrays is None:
         section.blocks.append(not_available(f"{path} not found."))
         return section

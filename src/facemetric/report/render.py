@@ -83,7 +83,7 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return out or "(the document)"
 
 
-def _problem(error: Any) -> str:
+def validation_problem(error: Any) -> str:
     """One validation problem: the field and what is wrong with it."""
     where = _field_path(error["loc"])
     if error["type"] == "extra_forbidden":
@@ -119,7 +119,7 @@ def _load_eval(eval_dir: Path) -> EvalDocument:
         return EvalDocument.model_validate_json(text)
     except ValidationError as e:
         errors = sorted(e.errors(), key=lambda err: err["type"] != "extra_forbidden")  # renames first
-        problems = [_problem(err) for err in errors]
+        problems = [validation_problem(err) for err in errors]
         more = f"; and {len(problems) - MAX_PROBLEMS} more" if len(problems) > MAX_PROBLEMS else ""
         raise ReportError(
             f"{path} does not match the {EVAL_FORMAT} results this version reads: "
@@ -127,7 +127,7 @@ def _load_eval(eval_dir: Path) -> EvalDocument:
         ) from None
 
 
-def _load_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray] | None:
+def load_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray] | None:
     """The arrays ``keys`` of ``path`` (all of the same length), or None when the file is absent."""
     if not path.is_file():
         return None
@@ -412,7 +412,7 @@ def _scores_section(v: VerificationResult | None, eval_dir: Path) -> Section:
     if v is None:
         section.blocks.append(not_available("eval.json has no verification results."))
         return section
-    arrays = _load_npz(eval_dir / "scores.npz", ("scores", "same"))
+    arrays = load_npz(eval_dir / "scores.npz", ("scores", "same"))
     if arrays is None:
         section.blocks.append(not_available(f"{eval_dir / 'scores.npz'} not found."))
         return section
@@ -471,7 +471,7 @@ def _embeddings_section(eval_dir: Path) -> Section:
             )
         ],
     )
-    arrays = _load_npz(eval_dir / "embeddings.npz", ("embeddings", "identities"))
+    arrays = load_npz(eval_dir / "embeddings.npz", ("embeddings", "identities"))
     if arrays is None:
         section.blocks.append(not_available(f"{eval_dir / 'embeddings.npz'} not found."))
         return section
@@ -516,7 +516,7 @@ def _error_gallery_section(v: VerificationResult | None, eval_dir: Path) -> Sect
         ],
     )
     path = eval_dir / "errors.npz"
-    arrays = _load_npz(path, ("kind", "score", "path1", "path2", "image1", "image2"))
+    arrays = load_npz(path, ("kind", "score", "path1", "path2", "image1", "image2"))
     if arrays is None:
         section.blocks.append(not_available(f"{path} not found."))
         return section
