@@ -1,9 +1,7 @@
 """Metric-learning losses. Every module of this package registers its losses on import, so a
 new loss is one new file with ``@register_loss("name")``."""
 
-import importlib
-import pkgutil
-
+from facemetric.core.registry import discover
 from facemetric.losses.registry import (
     LOSSES,
     available_losses,
@@ -13,8 +11,6 @@ from facemetric.losses.registry import (
     register_loss,
 )
 
-for _module in pkgutil.iter_modules(__path__):
-    if not _module.name.startswith("_") and _module.name != "registry":
-        importlib.import_module(f"{__name__}.{_module.name}")
+discover(__name__, __path__)
 
 __all__ = ["LOSSES", "available_losses", "build_loss", "loss_needs_classes", "loss_takes_miner", "register_loss"]
