@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
+from facemetric.core.results import CalibratedThreshold
 from facemetric.eval.identification import (
-    Threshold,
     calibrate_threshold,
     cmc,
     decide,
@@ -192,7 +192,7 @@ def test_calibrated_threshold_meets_target_on_held_out_impostors(target):
     calibration = rng.normal(0.3, 0.1, size=n)
     held_out = rng.normal(0.3, 0.1, size=n)
     th = calibrate_threshold(calibration, target)
-    assert isinstance(th, Threshold)
+    assert isinstance(th, CalibratedThreshold)
     assert th.n_impostors == n and th.target_far == target
     assert "validation" in th.source and not th.below_resolution
     assert target - 1 / n <= th.achieved_far <= target
@@ -208,11 +208,13 @@ def test_calibration_below_resolution_is_reported():
     th = calibrate_threshold([0.1, 0.4, 0.3], 0.01, source="val split")
     assert th.value > 0.4 and th.achieved_far == 0.0 and th.below_resolution
     assert th.source == "val split"
-    json.dumps(th.to_dict())
+    json.dumps(th.model_dump())
 
 
 def test_decide():
-    th = Threshold(0.5, 0.01, 0.01, 100, "validation", False)
+    th = CalibratedThreshold(
+        value=0.5, target_far=0.01, achieved_far=0.01, n_impostors=100, source="validation", below_resolution=False
+    )
     out = decide(["alice", "bob", "carol"], [0.7, 0.5, 0.49], th)
     assert out == ["alice", "bob", "no correspondence"]
     assert decide([3, 4], [0.2, 0.9], 0.5, unknown=-1) == [-1, 4]

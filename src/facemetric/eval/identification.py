@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +43,10 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from facemetric.core.atomic import write_atomic
+from facemetric.core.matching import TEMPLATES, UNKNOWN
+from facemetric.core.results import CalibratedThreshold
 from facemetric.eval.checks import check_labels, check_positive_int
 
-TEMPLATES = ("max", "mean")
-UNKNOWN = "no correspondence"
 _NORM_TOL = 1e-2  # |norm - 1| allowed for "L2-normalised" (float16/bfloat16 storage included)
 
 
@@ -418,31 +418,9 @@ def dir_at_far(
     return out
 
 
-@dataclass(frozen=True)
-class Threshold:
-    """An open-set decision threshold: accept the top identity when score >= ``value``.
-
-    ``achieved_far`` is the false-alarm rate on the ``n_impostors`` unknown
-    probes it was calibrated on (<= ``target_far``); ``below_resolution`` says
-    ``target_far < 1 / n_impostors``, i.e. too few impostors to measure it.
-    ``source`` says where the impostors came from: it must be a validation
-    split, never the probes the threshold is then evaluated on.
-    """
-
-    value: float
-    target_far: float
-    achieved_far: float
-    n_impostors: int
-    source: str
-    below_resolution: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 def calibrate_threshold(
     unknown_top_scores: ArrayLike, target_far: float, source: str = "validation unknown probes"
-) -> Threshold:
+) -> CalibratedThreshold:
     """Threshold at which a fraction ``target_far`` of unknown probes would raise a false alarm.
 
     Pass the top scores of unknown probes from a *validation* split (people not
@@ -456,7 +434,7 @@ def calibrate_threshold(
     unknown = np.sort(_check_scores(unknown_top_scores, "unknown_top_scores"))
     t, alarms = _threshold_at_far(unknown, f)
     n = len(unknown)
-    return Threshold(
+    return CalibratedThreshold(
         value=t,
         target_far=f,
         achieved_far=alarms / n,
@@ -469,7 +447,7 @@ def calibrate_threshold(
 def decide(
     probe_top_labels: ArrayLike,
     probe_top_scores: ArrayLike,
-    threshold: Threshold | float,
+    threshold: CalibratedThreshold | float,
     unknown: Any = UNKNOWN,
 ) -> list[Any]:
     """Open-set decision per probe: its top identity if score >= threshold, else ``unknown``."""
@@ -480,13 +458,13 @@ def decide(
             f"probe_top_labels must give one label per probe: got shape {labels.shape} for "
             f"{len(scores)} probe_top_scores"
         )
-    t = threshold.value if isinstance(threshold, Threshold) else threshold
+    t = threshold.value if isinstance(threshold, CalibratedThreshold) else threshold
     if (
         isinstance(t, (bool, np.bool_))
         or not isinstance(t, (int, float, np.integer, np.floating))
         or not math.isfinite(t)
     ):
-        raise ValueError(f"threshold must be a Threshold or a finite number, got {threshold!r}")
+        raise ValueError(f"threshold must be a CalibratedThreshold or a finite number, got {threshold!r}")
     names = labels.tolist()
     if unknown in names:
         raise ValueError(
@@ -582,7 +560,7 @@ def open_set_report(
         note="thresholds re-chosen on the test unknowns; compare models with it, do not deploy its thresholds",
     )
     return {
-        "threshold": threshold.to_dict(),
+        "threshold": threshold.model_dump(),
         "test": {
             "n_known": int(test_known.sum()),
             "n_unknown": n_test_unknown,

@@ -33,10 +33,11 @@ import faiss
 import numpy as np
 
 from facemetric.core.atomic import write_atomic
-from facemetric.gallery.interface import TEMPLATES, Match, UnknownIdentityError
+from facemetric.core.matching import TEMPLATES
+from facemetric.gallery.interface import Match, UnknownIdentityError
 from facemetric.gallery.store import SQLiteStore
 
-__all__ = ["TEMPLATES", "GalleryIndex", "Match"]
+__all__ = ["GalleryIndex", "Match"]
 
 INDEX_FILE = "index.faiss"
 FORMAT = "facemetric-index/2"

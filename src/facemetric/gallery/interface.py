@@ -25,10 +25,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from facemetric.core.errors import FacemetricError
+from facemetric.core.matching import UNKNOWN
 
 MAX_NAME_LENGTH = 100
-RESERVED_NAMES = {"no correspondence"}
-TEMPLATES = ("max", "mean")
+RESERVED_NAMES = {UNKNOWN}
 _NAME_FORBIDDEN = re.compile(r"[/\\\x00-\x1f\x7f]")
 
 

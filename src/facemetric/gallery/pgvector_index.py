@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from facemetric.gallery.interface import TEMPLATES, Match, UnknownIdentityError
+from facemetric.core.matching import TEMPLATES
+from facemetric.gallery.interface import Match, UnknownIdentityError
 from facemetric.gallery.postgres import EF_SEARCH_DEFAULT, EF_SEARCH_RANGE, SCHEMA, PostgresStore, one, vector_text
 
 _EXACT_MAX = f"""

@@ -14,6 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from facemetric.core.results import CalibratedThreshold
+
 NOT_CALIBRATED = "null until the gallery is calibrated (`facemetric gallery calibrate`)"
 
 
@@ -173,30 +175,6 @@ class IdentifyAnswer(Decision):
 
 
 # ------------------------------------------------------------------ calibration
-
-
-class CalibratedThreshold(Answer):
-    """A threshold set at a false-accept rate, as stored in the gallery."""
-
-    value: float = Field(description="the threshold: accept when score >= value")
-    target_far: float = Field(description="the false-accept rate asked for")
-    achieved_far: float = Field(description="the false-accept rate on the calibration's impostor scores (<= target)")
-    n_impostors: int = Field(
-        ge=0,
-        description="impostor scores it was set on: identify, searches by someone not "
-        "enrolled; verify, comparisons with another person",
-    )
-    source: str = Field(description="where the impostor scores came from")
-    below_resolution: bool = Field(
-        description="true when target_far < 1 / n_impostors: too few impostors to measure "
-        "that rate (the threshold is then the strictest the data allows)"
-    )
-    template: str = Field(description="the template the scores used (`max` or `mean`); answers warn under another")
-    gallery_identities: int = Field(
-        ge=0,
-        description="people enrolled when calibrated; identify answers warn once the gallery has 1.5 times as many",
-    )
-    calibrated: str = Field(description="when, as local time YYYY-MM-DDTHH:MM:SS")
 
 
 class CalibrationPhotos(Answer):

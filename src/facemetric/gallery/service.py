@@ -30,14 +30,14 @@ from PIL import Image
 
 from facemetric.core.embedder import Embedder
 from facemetric.core.faces import NoFaceError
+from facemetric.core.matching import TEMPLATES, UNKNOWN
+from facemetric.core.results import CalibratedThreshold
 from facemetric.data.images import ImageDecodeError, decode_image_bytes
 from facemetric.embedders import EmbedderNotFoundError, load_embedder
-from facemetric.eval.identification import UNKNOWN, calibrate_threshold
+from facemetric.eval.identification import calibrate_threshold
 from facemetric.gallery.faces import face_chip
-from facemetric.gallery.interface import TEMPLATES
 from facemetric.gallery.location import GalleryLocation
 from facemetric.gallery.schemas import (
-    CalibratedThreshold,
     CalibrationPhotos,
     CalibrationResult,
     Candidate,
@@ -428,11 +428,15 @@ class Gallery:
                 source=f"{source}: {len(scores)} impostor "
                 f"{'searches' if kind == 'identify' else 'comparisons'} of {n_people} people",
             )
+            t = t.model_copy(
+                update={
+                    "template": self.template,
+                    "gallery_identities": len(self.index),
+                    "calibrated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                }
+            )
             thresholds[kind] = {
-                **t.to_dict(),
-                "template": self.template,
-                "gallery_identities": len(self.index),
-                "calibrated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                **t.model_dump(),
                 "impostor_quantiles": np.quantile(np.array(scores), np.linspace(0, 1, QUANTILES)).round(6).tolist(),
             }
         self.store.set_thresholds(thresholds)
