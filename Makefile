@@ -32,16 +32,16 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
-## make lint: ruff (lint + format check) and mypy on src/ and tests/ (what .ci/run and pre-commit run)
+## make lint: ruff (lint + format check) on src/, tests/ and benchmarks/, and mypy on src/ (what .ci/run and pre-commit run)
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
 ## make format: apply ruff's formatter and safe fixes
 format: $(STAMP)
-	$(BIN)/ruff check --fix src tests
-	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks
 
 clean:
 	rm -rf $(VENV) .cache runs .pytest_cache

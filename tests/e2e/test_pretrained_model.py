@@ -77,7 +77,7 @@ def test_eval_runs_every_protocol_on_the_pretrained_model(photos: Path, tmp_path
 
 
 def test_embed_gallery_and_serve_take_the_same_argument(photos: Path, tmp_path: Path) -> None:
-    from facemetric.bench.server_process import start_server, stop_server
+    from servers import start_server, stop_server
 
     embedded = _cli("embed", "--model", "dlib-resnet", str(photos), "-o", str(tmp_path / "e.npz"))
     assert embedded.returncode == 0, embedded.stderr[-3000:]

@@ -11,9 +11,9 @@ pytestmark = pytest.mark.slow
 
 
 def test_dlib_resnet_gallery_identifies_orl(shared_data: Path, tmp_path: Path) -> None:
-    from facemetric.bench.dlib_orl import orl_files
-    from facemetric.bench.gallery_orl import TARGET_RANK1, closed_set
+    from common import orl_files
     from facemetric.embedders import load_embedder
+    from gallery_orl import TARGET_RANK1, closed_set
 
     files, people, shots = orl_files(shared_data / "orl")
     result = closed_set(tmp_path / "gallery", load_embedder("dlib-resnet"), files, people, shots)
@@ -24,9 +24,9 @@ def test_dlib_resnet_gallery_identifies_orl(shared_data: Path, tmp_path: Path) -
 def test_orl_gallery_answers_the_same_after_sqlite_to_postgres_and_back(
     shared_data: Path, tmp_path: Path, pg_url: str
 ) -> None:
-    from facemetric.bench.dlib_orl import orl_files
-    from facemetric.bench.gallery_orl import transfer_round_trip
+    from common import orl_files
     from facemetric.embedders import load_embedder
+    from gallery_orl import transfer_round_trip
 
     files, people, shots = orl_files(shared_data / "orl")
     result = transfer_round_trip(tmp_path, pg_url, load_embedder("dlib-resnet"), files, people, shots)

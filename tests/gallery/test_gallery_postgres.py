@@ -225,7 +225,7 @@ def test_two_serve_processes_on_one_postgres_gallery(tiny_checkpoint: Path, synt
     """Issue 17's acceptance: an enrolment through one `facemetric serve` is identified through another."""
     httpx = pytest.importorskip("httpx")
     pytest.importorskip("fastapi")
-    from facemetric.bench.server_process import start_server, stop_server
+    from servers import start_server, stop_server
 
     people = sorted(p for p in synthetic_faces.iterdir() if p.is_dir())[:4]
     photos = {p.name: sorted(p.glob("*.png")) for p in people}

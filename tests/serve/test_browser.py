@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from facemetric.bench.server_process import start_server, stop_server
 from facemetric.gallery.service import Gallery
 from facemetric.report.screenshot import find_chromium
+from servers import start_server, stop_server
 
 playwright = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.slow

@@ -16,9 +16,9 @@ import pytest
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 
-from facemetric.bench.server_process import start_server, stop_server  # noqa: E402
 from facemetric.gallery.location import GalleryLocation  # noqa: E402
 from facemetric.gallery.service import Gallery  # noqa: E402
+from servers import start_server, stop_server  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

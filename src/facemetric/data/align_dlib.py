@@ -41,7 +41,7 @@ from facemetric.data.align import (
 # Template points for (left eye centre, right eye centre, nose base) in the 112x112 crop: the eye
 # points are ArcFace's; the nose base is where it falls on average (std about 4 px) when 197
 # dlib-landmarked LFW faces are warped by their eyes alone onto ArcFace's eye points
-# (`python -m facemetric.bench.dlib_template`, docs/data.md).
+# (`python benchmarks/dlib_template.py`, docs/data.md).
 DLIB_TEMPLATE_112 = np.array([TEMPLATE_112[0], TEMPLATE_112[1], [55.82, 78.66]])
 INSTALL_HINT = "install the optional alignment dependencies: pip install 'facemetric[align]'"
 
@@ -70,7 +70,7 @@ CNN_MODEL = "mmod_human_face_detector.dat"
 # Side the CNN detector scales photos down to. Its cost grows with the pixels: about 1.6-2.4 s per pass
 # on a 500 px CelebA photo on one CPU core (HOG: 0.02 s), 4x that with an upsampling. It finds faces
 # of about 70 px and more (HOG: about 60 px), so at 500 px a face of 1/7 of the photo's side is found
-# in one pass and one of 1/14 with an upsampling (`python -m facemetric.bench.detectors`, docs/data.md).
+# in one pass and one of 1/14 with an upsampling (`python benchmarks/detectors.py`, docs/data.md).
 CNN_MAX_SIDE = 500
 Box = tuple[float, float, float, float]
 GREY = 128  # fill of the padding around the photo
@@ -278,7 +278,7 @@ class DlibChipAligner(Aligner):
     Tight crops (ORL's 92x112 photos, where the head fills the frame): the HOG detector scans an
     80x80 window and misses or shrinks faces that touch the border, so the photo is padded with
     grey (``pad`` of its size on each side) before detection. Measured on the 400 ORL photos
-    (``python -m facemetric.bench.dlib_orl``), trying upsample 0, then 1: 392 found without padding,
+    (``python benchmarks/dlib_orl.py``), trying upsample 0, then 1: 392 found without padding,
     396 with 25% grey padding (edge-replicated padding: also 396, with lower rank-1 in a one-off
     comparison), 398 with 50% padding and upsample up to 2. Padding also makes the boxes
     consistent: closed-set rank-1 (enrolling 1.pgm / 2.pgm / 3.pgm, photos without a face counted

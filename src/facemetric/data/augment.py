@@ -171,7 +171,7 @@ def finish(
     (N, C, H, W) float32 in channels-last memory (``out`` must be too), clipped
     to the range real pixels can take. The pixels keep their interleaved (H, W, C) order, seen
     as rows of 16 pixels: every pass is then a plain vectorised loop with per-row coefficients,
-    with no transpose (``python -m facemetric.bench.finish`` compares the alternatives).
+    with no transpose (``python benchmarks/finish.py`` compares the alternatives).
     """
     n, h, w, c = pixels.shape
     if out is None:

@@ -1,5 +1,5 @@
 """Row L2-normalisation with a hand-written backward, 2-6x faster than ``F.normalize``'s on CPU
-(``python -m facemetric.bench.normalize``).
+(``python benchmarks/normalize.py``).
 
 Autograd differentiates ``x / max(|x|, eps)`` op by op (a division, a norm and their broadcasts);
 the closed form ``(g - y (g . y)) / |x|`` needs one row-wise dot product and one fused update.

@@ -1,7 +1,7 @@
 """Which arithmetic a training run uses: ``train.amp`` = auto | true | false.
 
 ``auto`` (the default) turns on bfloat16 autocast where it was measured faster
-(``python -m facemetric.bench.models``, BENCHMARKS.md): on a CPU with native bf16 instructions
+(``python benchmarks/backbones.py``, BENCHMARKS.md): on a CPU with native bf16 instructions
 (AVX512-BF16 or AMX) it trains IR-ResNet, ConvNeXt, Inception-ResNet and L2-Net 1.2x to 2.1x
 faster with embeddings within 1.2e-4 cosine of fp32, but MobileFaceNet's depthwise
 convolutions run slower in bf16 there, so it stays fp32. On CUDA: bf16 where the GPU supports it.

@@ -1,7 +1,7 @@
 """Benchmark: augmented 112x112 training batches per second, packed cache vs JPEG folders.
 
-    python -m facemetric.bench.data                                   # LFW dev-train from ../shared/data
-    python -m facemetric.bench.data --source PHOTOS --cache DIR --batches 300 --train-epochs 1
+    python benchmarks/data_pipeline.py                                   # LFW dev-train from ../shared/data
+    python benchmarks/data_pipeline.py --source PHOTOS --cache DIR --batches 300 --train-epochs 1
 
 Both loaders deliver the same P x K batches (P=32, K=4) with the same kind of augmentation
 (random translation, horizontal flip, brightness and contrast jitter), normalised float32

@@ -1,6 +1,6 @@
 """The pretrained ``dlib-resnet`` embedder on ORL: detection, closed-set and open-set identification.
 
-    python -m facemetric.bench.dlib_orl [--orl ../shared/data/orl] [--pad 0.25] [--upsample 1]
+    python benchmarks/dlib_orl.py [--orl ../shared/data/orl] [--pad 0.25] [--upsample 1]
 
 ORL holds 40 people (folders s1..s40) x 10 grey 92x112 tight face crops (1.pgm..10.pgm). Prints JSON:
 
@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common import orl_files
 from facemetric.data.align_dlib import DlibChipAligner
 from facemetric.data.images import open_image
 from facemetric.embedders.dlib_resnet import DlibResnetEmbedder
@@ -39,16 +40,6 @@ from facemetric.eval.identification import calibrate_threshold, cmc, top_matches
 TARGET_RANK1 = 0.95
 N_ENROLLED = 30
 FAR = 1e-2
-
-
-def orl_files(root: Path) -> tuple[list[Path], np.ndarray, np.ndarray]:
-    """ORL photos in (person, photo) numeric order, with person numbers and photo numbers."""
-    files = sorted(root.glob("s*/*.pgm"), key=lambda p: (int(p.parent.name[1:]), int(p.stem)))
-    if not files:
-        raise SystemExit(f"no ORL photos (s*/*.pgm) under {root}")
-    people = np.array([int(p.parent.name[1:]) for p in files])
-    shots = np.array([int(p.stem) for p in files])
-    return files, people, shots
 
 
 def detection_rates(files: list[Path]) -> dict:

@@ -1,7 +1,7 @@
 """The photos of a prepared cache as an ``image,identity`` CSV, so another cut of exactly those photos
 has the same people and the same held-out split.
 
-    python -m facemetric.bench.same_photos caches/lfw-112 caches/lfw-112-photos.csv
+    python benchmarks/same_photos.py caches/lfw-112 caches/lfw-112-photos.csv
     facemetric prepare caches/lfw-112-photos.csv caches/lfw-center-112 --align center --center-fraction 0.6
 
 An ablation that changes only how faces are cut (centre crop vs 5-point alignment, 64 vs 112

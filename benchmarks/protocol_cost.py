@@ -1,7 +1,7 @@
 """Benchmark: the evaluation protocols' own cost, after embeddings exist.
 
-    python -m facemetric.bench.eval                    # 6,000-pair 10-fold protocol; retrieval on 1M x 128
-    python -m facemetric.bench.eval --n 200000         # a smaller retrieval run
+    python benchmarks/protocol_cost.py                    # 6,000-pair 10-fold protocol; retrieval on 1M x 128
+    python benchmarks/protocol_cost.py --n 200000         # a smaller retrieval run
 
 * ``verification``: LFW's protocol size, 6,000 pairs (3,000 genuine + 3,000 impostor) in 10
   identity-disjoint folds (:func:`build_pair_protocol`, timed apart) over 12,000 unit
@@ -122,8 +122,7 @@ def main(argv: list[str] | None = None) -> None:
         child = subprocess.run(
             [
                 sys.executable,
-                "-m",
-                "facemetric.bench.eval",
+                __file__,
                 "--child",
                 "--n",
                 str(args.n),

@@ -1,6 +1,6 @@
 """Benchmark: dlib's face ResNet ported to PyTorch against dlib itself, on this CPU.
 
-    python -m facemetric.bench.dlib_port [--data ../shared/data] [--chips 64] [--photos 64]
+    python benchmarks/dlib_port.py [--data ../shared/data] [--chips 64] [--photos 64]
         [--pairs ../shared/data/lfw-devtrain/pairsDevTrain.txt] [--out results.json]
 
 * ``equality``: the port's raw descriptors and dlib's ``compute_face_descriptor`` on the same
@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from common import ms_per_face
 from facemetric.core.atomic import write_json
 from facemetric.core.errors import FacemetricError
 
@@ -54,17 +55,6 @@ def _chips(paths: list[Path], count: int) -> np.ndarray:
         except FacemetricError:
             continue
     return np.stack(chips)
-
-
-def ms_per_face(fn: Any, n: int, repeats: int) -> float:
-    """Milliseconds per item of ``fn`` (which handles ``n`` items), best of ``repeats`` after a warm-up."""
-    fn()  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return round(best / n * 1e3, 3)
 
 
 @torch.no_grad()

@@ -1,6 +1,6 @@
 """Benchmark: a distilled student against its teacher on held-out people, and their speed.
 
-    python -m facemetric.bench.distill --run runs/distill-dlib [--checkpoint last.pt] [--out results.json]
+    python benchmarks/distill.py --run runs/distill-dlib [--checkpoint last.pt] [--out results.json]
 
 ``accuracy``: for each source of the run (``data.source`` and ``data.extra_sources``: e.g. LFW
 development-train and CelebA-199 prepared with ``--align dlib``), its held-out people (the run's
@@ -37,41 +37,14 @@ from typing import Any
 
 import numpy as np
 
-from facemetric.bench.dlib_port import ms_per_face as _ms_per_face
+from common import held_out, ms_per_face, verification_summary
 from facemetric.core.atomic import write_json
-
-
-def _report(emb: np.ndarray, protocol: Any, keep: np.ndarray) -> dict[str, Any]:
-    from facemetric.eval.scores import cosine_scores
-    from facemetric.eval.verification import verification_report
-
-    i, j, same, fold = protocol.i[keep], protocol.j[keep], protocol.same[keep], protocol.fold[keep]
-    r = verification_report(cosine_scores(emb, i, j), same, folds=fold)
-    return {
-        "accuracy": round(r["accuracy"], 4),
-        "accuracy_std": round(r["accuracy_std"], 4),
-        "auc": round(r["auc"], 4),
-        "tar_at_far_1e-3": round(r["tar_at_far"]["1e-03"], 4),
-    }
 
 
 def _different_people_cosine(emb: np.ndarray, labels: np.ndarray) -> float:
     """Mean cosine of the unit embeddings of every two photos of different people."""
     sims = emb @ emb.T
     return float(sims[labels[:, None] != labels[None, :]].mean())
-
-
-def held_out(source: str, val_identities: float | int, split_seed: int, max_pairs: int) -> tuple[Any, Any]:
-    """The held-out rows of a prepared cache and their pair protocol (as the run's validation builds it)."""
-    from facemetric.data.prepared import load_prepared
-    from facemetric.data.split import split_identities
-    from facemetric.eval.protocols import held_out_pair_protocol
-
-    packed = load_prepared(source)
-    _, val_idx = split_identities(packed.labels, val_identities, split_seed)
-    val = packed.subset(val_idx)
-    names = np.array([val.identity_names[k] for k in val.labels])
-    return val, held_out_pair_protocol(names, max_pairs, split_seed)
 
 
 def starting_point(cfg: Any, student: Any) -> Any:
@@ -122,18 +95,22 @@ def accuracy(run: Path, checkpoint: Path, teacher_ref: str, workers: int | None)
             # how much the teacher's unit vectors share one direction (why distill.center exists)
             "teacher_mean_vector_norm": round(float(np.linalg.norm(emb_t.mean(axis=0))), 3),
             "teacher_mean_cosine_of_different_people": round(_different_people_cosine(emb_t, val.labels[index]), 3),
-            "teacher": _report(table, protocol, keep),
-            "student": _report(student.embed_crops(images), protocol, keep),
-            "student_flip": _report(student.embed_crops(images, flip=True), protocol, keep),
+            "teacher": verification_summary(table, protocol, keep),
+            "student": verification_summary(student.embed_crops(images), protocol, keep),
+            "student_flip": verification_summary(student.embed_crops(images, flip=True), protocol, keep),
             # a student started from trained weights (model.pretrained / init), before distillation
-            **({"student_before_training": _report(start.embed_crops(images), protocol, keep)} if start else {}),
+            **(
+                {"student_before_training": verification_summary(start.embed_crops(images), protocol, keep)}
+                if start
+                else {}
+            ),
             "teacher_seconds": round(teacher_seconds, 1),
         }
         row = out[Path(source).name]
         if prepared_spec(source).align == teacher.spec.align:
             # the student's own crops, scaled to the teacher's input: what an online teacher (distill.online) reads
             mine = teacher.embed_crops(crops_for_teacher(images, teacher.spec))
-            row["teacher_on_student_crops"] = _report(mine, protocol, keep)
+            row["teacher_on_student_crops"] = verification_summary(mine, protocol, keep)
         row["gap_points"] = round(100 * (row["teacher"]["accuracy"] - row["student"]["accuracy"]), 2)
         row["gap_points_flip"] = round(100 * (row["teacher"]["accuracy"] - row["student_flip"]["accuracy"]), 2)
         print(json.dumps({Path(source).name: row}), flush=True)
@@ -169,21 +146,21 @@ def speed(run: Path, checkpoint: Path, teacher_ref: str, batch: int, repeats: in
         export_checkpoint(checkpoint, Path(tmp) / "student.onnx")
         student_onnx = OnnxEmbedder(Path(tmp) / "student.onnx")
         timings = {
-            "dlib compute_face_descriptor (150x150 chips)": _ms_per_face(
+            "dlib compute_face_descriptor (150x150 chips)": ms_per_face(
                 lambda: dlib_net.compute_face_descriptor(dlib_chips, 0), n, max(1, repeats // 2)
             ),
-            "teacher port, onnxruntime (150x150 chips)": _ms_per_face(
+            "teacher port, onnxruntime (150x150 chips)": ms_per_face(
                 lambda: teacher.embed_crops(np.asarray(chips.images)[: len(rows)], batch_size=batch), n, repeats
             ),
-            f"student torch fp32 ({size} crops)": _ms_per_face(
+            f"student torch fp32 ({size} crops)": ms_per_face(
                 lambda: student.embed_crops(student_crops, batch_size=batch), n, repeats
             ),
-            f"student onnxruntime ({size} crops)": _ms_per_face(
+            f"student onnxruntime ({size} crops)": ms_per_face(
                 lambda: student_onnx.embed_crops(student_crops, batch_size=batch), n, repeats
             ),
         }
         if port_torch is not None:  # the teacher's own network in PyTorch: what the student saves over the port
-            timings["teacher port, torch fp32 (150x150 chips)"] = _ms_per_face(
+            timings["teacher port, torch fp32 (150x150 chips)"] = ms_per_face(
                 lambda: port_torch.embed_crops(np.asarray(chips.images)[: len(rows)], batch_size=batch), n, repeats
             )
     dlib_ms = timings["dlib compute_face_descriptor (150x150 chips)"]

@@ -1,6 +1,6 @@
 """Benchmark: enrol and identify latency as the gallery grows, SQLite + FAISS vs PostgreSQL + pgvector.
 
-    python -m facemetric.bench.gallery_scale [--sizes 1000 10000 100000 1000000] [--dims 128 512]
+    python benchmarks/gallery_scale.py [--sizes 1000 10000 100000 1000000] [--dims 128 512]
         [--stores sqlite postgresql] [--probes 200] [--enrolments 100] [--pg-url URL] [--out JSON]
 
 For each embedding size and gallery size N, a gallery of N people (one photo each) is loaded with

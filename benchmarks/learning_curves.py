@@ -1,6 +1,6 @@
 """Learning curves of finished runs: held-out accuracy against minutes of training, one line per run.
 
-    python -m facemetric.bench.learning_curves NAME=RUN_DIR [NAME=RUN_DIR ...] --png curves.png [--out points.json]
+    python benchmarks/learning_curves.py NAME=RUN_DIR [NAME=RUN_DIR ...] --png curves.png [--out points.json]
 
 Reads each run's ``metrics.jsonl`` (validation records and the epochs' own seconds, so validation
 time and pauses are not counted), draws the curves into ``--png`` and writes the points (minutes,

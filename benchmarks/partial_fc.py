@@ -1,6 +1,6 @@
 """Benchmark: Partial FC's memory per process and step time, 1,000,000 identities x 512-d on CPU.
 
-    python -m facemetric.bench.partial_fc [--classes 1000000] [--dim 512] [--worlds 1 2]
+    python benchmarks/partial_fc.py [--classes 1000000] [--dim 512] [--worlds 1 2]
         [--rates 1.0 0.1] [--batch 128] [--steps 3] [--out results.json]
 
 For each world size W, W gloo processes (spawned here, as torchrun would start them) each build the

@@ -1,6 +1,6 @@
 """Benchmark: fine-tuning dlib's pretrained network on CelebA-199, measured before and after.
 
-    python -m facemetric.bench.dlib_finetune [--data ../shared/data] [--work /tmp/dlib-finetune]
+    python benchmarks/dlib_finetune.py [--data ../shared/data] [--work /tmp/dlib-finetune]
         [--epochs 2] [--set KEY=VALUE ...] [--out results.json]
 
 1. ``facemetric prepare celeba-199 --align dlib-chip``: dlib's 150x150 chips, what its network reads.

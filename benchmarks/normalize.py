@@ -1,6 +1,6 @@
 """Benchmark: row L2-normalisation forward + backward, facemetric's closed form vs ``F.normalize``.
 
-    python -m facemetric.bench.normalize
+    python benchmarks/normalize.py
 
 Median milliseconds over 200 passes for (B, d) in {(1024, 512), (4096, 512), (768, 512)} (the
 last: a margin head's class weights). Prints JSON.

@@ -1,7 +1,7 @@
 """Benchmark: the gallery (enroll / calibrate / identify, as ``facemetric gallery`` runs them) on ORL.
 
-    python -m facemetric.bench.gallery_orl [--orl ../shared/data/orl] [--embedder dlib-resnet]
-    python -m facemetric.bench.gallery_orl --transfer [postgresql://user@host/database_without_a_gallery]
+    python benchmarks/gallery_orl.py [--orl ../shared/data/orl] [--embedder dlib-resnet]
+    python benchmarks/gallery_orl.py --transfer [postgresql://user@host/database_without_a_gallery]
 
 Everything goes through :class:`facemetric.gallery.service.Gallery` with photo files as a user
 gives them (decode, detect, embed, SQLite, FAISS):
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facemetric.bench.dlib_orl import orl_files
+from common import orl_files, throwaway_database
 from facemetric.core.embedder import Embedder
 from facemetric.eval.identification import UNKNOWN
 from facemetric.gallery.schemas import IdentifyAnswer
@@ -227,10 +227,8 @@ def main(argv: list[str] | None = None) -> None:
     embedder = load_embedder(args.model)  # loaded once, shared by both galleries
     files, people, shots = orl_files(Path(args.orl))
     if args.transfer is not None:
-        from facemetric.bench.serve import throwaway_postgres
-
         with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
-            url = args.transfer or stack.enter_context(throwaway_postgres())
+            url = args.transfer or stack.enter_context(throwaway_database())
             result = transfer_round_trip(Path(tmp), url, embedder, files, people, shots)
         print(json.dumps({"benchmark": "gallery_orl --transfer", "embedder": args.model, **result}, indent=1))
         return

@@ -1,7 +1,7 @@
 """dlib's face detectors on photos in the wild: face-found rate and CPU seconds per photo, and the speed-up of
 detecting in worker processes.
 
-    python -m facemetric.bench.detectors --data ../shared/data/celeba-199 --limit 400 \\
+    python benchmarks/detectors.py --data ../shared/data/celeba-199 --limit 400 \\
         --out benchmarks/results/<date>-detectors.json
 
 Takes ``--limit`` photos spread evenly over the dataset (every k-th photo of the manifest, so most people
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report: dict[str, Any] = {
         "benchmark": "detectors",
         "date": datetime.date.today().isoformat(),
-        "command": "python -m facemetric.bench.detectors " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python benchmarks/detectors.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "data": str(args.data),
         "photos": n,
         "align": args.align,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from facemetric.bench.ablations import markdown, parse_seeds_of, parse_variant, run
+from ablations import markdown, parse_seeds_of, parse_variant, run
 
 
 def test_variant_and_seed_parsing() -> None:
@@ -81,7 +81,7 @@ def test_run_trains_each_variant_and_seed_on_its_overrides(synthetic_faces: Path
 def test_translation_bench_shifts_each_photo_by_whole_pixels_within_the_bound() -> None:
     import numpy as np
 
-    from facemetric.bench.translation import shifted
+    from translation import shifted
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(20, 25, 25, 3), dtype=np.uint8)

@@ -1,6 +1,6 @@
 """Measurement behind the dlib backend's third template point (``DLIB_TEMPLATE_112``).
 
-    python -m facemetric.bench.dlib_template [--images ../shared/data/lfw-devtrain/images] [--count 200]
+    python benchmarks/dlib_template.py [--images ../shared/data/lfw-devtrain/images] [--count 200]
 
 dlib's 5-point model marks the base of the nose, not the nose tip of ArcFace's template. For
 evenly spaced LFW photos this warps each face by its two eye centres alone onto ArcFace's eye

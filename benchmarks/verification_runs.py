@@ -1,7 +1,7 @@
 """Benchmark: train a config on held-out identities over several seeds; accuracy, EER and time as JSON.
 
-    python -m facemetric.bench.verification --config configs/orl.yaml --seeds 0 1 2
-    python -m facemetric.bench.verification --config configs/lfw.yaml --seeds 0 \\
+    python benchmarks/verification_runs.py --config configs/orl.yaml --seeds 0 1 2
+    python benchmarks/verification_runs.py --config configs/lfw.yaml --seeds 0 \\
         --pairs ../shared/data/lfw-devtrain/pairsDevTrain.txt --images ../shared/data/lfw-devtrain/images
 
 For each seed: the untrained network's and the trained network's held-out verification
@@ -72,7 +72,7 @@ def run_seed(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m facemetric.bench.verification",
+        prog="python benchmarks/verification_runs.py",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

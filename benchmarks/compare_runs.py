@@ -1,6 +1,6 @@
 """Are two training runs the same? Their final weights and per-epoch losses, compared exactly.
 
-    python -m facemetric.bench.compare_runs RUN_A RUN_B
+    python benchmarks/compare_runs.py RUN_A RUN_B
 
 Used to show that a refactoring left training unchanged: the same config and seed trained by two
 versions of facemetric (e.g. one checked out with ``git worktree add``) must give bit-identical

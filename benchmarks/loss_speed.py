@@ -1,7 +1,7 @@
 """Benchmark: forward + backward time and peak memory of every loss, beside pytorch-metric-learning.
 
-    python -m facemetric.bench.losses                      # B in {256, 1024, 4096}, d in {128, 512}
-    python -m facemetric.bench.losses --sizes 1024x512 --losses triplet_semi_hard arcface
+    python benchmarks/loss_speed.py                      # B in {256, 1024, 4096}, d in {128, 512}
+    python benchmarks/loss_speed.py --sizes 1024x512 --losses triplet_semi_hard arcface
 
 Prints JSON: per (loss, B, d) facemetric's and PML's median forward+backward milliseconds,
 their ratio (PML / facemetric: > 1 means facemetric is faster) and each one's peak memory
@@ -163,7 +163,7 @@ def run_case(case: Case, b: int, d: int, repeats: int, budget_s: float, pml: dic
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m facemetric.bench.losses",
+        prog="python benchmarks/loss_speed.py",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -198,8 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
     child = [
         sys.executable,
-        "-m",
-        "facemetric.bench.losses",
+        __file__,
         "--memory-only",
         *(argv if argv is not None else sys.argv[1:]),
     ]

@@ -1,6 +1,6 @@
 """Benchmark: one-change ablations of a training recipe, on its held-out people.
 
-    python -m facemetric.bench.ablations --base configs/lfw.yaml --epochs 10 --seeds 0 1 \\
+    python benchmarks/ablations.py --base configs/lfw.yaml --epochs 10 --seeds 0 1 \\
         --variant baseline= --variant "shift=augment.shift=0.08" \\
         --variant "gap=model.options={head: gap}" \\
         --variant "gap+shift=model.options={head: gap};augment.shift=0.08" --out results.json

@@ -1,6 +1,6 @@
 """Benchmark: how held-out accuracy of trained models falls when the test photos are misaligned.
 
-    python -m facemetric.bench.translation NAME=CHECKPOINT ... [--source caches/lfw-112] [--out results.json]
+    python benchmarks/translation.py NAME=CHECKPOINT ... [--source caches/lfw-112] [--out results.json]
 
 Settles what translation augmentation buys. Each held-out photo of ``--source`` (the run's split:
 ``--val-identities`` / ``--split-seed``, the project's identity-disjoint pair protocol) is shifted by a
@@ -39,7 +39,7 @@ def shifted(images: np.ndarray, shift: float, seed: int = 0) -> np.ndarray:
 def measure(
     checkpoints: dict[str, Path], source: str, shifts: list[float], val_identities: float, split_seed: int
 ) -> dict[str, Any]:
-    from facemetric.bench.distill import _report, held_out
+    from common import held_out, verification_summary
     from facemetric.embedders.torch_model import ModelEmbedder
 
     val, protocol = held_out(source, val_identities, split_seed, 3000)
@@ -49,7 +49,9 @@ def measure(
     out: dict[str, Any] = {}
     for name, checkpoint in checkpoints.items():
         model = ModelEmbedder.from_checkpoint(checkpoint)
-        out[name] = {f"{s:g}": _report(model.embed_crops(views[s]), protocol, keep)["accuracy"] for s in shifts}
+        out[name] = {
+            f"{s:g}": verification_summary(model.embed_crops(views[s]), protocol, keep)["accuracy"] for s in shifts
+        }
         print(json.dumps({name: out[name]}), flush=True)
     return {"held_out_people": len(val.identity_names), "photos": len(val), "pairs": len(keep), "accuracy": out}
 

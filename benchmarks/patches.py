@@ -1,6 +1,6 @@
 """Benchmark: patch descriptors on an HPatches-style release built here from real photos.
 
-    python -m facemetric.bench.patches --photos ../shared/data/celeba-199/images \\
+    python benchmarks/patches.py --photos ../shared/data/celeba-199/images \\
         --out benchmarks/results/DATE-patches.json
 
 1. ``facemetric protocol patches`` builds the release (seed 0: ``--max-photos`` photos, one sequence each,
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     release, cache = work / "release", work / "train-cache"
     report: dict[str, Any] = {
         "date": str(datetime.date.today()),
-        "command": "python -m facemetric.bench.patches " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python benchmarks/patches.py " + " ".join(sys.argv[1:] if argv is None else argv),
     }
     started = time.perf_counter()
     built = build_patch_benchmark(

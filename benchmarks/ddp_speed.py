@@ -1,6 +1,6 @@
 """Benchmark: training images per second with 1 and with N processes (torchrun, DDP), same global batch.
 
-    python -m facemetric.bench.ddp_speed [--config configs/orl.yaml] [--data ../shared/data/orl]
+    python benchmarks/ddp_speed.py [--config configs/orl.yaml] [--data ../shared/data/orl]
         [--procs 1 2] [--steps 12] [--set KEY=VALUE ...] [--out results.json]
 
 Each setting is a real ``torchrun --standalone --nproc_per_node=N -m facemetric train`` run of two

@@ -1,6 +1,6 @@
 """Benchmark: the circle-loss search the paper's author did by hand, as a grid against TPE, with and without pruning.
 
-    python -m facemetric.bench.tune_circle --out benchmarks/results/DATE-tune-circle.json \\
+    python benchmarks/tune_circle.py --out benchmarks/results/DATE-tune-circle.json \\
         --plot benchmarks/results/DATE-tune-circle.png
 
 The space is circle loss's gamma in {8, 16, 32, 64, 128, 256} x m in {0.15, 0.20, ..., 0.35} (30

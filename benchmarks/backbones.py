@@ -1,8 +1,8 @@
 """Benchmark: every backbone's size, FLOPs and CPU speed, fp32 vs bf16, contiguous vs channels-last.
 
-    python -m facemetric.bench.models                           # speed table, all models (minutes)
-    python -m facemetric.bench.models --models iresnet50 mobilefacenet --batch 8
-    python -m facemetric.bench.models --speed 0 --train-steps 10   # short real runs on LFW instead
+    python benchmarks/backbones.py                           # speed table, all models (minutes)
+    python benchmarks/backbones.py --models iresnet50 mobilefacenet --batch 8
+    python benchmarks/backbones.py --speed 0 --train-steps 10   # short real runs on LFW instead
 
 Speed: each model at its natural input (3x112x112; 1x32x32 for l2net/hardnet), 512-d embedding
 (128-d for the patch models), batch ``--batch``. For each memory format (contiguous NCHW,

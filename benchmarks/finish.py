@@ -1,6 +1,6 @@
 """Benchmark: the colour + normalisation pass of a uint8 batch, three ways.
 
-    python -m facemetric.bench.finish [--batch 128 --size 112 --repeats 30]
+    python benchmarks/finish.py [--batch 128 --size 112 --repeats 30]
 
 * ``finish``: :func:`facemetric.data.augment.finish`: the (N, H, W, C) uint8 pixels keep their
   interleaved order (channels-last float32 out), seen as rows of 16 pixels with per-row

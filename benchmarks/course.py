@@ -1,6 +1,6 @@
 """Benchmark: a course assignment of the CMU 11-785 HW2P2 shape, end to end, on layouts built from real photos.
 
-    python -m facemetric.bench.course --source caches/celeba-112 --source caches/lfw-112 --ablation \\
+    python benchmarks/course.py --source caches/celeba-112 --source caches/lfw-112 --ablation \\
         --out benchmarks/results/DATE-course.json
 
 For each ``--source`` (a ``facemetric prepare --align dlib --size 112`` cache, or any dataset):
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     report: dict[str, Any] = {
         "date": str(datetime.date.today()),
-        "command": "python -m facemetric.bench.course " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python benchmarks/course.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "sources": [],
     }
     for source in args.source:
