@@ -88,7 +88,10 @@ def test_prepare_patches_packs_a_split_and_knows_a_finished_cache(tmp_path: Path
     for name, base in (("i_a", 10), ("i_b", 60), ("v_c", 110)):
         _sequence(release, name, 2, base)
     (release / "splits.json").write_text(json.dumps({"a": {"train": ["i_a", "v_c"], "test": ["i_b"]}}))
-    assert main(["prepare", str(release), str(tmp_path / "train"), "--patches", "--split", "a"]) == 0
+    assert (
+        main(["prepare", "--data", str(release), "--out", str(tmp_path / "train"), "--patches", "--patch-split", "a"])
+        == 0
+    )
     packed = load_prepared(tmp_path / "train")
     assert packed.identity_names == ["i_a/0", "i_a/1", "v_c/0", "v_c/1"] and len(packed) == 4 * 16
     summary = json.loads((tmp_path / "train" / "summary.json").read_text())

@@ -163,7 +163,19 @@ def test_output_in_use_is_refused_and_overwrite_replaces_a_build(photos: Path, b
 
 def test_cli_builds_and_refuses_a_used_output(photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "cli"
-    args = ["-q", "protocol", "patches", str(photos), str(out), "--points", "12", "--max-photos", "2"]
+    args = [
+        "-q",
+        "protocol",
+        "patches",
+        "--data",
+        str(photos),
+        "--out",
+        str(out),
+        "--points",
+        "12",
+        "--max-photos",
+        "2",
+    ]
     assert main([*args, "--kinds", "illum", "--seed", "3"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["sequences"] == printed["illum"] == 2 and printed["skipped"] >= 1

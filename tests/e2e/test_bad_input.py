@@ -79,7 +79,7 @@ def test_embed_writes_npz_and_skips_bad_files(dirty_run, tmp_path: Path) -> None
     import numpy as np
 
     data, out, _ = dirty_run
-    result = _cli("-q", "embed", "--checkpoint", str(out / "last.pt"), str(data), "-o", str(tmp_path / "e.npz"))
+    result = _cli("-q", "embed", "--model", str(out / "last.pt"), "--data", str(data), "-o", str(tmp_path / "e.npz"))
     assert result.returncode == 0, result.stderr[-3000:]
     npz = np.load(tmp_path / "e.npz")
     assert npz["embeddings"].shape == (12 * 6, 128) and len(npz["paths"]) == len(npz["identities"]) == 72
@@ -91,7 +91,7 @@ def test_pairs_file_with_missing_image_names_the_line(dirty_run, tmp_path: Path)
     data, out, _ = dirty_run
     pairs = tmp_path / "pairs.txt"
     pairs.write_text("1\nperson_003\t1\t2\nperson_003\t1\tperson_004\t9\n")
-    result = _cli("-q", "eval", "--checkpoint", str(out / "last.pt"), "--pairs", str(pairs), "--images", str(data))
+    result = _cli("-q", "eval", "--model", str(out / "last.pt"), "--pairs", str(pairs), "--data", str(data))
     assert result.returncode == 2
     assert "line 3" in result.stderr and "person_004_0009.jpg" in result.stderr
     assert "Traceback" not in result.stderr
@@ -104,9 +104,7 @@ def test_eval_on_a_complete_pairs_file(dirty_run, tmp_path: Path) -> None:
         f"person_{i:03d}\t1\tperson_{i + 1:03d}\t3" for i in range(3, 9)
     ]
     pairs.write_text("2\t3\n" + "\n".join(lines[:3] + lines[6:9] + lines[3:6] + lines[9:]) + "\n")
-    result = _cli(
-        "-q", "eval", "--checkpoint", str(out / "last.pt"), "--pairs", str(pairs), "--images", str(data), "--flip"
-    )
+    result = _cli("-q", "eval", "--model", str(out / "last.pt"), "--pairs", str(pairs), "--data", str(data), "--flip")
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
     report = summary["verification"]

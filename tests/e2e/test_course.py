@@ -31,7 +31,10 @@ def _accuracy(submission: Path, answers: Path) -> float:
 
 def test_course_assignment_on_orl(shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     layout = tmp_path / "course"
-    assert main(["-q", "protocol", "course", str(shared_data / "orl"), str(layout), "--link", "copy"]) == 0
+    assert (
+        main(["-q", "protocol", "course", "--data", str(shared_data / "orl"), "--out", str(layout), "--link", "copy"])
+        == 0
+    )
     built = json.loads(capsys.readouterr().out)
     assert built["identities"]["classes"] == 28 and built["counts"]["test"] == 56
     cls, ver = layout / "classification", layout / "verification"
@@ -64,7 +67,17 @@ def test_course_assignment_on_orl(shared_data: Path, tmp_path: Path, capsys: pyt
     val = tuned
 
     submission = tmp_path / "classification.csv"
-    argv = ["-q", "predict", "classify", "--model", str(run / "best.pt"), str(cls / "test"), "-o", str(submission)]
+    argv = [
+        "-q",
+        "predict",
+        "classify",
+        "--model",
+        str(run / "best.pt"),
+        "--test",
+        str(cls / "test"),
+        "-o",
+        str(submission),
+    ]
     assert main([*argv, "--dev", str(cls / "dev")]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["dev"]["top1"] == pytest.approx(max(float(r["classify_top1"]) for r in val), abs=1e-6)
@@ -73,7 +86,7 @@ def test_course_assignment_on_orl(shared_data: Path, tmp_path: Path, capsys: pyt
     assert {r["label"] for r in _rows(submission)} <= {p.name for p in (cls / "train").iterdir()}
 
     mapped = tmp_path / "verification.csv"
-    argv = ["-q", "predict", "verify", "--model", str(run / "best.pt"), "--known", str(ver / "known")]
+    argv = ["-q", "predict", "map", "--model", str(run / "best.pt"), "--known", str(ver / "known")]
     argv += ["--dev-csv", str(ver / "verification_dev.csv"), "--test", str(ver / "unknown_test"), "-o", str(mapped)]
     assert main(argv) == 0
     report = json.loads(capsys.readouterr().out)

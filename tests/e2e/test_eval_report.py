@@ -53,18 +53,28 @@ def test_protocol_eval_and_report_from_files(run: Path, synthetic_faces: Path, t
     data = str(synthetic_faces)
     for name in ("pairs.csv", "pairs.txt"):
         made = _cli(
-            "-q", "protocol", "pairs", data, "-o", str(tmp_path / name), "--folds", "4", "--pairs-per-fold", "20"
+            "-q",
+            "protocol",
+            "pairs",
+            "--data",
+            data,
+            "-o",
+            str(tmp_path / name),
+            "--folds",
+            "4",
+            "--pairs-per-fold",
+            "20",
         )
         assert made.returncode == 0, made.stderr[-2000:]
         assert json.loads(made.stdout)["pairs"] == 160
-    made = _cli("-q", "protocol", "open-set", data, "-o", str(tmp_path / "split.csv"))
+    made = _cli("-q", "protocol", "open-set", "--data", data, "-o", str(tmp_path / "split.csv"))
     assert made.returncode == 0, made.stderr[-2000:]
     counts = json.loads(made.stdout)
     assert counts["gallery"] == 8 and counts["val_unknown"] + counts["test_unknown"] == 4 * 6
 
     reports = {}
     for name in ("pairs.csv", "pairs.txt"):  # the same pairs in both formats: the same figures
-        ev = _cli("-q", "eval", "--checkpoint", str(run / "last.pt"), "--pairs", str(tmp_path / name), "--images", data)
+        ev = _cli("-q", "eval", "--model", str(run / "last.pt"), "--pairs", str(tmp_path / name), "--data", data)
         assert ev.returncode == 0, ev.stderr[-2000:]
         reports[name] = json.loads(ev.stdout)["verification"]
     assert reports["pairs.csv"]["accuracy"] == reports["pairs.txt"]["accuracy"]
@@ -74,15 +84,14 @@ def test_protocol_eval_and_report_from_files(run: Path, synthetic_faces: Path, t
     ev = _cli(
         "-q",
         "eval",
-        "--checkpoint",
+        "--model",
         str(run / "last.pt"),
         "--pairs",
         str(tmp_path / "pairs.csv"),
         "--open-set",
         str(tmp_path / "split.csv"),
         "--retrieval",
-        data,
-        "--images",
+        "--data",
         data,
         "--out",
         str(out),
@@ -126,16 +135,17 @@ def test_report_of_a_run_evaluates_its_held_out_people(run: Path) -> None:
 def test_bad_evaluation_requests_are_clear(run: Path, tmp_path: Path, synthetic_faces: Path) -> None:
     cases = [
         (["report", str(tmp_path)], "neither an evaluation folder"),
-        (["eval", "--checkpoint", str(tmp_path / "none.pt")], "nothing to evaluate"),
-        (["protocol", "pairs", str(synthetic_faces), "-o", str(tmp_path / "p.csv"), "--folds", "7"], "use fewer folds"),
+        (["eval", "--model", str(tmp_path / "none.pt")], "nothing to evaluate"),
+        (
+            ["protocol", "pairs", "--data", str(synthetic_faces), "-o", str(tmp_path / "p.csv"), "--folds", "7"],
+            "use fewer folds",
+        ),
     ]
     for args, message in cases:
         done = _cli("-q", *args)
         assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr[-2000:]
     pairs = tmp_path / "p.csv"
     pairs.write_text("path1,path2,same\nperson_000/person_000_0001.png,person_000/missing.png,1\n")
-    done = _cli(
-        "-q", "eval", "--checkpoint", str(run / "last.pt"), "--pairs", str(pairs), "--images", str(synthetic_faces)
-    )
+    done = _cli("-q", "eval", "--model", str(run / "last.pt"), "--pairs", str(pairs), "--data", str(synthetic_faces))
     assert done.returncode == 2 and "line 2: " in done.stderr and "missing.png" in done.stderr, done.stderr[-2000:]
     assert "Traceback" not in done.stderr

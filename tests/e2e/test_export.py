@@ -42,7 +42,7 @@ def exported(synthetic_faces: Path, tmp_path_factory: pytest.TempPathFactory) ->
         "train.progress=false",
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    result = _cli("-q", "export", str(out / "run" / "last.pt"), "--onnx", str(out / "model.onnx"))
+    result = _cli("-q", "export", "--model", str(out / "run" / "last.pt"), "-o", str(out / "model.onnx"))
     assert result.returncode == 0, result.stderr[-3000:]
     return out / "run" / "last.pt", out / "model.onnx", json.loads(result.stdout)
 
@@ -69,8 +69,9 @@ def test_embed_and_eval_from_the_onnx_file_match_the_checkpoint(
         result = _cli(
             "-q",
             "embed",
-            "--checkpoint",
+            "--model",
             str(model),
+            "--data",
             str(synthetic_faces),
             "-o",
             str(tmp_path / f"{tag}.npz"),
@@ -87,7 +88,7 @@ def test_embed_and_eval_from_the_onnx_file_match_the_checkpoint(
     pairs.write_text("2\t6\n" + "\n".join(genuine[:6] + impostor[:6] + genuine[6:] + impostor[6:]) + "\n")
     reports = {}
     for tag, model in (("pt", checkpoint), ("onnx", onnx_path)):
-        result = _cli("-q", "eval", "--checkpoint", str(model), "--pairs", str(pairs), "--images", str(synthetic_faces))
+        result = _cli("-q", "eval", "--model", str(model), "--pairs", str(pairs), "--data", str(synthetic_faces))
         assert result.returncode == 0, result.stderr[-3000:]
         reports[tag] = json.loads(result.stdout)["verification"]
     assert reports["pt"]["accuracy"] == reports["onnx"]["accuracy"]
@@ -95,9 +96,9 @@ def test_embed_and_eval_from_the_onnx_file_match_the_checkpoint(
 
 
 def test_export_errors_are_clear(tmp_path: Path) -> None:
-    result = _cli("-q", "export", str(tmp_path / "missing.pt"), "--onnx", str(tmp_path / "m.onnx"))
+    result = _cli("-q", "export", "--model", str(tmp_path / "missing.pt"), "-o", str(tmp_path / "m.onnx"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     not_ours = tmp_path / "plain.onnx"
     not_ours.write_bytes(b"not an onnx file")
-    result = _cli("-q", "embed", "--checkpoint", str(not_ours), str(tmp_path), "-o", str(tmp_path / "e.npz"))
+    result = _cli("-q", "embed", "--model", str(not_ours), "--data", str(tmp_path), "-o", str(tmp_path / "e.npz"))
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]

@@ -80,26 +80,23 @@ def test_kill_resume_and_eval(shared_data: Path, tmp_path: Path) -> None:
     assert [r["epoch"] for r in rows if r["kind"] == "train"] == [1, 2]  # each epoch logged once
     assert (out / "tensorboard").is_dir() and (out / "train.csv").exists() and (out / "val.csv").exists()
 
-    report_path = tmp_path / "eval.json"
     ev = subprocess.run(
         _cli(
             "-q",
             "eval",
-            "--checkpoint",
+            "--model",
             str(out / "last.pt"),
             "--pairs",
             str(lfw / "pairsDevTrain.txt"),
-            "--images",
+            "--data",
             str(lfw / "images"),
-            "-o",
-            str(report_path),
         ),
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert ev.returncode == 0, ev.stderr[-2000:]
-    report = json.loads(report_path.read_text())["verification"]
+    report = json.loads(ev.stdout)["verification"]  # the JSON summary on stdout
     assert (
         report["num_positive"] + report["num_negative"] == 2200
         and report["folds_from_file"] is False

@@ -45,21 +45,22 @@ def photos(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_eval_runs_every_protocol_on_the_pretrained_model(photos: Path, tmp_path: Path) -> None:
     pairs, split = tmp_path / "pairs.csv", tmp_path / "split.csv"
     assert (
-        _cli("protocol", "pairs", str(photos), "-o", str(pairs), "--folds", "4", "--pairs-per-fold", "20").returncode
+        _cli(
+            "protocol", "pairs", "--data", str(photos), "-o", str(pairs), "--folds", "4", "--pairs-per-fold", "20"
+        ).returncode
         == 0
     )
-    assert _cli("protocol", "open-set", str(photos), "-o", str(split)).returncode == 0
+    assert _cli("protocol", "open-set", "--data", str(photos), "-o", str(split)).returncode == 0
     done = _cli(
         "eval",
-        "--checkpoint",
+        "--model",
         "dlib-resnet",
         "--pairs",
         str(pairs),
         "--open-set",
         str(split),
         "--retrieval",
-        str(photos),
-        "--images",
+        "--data",
         str(photos),
         "--out",
         str(tmp_path / "eval"),
@@ -79,14 +80,14 @@ def test_eval_runs_every_protocol_on_the_pretrained_model(photos: Path, tmp_path
 def test_embed_gallery_and_serve_take_the_same_argument(photos: Path, tmp_path: Path) -> None:
     from servers import start_server, stop_server
 
-    embedded = _cli("embed", "--model", "dlib-resnet", str(photos), "-o", str(tmp_path / "e.npz"))
+    embedded = _cli("embed", "--model", "dlib-resnet", "--data", str(photos), "-o", str(tmp_path / "e.npz"))
     assert embedded.returncode == 0, embedded.stderr[-3000:]
     data = np.load(tmp_path / "e.npz")
     assert data["embeddings"].shape == (PEOPLE * SHOTS, 128)
 
     gallery = tmp_path / "gallery"
     assert _cli("gallery", "--gallery", str(gallery), "init", "--model", "dlib-resnet").returncode == 0
-    imported = _cli("gallery", "--gallery", str(gallery), "import", str(photos), "--per-person", "1")
+    imported = _cli("gallery", "--gallery", str(gallery), "import", "--data", str(photos), "--per-person", "1")
     assert imported.returncode == 0, imported.stderr[-3000:]
     same = _cli(
         "gallery", "--gallery", str(gallery), "--model", "dlib-resnet", "identify", str(photos / "s3" / "4.pgm")
@@ -106,20 +107,23 @@ def test_embed_gallery_and_serve_take_the_same_argument(photos: Path, tmp_path: 
 
 
 def test_onnx_export_and_torch_port_give_the_same_metrics(photos: Path, tmp_path: Path) -> None:
-    """`facemetric export dlib-resnet` writes the port to ONNX; `eval` of the file and of the port in torch agree."""
+    """`facemetric export --model dlib-resnet` writes the port to ONNX; `eval` of the file and of the port in torch
+    agree."""
     pairs = tmp_path / "pairs.csv"
     assert (
-        _cli("protocol", "pairs", str(photos), "-o", str(pairs), "--folds", "2", "--pairs-per-fold", "15").returncode
+        _cli(
+            "protocol", "pairs", "--data", str(photos), "-o", str(pairs), "--folds", "2", "--pairs-per-fold", "15"
+        ).returncode
         == 0
     )
     onnx_file = tmp_path / "dlib-resnet.onnx"
-    exported = _cli("export", "dlib-resnet", "--onnx", str(onnx_file), "--legacy-exporter")
+    exported = _cli("export", "--model", "dlib-resnet", "-o", str(onnx_file), "--legacy-exporter")
     assert exported.returncode == 0, exported.stderr[-3000:]
     assert json.loads(exported.stdout)["max_abs_diff"] < 1e-4
     summaries = {}
     for label, model in (("torch", "dlib-resnet?backend=torch"), ("onnx", str(onnx_file))):
         done = _cli(
-            "eval", "--model", model, "--pairs", str(pairs), "--images", str(photos), "--out", str(tmp_path / label)
+            "eval", "--model", model, "--pairs", str(pairs), "--data", str(photos), "--out", str(tmp_path / label)
         )
         assert done.returncode == 0, done.stderr[-3000:]
         summaries[label] = json.loads(done.stdout)["verification"]
@@ -138,6 +142,7 @@ def test_gallery_enrolled_with_dlibs_own_network_works_with_the_port(photos: Pat
         "--model",
         "dlib-resnet?backend=dlib",
         "import",
+        "--data",
         str(photos),
         "--per-person",
         "1",

@@ -335,10 +335,12 @@ def test_orl_course_layout(shared_data: Path, tmp_path: Path) -> None:
 def test_cli_protocol_course(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src = _photos(tmp_path / "photos")
     out = tmp_path / "course"
-    assert main(["-q", "protocol", "course", str(src), str(out), "--seed", "3", "--link", "copy"]) == 0
+    assert (
+        main(["-q", "protocol", "course", "--data", str(src), "--out", str(out), "--seed", "3", "--link", "copy"]) == 0
+    )
     printed = json.loads(capsys.readouterr().out)
     assert printed["counts"]["train"] == 24 and printed["options"]["link"] == "copy" and "usage" not in printed
     assert len(_read(out / "verification/verification_dev.csv")) == printed["counts"]["unknown_dev"]
-    assert main(["-q", "protocol", "course", str(src), str(out)]) == 2
+    assert main(["-q", "protocol", "course", "--data", str(src), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "protocol: error:" in err and str(out) in err and "not empty" in err and "Traceback" not in err

@@ -260,7 +260,7 @@ def test_cli_option_report_and_pairs_file_summary(
             "dlib-resnet",
             "--pairs",
             str(lfw_folder / "pairs.txt"),
-            "--images",
+            "--data",
             str(lfw_folder / "images"),
             "--no-face",
             "reject",

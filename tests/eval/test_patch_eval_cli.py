@@ -44,7 +44,21 @@ def test_eval_patches_writes_the_folder_and_report_draws_it(
         pytest.importorskip("cv2")
     out = tmp_path / "eval"
     assert (
-        main(["-q", "eval", "--model", model, "--patches", str(release), "--patch-split", split, "--out", str(out)])
+        main(
+            [
+                "-q",
+                "eval",
+                "--model",
+                model,
+                "--data",
+                str(release),
+                "--patches",
+                "--patch-split",
+                split,
+                "--out",
+                str(out),
+            ]
+        )
         == 0
     )
     captured = capsys.readouterr()
@@ -89,11 +103,11 @@ def test_patch_models_of_one_or_three_channels(release: Path, tmp_path: Path) ->
 def test_errors_name_the_input(release: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "photos").mkdir()
     cases = [
-        (["--model", "raw", "--patches", str(tmp_path / "photos")], "no sequence folder"),
-        (["--model", "raw", "--patches", str(release), "--patch-split", "b"], "split 'b' is not in"),
-        (["--model", "raw", "--patches", str(release), "--splits-json", str(tmp_path / "none.json")], None),
-        (["--model", "surf", "--patches", str(release)], "not a patch baseline (raw, sift, rootsift)"),
-        (["--model", "raw", "--patches", str(release), "--pairs", "pairs.txt"], "on their own"),
+        (["--model", "raw", "--data", str(tmp_path / "photos"), "--patches"], "no sequence folder"),
+        (["--model", "raw", "--data", str(release), "--patches", "--patch-split", "b"], "split 'b' is not in"),
+        (["--model", "raw", "--data", str(release), "--patches", "--splits-json", str(tmp_path / "none.json")], None),
+        (["--model", "surf", "--data", str(release), "--patches"], "not a patch baseline (raw, sift, rootsift)"),
+        (["--model", "raw", "--data", str(release), "--patches", "--pairs", "pairs.txt"], "on their own"),
     ]
     for argv, message in cases:
         code = main(["-q", "eval", *argv])
@@ -105,5 +119,5 @@ def test_errors_name_the_input(release: Path, tmp_path: Path, capsys: pytest.Cap
     no_splits = tmp_path / "bare"
     write_release(no_splits, n_seq=2, n_points=4)
     (no_splits / "splits.json").unlink()
-    assert main(["-q", "eval", "--model", "raw", "--patches", str(no_splits), "--patch-split", "c"]) == 2
+    assert main(["-q", "eval", "--model", "raw", "--data", str(no_splits), "--patches", "--patch-split", "c"]) == 2
     assert "give hpatches-benchmark's splits.json" in capsys.readouterr().err

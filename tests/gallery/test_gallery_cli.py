@@ -25,7 +25,7 @@ def test_gallery_commands(tiny_checkpoint: Path, synthetic_faces: Path, tmp_path
     folder = tmp_path / "g"
     missing = _gallery(folder, "list")
     assert missing.returncode == 2 and "no gallery here" in missing.stderr and "Traceback" not in missing.stderr
-    init = _gallery(folder, "init", "--embedder", str(tiny_checkpoint))
+    init = _gallery(folder, "init", "--model", str(tiny_checkpoint))
     assert init.returncode == 0, init.stderr[-2000:]
     assert json.loads(init.stdout)["dim"] == 128
     people = sorted(p for p in synthetic_faces.iterdir() if p.is_dir())[:5]
@@ -38,7 +38,7 @@ def test_gallery_commands(tiny_checkpoint: Path, synthetic_faces: Path, tmp_path
     listed = json.loads(_gallery(folder, "list").stdout)
     assert [p["name"] for p in listed] == [p.name for p in people] and {p["images"] for p in listed} == {2}
 
-    calibrated = _gallery(folder, "calibrate", "--far", "0.1", str(synthetic_faces))
+    calibrated = _gallery(folder, "calibrate", "--far", "0.1", "--data", str(synthetic_faces))
     assert calibrated.returncode == 0, calibrated.stderr[-2000:]
     calibration = json.loads(calibrated.stdout)
     assert calibration["photos"]["enrolled_left_out"] == 10 and calibration["photos"]["used"] == 72 - 10
@@ -50,11 +50,13 @@ def test_gallery_commands(tiny_checkpoint: Path, synthetic_faces: Path, tmp_path
 
     bad = _gallery(folder, "enroll", "../escape", enrolled_photo)
     assert bad.returncode == 2 and "not allowed" in bad.stderr
-    other_model = _gallery(tmp_path / "g2", "init", "--embedder", str(tmp_path / "missing.pt"))
+    other_model = _gallery(tmp_path / "g2", "init", "--model", str(tmp_path / "missing.pt"))
     assert other_model.returncode == 2 and "Traceback" not in other_model.stderr
-    imported = _gallery(tmp_path / "g3", "init", "--embedder", str(tiny_checkpoint))
+    imported = _gallery(tmp_path / "g3", "init", "--model", str(tiny_checkpoint))
     assert imported.returncode == 0
-    imported = json.loads(_gallery(tmp_path / "g3", "import", str(synthetic_faces), "--per-person", "2").stdout)
+    imported = json.loads(
+        _gallery(tmp_path / "g3", "import", "--data", str(synthetic_faces), "--per-person", "2").stdout
+    )
     assert imported["people"] == 12 and imported["photos_added"] == 24 and imported["skipped"] == 0
     removed = json.loads(_gallery(folder, "remove", people[0].name).stdout)
     assert removed == {"name": people[0].name, "removed_images": 2}

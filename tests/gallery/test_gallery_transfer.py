@@ -176,13 +176,22 @@ def test_the_kept_face_is_the_region_around_the_detected_face() -> None:
 def test_cli_export_import_and_reembed(tiny_checkpoint: Path, synthetic_faces: Path, tmp_path: Path, capsys) -> None:
     old, new = tmp_path / "old", tmp_path / "new"
     assert main(["gallery", "--gallery", str(old), "init", "--model", str(tiny_checkpoint), "--keep-faces"]) == 0
-    assert main(["-q", "gallery", "--gallery", str(old), "import", str(synthetic_faces), "--per-person", "2"]) == 0
+    assert (
+        main(["-q", "gallery", "--gallery", str(old), "import", "--data", str(synthetic_faces), "--per-person", "2"])
+        == 0
+    )
     capsys.readouterr()
-    assert main(["-q", "gallery", "--gallery", str(old), "export", str(tmp_path / "g.fmgallery")]) == 0
+    assert main(["-q", "gallery", "--gallery", str(old), "export", "-o", str(tmp_path / "g.fmgallery")]) == 0
     assert json.loads(capsys.readouterr().out)["photos"] == 24
-    assert main(["-q", "gallery", "--gallery", str(tmp_path / "copy"), "import", str(tmp_path / "g.fmgallery")]) == 0
+    assert (
+        main(["-q", "gallery", "--gallery", str(tmp_path / "copy"), "import", "--data", str(tmp_path / "g.fmgallery")])
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["people"] == 12
-    assert main(["-q", "gallery", "--gallery", str(old), "reembed", str(tiny_checkpoint), str(new)]) == 0
+    assert (
+        main(["-q", "gallery", "--gallery", str(old), "reembed", "--model", str(tiny_checkpoint), "--out", str(new)])
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert result["people"] == 12 and result["photos"] + result["skipped"] == 24
     assert main(["-q", "gallery", "--gallery", str(new), "list"]) == 0

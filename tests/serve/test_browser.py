@@ -61,6 +61,7 @@ def test_enrol_and_verify_through_the_page(tiny_checkpoint: Path, synthetic_face
                     "calibrate",
                     "--far",
                     "0.2",
+                    "--data",
                     str(synthetic_faces),
                 ],
                 capture_output=True,

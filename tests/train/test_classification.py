@@ -143,7 +143,8 @@ def test_predict_classify_writes_a_row_for_every_test_image(
     out = tmp_path / "submission.csv"
     assert (
         main(
-            ["-q", "predict", "classify", "--model", str(run / "last.pt"), str(test), "-o", str(out), "--dev", str(dev)]
+            ["-q", "predict", "classify", "--model", str(run / "last.pt"), "--test", str(test), "-o", str(out)]
+            + ["--dev", str(dev)]
         )
         == 0
     )
@@ -165,6 +166,7 @@ def test_predict_classify_writes_a_row_for_every_test_image(
                 "classify",
                 "--model",
                 str(run / "last.pt"),
+                "--test",
                 str(test),
                 "-o",
                 str(out2),
@@ -190,7 +192,19 @@ def test_predict_classify_without_a_head_asks_for_known(
     test.mkdir()
     shutil.copy(next(next(synthetic_faces.iterdir()).iterdir()), test / "a.png")
     assert (
-        main(["-q", "predict", "classify", "--model", str(run / "last.pt"), str(test), "-o", str(tmp_path / "o.csv")])
+        main(
+            [
+                "-q",
+                "predict",
+                "classify",
+                "--model",
+                str(run / "last.pt"),
+                "--test",
+                str(test),
+                "-o",
+                str(tmp_path / "o.csv"),
+            ]
+        )
         == 2
     )
     assert "has no classifier head" in capsys.readouterr().err
@@ -203,6 +217,7 @@ def test_predict_classify_without_a_head_asks_for_known(
             "classify",
             "--model",
             str(run / "last.pt"),
+            "--test",
             str(empty),
             "-o",
             str(tmp_path / "o.csv"),

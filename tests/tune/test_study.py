@@ -134,6 +134,6 @@ def test_a_study_folder_is_not_reused_for_another_search(synthetic_faces: Path, 
 
 
 def test_cli_reports_a_bad_space_in_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    assert main(["tune", "--study", str(tmp_path / "x"), "--param", "optim.lr=log(1e-4)"]) == 2
+    assert main(["tune", "--out", str(tmp_path / "x"), "--param", "optim.lr=log(1e-4)"]) == 2
     err = capsys.readouterr().err
     assert "optim.lr=log(1e-4)" in err and "log takes" in err and "Traceback" not in err

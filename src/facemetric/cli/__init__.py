@@ -50,28 +50,30 @@ COMMANDS = (
 EPILOG = """examples:
   facemetric demo                                   synthetic faces, end to end in minutes
   facemetric demo --data ~/photos                   the same on your folder-per-person photos
-  facemetric prepare ~/photos data/photos --align dlib   detect, align, pack once
-  facemetric train config.yaml --data data/photos --out runs/exp1
+  facemetric prepare --data ~/photos --out caches/photos --align dlib   detect, align, pack once
+  facemetric train config.yaml --data caches/photos --out runs/exp1
   facemetric train config.yaml --out runs/exp1 --resume
   facemetric train configs/dlib_finetune.yaml --data chips --out runs/ft   fine-tune dlib's pretrained network
   facemetric tune config.yaml --trials 20 --param optim.lr='log(1e-4,1e-2)'   hyper-parameter search (Optuna)
-  facemetric eval --model runs/exp1/best.pt --pairs pairs.txt --images lfw/images
-  facemetric eval --model dlib-resnet --pairs pairs.txt --images lfw/images   the pretrained model, same protocol
-  facemetric protocol open-set ~/photos -o split.csv   gallery / known / unknown probes
-  facemetric eval --model runs/exp1/best.pt --open-set split.csv --images ~/photos --out runs/exp1/eval
-  facemetric protocol course ~/photos course        a course layout: train/dev/test, known/unknown (HW2P2)
-  facemetric predict classify --model runs/c/best.pt course/classification/test -o submission.csv
+  facemetric eval --model runs/exp1/best.pt --data lfw/images --pairs pairs.txt
+  facemetric eval --model dlib-resnet --data lfw/images --pairs pairs.txt   the pretrained model, same protocol
+  facemetric protocol open-set --data ~/photos -o split.csv   gallery / known / unknown probes
+  facemetric eval --model runs/exp1/best.pt --data ~/photos --open-set split.csv --out runs/exp1/eval
+  facemetric protocol course --data ~/photos --out course   a course layout: train/dev/test, known/unknown (HW2P2)
+  facemetric predict classify --model runs/c/best.pt --test course/classification/test -o submission.csv
   facemetric report runs/exp1                       HTML report of a run (evaluated on its held-out people)
-  facemetric embed --model runs/exp1/best.pt ~/photos -o embeddings.npz
+  facemetric embed --model runs/exp1/best.pt --data ~/photos -o embeddings.npz
   facemetric models --max-params 21M                backbones with parameters, FLOPs, CPU speed
-  facemetric export runs/exp1/best.pt --onnx model.onnx   portable model, checked with onnxruntime
-  facemetric export dlib-resnet --onnx dlib.onnx    dlib's pretrained network as ONNX
+  facemetric export --model runs/exp1/best.pt -o model.onnx   portable model, checked with onnxruntime
+  facemetric export --model dlib-resnet -o dlib.onnx   dlib's pretrained network as ONNX
   facemetric gallery --gallery team init --model dlib-resnet   a face gallery (pretrained, offline)
   facemetric gallery --gallery team enroll "Ada Lovelace" ada1.jpg ada2.jpg
   facemetric serve --gallery team                   HTTP API + web page on http://127.0.0.1:8000
   facemetric config --set train.epochs=5            print the resolved config (all keys), checked
 
---model takes a checkpoint (.pt), an ONNX export (.onnx) or a pretrained model name (dlib-resnet).
+One grammar for every command (docs/cli.md): the model is --model (a checkpoint .pt, an ONNX export .onnx
+or a pretrained name: dlib-resnet), the dataset --data, a folder written --out DIR, a file written
+-o/--output FILE, a false-accept rate --far (default 1e-2); JSON results go to stdout, messages to stderr.
 """
 
 

@@ -8,10 +8,13 @@ import logging
 import os
 from typing import Any
 
+from facemetric.core.matching import DEFAULT_FAR, TEMPLATES
 from facemetric.data.sources import LAYOUTS
 
 log = logging.getLogger("facemetric")
 RAW = argparse.RawDescriptionHelpFormatter
+FAR = DEFAULT_FAR  # the one default of --far (docs/cli.md)
+BATCH_SIZE = 256  # the one default of --batch-size
 
 
 def add_overrides(p: argparse.ArgumentParser) -> None:
@@ -37,20 +40,70 @@ def add_layout(p: argparse.ArgumentParser, what: str = "the dataset") -> None:
 
 
 def add_model(p: argparse.ArgumentParser, required: bool = True, default: str | None = None, extra: str = "") -> None:
-    """``--model`` (also ``--checkpoint`` / ``--embedder``): any model facemetric can embed with.
+    """``--model``: any model facemetric can embed with (docs/cli.md: a model is always ``--model``).
 
     ``default=argparse.SUPPRESS`` lets a sub-command take it too without hiding the parent's value.
     """
     p.add_argument(
         "--model",
-        "--checkpoint",
-        "--embedder",
-        dest="model",
         required=required,
         default=default,
         metavar="MODEL",
         help="a checkpoint (best.pt / last.pt of a run), its ONNX export (.onnx), or a pretrained model "
         "name: dlib-resnet (options after ?, e.g. dlib-resnet?upsample=2)" + extra,
+    )
+
+
+def add_data(p: argparse.ArgumentParser, help: str, required: bool = True) -> None:
+    """``--data``: the dataset a command reads (docs/cli.md: a dataset is always ``--data``)."""
+    p.add_argument("--data", required=required, metavar="DATA", help=help)
+
+
+def add_out(p: argparse.ArgumentParser, help: str, required: bool = True, default: str | None = None) -> None:
+    """``--out``: the folder a command writes (docs/cli.md: a folder output is ``--out``)."""
+    p.add_argument("--out", required=required, default=default, metavar="DIR", help=help)
+
+
+def add_output(p: argparse.ArgumentParser, help: str, required: bool = True) -> None:
+    """``-o/--output``: the file a command writes (docs/cli.md: a file output is ``-o/--output``)."""
+    p.add_argument("-o", "--output", required=required, metavar="FILE", help=help)
+
+
+def add_far(p: argparse.ArgumentParser, what: str, default: str = f"default {FAR:g}") -> None:
+    """``--far``: the false-accept rate a threshold is calibrated at; one meaning and one default everywhere.
+
+    ``default`` words the default; any other wording than the standard one leaves the option's value None when
+    it is not given (``report`` then keeps a run's existing evaluation), the command applying :data:`FAR` itself.
+    """
+    p.add_argument(
+        "--far",
+        type=float,
+        default=FAR if default == f"default {FAR:g}" else None,
+        metavar="RATE",
+        help=f"target false-accept rate of the calibrated threshold: {what} ({default}; 1e-3 and below need "
+        "thousands of impostor comparisons to be measured)",
+    )
+
+
+def add_batch_size(p: argparse.ArgumentParser) -> None:
+    """``--batch-size``: images embedded per forward pass."""
+    p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=f"images per forward pass (default {BATCH_SIZE})")
+
+
+def add_test(p: argparse.ArgumentParser, help: str, required: bool = True) -> None:
+    """``--test``: the flat folder of test images a course-style task predicts."""
+    p.add_argument("--test", required=required, metavar="FOLDER", help=help)
+
+
+def add_patch_split(p: argparse.ArgumentParser, default: str, what: str) -> None:
+    """``--patch-split``: which sequences of an HPatches release (``prepare --patches``, ``eval --patches``)."""
+    p.add_argument(
+        "--patch-split",
+        dest="patch_split",
+        default=default,
+        metavar="SPLIT",
+        help=f"--patches: {what}: full, illum (i_*), view (v_*), or a split of hpatches-benchmark's splits.json "
+        f"(a, b, c) (default {default})",
     )
 
 
@@ -67,7 +120,7 @@ def add_gallery(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--template",
         default="max",
-        choices=["max", "mean"],
+        choices=list(TEMPLATES),
         help="score a person by their best-matching photo (max) or their mean embedding (mean)",
     )
 

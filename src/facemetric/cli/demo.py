@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from facemetric.cli.common import add_overrides
+from facemetric.cli.common import add_data, add_out, add_overrides
 
 HELP = "end to end: data -> train -> evaluate -> summary table"
 
@@ -18,8 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "minutes. With --data: the same on your dataset."
         ),
     )
-    p.add_argument("--data", help="dataset folder or CSV instead of synthetic faces")
-    p.add_argument("--out", default="runs/demo", help="demo folder (default: runs/demo)")
+    add_data(p, "dataset folder or CSV instead of synthetic faces", required=False)
+    add_out(p, "the demo's folder (default: runs/demo)", required=False, default="runs/demo")
     add_overrides(p)
     p.set_defaults(run=run)
 

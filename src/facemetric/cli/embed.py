@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from facemetric.cli.common import add_layout, add_model, print_json
+from facemetric.cli.common import add_batch_size, add_data, add_layout, add_model, add_output, print_json
 
 HELP = "embed every image of a dataset into an .npz file"
 
@@ -19,11 +19,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
     )
     add_model(p)
-    p.add_argument("source", help="dataset folder or CSV (any layout `train` accepts)")
-    p.add_argument("-o", "--output", required=True, help="output .npz file")
+    add_data(p, "the photos: a folder per person, a CSV image,identity, flat files or a prepared cache")
+    add_output(p, "the .npz file to write")
     add_layout(p)
     p.add_argument("--flip", action="store_true", help="add the embedding of the mirrored image")
-    p.add_argument("--batch-size", type=int, default=256)
+    add_batch_size(p)
     p.set_defaults(run=run)
 
 
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from facemetric.embedders.files import embed_source
 
     embedded = embed_source(
-        load_embedder(args.model), args.source, args.layout, args.flip, args.batch_size, progress=not args.quiet
+        load_embedder(args.model), args.data, args.layout, args.flip, args.batch_size, progress=not args.quiet
     )
     report_skipped(embedded.skipped)
     embedded.save(args.output)

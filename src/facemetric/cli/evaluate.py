@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from facemetric.cli.common import RAW, add_layout, add_model
+from facemetric.cli.common import (
+    RAW,
+    add_batch_size,
+    add_data,
+    add_far,
+    add_layout,
+    add_model,
+    add_out,
+    add_patch_split,
+)
 
 HELP = "verification, identification and retrieval metrics of a model (checkpoint, ONNX or pretrained)"
 
@@ -15,30 +24,38 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=HELP,
         formatter_class=RAW,
         description=(
-            "Evaluate a model (a checkpoint, its ONNX export, or a pretrained model such as dlib-resnet) on any of: a "
-            "pairs file (LFW format or CSV path1,path2,same[,fold]) for verification (k-fold accuracy with each fold's "
-            "threshold chosen on the other folds, AUC, EER, TAR@FAR, the threshold for each stated FAR and how it "
-            "holds on held-out folds); an open-set split CSV (path,identity,subset) for closed-set CMC and open-set "
-            "DIR at a threshold calibrated on the validation unknowns; a dataset for retrieval (P@1, R-precision, "
-            "MAP@R, Recall@K). Make the protocol files with `facemetric protocol`. Prints a JSON summary; --out DIR "
-            "also keeps what `facemetric report DIR` draws. A model that detects faces (dlib-resnet, or one trained "
-            "on a `prepare --align dlib|opencv` cache) may find none in some photos: --no-face says what is done "
-            "with them, and the summary's no_face section lists those photos and the pairs they affected. "
-            "--patches ROOT evaluates patch descriptors on an HPatches release instead (patch verification, image "
-            "matching, patch retrieval mAP per jitter level, illumination and viewpoint sequences apart); --model "
-            "may then also be a baseline: raw (standardised pixels), sift or rootsift (OpenCV)."
+            "Evaluate a model (a checkpoint, its ONNX export, or a pretrained model such as dlib-resnet) on the "
+            "photos of --data with any of: a pairs file (LFW format or CSV path1,path2,same[,fold]) for verification "
+            "(k-fold accuracy with each fold's threshold chosen on the other folds, AUC, EER, TAR@FAR, the threshold "
+            "for each stated FAR and how it holds on held-out folds); an open-set split CSV (path,identity,subset) for "
+            "closed-set CMC and open-set DIR at a threshold calibrated on the validation unknowns; --retrieval, every "
+            "photo of --data searching all the others (P@1, R-precision, MAP@R, Recall@K). Make the protocol files "
+            "with `facemetric protocol`. Prints a JSON summary on stdout; --out DIR also keeps what `facemetric "
+            "report DIR` draws. A model that detects faces (dlib-resnet, or one trained on a `prepare --align "
+            "dlib|opencv` cache) may find none in some photos: --no-face says what is done with them, and the "
+            "summary's no_face section lists those photos and the pairs they affected. --patches evaluates patch "
+            "descriptors on the HPatches release in --data instead (patch verification, image matching, patch "
+            "retrieval mAP per jitter level, illumination and viewpoint sequences apart); --model may then also be "
+            "a baseline: raw (standardised pixels), sift or rootsift (OpenCV)."
         ),
         epilog="""examples:
-  facemetric eval --model best.pt --pairs lfw/pairs.txt --images lfw/images --out runs/x/eval-lfw
-  facemetric eval --model dlib-resnet --pairs lfw/pairs.txt --images lfw/images   the pretrained model, same protocol
-  facemetric eval --model best.pt --open-set split.csv --images photos --far 1e-2 --out ev
-  facemetric eval --model model.onnx --retrieval photos
-  facemetric eval --model dlib-resnet --pairs pairs.txt --images lfw/images --no-face reject
-  facemetric eval --model runs/hardnet/best.pt --patches hpatches-release --patch-split a --out runs/hardnet/hp
-  facemetric eval --model sift --patches hpatches-release --patch-split view   a baseline on viewpoint sequences
+  facemetric eval --model best.pt --data lfw/images --pairs lfw/pairs.txt --out runs/x/eval-lfw
+  facemetric eval --model dlib-resnet --data lfw/images --pairs lfw/pairs.txt   the pretrained model, same protocol
+  facemetric eval --model best.pt --data photos --open-set split.csv --far 1e-2 --out ev
+  facemetric eval --model model.onnx --data photos --retrieval
+  facemetric eval --model dlib-resnet --data lfw/images --pairs pairs.txt --no-face reject
+  facemetric eval --model runs/hardnet/best.pt --data hpatches-release --patches --patch-split a --out runs/hardnet/hp
+  facemetric eval --model sift --data hpatches-release --patches --patch-split view   a baseline on viewpoint sequences
 """,
     )
     add_model(p)
+    add_data(
+        p,
+        "the photos: the folder the paths of --pairs and --open-set are relative to (LFW: images/, one sub-folder per "
+        "person; default for a CSV: the CSV's own folder), and the dataset --retrieval searches (folder per person, "
+        "CSV or prepared cache); with --patches, the HPatches release",
+        required=False,
+    )
     p.add_argument(
         "--pairs", help="verification pairs: LFW format (header `N` or `folds N`) or CSV path1,path2,same[,fold]"
     )
@@ -48,20 +65,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="SPLIT_CSV",
         help="open-set split CSV: path,identity,subset (gallery|val_known|val_unknown|test_known|test_unknown)",
     )
-    p.add_argument(
-        "--retrieval", metavar="DATA", help="dataset folder, CSV or prepared cache: every image queries all the others"
-    )
-    p.add_argument(
-        "--images",
-        help="folder the protocol files' paths are relative to (LFW: one sub-folder per "
-        "person); default for CSVs: the CSV's own folder",
-    )
-    p.add_argument(
-        "--far",
-        type=float,
-        default=1e-2,
-        help="open-set target false-alarm rate for the calibrated threshold (default 1e-2)",
-    )
+    p.add_argument("--retrieval", action="store_true", help="retrieval: every photo of --data queries all the others")
+    add_far(p, "open-set identification, the fraction of searches by someone not enrolled that name someone")
     p.add_argument(
         "--no-face",
         dest="no_face",
@@ -76,17 +81,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--patches",
-        metavar="ROOT",
-        help="an HPatches release (one folder per sequence, i_* and v_*, of ref/e1..e5/h1..h5/t1..t5.png): the "
-        "three HPatches tasks of the model's patch descriptors, or of a baseline given as --model raw|sift|rootsift",
+        action="store_true",
+        help="--data is an HPatches release (one folder per sequence, i_* and v_*, of ref/e1..e5/h1..h5/t1..t5.png): "
+        "the three HPatches tasks of the model's patch descriptors, or of a baseline given as --model "
+        "raw|sift|rootsift",
     )
-    p.add_argument(
-        "--patch-split",
-        dest="patch_split",
-        choices=("full", "illum", "view", "a", "b", "c"),
-        default="full",
-        help="--patches: the sequences evaluated: all, i_* or v_* ones, or a split of splits.json (default full)",
-    )
+    add_patch_split(p, default="full", what="the sequences evaluated")
     p.add_argument(
         "--patch-part",
         dest="patch_part",
@@ -97,7 +97,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--splits-json",
         dest="splits_json",
-        help="--patches: hpatches-benchmark's splits.json for splits a, b, c (default ROOT/splits.json)",
+        help="--patches: hpatches-benchmark's splits.json for splits a, b, c (default DATA/splits.json)",
     )
     p.add_argument(
         "--seed", type=int, default=0, help="--patches: seed of the verification pairs and retrieval sample (default 0)"
@@ -106,7 +106,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--flip", action="store_true", help="add the embedding of the mirrored image (test-time augmentation)"
     )
-    p.add_argument("--batch-size", type=int, default=256)
+    add_batch_size(p)
     p.add_argument(
         "--workers",
         type=int,
@@ -114,13 +114,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="processes that find faces in raw photos, for a model that detects them (default: up to 4 for 32 "
         "photos or more; 0 = this process)",
     )
-    p.add_argument("--out", help="evaluation folder: eval.json, pair scores, worst errors, embeddings, decisions.csv")
-    p.add_argument("-o", "--output", help="also write the JSON summary to this file")
+    add_out(
+        p,
+        "evaluation folder: eval.json, pair scores, worst errors, embeddings, decisions.csv (what `facemetric "
+        "report` draws)",
+        required=False,
+    )
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from facemetric.core.atomic import write_atomic
     from facemetric.embedders import load_embedder
     from facemetric.eval.evaldir import brief_summary, eval_document, write_eval_dir
     from facemetric.eval.runner import EvaluationError, evaluate_files, run_dir_of
@@ -136,14 +139,16 @@ def run(args: argparse.Namespace) -> int:
         raise EvaluationError(
             "nothing to evaluate: give --pairs, --open-set and/or --retrieval, or --patches (see --help)"
         )
+    if args.retrieval and not args.data:
+        raise EvaluationError("--retrieval searches the photos of --data: give --data (a folder per person, CSV, ...)")
     embedder = load_embedder(args.model)
     embedder.crop_workers = args.workers
     result, data = evaluate_files(
         embedder,
         pairs=args.pairs,
-        images=args.images,
+        images=args.data,
         open_set=args.open_set,
-        retrieval=args.retrieval,
+        retrieval=args.data if args.retrieval else None,
         layout=args.layout,
         far=args.far,
         flip=args.flip,
@@ -160,10 +165,7 @@ def run(args: argparse.Namespace) -> int:
     }
     if args.out:
         write_eval_dir(args.out, result, meta)
-    text = brief_summary(eval_document(result, meta))
-    if args.output:
-        write_atomic(args.output, text + "\n")
-    print(text)
+    print(brief_summary(eval_document(result, meta)))
     return 0
 
 
@@ -171,12 +173,14 @@ def run_patches(args: argparse.Namespace) -> int:
     """``eval --patches``: the table on stderr, the JSON summary on stdout, the folder with ``--out``."""
     import sys
 
-    from facemetric.core.atomic import write_atomic
     from facemetric.eval.patch_evaldir import brief_patch_summary, patch_document, write_patch_eval_dir
     from facemetric.eval.patch_run import evaluate_release
+    from facemetric.eval.runner import EvaluationError
 
+    if not args.data:
+        raise EvaluationError("--patches evaluates the HPatches release in --data: give --data RELEASE")
     evaluation = evaluate_release(
-        args.patches,
+        args.data,
         args.model,
         split=args.patch_split,
         part=args.patch_part,
@@ -186,9 +190,6 @@ def run_patches(args: argparse.Namespace) -> int:
     )
     if args.out:
         write_patch_eval_dir(args.out, evaluation.results, evaluation.meta, evaluation.sample)
-    text = brief_patch_summary(patch_document(evaluation.results, evaluation.meta))
-    if args.output:
-        write_atomic(args.output, text + "\n")
     print(evaluation.results.table(), file=sys.stderr)
-    print(text)
+    print(brief_patch_summary(patch_document(evaluation.results, evaluation.meta)))
     return 0

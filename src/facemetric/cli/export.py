@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from facemetric.cli.common import RAW, add_model, add_output
+
 HELP = "export a checkpoint or the pretrained dlib-resnet to ONNX (dynamic batch), checked with onnxruntime"
 
 
@@ -17,11 +19,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "against torch: the export is refused if any embedding differs by more than 1e-4. `eval`, `embed`, "
             "`gallery` and `serve` accept the .onnx file as --model."
         ),
+        epilog="""examples:
+  facemetric export --model runs/exp1/best.pt -o model.onnx
+  facemetric export --model dlib-resnet -o dlib.onnx""",
+        formatter_class=RAW,
     )
-    p.add_argument(
-        "model", help="checkpoint file (best.pt or last.pt of a run) or a pretrained model name (dlib-resnet)"
-    )
-    p.add_argument("--onnx", required=True, help="output .onnx file")
+    add_model(p, extra="; not an .onnx file (it is exported already)")
+    add_output(p, "the .onnx file to write")
     p.add_argument(
         "--legacy-exporter",
         action="store_true",
@@ -35,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     from facemetric.export.onnx import export_checkpoint
 
-    report = export_checkpoint(args.model, args.onnx, dynamo=not args.legacy_exporter)
+    report = export_checkpoint(args.model, args.output, dynamo=not args.legacy_exporter)
     print(
         json.dumps(
             {

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from facemetric.cli.common import RAW, add_gallery, add_layout, add_model, print_json
+from facemetric.cli.common import (
+    RAW,
+    add_data,
+    add_far,
+    add_gallery,
+    add_layout,
+    add_model,
+    add_out,
+    add_output,
+    print_json,
+)
 
 HELP = "enroll / verify / identify faces against a persistent gallery"
 
@@ -24,14 +34,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
   facemetric gallery --gallery team init --model dlib-resnet     pretrained, offline (pip install 'facemetric[dlib]')
   facemetric gallery --gallery team init --model runs/x/best.pt  your own model (or its .onnx export)
   facemetric gallery --gallery team enroll "Ada Lovelace" ada1.jpg ada2.jpg
-  facemetric gallery --gallery team import photos/ --per-person 3   everyone in a folder-per-person tree
-  facemetric gallery --gallery team calibrate --far 1e-3 labelled_photos/
+  facemetric gallery --gallery team import --data photos/ --per-person 3   everyone in a folder-per-person tree
+  facemetric gallery --gallery team calibrate --data labelled_photos/ --far 1e-3
   facemetric gallery --gallery team verify "Ada Lovelace" door_cam.jpg
   facemetric gallery --gallery team identify visitor.jpg --top-k 3
   facemetric gallery --gallery postgresql://me@db.example/faces init --model dlib-resnet   PostgreSQL + pgvector
-  facemetric gallery --gallery team export team.fmgallery           everything, to one portable file
-  facemetric gallery --gallery postgresql://me@db.example/faces import team.fmgallery   ... into a new gallery
-  facemetric gallery --gallery team reembed runs/new/best.pt team-v2  the kept faces (init --keep-faces), new model
+  facemetric gallery --gallery team export -o team.fmgallery        everything, to one portable file
+  facemetric gallery --gallery postgresql://me@db.example/faces import --data team.fmgallery   ... into a new gallery
+  facemetric gallery --gallery team reembed --model runs/new/best.pt --out team-v2   the kept faces, a new model
 """,
     )
     add_gallery(p)
@@ -57,14 +67,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q = gsub.add_parser(
         "import",
         help="enrol every person of a labelled folder (folder per person, CSV, ...), or load an export file",
-        description="Enrols each person of DATA with up to --per-person of their photos (in file "
+        description="Enrols each person of --data with up to --per-person of their photos (in file "
         "order). A photo without a usable face is skipped and counted, not fatal; each person is "
-        "one transaction. Folder names become the names.\n\nWhen DATA is a gallery export file (`export`), "
+        "one transaction. Folder names become the names.\n\nWhen --data is a gallery export file (`export`), "
         "--gallery must name a new gallery (a new folder, or a database without one): it is created with "
         "everything of the export (model, people, embeddings, thresholds, kept faces) in one transaction, "
         "and answers as the exported gallery did.",
     )
-    q.add_argument("data", help="labelled photos (any layout `train` reads), or a .fmgallery export file")
+    add_data(q, "labelled photos (any layout `train` reads), or a .fmgallery export file")
     q.add_argument("--per-person", type=int, help="at most this many photos per person (default: all)")
     add_layout(q)
     q.add_argument(
@@ -74,44 +84,48 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="processes that find faces (default: up to 4 for 32 photos or more; 0 = this process)",
     )
     q = gsub.add_parser("verify", help="is this photo the enrolled person NAME?")
-    q.add_argument("name")
-    q.add_argument("image")
+    q.add_argument("name", help="the enrolled person's name")
+    q.add_argument("image", help="the photo to check")
     q = gsub.add_parser("identify", help="who is in this photo, or `no correspondence`?")
-    q.add_argument("image")
+    q.add_argument("image", help="the photo to search the gallery with")
     q.add_argument("--top-k", type=int, default=5, help="candidates listed (default 5)")
     gsub.add_parser("list", help="enrolled people with their photo counts")
     q = gsub.add_parser("remove", help="delete a person and their photos")
-    q.add_argument("name")
+    q.add_argument("name", help="the enrolled person's name")
     q = gsub.add_parser(
         "calibrate",
         help="set the thresholds at a false-accept rate from labelled photos",
-        description="Embeds every photo of DATA (any layout `train` accepts; photos already enrolled "
+        description="Embeds every photo of --data (any layout `train` accepts; photos already enrolled "
         "are left out) and sets the identify threshold so that at most --far of the searches by "
         "someone not enrolled name anyone (each photo searched with its own person removed), and the "
         "verify threshold so that at most --far of comparisons with another person are accepted. "
         "Enrol first: the thresholds depend on the gallery.",
     )
-    q.add_argument("data", help="labelled photos of real people (folder per person, CSV or flat files)")
-    q.add_argument("--far", type=float, default=1e-3, help="target false-accept rate (default 1e-3)")
+    add_data(q, "labelled photos of real people (folder per person, CSV or flat files)")
+    add_far(
+        q,
+        "identify, the fraction of searches by someone not enrolled that name someone; verify, the fraction of "
+        "comparisons with another person that are accepted",
+    )
     add_layout(q)
     q = gsub.add_parser(
         "export",
         help="write the whole gallery to one portable file (for `import`, e.g. SQLite to PostgreSQL)",
         description="Writes the model's identity, the calibrated thresholds, every person and photo record with "
-        "its embedding (float32, bit for bit) and the kept faces to FILE, a zip archive. `import` makes a new "
-        "gallery of it, in either store, that gives the same answers.",
+        "its embedding (float32, bit for bit) and the kept faces to the --output file, a zip archive. `import` "
+        "makes a new gallery of it, in either store, that gives the same answers.",
     )
-    q.add_argument("file", help="the export file to write (conventionally NAME.fmgallery); replaced if it exists")
+    add_output(q, "the export file to write (conventionally NAME.fmgallery); replaced if it exists")
     q = gsub.add_parser(
         "reembed",
         help="a new gallery for another model, from the faces this one kept (init --keep-faces)",
-        description="Embeds every face the gallery kept at enrolment with MODEL and writes a new gallery at "
-        "DESTINATION (a new folder or postgresql:// URL); this gallery is not touched. Photos without a kept "
-        "face, or in which MODEL finds no face, are skipped and counted. Thresholds are not carried over: "
+        description="Embeds every face the gallery kept at enrolment with --model and writes a new gallery at "
+        "--out (a new folder or postgresql:// URL); this gallery is not touched. Photos without a kept "
+        "face, or in which the model finds no face, are skipped and counted. Thresholds are not carried over: "
         "calibrate the new gallery before relying on its decisions.",
     )
-    q.add_argument("new_model", metavar="MODEL", help="the new model: dlib-resnet, a checkpoint or an .onnx export")
-    q.add_argument("destination", metavar="DESTINATION", help="the new gallery: a folder or a postgresql:// URL")
+    add_model(q, required=True, default=argparse.SUPPRESS, extra="; the new gallery's model")
+    add_out(q, "the new gallery: a new folder, or a postgresql:// URL of a database without one")
     p.set_defaults(run=run)
 
 
@@ -131,11 +145,11 @@ def run(args: argparse.Namespace) -> int:
         print_json(transfer.import_gallery(args.data, args.gallery, progress=not args.quiet))
         return 0
     if args.action == "export":
-        print_json(transfer.export_gallery(args.gallery, args.file, progress=not args.quiet))
+        print_json(transfer.export_gallery(args.gallery, args.output, progress=not args.quiet))
         return 0
     if args.action == "reembed":
-        model = load_embedder(args.new_model)
-        print_json(transfer.reembed(args.gallery, model, args.destination, progress=not args.quiet))
+        model = load_embedder(args.model)
+        print_json(transfer.reembed(args.gallery, model, args.out, progress=not args.quiet))
         return 0
     gallery = Gallery(args.gallery, load_embedder(args.model) if args.model else None, template=args.template)
     try:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 
-from facemetric.cli.common import RAW, add_model, log, print_json
+from facemetric.cli.common import RAW, add_batch_size, add_far, add_model, add_output, add_test, log, print_json
+from facemetric.core.matching import TEMPLATES
+from facemetric.eval.course_files import NO_MATCH_LABEL
 
 HELP = "predict a flat test folder: identity classification, or known-person-or-nobody mapping (CSV submissions)"
 
 EPILOG = """examples:
-  facemetric predict classify --model runs/course/best.pt course/classification/test -o classification.csv \\
+  facemetric predict classify --model runs/course/best.pt --test course/classification/test -o classification.csv \\
       --dev course/classification/dev
-  facemetric predict classify --model dlib-resnet course/classification/test -o classification.csv \\
+  facemetric predict classify --model dlib-resnet --test course/classification/test -o classification.csv \\
       --known course/classification/train --per-identity 10
-  facemetric predict verify --model runs/course/best.pt --known course/verification/known \\
+  facemetric predict map --model runs/course/best.pt --known course/verification/known \\
       --dev-csv course/verification/verification_dev.csv --test course/verification/unknown_test -o verification.csv
 """
 
@@ -29,18 +31,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "`classify`: the identity of every image of a flat test folder, written as image,label; scored by the "
             "run's classifier head (softmax / ArcFace / CosFace ..., without the margin) or, for any model, by the "
             "nearest identity centre of a folder per person (--known).\n"
-            "`verify`: every image of unknown_test mapped to a known person or to the no-correspondence label, with "
-            "the rejection threshold calibrated on unknown_dev and its ground-truth CSV; written in that CSV's "
+            "`map`: every image of the test folder mapped to a known person or to the no-match label, with the "
+            "rejection threshold calibrated on the dev images and their ground-truth CSV; written in that CSV's "
             "format.\n"
             "A photo that cannot be used (undecodable, no face) still gets a row; it is flagged in "
-            "<output>.problems.csv and in the printed summary."
+            "<output>.problems.csv and in the summary printed on stdout."
         ),
     )
     psub = p.add_subparsers(dest="task", required=True, metavar="TASK")
     q = psub.add_parser("classify", help="which training person is each test image", formatter_class=RAW)
     add_model(q)
-    q.add_argument("test", help="flat folder of test images")
-    q.add_argument("-o", "--output", required=True, help="submission CSV: image,label (one row per test image)")
+    add_test(q, "flat folder of test images")
+    add_output(q, "submission CSV: image,label (one row per test image)")
     q.add_argument(
         "--known",
         metavar="FOLDER",
@@ -62,52 +64,48 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _common(q)
     q.set_defaults(run=run_classify)
 
-    q = psub.add_parser("verify", help="map unknown images to a known person or to nobody", formatter_class=RAW)
+    q = psub.add_parser(
+        "map", help="map each test image to a known person or to nobody (open-set)", formatter_class=RAW
+    )
     add_model(q)
     q.add_argument("--known", required=True, metavar="FOLDER", help="a folder per known identity (known/<id>/*)")
     q.add_argument(
         "--dev-csv",
         metavar="CSV",
         help="ground truth of the dev images (header image,label; label an identity of --known or the "
-        "no-correspondence label): calibrates the threshold",
+        "no-match label): calibrates the threshold",
     )
     q.add_argument("--dev", metavar="FOLDER", help="the dev images (default: unknown_dev beside --dev-csv)")
-    q.add_argument("--test", metavar="FOLDER", help="flat folder of test images to map (unknown_test)")
-    q.add_argument("-o", "--output", metavar="CSV", help="submission CSV, in the dev CSV's format (needs --test)")
+    add_test(q, "flat folder of test images to map (unknown_test)", required=False)
+    add_output(q, "submission CSV, in the dev CSV's format (needs --test)", required=False)
     q.add_argument(
         "--rule",
         default="accuracy",
-        choices=["accuracy", "fmr"],
+        choices=["accuracy", "far"],
         help="threshold rule on dev: the best mapping accuracy (default), or the lowest threshold at which at "
-        "most --target-fmr of the dev's no-match images are taken for someone",
+        "most --far of the dev's no-match images are taken for someone",
     )
-    q.add_argument("--target-fmr", type=float, default=0.01, help="with --rule fmr (default 0.01)")
+    add_far(q, "with --rule far, the fraction of the dev's no-match images taken for someone")
     q.add_argument("--threshold", type=float, help="a fixed cosine threshold instead of calibrating on dev")
     q.add_argument(
         "--template",
         default="mean",
-        choices=["mean", "max"],
-        help="score a known person by their mean embedding (default) or their best-matching photo",
+        choices=list(TEMPLATES),
+        help="score a known person by their mean embedding (default) or their best-matching photo (max)",
     )
-    q.add_argument("--no-match-label", default="n000000", help="the label of 'nobody known' (default n000000)")
+    q.add_argument(
+        "--no-match-label",
+        default=NO_MATCH_LABEL,
+        help=f"the label of 'nobody known' (default {NO_MATCH_LABEL})",
+    )
     q.add_argument("--folds", type=int, default=5, help="folds of the cross-validated dev accuracy (default 5)")
     _common(q)
-    q.set_defaults(run=run_verify)
+    q.set_defaults(run=run_map)
 
 
 def _common(q: argparse.ArgumentParser) -> None:
     q.add_argument("--flip", action="store_true", help="add the embedding of each mirrored image")
-    q.add_argument("--batch-size", type=int, default=64)
-    q.add_argument("--report", metavar="JSON", help="also write the summary printed here to this file")
-
-
-def _finish(args: argparse.Namespace, summary: dict) -> int:
-    if args.report:
-        from facemetric.core.atomic import write_json
-
-        write_json(args.report, summary)
-    print_json(summary)
-    return 0
+    add_batch_size(q)
 
 
 def run_classify(args: argparse.Namespace) -> int:
@@ -147,10 +145,11 @@ def run_classify(args: argparse.Namespace) -> int:
     for image, reason in predictions.flagged:
         log.warning("%s: could not be used (%s); its row has the fallback label, see the problems file", image, reason)
     summary.update(output=args.output, test=predictions.to_dict())
-    return _finish(args, summary)
+    print_json(summary)
+    return 0
 
 
-def run_verify(args: argparse.Namespace) -> int:
+def run_map(args: argparse.Namespace) -> int:
     from facemetric.embedders import load_embedder
     from facemetric.eval.mapping import map_unknowns
 
@@ -161,8 +160,8 @@ def run_verify(args: argparse.Namespace) -> int:
         args.dev_csv,
         args.test,
         submission=args.output,
-        rule=args.rule,
-        target_fmr=args.target_fmr,
+        rule="fmr" if args.rule == "far" else args.rule,
+        target_fmr=args.far,
         threshold=args.threshold,
         template=args.template,
         no_match_label=args.no_match_label,
@@ -172,4 +171,5 @@ def run_verify(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     # the answers are in the submission file; the summary is the report (dev accuracy, breakdown, problems)
-    return _finish(args, {"model": str(args.model), "threshold": result.threshold, "report": result.report})
+    print_json({"model": str(args.model), "threshold": result.threshold, "report": result.report})
+    return 0

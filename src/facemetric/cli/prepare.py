@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from facemetric.cli.common import RAW, add_layout, log, print_json
+from facemetric.cli.common import RAW, add_data, add_layout, add_out, add_patch_split, log, print_json
 
 HELP = "detect + align + decode photos once into a packed training cache"
 
@@ -15,10 +15,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=HELP,
         formatter_class=RAW,
         description=(
-            "Scan SOURCE (folder per person, CSV, or flat files), decode every image, find and align the face, and "
-            "write OUT: images.npy (N x size x size x C uint8, read memory-mapped), manifest.csv, detections.jsonl, "
-            "skipped.csv (every input left out, with why), summary.json and contact_sheet.png. Interrupted runs "
-            "resume; a rerun on an up-to-date cache does nothing. Train on it with --data OUT."
+            "Scan DATA (folder per person, CSV, or flat files), decode every image, find and align the face, and "
+            "write the folder OUT: images.npy (N x size x size x C uint8, read memory-mapped), manifest.csv, "
+            "detections.jsonl, skipped.csv (every input left out, with why), summary.json and contact_sheet.png. "
+            "Interrupted runs resume; a rerun on an up-to-date cache does nothing. Train on it with --data OUT."
         ),
         epilog="""alignment backends:
   none    the whole photo, centre-cropped to a square and resized
@@ -28,14 +28,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
   dlib-chip  dlib's own 150x150 face chip (what its ResNet reads): for `model.pretrained: dlib` fine-tuning;
              --size 112 cuts the same region smaller (a student distilled from dlib's network)
 
-patch descriptors (--patches): SOURCE is an HPatches release (one folder per i_*/v_* sequence of 65x65 patch
-stacks), the real one or `facemetric protocol patches`' output; the patches of --split / --part are packed
-grey at --size (default 32), one identity per 3-D point (<sequence>/<patch>):
-  facemetric prepare bench/patches caches/patches-train --patches --split a --part train
+patch descriptors (--patches): DATA is an HPatches release (one folder per i_*/v_* sequence of 65x65 patch
+stacks), the real one or `facemetric protocol patches`' output; the patches of --patch-split / --patch-part are
+packed grey at --size (default 32), one identity per 3-D point (<sequence>/<patch>):
+  facemetric prepare --data patch-release --out caches/patches-train --patches --patch-split a --patch-part train
+examples:
+  facemetric prepare --data ~/photos --out caches/photos --align dlib
+  facemetric prepare --data lfw/images --out caches/lfw --align center --center-fraction 0.55
 """,
     )
-    p.add_argument("source", help="dataset folder or CSV")
-    p.add_argument("out", help="output folder for the cache")
+    add_data(
+        p,
+        "the photos: a folder per person, a CSV image,identity or flat files (with --patches: an HPatches release)",
+    )
+    add_out(p, "the cache folder (created; a rerun on it resumes or does nothing)")
     p.add_argument(
         "--size", type=int, default=None, help="side of the square crops in pixels (default 112; dlib-chip: 150)"
     )
@@ -56,15 +62,17 @@ grey at --size (default 32), one identity per 3-D point (<sequence>/<patch>):
         "and badly lit faces, about 30x slower, on a copy scaled to 500 px), hog+cnn (the CNN only where HOG "
         "finds no face)",
     )
-    add_layout(p, "SOURCE")
-    p.add_argument("--patches", action="store_true", help="SOURCE is an HPatches release: pack its patches (see below)")
+    add_layout(p, "DATA")
+    p.add_argument("--patches", action="store_true", help="DATA is an HPatches release: pack its patches (see below)")
+    add_patch_split(p, default="full", what="the sequences packed")
     p.add_argument(
-        "--split",
-        default="full",
-        help="--patches: full, illum (i_*), view (v_*), or a split of splits.json (a, b, c; default full)",
+        "--patch-part",
+        dest="patch_part",
+        default="train",
+        choices=["train", "test"],
+        help="--patches with split a, b or c: its train (default) or test sequences",
     )
-    p.add_argument("--part", default="train", choices=["train", "test"], help="--patches: that split's part")
-    p.add_argument("--splits-json", help="--patches: hpatches-benchmark's splits.json (default SOURCE/splits.json)")
+    p.add_argument("--splits-json", help="--patches: hpatches-benchmark's splits.json (default DATA/splits.json)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count; 0 = none)")
     p.add_argument("--overwrite", action="store_true", help="replace an OUT that holds a different cache")
     p.set_defaults(run=run)
@@ -79,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         from facemetric.data.hpatches import prepare_patches
 
         summary = prepare_patches(
-            args.source, args.out, args.split, args.part, args.splits_json, args.size or 32, args.overwrite
+            args.data, args.out, args.patch_split, args.patch_part, args.splits_json, args.size or 32, args.overwrite
         )
         if summary.get("up_to_date"):
             log.info("%s is up to date: nothing to do", args.out)
@@ -89,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     size = args.size or (150 if args.align == "dlib-chip" else 112)
     options = PrepareOptions.for_backend(size, args.align, args.channels, offered, args.layout)
     result = prepare(
-        args.source, args.out, options, workers=args.workers, overwrite=args.overwrite, progress=not args.quiet
+        args.data, args.out, options, workers=args.workers, overwrite=args.overwrite, progress=not args.quiet
     )
     s = result.summary
     if result.up_to_date:

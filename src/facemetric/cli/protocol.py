@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from facemetric.cli.common import RAW, add_layout, log, print_json
+from facemetric.cli.common import RAW, add_data, add_layout, add_out, add_output, log, print_json
 
 HELP = "build evaluation protocols from a dataset: pair folds, open-set split, course layout, patch benchmark"
 # facemetric.data.patch_sequences.JITTER, written out so that the parser imports no numpy (a test compares them)
@@ -14,6 +14,9 @@ JITTER_HELP = """\
   e      +-10 deg  +-10 %  +-10 %      +-6 %                0.85 (the release's easy: ~0.85)
   h      +-20 deg  +-25 %  +-15 %      +-12 %               0.72 (the release's hard: ~0.72)
   t      +-30 deg  +-35 %  +-25 %      +-16 %               0.62"""
+
+
+DATA_HELP = "the dataset: a folder per person, a CSV image,identity or flat files named after the person"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "written as an LFW pairs file (.txt, needs LFW file naming) or a CSV path1,path2,same,fold. `open-set`: a "
             "gallery of known people, known probes and unknown people's probes, each probe set split into validation "
             "(threshold calibration) and test, the unknown people of validation and test being different people; CSV "
-            "path,identity,subset. Paths are written relative to DATA: evaluate with --images DATA. `course`: the "
+            "path,identity,subset. Paths are written relative to DATA: evaluate with --data DATA. `course`: the "
             "CMU 11-785 HW2P2 folder layout (classification train/dev/test, verification known/unknown_dev/"
             "unknown_test with verification_dev.csv, and the answer keys), the classification and verification "
             "people disjoint. `patches`: an HPatches-style patch benchmark (i_/v_ sequences of 65x65 patches) "
@@ -35,8 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     psub = p.add_subparsers(dest="protocol", required=True, metavar="KIND")
     q = psub.add_parser("pairs", help="verification pairs in identity-disjoint folds")
-    q.add_argument("data", help="dataset folder or CSV")
-    q.add_argument("-o", "--output", required=True, help="output file: .csv, or .txt for the LFW pairs format")
+    add_data(q, DATA_HELP)
+    add_output(q, "the pairs file: .csv, or .txt for the LFW pairs format")
     q.add_argument("--folds", type=int, default=10, help="number of identity-disjoint folds (default 10)")
     q.add_argument(
         "--pairs-per-fold",
@@ -44,16 +47,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=300,
         help="genuine pairs per fold, and as many impostor pairs (default 300: LFW's 6,000 in all)",
     )
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
     add_layout(q)
     q = psub.add_parser("open-set", help="gallery / known / unknown split for open-set identification")
-    q.add_argument("data", help="dataset folder or CSV")
-    q.add_argument("-o", "--output", required=True, help="output CSV")
+    add_data(q, DATA_HELP)
+    add_output(q, "the split CSV (path,identity,subset)")
     q.add_argument(
         "--unknown-fraction", type=float, default=0.3, help="fraction of the people never enrolled (default 0.3)"
     )
     q.add_argument("--gallery-per-identity", type=int, default=1, help="images enrolled per known person (default 1)")
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
     add_layout(q)
     _add_course(psub)
     _add_patches(psub)
@@ -74,8 +77,8 @@ def _add_course(psub: argparse._SubParsersAction) -> None:
             "files) or a `facemetric prepare` output, whose crops are written as PNG."
         ),
     )
-    q.add_argument("data", help="dataset folder or CSV, or a `facemetric prepare` output")
-    q.add_argument("out", help="output folder (new or empty)")
+    add_data(q, DATA_HELP + ", or a `facemetric prepare` output")
+    add_out(q, "the course layout's folder (new or empty)")
     q.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
     q.add_argument(
         "--verification-fraction",
@@ -149,11 +152,11 @@ in +- these; median overlap: of the region's disc with its jittered image):
 
 The same photos, seed and options give byte-identical files. Needs OpenCV: pip install 'facemetric[patches]'.
 example:
-  facemetric protocol patches photos/ bench/patches --points 100 --max-photos 100 --seed 0
-  facemetric prepare bench/patches caches/patches-train --patches --split a --part train""",
+  facemetric protocol patches --data photos/ --out patch-release --points 100 --max-photos 100 --seed 0
+  facemetric prepare --data patch-release --out caches/patches-train --patches --patch-split a --patch-part train""",
     )
-    q.add_argument("photos", help="folder of photos (read recursively)")
-    q.add_argument("out", help="output folder (new or empty)")
+    add_data(q, "a folder of photos (read recursively)")
+    add_out(q, "the release's folder (new or empty)")
     q.add_argument("--points", type=int, default=100, help="patches (points) per sequence at most (default 100)")
     q.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
     q.add_argument(
@@ -188,7 +191,7 @@ def _run_patches(args: argparse.Namespace) -> int:
     from facemetric.data.patch_benchmark import build_patch_benchmark
 
     summary = build_patch_benchmark(
-        args.photos,
+        args.data,
         args.out,
         points=args.points,
         seed=args.seed,
@@ -208,9 +211,9 @@ def _run_patches(args: argparse.Namespace) -> int:
         log.warning("patches protocol: %d more skipped photos, listed in %s/skipped.csv", len(skipped) - 10, args.out)
     print_json({**result, "skipped": len(skipped)})
     log.info(
-        "train on it: facemetric prepare %s caches/patches-train --patches --split a --part train; "
-        "facemetric train configs/patches/hardnet.yaml; evaluate: facemetric eval --model MODEL --patches %s "
-        "--patch-split a --patch-part test",
+        "train on it: facemetric prepare --data %s --out caches/patches-train --patches --patch-split a "
+        "--patch-part train; facemetric train configs/patches/hardnet.yaml; evaluate: facemetric eval --model MODEL "
+        "--data %s --patches --patch-split a --patch-part test",
         args.out,
         args.out,
     )

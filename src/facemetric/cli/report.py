@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from facemetric.cli.common import print_json
+from facemetric.cli.common import add_far, add_model, print_json
 
 HELP = "HTML + Markdown report of an evaluation folder or a training run"
 
@@ -23,11 +23,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("path", help="evaluation folder (facemetric eval --out) or training run folder")
-    p.add_argument("--checkpoint", help="run folder only: checkpoint to evaluate (default best.pt, else last.pt)")
-    p.add_argument(
-        "--far",
-        type=float,
-        help="run folder only: open-set target FAR (default 1e-2); given, the run is evaluated again",
+    add_model(
+        p,
+        required=False,
+        extra="; run folder only: the model evaluated on the run's held-out people (default: the run's best.pt, "
+        "else last.pt; a bare file name is one of the run folder's)",
+    )
+    add_far(
+        p,
+        "run folder only, the open-set split's identification; another value than the last evaluation's "
+        "evaluates the run again",
     )
     p.add_argument("--refresh", action="store_true", help="run folder only: evaluate again even if PATH/eval exists")
     p.add_argument("--title", help="report title")
@@ -40,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     paths = make_report(
         args.path,
-        checkpoint=args.checkpoint,
+        checkpoint=args.model,
         far=args.far,
         refresh=args.refresh,
         title=args.title,

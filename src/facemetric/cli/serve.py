@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         extra="; default: the gallery's own. A gallery that does not exist yet is created for this model",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     p.add_argument(
         "--token",
         default=os.environ.get("FACEMETRIC_TOKEN"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from facemetric.cli.common import add_overrides, print_json
+from facemetric.cli.common import add_data, add_out, add_overrides, print_json
 
 HELP = "train an embedding model from a YAML config"
 
@@ -25,8 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "config", nargs="?", help="YAML config (see `facemetric config` for every key); default: built-in defaults"
     )
-    p.add_argument("--data", help="dataset folder, CSV or prepared cache (sets data.source)")
-    p.add_argument("--out", help="run folder (sets train.out)")
+    add_data(p, "dataset folder, CSV or prepared cache (sets data.source)", required=False)
+    add_out(p, "the run folder (sets train.out)", required=False)
     p.add_argument("--epochs", type=int, help="number of epochs (sets train.epochs)")
     p.add_argument("--device", help="auto, cpu or cuda (sets train.device)")
     p.add_argument(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from facemetric.cli.common import add_overrides, print_json
+from facemetric.cli.common import add_data, add_out, add_overrides, print_json
 
 HELP = "search hyper-parameters with Optuna (TPE, random or grid; pruning; resumable)"
 
@@ -30,10 +30,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=HELP,
         description=(
             "Searches config values with Optuna. Each trial trains the config with the trial's values into "
-            "STUDY/trials/NNNN (a normal run folder) and is scored by its last held-out validation (--metric). "
-            "The study lives in STUDY/study.db (SQLite): it resumes where it stopped, and several processes can "
-            "work on it. After every trial STUDY/best.yaml (ready for `facemetric train`), STUDY/tune.json and "
-            "STUDY/report.html (history, importances, slices, contours, validation curves, trial table) are "
+            "OUT/trials/NNNN (a normal run folder) and is scored by its last held-out validation (--metric). "
+            "The study lives in OUT/study.db (SQLite): it resumes where it stopped, and several processes can "
+            "work on it. After every trial OUT/best.yaml (ready for `facemetric train`), OUT/tune.json and "
+            "OUT/report.html (history, importances, slices, contours, validation curves, trial table) are "
             "rewritten. A trial that diverges (NaN) is recorded as failed with its reason; the study goes on."
         ),
         epilog=EPILOG,
@@ -44,8 +44,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--param", action="append", default=[], metavar="KEY=SPACE", help="a config key and its space (repeatable)"
     )
     p.add_argument("--trials", type=int, help="finished trials the study should have (grid: default all combinations)")
-    p.add_argument("--study", help="study folder (default runs/tune-<config name>)")
-    p.add_argument("--data", help="dataset folder, CSV or prepared cache (sets data.source)")
+    add_out(p, "the study's folder (default runs/tune-<config name>); the same folder resumes it", required=False)
+    add_data(p, "dataset folder, CSV or prepared cache (sets data.source)", required=False)
     p.add_argument("--epochs", type=int, help="epochs of every trial (sets train.epochs)")
     p.add_argument("--sampler", default="tpe", choices=["tpe", "random", "grid"], help="search strategy (tpe)")
     p.add_argument(
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + args.overrides
     base = load_config(args.config, overrides).to_dict()
     name = Path(args.config).stem if args.config else "default"
-    study = Path(args.study) if args.study else Path("runs") / f"tune-{name}"
+    study = Path(args.out) if args.out else Path("runs") / f"tune-{name}"
     settings = TuneSettings(
         base=base,
         params=parse_space(args.param),

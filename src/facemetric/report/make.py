@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from facemetric.core.matching import DEFAULT_FAR
 from facemetric.eval.evaldir import is_eval_dir
 from facemetric.eval.patch_evaldir import is_patch_eval_dir
 from facemetric.eval.runner import EvaluationError, evaluate_run_to_folder
@@ -22,7 +23,8 @@ def make_report(
 ) -> dict[str, Path]:
     """The report of ``path``: an evaluation folder (``facemetric eval [--patches] --out``) as it is, or a training run
     folder, whose checkpoint is evaluated on the run's held-out identities into ``path/eval`` first
-    (again when ``refresh``, ``checkpoint`` or ``far`` is given), and whose tracked runs (MLflow, W&B)
+    (again when ``refresh``, ``checkpoint`` or ``far`` is given; at :data:`DEFAULT_FAR` unless ``far`` says
+    otherwise), and whose tracked runs (MLflow, W&B)
     get ``report.html`` as an artifact. Returns the files written."""
     folder = Path(path)
     run_dir = None
@@ -34,7 +36,7 @@ def make_report(
             )
         target = folder / "eval"
         if refresh or checkpoint or far is not None or not is_eval_dir(target):
-            evaluate_run_to_folder(folder, checkpoint, 1e-2 if far is None else far, progress)
+            evaluate_run_to_folder(folder, checkpoint, DEFAULT_FAR if far is None else far, progress)
         run_dir, folder = folder, target
     paths = render_report(folder, title)
     out = {"html": paths.html, "markdown": paths.markdown}
