@@ -19,14 +19,14 @@ import numpy as np
 
 from facemetric.eval.identification import calibrate_threshold
 from facemetric.gallery.interface import GalleryError, SearchIndex
-from facemetric.gallery.thresholds import StoredThreshold, StoredThresholds
+from facemetric.gallery.thresholds import StoredThreshold
 
 
 def calibrate_index(
     index: SearchIndex, vectors: np.ndarray, identities: list[str], far: float, source: str, template: str
-) -> StoredThresholds:
-    """Both thresholds of the gallery ``index`` searches (scoring by ``template``), at false-accept rate
-    ``far``, from ``vectors`` of the people ``identities`` (``source`` says where they came from)."""
+) -> tuple[StoredThreshold, StoredThreshold]:
+    """The identify and the verify threshold of the gallery ``index`` searches (scoring by ``template``), at
+    false-accept rate ``far``, from ``vectors`` of the people ``identities`` (``source``: where they came from)."""
     if len(index) < 2:
         raise GalleryError("calibration needs a gallery of at least 2 enrolled people: enrol first")
     top_scores, pair_scores = [], []
@@ -57,4 +57,4 @@ def calibrate_index(
             }
         )
         stored[kind] = StoredThreshold.of(threshold, impostors)
-    return StoredThresholds(identify=stored["identify"], verify=stored["verify"])
+    return stored["identify"], stored["verify"]

@@ -98,9 +98,14 @@ class EmbedderInfo:
         try:
             info = cls(str(record["name"]), str(record["fingerprint"]), int(record["dim"]), record["reference"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise GalleryError(f"{where}: the record of the gallery's model is damaged ({exc!r})") from None
+            raise GalleryError(
+                f"{where}: the record of the gallery's model is damaged ({exc!r}); restore the gallery from a backup"
+            ) from None
         if not isinstance(info.reference, str):
-            raise GalleryError(f"{where}: the gallery's model reference is not text ({info.reference!r})")
+            raise GalleryError(
+                f"{where}: the gallery's model reference is not text ({info.reference!r}); restore the gallery "
+                "from a backup"
+            )
         return info
 
 

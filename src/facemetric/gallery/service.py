@@ -20,6 +20,7 @@ import hashlib
 import logging
 import threading
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from PIL import Image
@@ -47,6 +48,7 @@ from facemetric.gallery.schemas import (
     RemoveResult,
     VerifyAnswer,
 )
+from facemetric.gallery.thresholds import StoredThresholds
 
 log = logging.getLogger("facemetric")
 
@@ -220,9 +222,10 @@ class Gallery:
         """Every enrolled person with their number of photos, by name."""
         return self.store.identities()
 
-    def _calibration(self, kind: str, score: float | None) -> Calibration:
-        """What the stored threshold of ``kind`` ("identify", "verify") says about ``score``."""
-        threshold = getattr(self.store.thresholds(), kind)
+    def _calibration(self, kind: Literal["identify", "verify"], score: float | None) -> Calibration:
+        """What the stored threshold of ``kind`` says about ``score``."""
+        thresholds = self.store.thresholds()
+        threshold = thresholds.identify if kind == "identify" else thresholds.verify
         return calibration_of(threshold, kind, score, self.template, len(self.index))
 
     def verify(self, name: str, photo: Photo) -> VerifyAnswer:
@@ -280,12 +283,9 @@ class Gallery:
         """Thresholds at false-accept rate ``far`` from labelled embeddings of real people
         (:mod:`facemetric.gallery.calibration`), stored with where they came from."""
         self.index.sync()
-        thresholds = calibrate_index(self.index, vectors, identities, far, source, self.template)
-        self.store.set_thresholds(thresholds)
-        assert thresholds.identify is not None and thresholds.verify is not None
-        return CalibrationResult(
-            identify=thresholds.identify.answered(), verify=thresholds.verify.answered(), photos=None
-        )
+        identify, verify = calibrate_index(self.index, vectors, identities, far, source, self.template)
+        self.store.set_thresholds(StoredThresholds(identify=identify, verify=verify))
+        return CalibrationResult(identify=identify.answered(), verify=verify.answered(), photos=None)
 
     def calibrate_from_source(
         self, source: str | Path, far: float, layout: str = "auto", progress: bool = True

@@ -1,6 +1,6 @@
 """Moving a gallery between stores, and re-embedding it when its model changes.
 
-* :func:`export_gallery` writes any gallery (SQLite folder or PostgreSQL) to one portable file, and
+* :func:`export_gallery` writes any gallery (a SQLite folder, PostgreSQL, any registered store) to one file, and
   :func:`import_gallery` makes a new gallery of it anywhere: SQLite to PostgreSQL when one machine is
   no longer enough, and back. Embeddings travel as float32 bits, so the imported gallery gives the same
   answers (scores, thresholds, decisions) as the one exported.
