@@ -42,7 +42,7 @@ _API = {
     "Callback": "facemetric.train.callbacks",
     "evaluate": "facemetric.eval.runner",
     "Gallery": "facemetric.gallery.service",
-    "Photo": "facemetric.gallery.service",
+    "Photo": "facemetric.gallery.photos",
     "register_model": "facemetric.models",
     "register_loss": "facemetric.losses",
     "register_miner": "facemetric.miners",
@@ -118,7 +118,8 @@ if TYPE_CHECKING:
     from facemetric.eval.patch_protocol import evaluate_patch_tasks
     from facemetric.eval.patch_run import evaluate_release
     from facemetric.eval.runner import evaluate_files as evaluate
-    from facemetric.gallery.service import Gallery, Photo
+    from facemetric.gallery.photos import Photo
+    from facemetric.gallery.service import Gallery
     from facemetric.losses import register_loss
     from facemetric.miners import register_miner
     from facemetric.models import register_model

@@ -15,8 +15,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facemetric.gallery.index import GalleryIndex
+from facemetric.gallery.interface import (
+    EmbedderInfo,
+    EmbedderMismatchError,
+    Enrolment,
+    GalleryError,
+    InvalidNameError,
+    UnknownIdentityError,
+    validate_name,
+)
 from facemetric.gallery.location import GalleryLocation
+from facemetric.gallery.photos import Photo, PhotoError
 from facemetric.gallery.schemas import (
     CalibrationResult,
     EnrollResult,
@@ -26,16 +35,8 @@ from facemetric.gallery.schemas import (
     RemoveResult,
     VerifyAnswer,
 )
-from facemetric.gallery.service import Gallery, Photo, PhotoError
-from facemetric.gallery.store import (
-    EmbedderInfo,
-    EmbedderMismatchError,
-    Enrolment,
-    GalleryError,
-    InvalidNameError,
-    UnknownIdentityError,
-    validate_name,
-)
+from facemetric.gallery.service import Gallery
+from facemetric.gallery.stores.sqlite.faiss_index import FaissIndex
 from gallery_fakes import ColourEmbedder, person_photo
 
 
@@ -68,7 +69,7 @@ def test_names_are_normalised() -> None:
 
 
 def _info(dim: int = 4) -> EmbedderInfo:
-    return EmbedderInfo("test", "fp-1", dim, {"kind": "test"})
+    return EmbedderInfo("test", "fp-1", dim, "test")
 
 
 def _item(k: int, dim: int = 4) -> Enrolment:
@@ -80,19 +81,19 @@ def test_store_enrols_atomically_and_skips_duplicate_photos(location: GalleryLoc
     store = location.create(_info())
     with pytest.raises(GalleryError, match="already exists"):
         location.create(_info())
-    assert store.enroll("ann", [_item(1), _item(2)]) == {"name": "ann", "added": 2, "duplicates": 0}
-    assert store.enroll("ann", [_item(2), _item(3)]) == {"name": "ann", "added": 1, "duplicates": 1}
+    assert store.enroll("ann", [_item(1), _item(2)]).model_dump() == {"name": "ann", "added": 2, "duplicates": 0}
+    assert store.enroll("ann", [_item(2), _item(3)]).model_dump() == {"name": "ann", "added": 1, "duplicates": 1}
     generation = store.generation
     bad = Enrolment("hash9", "x", {}, np.ones(5, np.float32))  # wrong dimension: nothing of the request lands
     with pytest.raises(GalleryError, match="4-d embeddings"):
         store.enroll("bob", [_item(4), bad])
-    assert store.generation == generation and [i["name"] for i in store.identities()] == ["ann"]
+    assert store.generation == generation and [i.name for i in store.identities()] == ["ann"]
     unwritable = Enrolment("hash8", "y", {"box": object()}, _item(8).embedding)  # fails inside the transaction
     with pytest.raises(TypeError):
         store.enroll("bob", [_item(4), unwritable])  # bob and his first photo were written, then rolled back
     with pytest.raises(TypeError):
         store.enroll("ann", [_item(5), unwritable])
-    assert store.generation == generation and [(i["name"], i["images"]) for i in store.identities()] == [("ann", 3)]
+    assert store.generation == generation and [(i.name, i.images) for i in store.identities()] == [("ann", 3)]
     assert store.remove("ann") == 3 and store.identities() == []
     with pytest.raises(UnknownIdentityError):
         store.remove("ann")
@@ -146,10 +147,10 @@ def test_index_search_equals_brute_force_and_follows_the_store(search_location: 
     with pytest.raises(UnknownIdentityError):
         index.score(_item(500, 16).embedding, "p05")
     if location.folder is not None:
-        reopened = GalleryIndex(store, location.folder)  # the saved index matches the store: loaded, not rebuilt
+        reopened = FaissIndex(store, location.folder)  # the saved index matches the store: loaded, not rebuilt
         assert reopened.rebuilds == 0 and reopened.n_images == index.n_images
         (location.folder / "index.faiss").write_bytes(b"garbage")
-        assert GalleryIndex(store, location.folder).rebuilds == 1  # unreadable: rebuilt from the store
+        assert FaissIndex(store, location.folder).rebuilds == 1  # unreadable: rebuilt from the store
     other.close()
     store.close()
 

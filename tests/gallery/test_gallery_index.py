@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from facemetric.gallery import index as index_module
-from facemetric.gallery.index import GalleryIndex
-from facemetric.gallery.interface import EmbedderInfo, Enrolment
-from facemetric.gallery.store import SQLiteStore
+from facemetric.gallery.interface import EmbedderInfo, Enrolment, GalleryError
+from facemetric.gallery.stores.sqlite import faiss_index
+from facemetric.gallery.stores.sqlite.faiss_index import FaissIndex
+from facemetric.gallery.stores.sqlite.store import SQLiteStore
 
 DIM = 8
 
@@ -40,7 +41,7 @@ def _means(store: SQLiteStore) -> dict[str, np.ndarray]:
     return {n: vectors[names == n].mean(0) / np.linalg.norm(vectors[names == n].mean(0)) for n in set(names)}
 
 
-def _agrees(index: GalleryIndex, store: SQLiteStore, seed: int) -> None:
+def _agrees(index: FaissIndex, store: SQLiteStore, seed: int) -> None:
     rng = np.random.default_rng(seed)
     means = _means(store)
     for _ in range(10):
@@ -58,7 +59,7 @@ def _agrees(index: GalleryIndex, store: SQLiteStore, seed: int) -> None:
 
 def test_changes_by_another_process_are_applied_without_a_rebuild(tmp_path: Path) -> None:
     store = _store(tmp_path)
-    index = GalleryIndex(store, tmp_path / "gallery")
+    index = FaissIndex(store, tmp_path / "gallery")
     assert index.rebuilds == 1  # the first open builds (an empty gallery)
     other = SQLiteStore(store.path)  # another server or CLI process on the same file
     for person in range(30):
@@ -80,7 +81,7 @@ def test_changes_by_another_process_are_applied_without_a_rebuild(tmp_path: Path
 def test_the_saved_index_is_brought_forward_by_the_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "gallery"
     store = _store(tmp_path)
-    index = GalleryIndex(store, folder)
+    index = FaissIndex(store, folder)
     for person in range(10):
         store.enroll(f"p{person}", [_item(person)])
     index.sync()
@@ -89,13 +90,13 @@ def test_the_saved_index_is_brought_forward_by_the_log(tmp_path: Path, monkeypat
     with sqlite3.connect(store.path) as db:  # the log is kept behind the save, for other processes' indexes
         assert db.execute("SELECT COUNT(*) FROM changes").fetchone()[0] == 10
     store.enroll("late", [_item(99)])  # after the save: only in the log
-    reopened = GalleryIndex(store, folder)
+    reopened = FaissIndex(store, folder)
     assert reopened.rebuilds == 0 and reopened.generation == store.generation and reopened.n_images == 11
     _agrees(reopened, store, 2)
     # saving drops the log up to LOG_KEEP generations before the saved one; an index older than that rebuilds
-    stale = GalleryIndex(store, folder)
-    monkeypatch.setattr(index_module, "SAVE_MIN", 3)
-    monkeypatch.setattr(index_module, "LOG_KEEP", 0)
+    stale = FaissIndex(store, folder)
+    monkeypatch.setattr(faiss_index, "SAVE_MIN", 3)
+    monkeypatch.setattr(faiss_index, "LOG_KEEP", 0)
     for person in range(5):
         store.enroll(f"q{person}", [_item(500 + person)])
     reopened.sync()
@@ -112,48 +113,40 @@ def test_a_damaged_or_future_index_file_is_rebuilt(tmp_path: Path) -> None:
     folder = tmp_path / "gallery"
     store = _store(tmp_path)
     store.enroll("ann", [_item(1)])
-    GalleryIndex(store, folder).close()
+    FaissIndex(store, folder).close()
     data = (folder / "index.faiss").read_bytes()
     (folder / "index.faiss").write_bytes(data[: len(data) // 2])  # torn
-    assert GalleryIndex(store, folder).rebuilds == 1
+    assert FaissIndex(store, folder).rebuilds == 1
     other = _store(tmp_path / "elsewhere")  # an index file saved at a later generation than this store
     for k in range(3):
         other.enroll(f"x{k}", [_item(10 + k)])
-    GalleryIndex(other, tmp_path / "elsewhere" / "gallery").close()
+    FaissIndex(other, tmp_path / "elsewhere" / "gallery").close()
     (folder / "index.faiss").write_bytes((tmp_path / "elsewhere" / "gallery" / "index.faiss").read_bytes())
-    fresh = GalleryIndex(store, folder)
+    fresh = FaissIndex(store, folder)
     assert fresh.rebuilds == 1 and [m.name for m in fresh.search(_item(1).embedding, 5)] == ["ann"]
     other.close()
     store.close()
 
 
-def test_a_gallery_of_an_earlier_version_is_upgraded_in_place(tmp_path: Path) -> None:
+def test_a_gallery_file_lacking_a_record_is_refused_as_damaged_not_migrated(tmp_path: Path) -> None:
+    """There is one SQLite format (no release ever wrote another): a file without one of its records, or with
+    the model's record under another key, is refused with a message naming what is missing."""
     store = _store(tmp_path)
-    store.enroll("ann", [_item(1), _item(2)])
+    store.enroll("ann", [_item(1)])
     path = store.path
     store.close()
-    with sqlite3.connect(path) as db:  # as facemetric <= 0.4 made it: no change log, no face column
-        db.execute("DROP TABLE changes")
-        db.execute("ALTER TABLE images DROP COLUMN face")
-        db.execute("DELETE FROM meta WHERE key IN ('changes_from', 'keep_faces')")
-    (path.parent / "index.faiss").unlink(missing_ok=True)
-    (path.parent / "index.json").write_text('{"generation": 1, "names": ["ann"]}')  # the old index's other half
-    store = SQLiteStore(path)
-    assert store.keep_faces is False and store.integrity_check() == "ok"
-    index = GalleryIndex(store, path.parent)
-    store.enroll("bob", [_item(3)])
-    assert (
-        index.sync()
-        and index.rebuilds == 1
-        and sorted(m.name for m in index.search(_item(3).embedding, 5))
-        == [
-            "ann",
-            "bob",
-        ]
-    )
-    index.close()
-    assert not (path.parent / "index.json").exists()
-    store.close()
+    with sqlite3.connect(path) as db:
+        (embedder,) = db.execute("SELECT value FROM meta WHERE key = 'embedder'").fetchone()
+        record = json.loads(embedder)
+        record["spec"] = record.pop("reference")
+        db.execute("UPDATE meta SET value = ? WHERE key = 'embedder'", (json.dumps(record),))
+    with pytest.raises(GalleryError, match=r"the record of the gallery's model is damaged \(KeyError\('reference'\)\)"):
+        SQLiteStore(path)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value = ? WHERE key = 'embedder'", (embedder,))
+        db.execute("DELETE FROM meta WHERE key = 'keep_faces'")
+    with pytest.raises(GalleryError, match="lacks its 'keep_faces' record; it is damaged"):
+        SQLiteStore(path)
 
 
 def test_the_index_works_with_faiss_torch_utils_imported(tmp_path: Path) -> None:
@@ -163,7 +156,7 @@ def test_the_index_works_with_faiss_torch_utils_imported(tmp_path: Path) -> None
     import faiss.contrib.torch_utils  # noqa: F401
 
     store = _store(tmp_path)
-    index = GalleryIndex(store, tmp_path / "gallery")
+    index = FaissIndex(store, tmp_path / "gallery")
     for person in range(4):
         store.enroll(f"p{person}", [_item(10 * person), _item(10 * person + 1)])
     index.sync()
@@ -172,6 +165,6 @@ def test_the_index_works_with_faiss_torch_utils_imported(tmp_path: Path) -> None
     assert index.score(_item(0).embedding, "p0") == pytest.approx(1.0, abs=1e-5)
     _agrees(index, store, 4)
     index.close()
-    reopened = GalleryIndex(store, tmp_path / "gallery")  # loading reconstructs every vector
+    reopened = FaissIndex(store, tmp_path / "gallery")  # loading reconstructs every vector
     assert reopened.rebuilds == 0 and reopened.n_images == 6
     store.close()

@@ -19,7 +19,10 @@ from facemetric.cli import main
 from facemetric.core.errors import MissingDependencyError
 from facemetric.gallery.interface import EmbedderInfo, Enrolment, GalleryError, UnknownIdentityError
 from facemetric.gallery.location import GalleryLocation
-from facemetric.gallery.service import Gallery, Photo
+from facemetric.gallery.photos import Photo
+from facemetric.gallery.service import Gallery
+from facemetric.gallery.stores.postgres.pgvector_index import PgvectorIndex
+from facemetric.gallery.stores.postgres.url import SearchOptions, split_url
 from gallery_fakes import ColourEmbedder, person_photo
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -58,8 +61,6 @@ def test_what_a_location_names() -> None:
 
 
 def test_search_options_are_taken_out_of_the_url_libpq_gets() -> None:
-    from facemetric.gallery.postgres import SearchOptions, split_url
-
     assert split_url("postgresql://u@h/db") == ("postgresql://u@h/db", SearchOptions(False, None))
     assert split_url("postgresql://u@h/db?sslmode=require&search=exact&ef_search=200") == (
         "postgresql://u@h/db?sslmode=require",
@@ -121,8 +122,6 @@ def test_pgvector_schema_and_hnsw_search_agree_with_exact(pg_url: str) -> None:
         indexes = dict(db.execute("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'facemetric'"))
     for name in ("images_hnsw", "identities_hnsw"):
         assert "USING hnsw" in indexes[name] and "vector_cosine_ops" in indexes[name]
-    from facemetric.gallery.pgvector_index import PgvectorIndex
-
     hnsw, exact = PgvectorIndex(store), PgvectorIndex(store, exact=True)
     _, _, names, vectors = store.snapshot()
     owner = np.array(names)
@@ -146,7 +145,8 @@ def test_pgvector_schema_and_hnsw_search_agree_with_exact(pg_url: str) -> None:
 
 _OTHER_PROCESS = """
 import json, sys
-from facemetric.gallery.service import Gallery, Photo
+from facemetric.gallery.photos import Photo
+from facemetric.gallery.service import Gallery
 from gallery_fakes import ColourEmbedder, person_photo
 
 gallery = Gallery(sys.argv[1], ColourEmbedder())

@@ -12,10 +12,12 @@ import pytest
 from PIL import Image
 
 from facemetric.cli import main
-from facemetric.gallery.faces import face_chip, face_region
 from facemetric.gallery.interface import GalleryError
+from facemetric.gallery.kept_faces import face_chip, face_region
 from facemetric.gallery.location import GalleryLocation
-from facemetric.gallery.service import Gallery, Photo
+from facemetric.gallery.photos import Photo
+from facemetric.gallery.service import Gallery
+from facemetric.gallery.thresholds import StoredThresholds
 from facemetric.gallery.transfer import export_gallery, import_gallery, is_export, reembed
 from gallery_fakes import ColourEmbedder, person_photo
 
@@ -146,7 +148,7 @@ def test_kept_faces_reembed_a_gallery_for_a_new_model(location: GalleryLocation,
     assert "calibrate" in result.thresholds
     new = Gallery(location, FineColourEmbedder())
     assert new.store.embedder.fingerprint == "fine-colour-test-0001" and new.store.embedder.dim == 192
-    assert new.store.thresholds() == {}  # another model's scores: no thresholds carried over
+    assert new.store.thresholds() == StoredThresholds()  # another model's scores: no thresholds carried over
     for person in range(8):
         answer = new.identify(Photo(person_photo(person, 9), "probe.png"), top_k=1)
         assert answer.candidates[0].name == f"person {person}"

@@ -14,6 +14,8 @@ from gallery_fakes import ColourEmbedder, person_photo
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
+from facemetric.gallery.interface import GalleryError  # noqa: E402
+from facemetric.gallery.photos import Photo  # noqa: E402
 from facemetric.gallery.schemas import (  # noqa: E402
     EnrollResult,
     Health,
@@ -22,8 +24,7 @@ from facemetric.gallery.schemas import (  # noqa: E402
     RemoveResult,
     VerifyAnswer,
 )
-from facemetric.gallery.service import Gallery, Photo  # noqa: E402
-from facemetric.gallery.store import GalleryError  # noqa: E402
+from facemetric.gallery.service import Gallery  # noqa: E402
 from facemetric.serve.app import ServeOptions, check_binding, create_app  # noqa: E402
 
 TOKEN = "s3cret-token-for-tests"

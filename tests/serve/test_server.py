@@ -41,7 +41,7 @@ def _check_consistent(location: GalleryLocation, must_have: dict[str, int]) -> N
     store = location.open()
     try:
         assert store.integrity_check() == "ok"
-        counts = {i["name"]: i["images"] for i in store.identities()}
+        counts = {i.name: i.images for i in store.identities()}
         missing = {n: c for n, c in must_have.items() if counts.get(n, 0) < c}
         assert not missing, f"acknowledged enrolments lost: {list(missing)[:5]}"
         assert all(c > 0 for c in counts.values()), "an identity without images"

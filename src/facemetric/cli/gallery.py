@@ -132,7 +132,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from facemetric.embedders import load_embedder
     from facemetric.gallery import transfer
-    from facemetric.gallery.service import Gallery, Photo
+    from facemetric.gallery.photos import Photo
+    from facemetric.gallery.service import Gallery
 
     if args.action == "init":
         gallery = Gallery.create(args.gallery, args.model or "dlib-resnet", keep_faces=args.keep_faces)

@@ -1,8 +1,10 @@
 """What every gallery store and search index offers, and the errors and records they share.
 
-Two stores implement :class:`Store`: SQLite in a folder (:mod:`facemetric.gallery.store`, the embedded
-default) and PostgreSQL + pgvector (:mod:`facemetric.gallery.postgres`, several servers on one
-database). Both keep the same promises, checked by the same tests:
+Each kind of store implements :class:`Store` and has a :class:`SearchIndex`, and is registered for the
+URL schemes that name it (:mod:`facemetric.gallery.stores`): SQLite in a folder with a FAISS index
+(:mod:`facemetric.gallery.stores.sqlite`, the embedded default) and PostgreSQL + pgvector
+(:mod:`facemetric.gallery.stores.postgres`, several servers on one database). Both keep the same
+promises, checked by the same tests:
 
 * every change is one transaction and bumps a ``generation`` counter (equal generations, equal contents);
 * a request that cannot be done writes nothing (a bad name or embedding is refused before any write);
@@ -18,14 +20,18 @@ from __future__ import annotations
 import re
 import unicodedata
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 
 from facemetric.core.errors import FacemetricError
 from facemetric.core.matching import UNKNOWN
+from facemetric.gallery.schemas import EnrollResult, Identity
+
+if TYPE_CHECKING:
+    from facemetric.gallery.thresholds import StoredThresholds
 
 MAX_NAME_LENGTH = 100
 RESERVED_NAMES = {UNKNOWN}
@@ -75,12 +81,32 @@ def validate_name(name: str) -> str:
 @dataclass(frozen=True)
 class EmbedderInfo:
     """Which model made a gallery's embeddings; ``reference`` opens it again (``load_embedder``): a
-    pretrained name or a model file (a gallery of facemetric 0.1 holds a dict in its place)."""
+    pretrained name (with its options) or a model file."""
 
     name: str
     fingerprint: str
     dim: int
-    reference: str | dict[str, Any]
+    reference: str
+
+    def as_dict(self) -> dict[str, str | int]:
+        """The JSON record the stores and export files keep."""
+        return {"name": self.name, "fingerprint": self.fingerprint, "dim": self.dim, "reference": self.reference}
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any], where: str) -> EmbedderInfo:
+        """The model of a stored record (:meth:`as_dict`); :class:`GalleryError` naming ``where`` when damaged."""
+        try:
+            info = cls(str(record["name"]), str(record["fingerprint"]), int(record["dim"]), record["reference"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise GalleryError(
+                f"{where}: the record of the gallery's model is damaged ({exc!r}); restore the gallery from a backup"
+            ) from None
+        if not isinstance(info.reference, str):
+            raise GalleryError(
+                f"{where}: the gallery's model reference is not text ({info.reference!r}); restore the gallery "
+                "from a backup"
+            )
+        return info
 
 
 @dataclass(frozen=True)
@@ -114,6 +140,23 @@ class StoredIdentity:
     name: str
     created: float
     images: list[StoredImage]
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What :meth:`Store.restore` wrote."""
+
+    identities: int
+    images: int
+
+
+class Snapshot(NamedTuple):
+    """Every enrolled image of a store, read in one transaction."""
+
+    generation: int
+    ids: np.ndarray  # image row ids, int64
+    names: list[str]  # the identity of each image
+    vectors: np.ndarray  # (N, D) float32
 
 
 @dataclass(frozen=True)
@@ -162,11 +205,11 @@ class Store(ABC):
         """Bumped by every committed change: equal generations mean equal contents."""
 
     @abstractmethod
-    def thresholds(self) -> dict[str, Any]:
-        """The calibrated thresholds (``{}`` before any calibration)."""
+    def thresholds(self) -> StoredThresholds:
+        """The calibrated thresholds (both None before any calibration)."""
 
     @abstractmethod
-    def identities(self) -> list[dict[str, Any]]:
+    def identities(self) -> list[Identity]:
         """Every identity with its number of images and enrolment time, by name (code point order)."""
 
     @abstractmethod
@@ -177,15 +220,15 @@ class Store(ABC):
         """Content hashes of every enrolled photo (to keep them out of a calibration)."""
 
     @abstractmethod
-    def snapshot(self) -> tuple[int, np.ndarray, list[str], np.ndarray]:
-        """(generation, image ids, identity name per image, embeddings (N, D) float32), read consistently."""
+    def snapshot(self) -> Snapshot:
+        """Every image's id, identity and embedding, with the generation they are of, read consistently."""
 
     @abstractmethod
     def integrity_check(self) -> str:
         """``"ok"`` when the store is sound, else what is wrong."""
 
     @abstractmethod
-    def enroll(self, name: str, items: list[Enrolment]) -> dict[str, Any]:
+    def enroll(self, name: str, items: list[Enrolment]) -> EnrollResult:
         """Add ``items`` to ``name`` (created if new) in one transaction; a photo already enrolled for
         that person (same content hash) is skipped. Returns the name and added/duplicate counts."""
 
@@ -194,7 +237,7 @@ class Store(ABC):
         """Delete ``name`` and its images; returns how many images went. :class:`UnknownIdentityError` if absent."""
 
     @abstractmethod
-    def set_thresholds(self, thresholds: dict[str, Any]) -> None:
+    def set_thresholds(self, thresholds: StoredThresholds) -> None:
         """Store the calibrated thresholds (replacing the previous ones)."""
 
     #: whether enrolments keep the face cut from each photo (for re-embedding with another model)
@@ -206,7 +249,7 @@ class Store(ABC):
         consistent snapshot and streamed: memory holds about ``batch`` identities at a time."""
 
     @abstractmethod
-    def restore(self, identities: Iterable[StoredIdentity], thresholds: dict[str, Any] | None = None) -> dict[str, int]:
+    def restore(self, identities: Iterable[StoredIdentity], thresholds: StoredThresholds | None = None) -> Restored:
         """Write exported identities into this gallery, which must be empty, in one transaction (all or
         nothing), keeping their enrolment times; returns the identities and images written."""
 

@@ -2,41 +2,40 @@
 
 A gallery is a folder: ``gallery.db`` (the SQLite store, the truth) and ``index.faiss`` (derived,
 brought up to date from the store's change log); or a PostgreSQL database named by a
-``postgresql://`` URL (pgvector, searched in the database, for several servers on one gallery):
-see :mod:`facemetric.gallery.location`. Photos are decoded with size and pixel limits, embedded
-outside any lock (the slow part), then written in one transaction.
+``postgresql://`` URL (pgvector, searched in the database, for several servers on one gallery); or
+any store registered for a URL scheme (see :mod:`facemetric.gallery.location` and
+:mod:`facemetric.gallery.stores`). Photos are decoded with size and pixel limits
+(:mod:`facemetric.gallery.photos`), embedded outside any lock of the store (the slow part), then written
+in one transaction.
 
 Every verify/identify answer carries the score, the threshold and the false-accept rate behind
-it: the threshold's calibrated FAR, and ``far_at_score``, the fraction of the calibration's
-impostor scores at or above this score (how often a stranger scores this high). Without a
-calibration the answer has the score and candidates but no decision. Every answer is a pydantic
-model of :mod:`facemetric.gallery.schemas` (the HTTP API's response schemas).
+it (:mod:`facemetric.gallery.decisions`); the thresholds come from a calibration
+(:mod:`facemetric.gallery.calibration`). Every answer is a pydantic model of
+:mod:`facemetric.gallery.schemas` (the HTTP API's response schemas).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import threading
-import time
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import numpy as np
 from PIL import Image
 
 from facemetric.core.embedder import Embedder
-from facemetric.core.faces import NoFaceError
+from facemetric.core.faces import Detection, NoFaceError
 from facemetric.core.matching import TEMPLATES, UNKNOWN
-from facemetric.core.results import CalibratedThreshold
-from facemetric.data.images import ImageDecodeError, decode_image_bytes
 from facemetric.embedders import EmbedderNotFoundError, load_embedder
-from facemetric.eval.identification import calibrate_threshold
-from facemetric.gallery.faces import face_chip
+from facemetric.gallery.calibration import calibrate_index
+from facemetric.gallery.decisions import Calibration, calibration_of
+from facemetric.gallery.enrolments import enrolments_of_files
+from facemetric.gallery.interface import EmbedderInfo, Enrolment, GalleryError, UnknownIdentityError, validate_name
+from facemetric.gallery.kept_faces import face_chip
 from facemetric.gallery.location import GalleryLocation
+from facemetric.gallery.photos import MAX_PIXELS, Photo, PhotoError
 from facemetric.gallery.schemas import (
     CalibrationPhotos,
     CalibrationResult,
@@ -49,49 +48,11 @@ from facemetric.gallery.schemas import (
     RemoveResult,
     VerifyAnswer,
 )
-from facemetric.gallery.store import (
-    EmbedderInfo,
-    Enrolment,
-    GalleryError,
-    UnknownIdentityError,
-    validate_name,
-)
+from facemetric.gallery.thresholds import StoredThresholds
 
 log = logging.getLogger("facemetric")
 
-MAX_BYTES = 10 * 1024 * 1024
-MAX_PIXELS = 40_000_000
-QUANTILES = 2001  # points kept of each impostor score distribution, for far_at_score
 IMPORT_BLOCK = 512  # photos import_source cuts and embeds at a time (whole people): bounded memory
-GROWTH_WARNING = 1.5  # identify answers warn once the gallery has this many times the people it was calibrated with
-
-
-class PhotoError(GalleryError):
-    """A photo that cannot be used; ``too_large`` when it is over a size or pixel limit, else it is not an
-    image or has no face."""
-
-    def __init__(self, message: str, too_large: bool = False) -> None:
-        super().__init__(message)
-        self.too_large = too_large
-
-
-@dataclass(frozen=True)
-class Photo:
-    """An uploaded or read photo: its bytes and where it came from."""
-
-    data: bytes
-    source: str
-
-    @classmethod
-    def from_path(cls, path: str | Path, max_bytes: int = MAX_BYTES) -> Photo:
-        path = Path(path)
-        try:
-            size = path.stat().st_size
-        except OSError as exc:
-            raise PhotoError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-        if size > max_bytes:
-            raise PhotoError(f"{path}: {size:,} bytes, more than the {max_bytes:,} allowed", too_large=True)
-        return cls(path.read_bytes(), str(path))
 
 
 class Gallery:
@@ -121,7 +82,7 @@ class Gallery:
         self._embed_lock = threading.Lock()  # dlib's detector and models are not thread-safe
 
     @staticmethod
-    def _open_model(reference: str | dict[str, Any]) -> Embedder:
+    def _open_model(reference: str) -> Embedder:
         try:
             return load_embedder(reference)
         except EmbedderNotFoundError as exc:
@@ -136,7 +97,7 @@ class Gallery:
     ) -> Gallery:
         """A new, empty gallery at ``location`` (a folder or a ``postgresql://`` URL) for ``embedder``
         (``"dlib-resnet"`` or a model path). With ``keep_faces`` every enrolment also keeps the face cut
-        from the photo (:mod:`facemetric.gallery.faces`), so the gallery can be re-embedded when the model
+        from the photo (:mod:`facemetric.gallery.kept_faces`), so the gallery can be re-embedded when the model
         changes (:func:`facemetric.gallery.transfer.reembed`) without anyone enrolling again."""
         location = GalleryLocation.parse(location)  # an unknown URL scheme is refused before the model loads
         model = load_embedder(embedder) if isinstance(embedder, str) else embedder
@@ -157,33 +118,26 @@ class Gallery:
 
     # ------------------------------------------------------------------ photos
 
-    def _decode(self, photo: Photo) -> Image.Image:
-        try:
-            return decode_image_bytes(photo.data, 3, self.max_pixels)
-        except ImageDecodeError as exc:
-            raise PhotoError(
-                f"{photo.source}: {exc}", too_large=exc.kind in ("too many pixels", "decompression bomb")
-            ) from None
-
-    def embed(self, photo: Photo) -> tuple[np.ndarray, dict[str, Any]]:
+    def embed(self, photo: Photo) -> tuple[np.ndarray, Detection]:
         """Decode (within the pixel limit) and embed one photo; :class:`PhotoError` says what is wrong."""
         vector, detection, _ = self._embed(photo)
         return vector, detection
 
-    def _embed(self, photo: Photo) -> tuple[np.ndarray, dict[str, Any], Image.Image]:
-        image = self._decode(photo)
+    def _embed(self, photo: Photo) -> tuple[np.ndarray, Detection, Image.Image]:
+        image = photo.decode(self.max_pixels)
         try:
             with self._embed_lock:
                 vector, detection = self.embedder.embed_photo(image)
         except NoFaceError as exc:
             raise PhotoError(f"{photo.source}: no face found ({exc})") from None
-        return np.asarray(vector, np.float32), detection.to_dict(), image
+        return np.asarray(vector, np.float32), detection, image
 
     def _enrolment(self, photo: Photo) -> Enrolment:
         """One photo embedded for enrolment (with its face kept, if the gallery keeps faces)."""
         vector, detection, image = self._embed(photo)
-        face = face_chip(image, detection) if self.store.keep_faces else None
-        return Enrolment(hashlib.sha256(photo.data).hexdigest(), photo.source, detection, vector, face)
+        record = detection.to_dict()
+        face = face_chip(image, record) if self.store.keep_faces else None
+        return Enrolment(hashlib.sha256(photo.data).hexdigest(), photo.source, record, vector, face)
 
     # ------------------------------------------------------------------ operations
 
@@ -196,7 +150,7 @@ class Gallery:
         items = [self._enrolment(photo) for photo in photos]
         result = self.store.enroll(name, items)
         self.index.sync()
-        return EnrollResult(**result)
+        return result
 
     def import_source(
         self,
@@ -231,13 +185,22 @@ class Gallery:
             blocks[-1].append((name, paths[:per_person]))
         with tqdm(total=len(people), desc="import", unit="person", disable=not progress, leave=False) as bar:
             for block in blocks:
-                items = self._enrolments([p for _, paths in block for p in paths], skipped, progress, workers)
+                items = enrolments_of_files(
+                    self.embedder,
+                    [p for _, paths in block for p in paths],
+                    skipped,
+                    max_pixels=self.max_pixels,
+                    keep_faces=self.store.keep_faces,
+                    embed_lock=self._embed_lock,
+                    progress=progress,
+                    workers=workers,
+                )
                 start = 0
                 for name, paths in block:
                     mine = [item for item in items[start : start + len(paths)] if item is not None]
                     start += len(paths)
                     if mine:
-                        enrolled[name] = self.store.enroll(name, mine)["added"]
+                        enrolled[name] = self.store.enroll(name, mine).added
                     bar.update()
         self.index.sync()
         if skipped:
@@ -250,52 +213,6 @@ class Gallery:
             people_without_a_usable_photo=sorted(set(people) - set(enrolled)),
         )
 
-    def _enrolments(
-        self, paths: list[Path], skipped: list[str], progress: bool, workers: int | None
-    ) -> list[Enrolment | None]:
-        """One enrolment per photo file (None where it cannot be used, its reason added to ``skipped``),
-        cut in bulk by the embedder's ``crop_files`` and embedded in batches."""
-        photos: list[Photo | None] = []
-        for path in paths:
-            try:
-                photo = Photo.from_path(path)
-                self._check_pixels(photo)
-            except PhotoError as exc:
-                skipped.append(str(exc))
-                photo = None
-            photos.append(photo)
-        usable = [k for k, photo in enumerate(photos) if photo is not None]
-        with self._embed_lock:
-            crops = self.embedder.crop_files([paths[k] for k in usable], progress, workers)
-            vectors = self.embedder.embed_crops(crops.images) if len(crops) else np.zeros((0, self.embedder.dim))
-        skipped.extend(f"{paths[usable[position]]}: {reason}" for position, reason in crops.failures)
-        out: list[Enrolment | None] = [None] * len(paths)
-        for row, (position, detection) in enumerate(zip(crops.index.tolist(), crops.detections)):
-            k = usable[position]
-            photo = photos[k]
-            assert photo is not None
-            vector = np.asarray(vectors[row], np.float32)
-            record = detection.to_dict()
-            face = face_chip(self._decode(photo), record) if self.store.keep_faces else None
-            out[k] = Enrolment(hashlib.sha256(photo.data).hexdigest(), photo.source, record, vector, face)
-        return out
-
-    def _check_pixels(self, photo: Photo) -> None:
-        """Refuse a photo over the pixel limit from its header, as :meth:`embed` does, before it is decoded."""
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                with Image.open(io.BytesIO(photo.data)) as img:
-                    width, height = img.size
-        except Exception:  # not an image Pillow reads: crop_files reports why
-            return
-        if width * height > self.max_pixels:
-            raise PhotoError(
-                f"{photo.source}: image is {width}x{height} = {width * height:,} pixels, more than the "
-                f"{self.max_pixels:,} allowed",
-                too_large=True,
-            )
-
     def remove(self, name: str) -> RemoveResult:
         removed = self.store.remove(name)
         self.index.sync()
@@ -303,50 +220,13 @@ class Gallery:
 
     def identities(self) -> list[Identity]:
         """Every enrolled person with their number of photos, by name."""
-        return [Identity(**row) for row in self.store.identities()]
+        return self.store.identities()
 
-    def _threshold(self, kind: str) -> dict[str, Any] | None:
-        return self.store.thresholds().get(kind)
-
-    @staticmethod
-    def _far_at(calibration: dict[str, Any] | None, score: float) -> float | None:
-        """Fraction of the calibration's impostor scores >= ``score`` (from its stored quantiles)."""
-        if not calibration:
-            return None
-        q = np.asarray(calibration["impostor_quantiles"], np.float64)
-        levels = np.linspace(0.0, 1.0, len(q))
-        return float(max(0.0, 1.0 - np.interp(score, q, levels, left=0.0, right=1.0)))
-
-    def _answer(self, kind: str, score: float | None) -> dict[str, Any]:
-        """The :class:`~facemetric.gallery.schemas.Decision` fields but the score and the detection."""
-        calibration = self._threshold(kind)
-        if calibration is None:
-            return {
-                "threshold": None,
-                "target_far": None,
-                "far_at_score": None,
-                "note": "not calibrated: run `facemetric gallery calibrate --far 1e-3 DATA` for decisions",
-            }
-        answer = {
-            "threshold": calibration["value"],
-            "target_far": calibration["target_far"],
-            "achieved_far": calibration["achieved_far"],
-            "far_at_score": None if score is None else self._far_at(calibration, score),
-            "calibrated_on": calibration["source"],
-        }
-        then, now = calibration["gallery_identities"], len(self.index)
-        if calibration.get("template", self.template) != self.template:
-            answer["warning"] = (
-                f"the threshold was calibrated with template {calibration['template']!r} but scores "
-                f"use {self.template!r}: calibrate again with this template"
-            )
-        elif kind == "identify" and now > GROWTH_WARNING * then:
-            # more people enrolled: a stranger has more chances to match someone, the real FAR is higher
-            answer["warning"] = (
-                f"calibrated with {then} people enrolled, now {now}: the false-alarm rate is "
-                "likely above target; calibrate again"
-            )
-        return answer
+    def _calibration(self, kind: Literal["identify", "verify"], score: float | None) -> Calibration:
+        """What the stored threshold of ``kind`` says about ``score``."""
+        thresholds = self.store.thresholds()
+        threshold = thresholds.identify if kind == "identify" else thresholds.verify
+        return calibration_of(threshold, kind, score, self.template, len(self.index))
 
     def verify(self, name: str, photo: Photo) -> VerifyAnswer:
         """Is ``photo`` the enrolled person ``name``? Score, threshold, FAR and the decision."""
@@ -356,9 +236,14 @@ class Gallery:
             raise UnknownIdentityError(f"{name!r} is not enrolled; enrol them first")
         vector, detection = self.embed(photo)
         score = self.index.score(vector, name, self.template)
-        decision = self._answer("verify", score)
-        accepted = None if decision["threshold"] is None else bool(score >= decision["threshold"])
-        return VerifyAnswer(name=name, score=score, **decision, detection=FaceDetection(**detection), accepted=accepted)
+        calibration = self._calibration("verify", score)
+        return VerifyAnswer(
+            name=name,
+            score=score,
+            **calibration.fields(),
+            detection=FaceDetection(**detection.to_dict()),
+            accepted=calibration.accepts(score),
+        )
 
     def identify(self, photo: Photo, top_k: int = 5) -> IdentifyAnswer:
         """Who is this among the enrolled, or ``no correspondence``? Candidates, score, threshold, FAR."""
@@ -367,7 +252,7 @@ class Gallery:
         vector, detection = self.embed(photo)
         return self.identify_embedding(vector, detection, top_k)
 
-    def identify_embedding(self, vector: np.ndarray, detection: dict[str, Any], top_k: int = 5) -> IdentifyAnswer:
+    def identify_embedding(self, vector: np.ndarray, detection: Detection, top_k: int = 5) -> IdentifyAnswer:
         """:meth:`identify` for a face embedded already (by this gallery's model, e.g. with :meth:`embed`)."""
         if not 1 <= int(top_k) <= 100:
             raise GalleryError(f"top_k must be between 1 and 100, got {top_k}")
@@ -377,74 +262,30 @@ class Gallery:
         self.index.sync()
         matches = self.index.search(vector, int(top_k), self.template)
         best = matches[0].score if matches else None
-        decision = self._answer("identify", best)
+        calibration = self._calibration("identify", best)
+        identity: str | None
         if not matches:
             identity = UNKNOWN
-        elif decision["threshold"] is None:
-            identity = None
         else:
-            identity = matches[0].name if best >= decision["threshold"] else UNKNOWN
+            accepted = calibration.accepts(matches[0].score)
+            identity = None if accepted is None else matches[0].name if accepted else UNKNOWN
         return IdentifyAnswer(
             candidates=[Candidate(name=m.name, score=m.score) for m in matches],
             score=best,
-            **decision,
-            detection=FaceDetection(**detection),
+            **calibration.fields(),
+            detection=FaceDetection(**detection.to_dict()),
             identity=identity,
         )
 
     # ------------------------------------------------------------------ calibration
 
     def calibrate(self, vectors: np.ndarray, identities: list[str], far: float, source: str) -> CalibrationResult:
-        """Thresholds at false-accept rate ``far`` from labelled embeddings of real people.
-
-        * identify: each photo's best score against the gallery *without its own identity*
-          (a search by someone not enrolled): the threshold lets at most ``far`` of those
-          searches name someone;
-        * verify: each photo's score against every enrolled identity that is not its own.
-
-        People in the data who are enrolled act as strangers to everyone else; the enrolled
-        photos themselves should not be in the data (they would match their own identity, which
-        is excluded, so they only add impostor searches). Stored with where they came from.
-        """
+        """Thresholds at false-accept rate ``far`` from labelled embeddings of real people
+        (:mod:`facemetric.gallery.calibration`), stored with where they came from."""
         self.index.sync()
-        if len(self.index) < 2:
-            raise GalleryError("calibration needs a gallery of at least 2 enrolled people: enrol first")
-        top_scores, pair_scores = [], []
-        names = np.asarray(identities)
-        for vector, own in zip(vectors, names):
-            matches = self.index.search(vector, len(self.index), self.template)
-            others = [m.score for m in matches if m.name != own]
-            if others:
-                top_scores.append(max(others))
-                pair_scores.extend(others)
-        if not top_scores:
-            raise GalleryError("no usable calibration photo (every one was of the only enrolled person)")
-        n_people = len(set(names.tolist()))
-        thresholds = {}
-        for kind, scores in (("identify", top_scores), ("verify", pair_scores)):
-            t = calibrate_threshold(
-                np.array(scores),
-                far,
-                source=f"{source}: {len(scores)} impostor "
-                f"{'searches' if kind == 'identify' else 'comparisons'} of {n_people} people",
-            )
-            t = t.model_copy(
-                update={
-                    "template": self.template,
-                    "gallery_identities": len(self.index),
-                    "calibrated": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                }
-            )
-            thresholds[kind] = {
-                **t.model_dump(),
-                "impostor_quantiles": np.quantile(np.array(scores), np.linspace(0, 1, QUANTILES)).round(6).tolist(),
-            }
-        self.store.set_thresholds(thresholds)
-        answered = {
-            kind: CalibratedThreshold(**{k: v for k, v in t.items() if k != "impostor_quantiles"})
-            for kind, t in thresholds.items()
-        }
-        return CalibrationResult(identify=answered["identify"], verify=answered["verify"], photos=None)
+        identify, verify = calibrate_index(self.index, vectors, identities, far, source, self.template)
+        self.store.set_thresholds(StoredThresholds(identify=identify, verify=verify))
+        return CalibrationResult(identify=identify.answered(), verify=verify.answered(), photos=None)
 
     def calibrate_from_source(
         self, source: str | Path, far: float, layout: str = "auto", progress: bool = True

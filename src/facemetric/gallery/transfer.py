@@ -1,6 +1,6 @@
 """Moving a gallery between stores, and re-embedding it when its model changes.
 
-* :func:`export_gallery` writes any gallery (SQLite folder or PostgreSQL) to one portable file, and
+* :func:`export_gallery` writes any gallery (a SQLite folder, PostgreSQL, any registered store) to one file, and
   :func:`import_gallery` makes a new gallery of it anywhere: SQLite to PostgreSQL when one machine is
   no longer enough, and back. Embeddings travel as float32 bits, so the imported gallery gives the same
   answers (scores, thresholds, decisions) as the one exported.
@@ -36,9 +36,10 @@ from PIL import Image
 from facemetric.core.atomic import atomic_path
 from facemetric.core.embedder import Embedder
 from facemetric.core.version import VERSION
-from facemetric.gallery.interface import EmbedderInfo, GalleryError, Store, StoredIdentity, StoredImage
+from facemetric.gallery.interface import EmbedderInfo, GalleryError, Restored, StoredIdentity, StoredImage
 from facemetric.gallery.location import GalleryLocation
 from facemetric.gallery.schemas import TransferResult
+from facemetric.gallery.thresholds import StoredThresholds
 
 FORMAT = "facemetric-gallery-export/1"
 SUFFIX = ".fmgallery"
@@ -57,11 +58,6 @@ def is_export(path: str | Path) -> bool:
             return json.loads(archive.read("manifest.json")).get("format") == FORMAT
         except ValueError:
             return False
-
-
-def _info(store: Store) -> dict[str, Any]:
-    e = store.embedder
-    return {"name": e.name, "fingerprint": e.fingerprint, "dim": e.dim, "reference": e.reference}
 
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:
@@ -117,8 +113,8 @@ def export_gallery(location: str | Path | GalleryLocation, path: str | Path, pro
                 archive.write(vectors_path, "embeddings.f32", zipfile.ZIP_STORED)  # floats barely compress
                 manifest = {
                     "format": FORMAT,
-                    "embedder": _info(store),
-                    "thresholds": store.thresholds(),
+                    "embedder": store.embedder.as_dict(),
+                    "thresholds": store.thresholds().as_dict(),
                     "keep_faces": store.keep_faces,
                     **counts,
                     "exported": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -179,8 +175,8 @@ def _into_new_gallery(
     info: EmbedderInfo,
     keep_faces: bool,
     identities: Iterator[StoredIdentity],
-    thresholds: dict[str, Any] | None,
-) -> dict[str, int]:
+    thresholds: StoredThresholds | None,
+) -> Restored:
     """Create a gallery at ``location`` and restore ``identities`` into it; all or nothing: a failure
     removes the gallery this call created."""
     if location.exists():
@@ -203,8 +199,8 @@ def import_gallery(path: str | Path, location: str | Path | GalleryLocation, pro
     location, path = GalleryLocation.parse(location), Path(path)
     manifest, archive = _read_export(path)
     with archive:
-        e = manifest["embedder"]
-        info = EmbedderInfo(e["name"], e["fingerprint"], int(e["dim"]), e["reference"])
+        info = EmbedderInfo.from_dict(manifest["embedder"], str(path))
+        thresholds = StoredThresholds.from_json(manifest["thresholds"], str(path))
         with _progress(int(manifest["identities"]), "import", progress) as bar:
 
             def counted() -> Iterator[StoredIdentity]:
@@ -212,18 +208,18 @@ def import_gallery(path: str | Path, location: str | Path | GalleryLocation, pro
                     yield identity
                     bar.update()
 
-            counts = _into_new_gallery(location, info, manifest["keep_faces"], counted(), manifest["thresholds"])
-    if counts["images"] != manifest["images"]:  # the export was whole, so this would be a bug here
-        raise GalleryError(f"{path}: imported {counts['images']} photos of the {manifest['images']} exported")
+            counts = _into_new_gallery(location, info, manifest["keep_faces"], counted(), thresholds)
+    if counts.images != manifest["images"]:  # the export was whole, so this would be a bug here
+        raise GalleryError(f"{path}: imported {counts.images} photos of the {manifest['images']} exported")
     return TransferResult(
         source=str(path),
         destination=str(location),
-        people=counts["identities"],
-        photos=counts["images"],
+        people=counts.identities,
+        photos=counts.images,
         faces=int(manifest["faces"]),
         skipped=0,
         people_left_out=[],
-        thresholds="kept" if manifest["thresholds"] else "none (not calibrated)",
+        thresholds="kept" if thresholds.calibrated else "none (not calibrated)",
     )
 
 
@@ -269,9 +265,9 @@ def reembed(
     return TransferResult(
         source=str(source),
         destination=str(destination),
-        people=counts["identities"],
-        photos=counts["images"],
-        faces=counts["images"],
+        people=counts.identities,
+        photos=counts.images,
+        faces=counts.images,
         skipped=len(skipped),
         skipped_examples=skipped[:5],
         people_left_out=left_out,

@@ -29,10 +29,11 @@ from starlette.concurrency import run_in_threadpool
 
 from facemetric.core.embedder import Embedder
 from facemetric.core.version import VERSION
+from facemetric.gallery.interface import GalleryError, UnknownIdentityError
 from facemetric.gallery.location import GalleryLocation
+from facemetric.gallery.photos import Photo, PhotoError
 from facemetric.gallery.schemas import EnrollResult, Health, IdentifyAnswer, Identity, RemoveResult, VerifyAnswer
-from facemetric.gallery.service import Gallery, Photo, PhotoError
-from facemetric.gallery.store import GalleryError, UnknownIdentityError
+from facemetric.gallery.service import Gallery
 
 log = logging.getLogger("facemetric")
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}

@@ -2,8 +2,8 @@
 
 The store is the truth; the index is derived from it. It holds every enrolled image's embedding
 (inner product = cosine for unit vectors) under the image's row id, plus the mean template of each
-identity (re-normalised). :meth:`GalleryIndex.sync` catches up with the store by reading its change
-log (:meth:`~facemetric.gallery.store.SQLiteStore.changes_since`): the rows added since, the ids
+identity (re-normalised). :meth:`FaissIndex.sync` catches up with the store by reading its change
+log (:meth:`~facemetric.gallery.stores.sqlite.store.SQLiteStore.changes_since`): the rows added since, the ids
 deleted. An enrolment therefore costs the same in a gallery of a thousand people or a million; only
 when the log no longer reaches back (or on the first open) is the index rebuilt from the store.
 
@@ -27,7 +27,7 @@ import struct
 import threading
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faiss
 import numpy as np
@@ -35,11 +35,11 @@ import numpy as np
 from facemetric.core.atomic import write_atomic
 from facemetric.core.matching import TEMPLATES
 from facemetric.gallery.interface import Match, UnknownIdentityError
-from facemetric.gallery.store import SQLiteStore
+from facemetric.gallery.stores.sqlite.database import INDEX_FILE
 
-__all__ = ["GalleryIndex", "Match"]
+if TYPE_CHECKING:
+    from facemetric.gallery.stores.sqlite.store import SQLiteStore
 
-INDEX_FILE = "index.faiss"
 FORMAT = "facemetric-index/2"
 SAVE_FRACTION = 0.1  # changes since the last save, as a fraction of the images, that trigger a save
 SAVE_MIN = 1000
@@ -112,7 +112,7 @@ class _Templates:
         return self.means[: len(self.names)] @ probe
 
 
-class GalleryIndex:
+class FaissIndex:
     """Image and identity-template indexes of one SQLite store; thread-safe."""
 
     def __init__(self, store: SQLiteStore, folder: str | Path | None = None) -> None:
@@ -178,7 +178,6 @@ class GalleryIndex:
             self._changed_since_save, self._saved_images = 0, len(ids)
         raw = header.encode()
         write_atomic(path, struct.pack("<Q", len(raw)) + raw + blob)
-        (path.parent / "index.json").unlink(missing_ok=True)  # the two-file index of facemetric <= 0.4
         self.store.forget_changes(generation - LOG_KEEP)  # other processes' indexes a little behind still catch up
         self.saves += 1
 

@@ -12,8 +12,9 @@ index's inner products of unit vectors:
 
 * ``template="max"``: an identity's best-matching image. The HNSW search fetches the nearest
   ``top_k x (largest identity's image count)`` images, enough to hold the best ``top_k`` identities
-  (as :mod:`facemetric.gallery.index` does), with ``hnsw.ef_search`` at least that depth (and at least
-  the URL's ``?ef_search=``, default 400: see :data:`~facemetric.gallery.postgres.EF_SEARCH_DEFAULT`)
+  (as :mod:`facemetric.gallery.stores.sqlite.faiss_index` does), with ``hnsw.ef_search`` at least that
+  depth (and at least the URL's ``?ef_search=``, default 400: see
+  :data:`~facemetric.gallery.stores.postgres.url.EF_SEARCH_DEFAULT`)
   and, on pgvector 0.8+, iterative scans for depths beyond 1,000;
 * ``template="mean"``: the cosine to the mean of an identity's embeddings (the ``template`` column).
 
@@ -23,13 +24,17 @@ gallery anyway (small galleries, calibration), a scan scores every image instead
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from facemetric.core.matching import TEMPLATES
 from facemetric.gallery.interface import Match, UnknownIdentityError
-from facemetric.gallery.postgres import EF_SEARCH_DEFAULT, EF_SEARCH_RANGE, SCHEMA, PostgresStore, one, vector_text
+from facemetric.gallery.stores.postgres.database import SCHEMA, one, vector_text
+from facemetric.gallery.stores.postgres.url import EF_SEARCH_DEFAULT, EF_SEARCH_RANGE
+
+if TYPE_CHECKING:
+    from facemetric.gallery.stores.postgres.store import PostgresStore
 
 _EXACT_MAX = f"""
     SELECT i.name, 1 - min(m.embedding <=> %(q)s::vector) AS score

@@ -1,18 +1,10 @@
-"""The embedded gallery store: identities, enrolled images and their embeddings in SQLite (WAL).
+"""The store of a gallery folder: identities, enrolled images and their embeddings in SQLite (WAL).
 
-One SQLite file holds everything that must never be lost or half-written:
-
-* ``meta``: the format, the embedder (name, fingerprint, dimension, how to load it), the
-  calibrated thresholds, and a ``generation`` counter bumped by every change (the FAISS
-  index compares it to know whether it is stale);
-* ``identities``: one row per enrolled person (unique name);
-* ``images``: one row per enrolled photo: its content hash (the same photo is not enrolled
-  twice for a person), where it came from, the face detection record, and the embedding.
-
-Every change is one transaction (``BEGIN IMMEDIATE``): a crash, even ``kill -9``, leaves the
-state before or after it, never between. Embeddings of another model are refused: scores
-between two models' embeddings mean nothing. The promises are those of
-:class:`~facemetric.gallery.interface.Store`; :mod:`facemetric.gallery.postgres` keeps them in PostgreSQL.
+Every change is one transaction (``BEGIN IMMEDIATE``): a crash, even ``kill -9``, leaves the state
+before or after it, never between. Embeddings of another model are refused: scores between two
+models' embeddings mean nothing. The promises are those of :class:`~facemetric.gallery.interface.Store`;
+the file's tables are in :mod:`facemetric.gallery.stores.sqlite.database`, and every change is logged
+there for the FAISS index (:meth:`SQLiteStore.changes_since`).
 """
 
 from __future__ import annotations
@@ -25,61 +17,24 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from facemetric.core.atomic import atomic_path
 from facemetric.gallery.interface import (
     EmbedderInfo,
-    EmbedderMismatchError,
     Enrolment,
     GalleryError,
-    InvalidNameError,
+    Restored,
+    Snapshot,
     Store,
     StoredIdentity,
     StoredImage,
     UnknownIdentityError,
     validate_name,
 )
-
-__all__ = [  # the shared names stay importable from here, where facemetric 0.x defined them
-    "EmbedderInfo",
-    "EmbedderMismatchError",
-    "Enrolment",
-    "GalleryError",
-    "GalleryStore",
-    "InvalidNameError",
-    "SQLiteStore",
-    "UnknownIdentityError",
-    "validate_name",
-]
-
-FORMAT = "facemetric-gallery/1"
-
-# the change log: which image rows each generation added or deleted, so the FAISS index catches up by
-# reading only those (its cost is the change's, not the gallery's). Complete from meta 'changes_from' on.
-CHANGES = """
-CREATE TABLE IF NOT EXISTS changes (
-    generation INTEGER NOT NULL, image_id INTEGER NOT NULL, added INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS changes_generation ON changes(generation);
-"""
-
-SCHEMA = (
-    """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS identities (
-    id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, created REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS images (
-    id INTEGER PRIMARY KEY,
-    identity_id INTEGER NOT NULL REFERENCES identities(id) ON DELETE CASCADE,
-    sha256 TEXT NOT NULL, source TEXT NOT NULL, detection TEXT NOT NULL,
-    embedding BLOB NOT NULL, created REAL NOT NULL, face BLOB,
-    UNIQUE (identity_id, sha256));
-CREATE INDEX IF NOT EXISTS images_identity ON images(identity_id);
-"""
-    + CHANGES
-)
+from facemetric.gallery.schemas import EnrollResult, Identity
+from facemetric.gallery.stores.sqlite.database import FORMAT, INDEX_FILE, connect, create_file
+from facemetric.gallery.thresholds import StoredThresholds
 
 
 class SQLiteStore(Store):
@@ -92,82 +47,22 @@ class SQLiteStore(Store):
         if not self.path.is_file():
             raise GalleryError(f"{self.path}: no gallery here; create one with `facemetric gallery init`")
         self._lock = threading.RLock()
-        self._db = self._connect(self.path)
-        fmt = self._meta_value("format")
-        if fmt != FORMAT:
-            raise GalleryError(f"{self.path} is not a facemetric gallery (format {fmt!r}, expected {FORMAT!r})")
-        info = json.loads(self._meta_value("embedder"))
-        self.embedder = EmbedderInfo(
-            info["name"], info["fingerprint"], int(info["dim"]), info["spec"]
-        )  # "spec": the 0.1 key
-        self._upgrade()
-        self.keep_faces = self._meta_value("keep_faces") == "1"
-
-    def _upgrade(self) -> None:
-        """Bring a gallery made by an earlier facemetric up to this schema (same format): the ``face``
-        column, the change log (complete from the present generation on) and the keep-faces setting."""
-        with self._lock:
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(images)")}
-            keys = {row[0] for row in self._db.execute("SELECT key FROM meta")}
-            if "face" in columns and {"keep_faces", "changes_from"} <= keys:
-                return
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                if "face" not in {row[1] for row in self._db.execute("PRAGMA table_info(images)")}:
-                    self._db.execute("ALTER TABLE images ADD COLUMN face BLOB")
-                for statement in CHANGES.strip().split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
-                self._db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('keep_faces', '0')")
-                self._db.execute(
-                    "INSERT OR IGNORE INTO meta(key, value) "
-                    "SELECT 'changes_from', value FROM meta WHERE key = 'generation'"
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-
-    @staticmethod
-    def _connect(path: Path) -> sqlite3.Connection:
-        db = sqlite3.connect(path, timeout=30.0, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")  # a committed enrolment survives a power cut too
-        db.execute("PRAGMA foreign_keys=ON")
-        return db
+        self._db = connect(self.path)
+        try:
+            fmt = self._meta_value("format")
+            if fmt != FORMAT:
+                raise GalleryError(f"{self.path} is not a facemetric gallery (format {fmt!r}, expected {FORMAT!r})")
+            self.embedder = EmbedderInfo.from_dict(json.loads(self._meta_value("embedder")), self.location)
+            self.keep_faces = self._meta_value("keep_faces") == "1"
+        except BaseException:
+            self._db.close()  # a refused open leaves no connection behind
+            raise
 
     @classmethod
     def create(cls, path: str | Path, embedder: EmbedderInfo, keep_faces: bool = False) -> SQLiteStore:
         """Create an empty gallery for ``embedder`` (keeping each enrolled face when ``keep_faces``);
         refuses to touch an existing file."""
-        path = Path(path)
-        if path.exists():
-            raise GalleryError(f"{path} already exists; open it, or choose another folder")
-        with atomic_path(path, fsync=True) as tmp:  # built aside, then renamed: never half-created
-            db = cls._connect(tmp)
-            try:
-                db.executescript(SCHEMA)
-                values = {
-                    "format": FORMAT,
-                    "generation": "0",
-                    "changes_from": "0",
-                    "keep_faces": "1" if keep_faces else "0",
-                    "thresholds": "{}",
-                    "embedder": json.dumps(
-                        {
-                            "name": embedder.name,
-                            "fingerprint": embedder.fingerprint,
-                            "dim": embedder.dim,
-                            "spec": embedder.reference,
-                        }
-                    ),
-                }
-                db.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", values.items())
-                db.execute("PRAGMA journal_mode=DELETE")  # everything in the one file before it is renamed
-            finally:
-                db.close()
-            for leftover in (Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
-                leftover.unlink(missing_ok=True)
+        create_file(Path(path), embedder, keep_faces)
         return cls(path)
 
     def close(self) -> None:
@@ -204,18 +99,18 @@ class SQLiteStore(Store):
         with self._lock:
             return int(self._meta_value("generation"))
 
-    def thresholds(self) -> dict[str, Any]:
+    def thresholds(self) -> StoredThresholds:
         with self._lock:
-            return json.loads(self._meta_value("thresholds"))
+            return StoredThresholds.from_json(self._meta_value("thresholds"), self.location)
 
-    def identities(self) -> list[dict[str, Any]]:
+    def identities(self) -> list[Identity]:
         """Every identity with its number of images and enrolment time, by name."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT i.name, COUNT(m.id), i.created FROM identities i LEFT JOIN images m ON m.identity_id = i.id "
                 "GROUP BY i.id ORDER BY i.name"
             ).fetchall()
-        return [{"name": n, "images": c, "created": t} for n, c, t in rows]
+        return [Identity(name=n, images=c, created=t) for n, c, t in rows]
 
     def has_identity(self, name: str) -> bool:
         with self._lock:
@@ -226,8 +121,8 @@ class SQLiteStore(Store):
         with self._lock:
             return {r[0] for r in self._db.execute("SELECT sha256 FROM images")}
 
-    def snapshot(self) -> tuple[int, np.ndarray, list[str], np.ndarray]:
-        """(generation, image ids, identity name per image, embeddings (N, D) float32), read consistently."""
+    def snapshot(self) -> Snapshot:
+        """Every image's id, identity and embedding, with the generation they are of, read consistently."""
         with self._lock:
             self._db.execute("BEGIN")
             try:
@@ -240,7 +135,7 @@ class SQLiteStore(Store):
                 self._db.execute("COMMIT")
         ids = np.array([r[0] for r in rows], dtype=np.int64)
         vectors = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), self.embedder.dim)
-        return generation, ids, [r[1] for r in rows], vectors
+        return Snapshot(generation, ids, [r[1] for r in rows], vectors)
 
     def integrity_check(self) -> str:
         """SQLite's ``PRAGMA integrity_check`` ("ok" when sound)."""
@@ -249,7 +144,7 @@ class SQLiteStore(Store):
 
     # ------------------------------------------------------------------ writes
 
-    def enroll(self, name: str, items: list[Enrolment]) -> dict[str, Any]:
+    def enroll(self, name: str, items: list[Enrolment]) -> EnrollResult:
         """Add ``items`` to ``name`` (created if new) in one transaction; a photo already enrolled for
         that person (same content hash) is skipped. Returns the name and added/duplicate counts."""
         name = self.checked_enrolment(name, items)
@@ -277,7 +172,7 @@ class SQLiteStore(Store):
             db.executemany(
                 "INSERT INTO changes(generation, image_id, added) VALUES (?, ?, 1)", [(generation, i) for i in added]
             )
-        return {"name": name, "added": len(added), "duplicates": len(items) - len(added)}
+        return EnrollResult(name=name, added=len(added), duplicates=len(items) - len(added))
 
     def remove(self, name: str) -> int:
         """Delete ``name`` and its images; returns how many images went. :class:`UnknownIdentityError` if absent."""
@@ -293,10 +188,10 @@ class SQLiteStore(Store):
             )
         return len(gone)
 
-    def set_thresholds(self, thresholds: dict[str, Any]) -> None:
+    def set_thresholds(self, thresholds: StoredThresholds) -> None:
         """Store the calibrated thresholds (replacing the previous ones)."""
         with self._write() as (db, _):
-            db.execute("UPDATE meta SET value = ? WHERE key = 'thresholds'", (json.dumps(thresholds),))
+            db.execute("UPDATE meta SET value = ? WHERE key = 'thresholds'", (thresholds.to_json(),))
 
     # ------------------------------------------------------------------ the change log (for the FAISS index)
 
@@ -345,7 +240,7 @@ class SQLiteStore(Store):
     def export(self, batch: int = 1000) -> Iterator[StoredIdentity]:
         dim = self.embedder.dim
         with self._lock:
-            reader = self._connect(self.path)  # its own connection: one snapshot, without holding the lock
+            reader = connect(self.path)  # its own connection: one snapshot, without holding the lock
         try:
             reader.execute("BEGIN")
             people = reader.execute("SELECT id, name, created FROM identities ORDER BY name").fetchall()
@@ -366,8 +261,8 @@ class SQLiteStore(Store):
         finally:
             reader.close()
 
-    def restore(self, identities: Iterable[StoredIdentity], thresholds: dict[str, Any] | None = None) -> dict[str, int]:
-        counts = {"identities": 0, "images": 0}
+    def restore(self, identities: Iterable[StoredIdentity], thresholds: StoredThresholds | None = None) -> Restored:
+        people = images = 0
         with self._write() as (db, generation):
             if db.execute("SELECT 1 FROM identities LIMIT 1").fetchone() is not None:
                 raise GalleryError(f"{self.path} already holds people: a gallery is restored into an empty one")
@@ -392,21 +287,20 @@ class SQLiteStore(Store):
                         for i in identity.images
                     ],
                 )
-                counts["identities"] += 1
-                counts["images"] += len(identity.images)
+                people += 1
+                images += len(identity.images)
             if thresholds is not None:
-                db.execute("UPDATE meta SET value = ? WHERE key = 'thresholds'", (json.dumps(thresholds),))
+                db.execute("UPDATE meta SET value = ? WHERE key = 'thresholds'", (thresholds.to_json(),))
             # an index built before this (of the empty gallery) rebuilds: cheaper than logging every row
             db.execute("UPDATE meta SET value = ? WHERE key = 'changes_from'", (str(generation),))
             db.execute("DELETE FROM changes")
-        return counts
+        return Restored(people, images)
 
     def destroy(self) -> None:
         self.close()
         for path in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
             path.unlink(missing_ok=True)
-        for derived in ("index.faiss", "index.json"):
-            (self.path.parent / derived).unlink(missing_ok=True)
+        (self.path.parent / INDEX_FILE).unlink(missing_ok=True)  # derived from the store: goes with it
         with suppress(OSError):
             self.path.parent.rmdir()  # the folder too, when nothing else is in it
 
@@ -421,6 +315,3 @@ class Changes:
     ids: np.ndarray
     names: list[str]
     vectors: np.ndarray
-
-
-GalleryStore = SQLiteStore  # its name in facemetric 0.x
