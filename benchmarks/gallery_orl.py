@@ -34,9 +34,11 @@ import numpy as np
 
 from common import orl_files, throwaway_database
 from facemetric.core.embedder import Embedder
+from facemetric.core.faces import Detection
 from facemetric.eval.identification import UNKNOWN
+from facemetric.gallery.photos import Photo, PhotoError
 from facemetric.gallery.schemas import IdentifyAnswer
-from facemetric.gallery.service import Gallery, Photo, PhotoError
+from facemetric.gallery.service import Gallery
 
 TARGET_RANK1 = 0.95
 FAR = 1e-2
@@ -142,7 +144,7 @@ def open_set_folds(folder: Path, embedder: Embedder, files: list[Path], people: 
     }
 
 
-def _answers(gallery: Gallery, probes: list[tuple[np.ndarray, dict]]) -> list[dict]:
+def _answers(gallery: Gallery, probes: list[tuple[np.ndarray, Detection]]) -> list[dict]:
     return [gallery.identify_embedding(v, d, top_k=5).model_dump(mode="json") for v, d in probes]
 
 

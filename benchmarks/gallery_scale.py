@@ -122,8 +122,8 @@ def _with_database(url: str, name: str) -> str:
 
 
 def run_sqlite(n: int, dim: int, probes: np.ndarray, who: np.ndarray, enrolments: int, seed: int) -> dict[str, Any]:
-    from facemetric.gallery.index import GalleryIndex
-    from facemetric.gallery.store import SQLiteStore
+    from facemetric.gallery.stores.sqlite.faiss_index import FaissIndex
+    from facemetric.gallery.stores.sqlite.store import SQLiteStore
 
     info = EmbedderInfo("synthetic", f"synthetic-{dim}", dim, "synthetic")
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
@@ -133,7 +133,7 @@ def run_sqlite(n: int, dim: int, probes: np.ndarray, who: np.ndarray, enrolments
         store.restore(_people(n, dim, seed))
         load = time.perf_counter() - start
         start = time.perf_counter()
-        index = GalleryIndex(store, folder)  # the first open: built from the store and saved
+        index = FaissIndex(store, folder)  # the first open: built from the store and saved
         rebuild = time.perf_counter() - start
         enrol = _enrol(store, index, enrolments, dim)
         identify, answers = _identify(index, probes)
@@ -165,8 +165,8 @@ def run_postgres(
 ) -> list[dict[str, Any]]:
     import psycopg
 
-    from facemetric.gallery.pgvector_index import PgvectorIndex
-    from facemetric.gallery.postgres import PostgresStore
+    from facemetric.gallery.stores.postgres.pgvector_index import PgvectorIndex
+    from facemetric.gallery.stores.postgres.store import PostgresStore
 
     name = f"facemetric_bench_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(server, autocommit=True) as admin:

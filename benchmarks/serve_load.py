@@ -46,8 +46,8 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 def _check(target: str) -> dict:
     """The stopped server's gallery: its integrity check, and whether its search index holds every image
     of the store (for SQLite: the saved index brought to the store's generation without a rebuild)."""
-    from facemetric.gallery.index import GalleryIndex
     from facemetric.gallery.location import GalleryLocation
+    from facemetric.gallery.stores.sqlite.faiss_index import FaissIndex
 
     location = GalleryLocation.parse(target)
     store = location.open()
@@ -55,9 +55,9 @@ def _check(target: str) -> dict:
         integrity = store.integrity_check()
         index = location.index(store)
         try:
-            stored_images = sum(i["images"] for i in store.identities())
+            stored_images = sum(i.images for i in store.identities())
             in_sync = index.n_images == stored_images
-            if isinstance(index, GalleryIndex):  # SQLite: the saved index brought forward, never rebuilt
+            if isinstance(index, FaissIndex):  # SQLite: the saved index brought forward, never rebuilt
                 in_sync = in_sync and index.rebuilds == 0 and index.generation == store.generation
         finally:
             index.close()
