@@ -248,17 +248,24 @@ def test_the_command_line_exports_to_and_imports_from_a_registered_store(
     original.close()
 
     file = tmp_path / "team.fmgallery"
-    assert main(["-q", "gallery", "--gallery", str(tmp_path / "folder"), "export", str(file)]) == 0
+    assert main(["-q", "gallery", "--gallery", str(tmp_path / "folder"), "export", "-o", str(file)]) == 0
     capsys.readouterr()
-    assert main(["-q", "gallery", "--gallery", "memory://copy", "import", str(file)]) == 0
+    assert main(["-q", "gallery", "--gallery", "memory://copy", "import", "--data", str(file)]) == 0
     imported = json.loads(capsys.readouterr().out)
     assert imported["destination"] == "memory://copy" and imported["people"] == 6 and imported["photos"] == 12
     assert GALLERIES["copy"].generation == 1 and GALLERIES["copy"].thresholds.calibrated
 
     in_memory = Gallery("memory://copy", ColourEmbedder())
     assert _answers(in_memory) == expected  # the same people, decisions and thresholds
-    assert main(["-q", "gallery", "--gallery", "memory://copy", "export", str(tmp_path / "back.fmgallery")]) == 0
-    assert main(["-q", "gallery", "--gallery", str(tmp_path / "back"), "import", str(tmp_path / "back.fmgallery")]) == 0
+    assert main(["-q", "gallery", "--gallery", "memory://copy", "export", "-o", str(tmp_path / "back.fmgallery")]) == 0
+    assert (
+        main(
+            ["-q", "gallery", "--gallery", str(tmp_path / "back"), "import", "--data", str(tmp_path / "back.fmgallery")]
+        )
+        == 0
+    )
     assert _answers(Gallery(tmp_path / "back", ColourEmbedder())) == expected
-    assert main(["-q", "gallery", "--gallery", "memory://copy", "import", str(file)]) == 2  # a gallery is there
+    assert (
+        main(["-q", "gallery", "--gallery", "memory://copy", "import", "--data", str(file)]) == 2
+    )  # a gallery is there
     assert "a gallery is already there" in capsys.readouterr().err
