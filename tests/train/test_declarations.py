@@ -18,7 +18,7 @@ from facemetric.core.config import load_config
 from facemetric.core.errors import ConfigError
 from facemetric.core.mining import TripletMiner
 from facemetric.core.needs import LossNeeds
-from facemetric.losses import loss_needs, register_loss
+from facemetric.losses import LOSSES, loss_needs, register_loss
 from facemetric.losses.distill import DistillLoss
 from facemetric.losses.margin import SHARDABLE_HEAD, CosineMarginLoss
 from facemetric.losses.partial_fc import PartialFC
@@ -30,7 +30,6 @@ from facemetric.train.callbacks.distill import DistillCallback
 from tiny_run import tiny_overrides
 
 
-@register_loss("test_squared_triplet", needs=LossNeeds(miner="triplets"))
 class SquaredTripletLoss(nn.Module):
     """``relu(d(a,p)^2 - d(a,n)^2 + margin)`` over the sparse triplets its miner picks."""
 
@@ -51,7 +50,6 @@ class SquaredTripletLoss(nn.Module):
         return F.relu(d_ap - d_an + self.margin).mean()
 
 
-@register_loss("test_cosine_margin", needs=SHARDABLE_HEAD)
 class CosineMarginHead(CosineMarginLoss):
     """A margin head of its own: target cosine ``cos(theta) - margin``, squared-cosine shaped."""
 
@@ -63,17 +61,27 @@ class CosineMarginHead(CosineMarginLoss):
         return cos - self.margin * (1.0 + cos) / 2.0
 
 
-@register_loss("test_unshardable_head", needs=LossNeeds(classes=True))
 class UnshardableHead(CosineMarginHead):
     """The same head, declared without Partial FC."""
 
 
-@register_loss("test_teacher_regression", needs=LossNeeds(teacher=True))
 class TeacherRegression(DistillLoss):
     """Pointwise regression onto the teacher only."""
 
     def __init__(self) -> None:
         super().__init__(cosine=1.0, relation=0.0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _registered() -> None:
+    """The losses are registered when these tests run, not when the module is collected, so a test that is
+    parametrised over every registered loss (test_loss_selection) sees only the built-in ones."""
+    if "test_squared_triplet" in LOSSES:
+        return
+    register_loss("test_squared_triplet", needs=LossNeeds(miner="triplets"))(SquaredTripletLoss)
+    register_loss("test_cosine_margin", needs=SHARDABLE_HEAD)(CosineMarginHead)
+    register_loss("test_unshardable_head", needs=LossNeeds(classes=True))(UnshardableHead)
+    register_loss("test_teacher_regression", needs=LossNeeds(teacher=True))(TeacherRegression)
 
 
 def _rows(out: Path) -> list[dict[str, str]]:

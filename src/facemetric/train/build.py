@@ -29,6 +29,7 @@ from facemetric.core.version import VERSION
 from facemetric.data.dataset import DatasetSplit, load_dataset, source_spec
 from facemetric.data.loader import BatchSource
 from facemetric.data.sampler import PKSampler
+from facemetric.data.sources import DatasetError
 from facemetric.losses import loss_needs
 from facemetric.models import build_embedding_model
 from facemetric.models.budget import check_budget
@@ -87,12 +88,16 @@ def build_run(
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
     torch.manual_seed(cfg.train.seed)
-    model = build_embedding_model(cfg.model, data.spec if data else source_spec(cfg.data))
+    source = data.spec if data is not None else source_spec(cfg.data)
+    spec = training_spec(cfg, source)  # pretrained weights refuse crops cut another way, before anything is built
+    model = build_embedding_model(cfg.model, spec)
     check_budget(model, cfg.model.max_params, cfg.model.name)  # before any photo is decoded
     if data is None:
         with strategy.main_first():  # rank 0 decodes (and caches) the photos, the others then read its cache
             data = load_dataset(cfg.data, cfg.train.progress and strategy.is_main, out if strategy.is_main else None)
-    data = dataclasses.replace(data, spec=training_spec(cfg, data.spec))
+        if data.spec != source:
+            raise DatasetError(f"{cfg.data.source}: its crops changed while the run was built; start it again")
+    data = dataclasses.replace(data, spec=spec)
     needs = loss_needs(cfg.loss.name)
     sampler = _sampler(cfg, data, learns_identities=not needs.teacher or cfg.distill.labels > 0)
     initialise(model, cfg.model)

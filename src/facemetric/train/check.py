@@ -46,17 +46,29 @@ def check_config(cfg: Config) -> None:
     _name(SCHEDULERS, cfg.scheduler.name, "scheduler.name")
     SCHEDULERS.check_options(cfg.scheduler.name, cfg.scheduler.options, "scheduler.options")
     for k, callback in enumerate(cfg.train.callbacks):
-        where = f"train.callbacks.{k}"
-        _name(CALLBACKS, callback.name, f"{where}.name")
-        kind = CALLBACKS.get(callback.name)
-        if isinstance(kind, type) and issubclass(kind, Callback) and kind.implied_by:
-            raise ConfigError(
-                f"{where}.name: {callback.name!r} is added by facemetric itself from {kind.implied_by}; "
-                "set that instead of naming it here"
-            )
-        CALLBACKS.check_options(callback.name, callback.options, f"{where}.options")
+        _check_callback(callback.name, f"train.callbacks.{k}")
+        CALLBACKS.check_options(callback.name, callback.options, f"train.callbacks.{k}.options")
     for logger in cfg.train.loggers:
         check_installed(logger)
+
+
+def _implied_by(name: str) -> str | None:
+    """The config key that adds the registered callback ``name`` to a run (None: it is named in a config)."""
+    kind = CALLBACKS.get(name)
+    return kind.implied_by if isinstance(kind, type) and issubclass(kind, Callback) else None
+
+
+def _check_callback(name: str, where: str) -> None:
+    """A ``train.callbacks`` entry names a registered callback that a config names (not one it implies)."""
+    if name not in CALLBACKS:
+        named = [n for n in CALLBACKS.names() if _implied_by(n) is None]
+        raise ConfigError(f"{where}.name: unknown callback {name!r}; available: {', '.join(named)}")
+    implied_by = _implied_by(name)
+    if implied_by:
+        raise ConfigError(
+            f"{where}.name: {name!r} is added by facemetric itself from {implied_by}; "
+            "set that instead of naming it here"
+        )
 
 
 def _check_miners(cfg: Config) -> None:
