@@ -88,14 +88,14 @@ def build_run(
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
     torch.manual_seed(cfg.train.seed)
-    source = data.spec if data is not None else source_spec(cfg.data)
-    spec = training_spec(cfg, source)  # pretrained weights refuse crops cut another way, before anything is built
+    data_spec = data.spec if data is not None else source_spec(cfg.data)
+    spec = training_spec(cfg, data_spec)  # pretrained weights refuse crops cut another way, before anything is built
     model = build_embedding_model(cfg.model, spec)
     check_budget(model, cfg.model.max_params, cfg.model.name)  # before any photo is decoded
     if data is None:
         with strategy.main_first():  # rank 0 decodes (and caches) the photos, the others then read its cache
             data = load_dataset(cfg.data, cfg.train.progress and strategy.is_main, out if strategy.is_main else None)
-        if data.spec != source:
+        if data.spec != data_spec:
             raise DatasetError(f"{cfg.data.source}: its crops changed while the run was built; start it again")
     data = dataclasses.replace(data, spec=spec)
     needs = loss_needs(cfg.loss.name)
