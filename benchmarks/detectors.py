@@ -42,7 +42,7 @@ import numpy as np
 from facemetric.core.atomic import write_json
 from facemetric.core.spec import ImageSpec
 from facemetric.data.align import build_aligner
-from facemetric.data.align_dlib import CNN_MAX_SIDE
+from facemetric.data.align.dlib import CNN_MAX_SIDE
 from facemetric.data.batch_align import available_cpus
 from facemetric.data.cache import PackedImages, decode_manifest
 from facemetric.data.sources import Manifest, scan_source

@@ -52,7 +52,7 @@ def starting_point(cfg: Any, student: Any) -> Any:
     started from random weights: what the distillation itself added."""
     from facemetric.embedders.torch_model import ModelEmbedder
     from facemetric.models import build_embedding_model
-    from facemetric.train.start import initialise
+    from facemetric.train.weights import initialise
 
     if not (cfg.model.pretrained or cfg.model.init):
         return None
@@ -121,7 +121,7 @@ def speed(run: Path, checkpoint: Path, teacher_ref: str, batch: int, repeats: in
     import torch
 
     from facemetric.core.config import load_config
-    from facemetric.data.align_dlib import load_dlib
+    from facemetric.data.align.dlib import load_dlib
     from facemetric.embedders import load_embedder
     from facemetric.embedders.onnx import OnnxEmbedder
     from facemetric.embedders.torch_model import ModelEmbedder

@@ -167,7 +167,7 @@ def run(data: Path, work: Path, epochs: int, overrides: list[str]) -> dict[str, 
     from facemetric.embedders.torch_model import embed_array
     from facemetric.models import build_embedding_model
     from facemetric.train.build import build_run
-    from facemetric.train.start import initialise
+    from facemetric.train.weights import initialise
 
     start = time.time()
     chips_cache = _prepare(data, work)

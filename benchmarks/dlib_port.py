@@ -42,7 +42,7 @@ def _photos(data: Path, count: int) -> list[Path]:
 
 
 def _chips(paths: list[Path], count: int) -> np.ndarray:
-    from facemetric.data.align_dlib import DlibChipAligner
+    from facemetric.data.align.dlib import DlibChipAligner
     from facemetric.data.images import open_image
 
     aligner = DlibChipAligner()
@@ -60,7 +60,7 @@ def _chips(paths: list[Path], count: int) -> np.ndarray:
 @torch.no_grad()
 def chips_benchmark(chips: np.ndarray, batch: int, repeats: int) -> dict[str, Any]:
     from facemetric.core.spec import ImageSpec
-    from facemetric.data.align_dlib import load_dlib
+    from facemetric.data.align.dlib import load_dlib
     from facemetric.data.augment import to_tensor
     from facemetric.embedders.dlib_resnet import onnx_session
     from facemetric.models.dlib_resnet import DlibResNet, default_model_file, dlib_normalization, pretrained_state_dict

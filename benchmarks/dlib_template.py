@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from facemetric.data.align import TEMPLATE_112, similarity_transform
-from facemetric.data.align_dlib import DlibAligner
+from facemetric.data.align.dlib import DlibAligner
 
 
 def main(argv: list[str] | None = None) -> None:

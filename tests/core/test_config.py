@@ -131,16 +131,6 @@ MALFORMED = [
         "not mine triplets",
         id="pair miner for the triplet loss",
     ),
-    pytest.param(
-        "",
-        ["loss.name=triplet", "loss.options.mining=semi_hard"],
-        r"loss\.options: loss 'triplet' has no "
-        r"option 'mining'.*now the miner section",
-        id="option moved to the miner",
-    ),
-    pytest.param(
-        "", ["optim.momentum=0.9"], r"optim\.momentum: this key is now optim\.options\.momentum", id="moved key"
-    ),
     pytest.param("train: [\n", [], r"c\.yaml: not valid YAML at line 2, column 1", id="bad YAML"),
     pytest.param("- a\n- b\n", [], r"c\.yaml: the top level must be a mapping of sections", id="not a mapping"),
     pytest.param("", ["epochs=3"], r"override 'epochs=3': expected section\.key=value", id="bad override"),

@@ -32,7 +32,7 @@ HOG_MISS = "000149.jpg"  # a CelebA photo (a turned head) in which HOG finds no 
 def dlib_models() -> Path:
     pytest.importorskip("dlib")
     from facemetric.core.errors import MissingDependencyError
-    from facemetric.data.align_dlib import CNN_MODEL, dlib_model_dir
+    from facemetric.data.align.dlib import CNN_MODEL, dlib_model_dir
 
     try:
         folder = dlib_model_dir()
@@ -69,7 +69,7 @@ class CountingHog:
 
 
 def test_workers_cut_exactly_what_one_process_cuts(dlib_models: Path, celeba: list[Path], tmp_path: Path) -> None:
-    from facemetric.data.align_dlib import DlibAligner
+    from facemetric.data.align.dlib import DlibAligner
 
     grey, broken = tmp_path / "grey.jpg", tmp_path / "broken.jpg"
     Image.new("RGB", (300, 200), (128, 128, 128)).save(grey)
@@ -103,7 +103,7 @@ def test_how_many_workers() -> None:
 
 
 def test_an_aligner_is_rebuilt_from_its_settings_in_a_child(dlib_models: Path, lfw: list[Path]) -> None:
-    from facemetric.data.align_dlib import DlibChipAligner
+    from facemetric.data.align.dlib import DlibChipAligner
 
     aligner = DlibChipAligner(upsample=0, pad=0.5, detector="hog+cnn", cnn_max_side=300)
     clone = pickle.loads(pickle.dumps(aligner))
@@ -154,7 +154,7 @@ def test_an_aligner_that_forgets_its_settings_is_run_in_this_process(
 def test_cnn_detector_finds_faces_and_its_records_name_it(
     dlib_models: Path, lfw: list[Path], celeba: list[Path]
 ) -> None:
-    from facemetric.data.align_dlib import DlibAligner, DlibChipAligner
+    from facemetric.data.align.dlib import DlibAligner, DlibChipAligner
 
     cnn = DlibAligner(detector="cnn", max_upsample=0)
     for path in lfw[:2]:
@@ -171,7 +171,7 @@ def test_cnn_detector_finds_faces_and_its_records_name_it(
 
 
 def test_an_unknown_detector_is_refused_naming_the_choices(dlib_models: Path) -> None:
-    from facemetric.data.align_dlib import DlibChipAligner
+    from facemetric.data.align.dlib import DlibChipAligner
 
     with pytest.raises(ConfigError, match=r"detector must be one of 'hog', 'cnn', 'hog\+cnn', got 'mtcnn'"):
         build_aligner("dlib", detector="mtcnn")
@@ -181,7 +181,7 @@ def test_an_unknown_detector_is_refused_naming_the_choices(dlib_models: Path) ->
 
 def test_a_large_photo_is_searched_once_on_a_small_copy(dlib_models: Path, lfw: list[Path], tmp_path: Path) -> None:
     """The detector runs once per photo, on a copy of at most ``max_side``; boxes and landmarks are the photo's."""
-    from facemetric.data.align_dlib import DlibAligner
+    from facemetric.data.align.dlib import DlibAligner
 
     small = open_image(lfw[0])
     large = small.resize((1500, 1500), Image.Resampling.BICUBIC)
@@ -244,7 +244,7 @@ def test_gallery_import_with_workers_enrols_what_one_process_does(shared_data: P
 
 def test_a_smaller_dlib_chip_is_the_same_region_of_the_face(dlib_models: Path, lfw: list[Path]) -> None:
     """``prepare --align dlib-chip --size 112``: dlib's chip geometry at 112 pixels (a distilled student's input)."""
-    from facemetric.data.align_dlib import DlibChipAligner
+    from facemetric.data.align.dlib import DlibChipAligner
 
     photo = open_image(lfw[0])
     big, det_big = DlibChipAligner()(photo)

@@ -60,15 +60,3 @@ def test_split_is_identity_disjoint() -> None:
     assert len(set(labels[split_identities(labels, 0.2)[1]])) == 2
     with pytest.raises(ValueError, match="cannot hold out"):
         split_identities(labels, 9)
-
-
-def test_shard_batches_disjoint_equal_and_covering() -> None:
-    from facemetric.data.sampler import shard_batches
-
-    batches = [np.array([i]) for i in range(10)]
-    shards = [shard_batches(batches, r, 3) for r in range(3)]
-    assert [len(s) for s in shards] == [3, 3, 3]  # cut to a multiple of the world size
-    seen = sorted(int(b[0]) for s in shards for b in s)
-    assert seen == list(range(9))
-    with pytest.raises(ValueError, match="rank"):
-        shard_batches(batches, 3, 3)

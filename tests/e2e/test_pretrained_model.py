@@ -28,7 +28,7 @@ def _cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
 def photos(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """12 ORL people x 5 photos, as a folder per person (links to the real files)."""
     from facemetric.core.errors import MissingDependencyError
-    from facemetric.data.align_dlib import dlib_model_dir
+    from facemetric.data.align.dlib import dlib_model_dir
 
     try:
         dlib_model_dir()

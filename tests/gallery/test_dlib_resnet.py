@@ -13,7 +13,7 @@ pytest.importorskip("dlib")
 
 from facemetric.core.errors import MissingDependencyError  # noqa: E402
 from facemetric.core.faces import NoFaceError  # noqa: E402
-from facemetric.data.align_dlib import dlib_model_dir  # noqa: E402
+from facemetric.data.align.dlib import dlib_model_dir  # noqa: E402
 from facemetric.data.images import open_image  # noqa: E402
 from facemetric.embedders import dlib_resnet, load_embedder  # noqa: E402
 from facemetric.embedders.dlib_resnet import DlibResnetEmbedder  # noqa: E402

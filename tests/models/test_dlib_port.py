@@ -38,7 +38,7 @@ def port() -> DlibResNet:
 
 def _chips(shared_data: Path, per_set: dict[str, int]) -> np.ndarray:
     """Face chips cut by dlib (as compute_face_descriptor would) from real photos of three datasets."""
-    from facemetric.data.align_dlib import DlibChipAligner
+    from facemetric.data.align.dlib import DlibChipAligner
     from facemetric.data.images import open_image
 
     sources = {
@@ -64,7 +64,7 @@ def _chips(shared_data: Path, per_set: dict[str, int]) -> np.ndarray:
 
 def test_port_matches_dlib_on_300_real_faces(port, shared_data):
     """The port's embedding of each chip and dlib's compute_face_descriptor agree to cosine >= 0.9999."""
-    from facemetric.data.align_dlib import load_dlib
+    from facemetric.data.align.dlib import load_dlib
     from facemetric.data.augment import to_tensor
 
     chips = _chips(shared_data, {"lfw": 120, "celeba": 120, "orl": 60})

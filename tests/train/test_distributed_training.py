@@ -159,7 +159,7 @@ def _rank_resume_alone(overrides: list[str]) -> None:
 
 
 def test_a_global_batch_that_does_not_split_is_refused(shared_data: Path, tmp_path: Path, monkeypatch) -> None:
-    from facemetric.train.build import _check_distributed
+    from facemetric.train.check import check_distributed as _check_distributed
     from facemetric.train.distributed import Strategy
 
     two = Strategy()

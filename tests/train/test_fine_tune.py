@@ -118,7 +118,7 @@ def test_dlib_weights_take_smaller_dlib_chips_down_to_the_networks_minimum() -> 
     from facemetric.core.config import load_config
     from facemetric.core.spec import ImageSpec
     from facemetric.models.dlib_resnet import MIN_SIDE, DlibResNet, dlib_resnet
-    from facemetric.train.start import training_spec
+    from facemetric.train.weights import training_spec
 
     cfg = load_config(None, ["model.name=dlib_resnet", "model.pretrained=dlib"])
     spec = training_spec(cfg, ImageSpec(112, 112, align="dlib-chip"))

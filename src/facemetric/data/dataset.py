@@ -46,6 +46,14 @@ def report_skipped(skipped: list[tuple[str, str]], out_dir: Path | None = None) 
         write_json(out_dir / "skipped_inputs.json", [{"path": p, "reason": r} for p, r in skipped])
 
 
+def source_spec(cfg: DataConfig) -> ImageSpec:
+    """The spec of ``data.source``'s crops, known before any photo is decoded: a prepared cache's own
+    (its size wins over ``data.image_size``), else the one the config describes."""
+    if cfg.source and is_prepared(cfg.source):
+        return prepared_spec(cfg.source)
+    return image_spec(cfg)
+
+
 def _load_source(
     source: str, cfg: DataConfig, progress: bool
 ) -> tuple[PackedImages, ImageSpec, str, list[tuple[str, str]]]:

@@ -95,16 +95,3 @@ class PKSampler:
             return rng.choice(group, size=self.k, replace=False)
         # Every image once, the rest of the K slots filled at random.
         return np.concatenate([rng.permutation(group), rng.choice(group, size=self.k - len(group))])
-
-
-def shard_batches(batches: list[np.ndarray], rank: int, world_size: int) -> list[np.ndarray]:
-    """This process's share of an epoch's batches in multi-process training.
-
-    Every rank derives the same epoch from the same seed, then takes batches ``rank``,
-    ``rank + world_size``, ...; the epoch is cut to a multiple of ``world_size`` so all ranks
-    run the same number of steps (a rank left one step short would hang the others).
-    """
-    if not 0 <= rank < world_size:
-        raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
-    usable = len(batches) - len(batches) % world_size
-    return batches[rank:usable:world_size]

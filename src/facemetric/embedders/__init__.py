@@ -2,8 +2,9 @@
 
 :func:`load_embedder` opens any of them from what a user types: a checkpoint (``best.pt``), an
 ONNX export (``model.onnx``) or the name of a pretrained model (``dlib-resnet``, options after a
-``?``: ``dlib-resnet?upsample=2&num_jitters=1``). A new pretrained model is one new file here
-with ``@register_pretrained("name")``.
+``?``: ``dlib-resnet?upsample=2&num_jitters=1``). Every module of this package is imported
+(``core.registry.discover``), so a new pretrained model is one new file here with
+``@register_pretrained("name")``.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from typing import Any
 from facemetric.core.config import load_yaml
 from facemetric.core.embedder import Embedder
 from facemetric.core.errors import FacemetricError
-from facemetric.embedders import dlib_resnet  # noqa: F401  (registers dlib-resnet)
+from facemetric.core.registry import discover
 from facemetric.embedders.registry import PRETRAINED, available_pretrained, register_pretrained
+
+discover(__name__, __path__)
 
 __all__ = ["Embedder", "EmbedderNotFoundError", "available_pretrained", "load_embedder", "register_pretrained"]
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from facemetric.losses.margin import CombinedMarginTransform, CosineMarginLoss
+from facemetric.losses.margin import SHARDABLE_HEAD, CombinedMarginTransform, CosineMarginLoss
 from facemetric.losses.registry import register_loss
 
 
-@register_loss("arcface")
+@register_loss("arcface", needs=SHARDABLE_HEAD)
 class ArcFaceLoss(CosineMarginLoss):
     """ArcFace (Deng et al., CVPR 2019), optionally Sub-center ArcFace (Deng et al., ECCV 2020).
 

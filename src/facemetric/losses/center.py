@@ -5,11 +5,12 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from facemetric.losses.margin import CLASSIFIER_HEAD
 from facemetric.losses.registry import register_loss
 from facemetric.losses.softmax import SoftmaxLoss
 
 
-@register_loss("center")
+@register_loss("center", needs=CLASSIFIER_HEAD)
 class CenterLoss(SoftmaxLoss):
     """Softmax loss plus ``lambda_c / 2 * mean_i ||x_i - c_{y_i}||^2`` (Wen et al., ECCV 2016).
 

@@ -8,12 +8,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from facemetric.core.mining import PairMiner
+from facemetric.core.needs import LossNeeds
 from facemetric.losses.registry import register_loss
 from facemetric.ops.distances import cosine_similarity
 from facemetric.ops.masks import masked_logsumexp, mine_pairs
 
 
-@register_loss("circle")
+@register_loss("circle", needs=LossNeeds(miner="pairs"))
 class CircleLoss(nn.Module):
     """Per anchor ``softplus(logsumexp_n(g a_n (s_n - m)) + logsumexp_p(-g a_p (s_p - 1 + m)))`` on cosine similarity.
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from facemetric.losses.margin import CosineMarginLoss
+from facemetric.losses.margin import CLASSIFIER_HEAD, CosineMarginLoss
 from facemetric.losses.registry import register_loss
 
 
-@register_loss("circle_class")
+@register_loss("circle_class", needs=CLASSIFIER_HEAD)
 class CircleClassLoss(CosineMarginLoss):
     """Circle loss with class weights as proxies (Sun et al., CVPR 2020, Eq. 6 with one positive).
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from facemetric.losses.margin import CombinedMarginTransform, CosineMarginLoss
+from facemetric.losses.margin import SHARDABLE_HEAD, CombinedMarginTransform, CosineMarginLoss
 from facemetric.losses.registry import register_loss
 
 
-@register_loss("combined_margin")
+@register_loss("combined_margin", needs=SHARDABLE_HEAD)
 class CombinedMarginLoss(CosineMarginLoss):
     """Combined margin of InsightFace (Deng et al., ArcFace, CVPR 2019, Sec. 3.3).
 

@@ -7,12 +7,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from facemetric.core.mining import PairMiner
+from facemetric.core.needs import LossNeeds
 from facemetric.losses.registry import register_loss
 from facemetric.ops.distances import pairwise_distance
 from facemetric.ops.masks import REDUCTIONS, check_choice, mine_pairs, term_count
 
 
-@register_loss("contrastive")
+@register_loss("contrastive", needs=LossNeeds(miner="pairs"))
 class ContrastiveLoss(nn.Module):
     """``relu(d - pos_margin)`` over positive pairs + ``relu(neg_margin - d)`` over negative pairs.
 

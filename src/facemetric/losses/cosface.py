@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from facemetric.losses.margin import CosineMarginLoss
+from facemetric.losses.margin import SHARDABLE_HEAD, CosineMarginLoss
 from facemetric.losses.registry import register_loss
 
 
-@register_loss("normface")
+@register_loss("normface", needs=SHARDABLE_HEAD)
 class NormFaceLoss(CosineMarginLoss):
     """NormFace (Wang et al., ACM MM 2017): logits ``s * cos(theta_j)``, no margin.
 
@@ -26,7 +26,7 @@ class NormFaceLoss(CosineMarginLoss):
         super().__init__(num_classes, embedding_dim, scale, subcenters)
 
 
-@register_loss("cosface")
+@register_loss("cosface", needs=SHARDABLE_HEAD)
 class CosFaceLoss(CosineMarginLoss):
     """CosFace / AM-Softmax / LMCL (Wang et al., CVPR 2018): target logit ``s * (cos(theta_y) - m)``.
 

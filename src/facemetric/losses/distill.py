@@ -7,10 +7,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from facemetric.core.errors import ConfigError
+from facemetric.core.needs import LossNeeds
 from facemetric.losses.registry import register_loss
 
 
-@register_loss("distill")
+@register_loss("distill", needs=LossNeeds(teacher=True))
 class DistillLoss(nn.Module):
     """``cosine * mean(1 - cos(s_i, t_i)) + relation * mean_{i != j} (s_i.s_j - t_i.t_j)^2``.
 

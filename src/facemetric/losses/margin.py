@@ -14,7 +14,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from facemetric.core.needs import LossNeeds
 from facemetric.ops.normalize import normalize_rows
+
+# what the classification heads declare at registration (``@register_loss(name, needs=...)``)
+CLASSIFIER_HEAD = LossNeeds(classes=True)  # owns class weights: gets num_classes and embedding_dim
+SHARDABLE_HEAD = LossNeeds(classes=True, partial_fc=True)  # cosine logits or softmax, cross-entropy only
 
 _SIN_SQ_FLOOR = 1e-6  # keeps sqrt(1 - cos^2) and its gradient finite at cos = +-1
 
@@ -24,8 +29,6 @@ class ClassifierLoss(nn.Module):
 
     ``weight[c * subcenters + j]`` is sub-centre ``j`` of class ``c`` (PML's ``W.t()`` layout).
     """
-
-    needs_classes = True
 
     def __init__(self, num_classes: int, embedding_dim: int, subcenters: int = 1) -> None:
         super().__init__()

@@ -6,13 +6,14 @@ import torch
 import torch.nn as nn
 
 from facemetric.core.mining import PairMiner
+from facemetric.core.needs import LossNeeds
 from facemetric.losses.registry import register_loss
 from facemetric.miners.multi_similarity import MultiSimilarityMiner
 from facemetric.ops.distances import cosine_similarity
 from facemetric.ops.masks import masked_logsumexp, mine_pairs
 
 
-@register_loss("multi_similarity")
+@register_loss("multi_similarity", needs=LossNeeds(miner="pairs"))
 class MultiSimilarityLoss(nn.Module):
     """Per anchor ``log(1 + sum_p e^{-alpha(S_p - base)}) / alpha + log(1 + sum_n e^{beta(S_n - base)}) / beta``.
 

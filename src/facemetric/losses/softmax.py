@@ -6,11 +6,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from facemetric.losses.margin import ClassifierLoss
+from facemetric.losses.margin import SHARDABLE_HEAD, ClassifierLoss
 from facemetric.losses.registry import register_loss
 
 
-@register_loss("softmax")
+@register_loss("softmax", needs=SHARDABLE_HEAD)
 class SoftmaxLoss(ClassifierLoss):
     """Softmax cross-entropy on ``W x + b`` (no normalisation, no margin): the classic baseline
     (e.g. DeepFace, Taigman et al., CVPR 2014).

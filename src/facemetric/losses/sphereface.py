@@ -6,11 +6,11 @@ import math
 
 import torch
 
-from facemetric.losses.margin import CosineMarginLoss
+from facemetric.losses.margin import CLASSIFIER_HEAD, CosineMarginLoss
 from facemetric.losses.registry import register_loss
 
 
-@register_loss("sphereface")
+@register_loss("sphereface", needs=CLASSIFIER_HEAD)
 class SphereFaceLoss(CosineMarginLoss):
     """SphereFace (Liu et al., CVPR 2017): logits ``||x|| * cos(theta_j)``, target ``||x|| * t`` with
     ``t = (lambda * cos(theta_y) + psi(theta_y)) / (1 + lambda)`` and

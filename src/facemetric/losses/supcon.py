@@ -6,12 +6,13 @@ import torch
 import torch.nn as nn
 
 from facemetric.core.mining import PairMiner
+from facemetric.core.needs import LossNeeds
 from facemetric.losses.registry import register_loss
 from facemetric.ops.distances import cosine_similarity
 from facemetric.ops.masks import masked_logsumexp, mine_pairs
 
 
-@register_loss("supcon")
+@register_loss("supcon", needs=LossNeeds(miner="pairs"))
 class SupConLoss(nn.Module):
     """Per anchor ``-mean_p log(e^{s_p/T} / sum_{j != a} e^{s_j/T})`` on cosine similarity (L_out of the paper).
 

@@ -7,13 +7,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from facemetric.core.mining import TripletMiner, Triplets
+from facemetric.core.needs import LossNeeds
 from facemetric.losses.registry import register_loss
 from facemetric.miners.batch_hard import BatchHardMiner
 from facemetric.ops.distances import paired_distance, pairwise_distance
 from facemetric.ops.masks import REDUCTIONS, check_choice, term_count
 
 
-@register_loss("triplet")
+@register_loss("triplet", needs=LossNeeds(miner="triplets"))
 class TripletLoss(nn.Module):
     """``max(0, d(a,p) - d(a,n) + margin)`` over the triplets its miner picks, on the B x B distance matrix.
 

@@ -1,13 +1,26 @@
-"""Embedding backbones; importing this package registers them all."""
+"""Embedding backbones. Every module of this package is imported (``core.registry.discover``), so a new
+backbone is one new file with ``@register_model("name", spec=ModelSpec(...))``."""
 
-from facemetric.models import (  # noqa: F401  (registers)
-    convnext,
-    dlib_resnet,
-    inception_resnet,
-    iresnet,
-    l2net,
-    mobilefacenet,
+from facemetric.core.registry import discover
+from facemetric.models.registry import (
+    available_models,
+    build_embedding_model,
+    build_model,
+    build_natural,
+    model_spec,
+    register_model,
 )
-from facemetric.models.registry import available_models, build_embedding_model, build_model, register_model
+from facemetric.models.spec import ModelSpec, PretrainedWeights
 
-__all__ = ["available_models", "build_embedding_model", "build_model", "register_model"]
+discover(__name__, __path__)
+
+__all__ = [
+    "ModelSpec",
+    "PretrainedWeights",
+    "available_models",
+    "build_embedding_model",
+    "build_model",
+    "build_natural",
+    "model_spec",
+    "register_model",
+]

@@ -41,6 +41,7 @@ from facemetric.core.errors import ConfigError, MissingDependencyError
 from facemetric.core.paths import cache_dir
 from facemetric.models.dlib_format import DlibFormatError, Node, read_network
 from facemetric.models.registry import register_model
+from facemetric.models.spec import ModelSpec, PretrainedWeights
 
 log = logging.getLogger("facemetric")
 
@@ -150,21 +151,6 @@ class DlibResNet(nn.Module):
             conv.bias.mul_(affine.gamma).add_(affine.beta)
             setattr(owner, affine_name, nn.Identity())
         return copy.eval()
-
-
-@register_model("dlib_resnet")
-def dlib_resnet(
-    embedding_dim: int = 128, in_channels: int = 3, input_size: tuple[int, int] = (CHIP, CHIP), normalize: bool = True
-) -> DlibResNet:
-    """dlib's 29-convolution face ResNet (5.6M parameters; 150x150 dlib face chips; ``model.pretrained:
-    dlib`` starts from dlib's trained weights)."""
-    small = [side for side in input_size if final_side(int(side)) < 1]
-    if small:
-        raise ValueError(
-            f"dlib_resnet needs inputs of at least {MIN_SIDE}x{MIN_SIDE} pixels (its stem and four unpadded "
-            f"stride-2 convolutions), got {tuple(input_size)}; dlib's own chips are {CHIP}x{CHIP}"
-        )
-    return DlibResNet(embedding_dim, in_channels, normalize)
 
 
 def final_side(side: int) -> int:
@@ -287,11 +273,9 @@ def pretrained_state_dict(path: str | Path | None = None) -> tuple[dict[str, tor
     return state, mean
 
 
-def load_pretrained(model: nn.Module, source: str = "dlib") -> list[str]:
+def load_pretrained(model: nn.Module) -> list[str]:
     """Copy dlib's trained weights into a :class:`DlibResNet`; returns the names left as initialised
     (the embedding layer when ``embedding_dim`` is not 128)."""
-    if source != "dlib":
-        raise ConfigError(f"model.pretrained: unknown weights {source!r}; the one available is 'dlib'")
     if not isinstance(model, DlibResNet):
         raise ConfigError(
             f"model.pretrained: dlib weights fit the dlib_resnet model, not {type(model).__name__}; "
@@ -305,3 +289,30 @@ def load_pretrained(model: nn.Module, source: str = "dlib") -> list[str]:
     if skipped:
         log.info("dlib weights: %s left as initialised (shape differs: embedding_dim != 128)", ", ".join(skipped))
     return skipped
+
+
+# dlib's weights were trained on its own 150x150 face chips, (pixel - mean) / 256 (prepare --align dlib-chip)
+DLIB_WEIGHTS = PretrainedWeights(
+    load=load_pretrained,
+    align="dlib-chip",
+    input_size=(CHIP, CHIP),
+    min_side=MIN_SIDE,
+    normalization=dlib_normalization(),
+)
+
+
+@register_model(
+    "dlib_resnet", spec=ModelSpec(input_size=(CHIP, CHIP), embedding_dim=128, pretrained={"dlib": DLIB_WEIGHTS})
+)
+def dlib_resnet(
+    embedding_dim: int = 128, in_channels: int = 3, input_size: tuple[int, int] = (CHIP, CHIP), normalize: bool = True
+) -> DlibResNet:
+    """dlib's 29-convolution face ResNet (5.6M parameters; 150x150 dlib face chips; ``model.pretrained:
+    dlib`` starts from dlib's trained weights)."""
+    small = [side for side in input_size if final_side(int(side)) < 1]
+    if small:
+        raise ValueError(
+            f"dlib_resnet needs inputs of at least {MIN_SIDE}x{MIN_SIDE} pixels (its stem and four unpadded "
+            f"stride-2 convolutions), got {tuple(input_size)}; dlib's own chips are {CHIP}x{CHIP}"
+        )
+    return DlibResNet(embedding_dim, in_channels, normalize)

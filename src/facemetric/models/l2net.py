@@ -25,6 +25,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from facemetric.models.registry import register_model
+from facemetric.models.spec import ModelSpec
+
+PATCH = ModelSpec(input_size=(32, 32), channels=1, embedding_dim=128)  # the papers' 32x32 grey patches
 
 
 def conv_bn_free(
@@ -91,13 +94,13 @@ class L2Net(nn.Module):
         return F.normalize(out, dim=1) if self.normalize else out
 
 
-@register_model("l2net")
+@register_model("l2net", spec=PATCH)
 def l2net(**cfg) -> L2Net:
     """L2-Net: no dropout, per-patch input normalisation; defaults to 32x32 grayscale, 128-d."""
     return L2Net(**{"dropout": 0.0, **cfg})
 
 
-@register_model("hardnet")
+@register_model("hardnet", spec=PATCH)
 def hardnet(**cfg) -> L2Net:
     """HardNet: the L2-Net architecture with dropout 0.3 before the last conv."""
     return L2Net(**{"dropout": 0.3, **cfg})

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from facemetric.models.blocks import conv_bn, conv_bn_prelu
 from facemetric.models.registry import register_model
+from facemetric.models.spec import ModelSpec
 
 # (t expansion, c output channels, n repeats, s stride of the first repeat): the paper's Table 1
 BOTTLENECKS: tuple[tuple[int, int, int, int], ...] = (
@@ -35,6 +36,8 @@ BOTTLENECKS: tuple[tuple[int, int, int, int], ...] = (
 STEM_CHANNELS = 64
 LAST_CHANNELS = 512
 BLOCKS = ("v2", "v3")
+# depthwise convolutions train slower in bf16 on a CPU (python -m facemetric.bench.models, BENCHMARKS.md)
+SPEC = ModelSpec(bf16_slower_on_cpu=True)
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
@@ -170,13 +173,13 @@ class MobileFaceNet(nn.Module):
         return F.normalize(self.bn_out(self.embedding(x)), dim=1)
 
 
-@register_model("mobilefacenet")
+@register_model("mobilefacenet", spec=SPEC)
 def mobilefacenet(**cfg) -> MobileFaceNet:
     """The paper's MobileFaceNet (``width_mult``, ``block`` configurable)."""
     return MobileFaceNet(**cfg)
 
 
-@register_model("mobilefacenet_v3")
+@register_model("mobilefacenet_v3", spec=SPEC)
 def mobilefacenet_v3(**cfg) -> MobileFaceNet:
     """MobileFaceNet with MobileNetV3 bottlenecks (squeeze-and-excitation, hard-swish)."""
     if cfg.get("block", "v3") != "v3":

@@ -1,8 +1,9 @@
-"""The backbone catalogue: each registered model's natural input, and what it costs.
+"""The backbone catalogue: each registered model at its natural input, and what it costs.
 
-Face models take 112x112 RGB crops (the ArcFace template); L2-Net / HardNet take 32x32 grey
-patches. :func:`describe` builds a model at its natural input and reports parameters, counted
-FLOPs and, optionally, CPU forward speed: what ``facemetric models`` prints.
+Each backbone declares its natural input beside its builder (:class:`~facemetric.models.spec.ModelSpec`:
+112x112 RGB crops for face models, 32x32 grey patches for L2-Net / HardNet). :func:`describe` builds
+a model there and reports parameters, counted FLOPs and, optionally, CPU forward speed: what
+``facemetric models`` prints.
 """
 
 from __future__ import annotations
@@ -14,12 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from facemetric.models.budget import count_flops, count_parameters
-from facemetric.models.registry import available_models, build_model
-
-FACE_INPUT = ((112, 112), 3)
-PATCH_INPUT = ((32, 32), 1)
-PATCH_MODELS = ("l2net", "hardnet")
-DLIB_INPUT = ((150, 150), 3)  # dlib_resnet: dlib's 150x150 face chips
+from facemetric.models.registry import available_models, build_natural, model_spec
 
 
 @dataclass
@@ -30,23 +26,6 @@ class ModelRow:
     params: int
     gflops: float  # per image, forward
     images_per_s: float | None  # CPU forward, eval mode, channels-last fp32; None when not measured
-
-
-def natural_input(name: str) -> tuple[tuple[int, int], int]:
-    """((height, width), channels) the model is meant for."""
-    if name == "dlib_resnet":
-        return DLIB_INPUT
-    return PATCH_INPUT if name in PATCH_MODELS else FACE_INPUT
-
-
-def default_embedding_dim(name: str) -> int:
-    return 128 if name in PATCH_MODELS or name == "dlib_resnet" else 512
-
-
-def build_natural(name: str, embedding_dim: int | None = None, **options) -> torch.nn.Module:
-    (h, w), c = natural_input(name)
-    dim = embedding_dim or default_embedding_dim(name)
-    return build_model(name, embedding_dim=dim, in_channels=c, input_size=(h, w), **options)
 
 
 @torch.no_grad()
@@ -76,7 +55,7 @@ def _embedding_dim(model: torch.nn.Module) -> int:
 
 def describe(name: str, embedding_dim: int | None = None, speed: bool = True) -> ModelRow:
     """Parameters, FLOPs and (with ``speed``) CPU images/s of ``name`` at its natural input."""
-    (h, w), c = natural_input(name)
+    c, h, w = model_spec(name).input_shape
     with torch.random.fork_rng():
         torch.manual_seed(0)
         model = build_natural(name, embedding_dim)

@@ -4,7 +4,8 @@
 (``python benchmarks/backbones.py``, BENCHMARKS.md): on a CPU with native bf16 instructions
 (AVX512-BF16 or AMX) it trains IR-ResNet, ConvNeXt, Inception-ResNet and L2-Net 1.2x to 2.1x
 faster with embeddings within 1.2e-4 cosine of fp32, but MobileFaceNet's depthwise
-convolutions run slower in bf16 there, so it stays fp32. On CUDA: bf16 where the GPU supports it.
+convolutions run slower in bf16 there, so it stays fp32: a backbone declares that in its spec
+(``ModelSpec.bf16_slower_on_cpu``). On CUDA: bf16 where the GPU supports it.
 Losses always run in fp32 on the fp32 copy of the embeddings.
 """
 
@@ -12,8 +13,7 @@ from __future__ import annotations
 
 import torch
 
-AMP_SETTINGS = ("auto", True, False)
-BF16_SLOWER_ON_CPU = ("mobilefacenet", "mobilefacenet_v3")  # measured: bench.models, train img/s
+from facemetric.models.registry import model_spec
 
 
 def cpu_has_native_bf16() -> bool:
@@ -25,7 +25,7 @@ def cpu_has_native_bf16() -> bool:
 
 
 def use_bf16(setting: str | bool, model_name: str, device: torch.device) -> tuple[bool, str]:
-    """(enabled, why) for ``train.amp`` = ``setting`` with backbone ``model_name`` on ``device``."""
+    """(enabled, why) for ``train.amp`` = ``setting`` with the registered backbone ``model_name`` on ``device``."""
     if setting is True or setting is False:
         return setting, f"train.amp={str(setting).lower()}"
     if device.type == "cuda":
@@ -33,6 +33,6 @@ def use_bf16(setting: str | bool, model_name: str, device: torch.device) -> tupl
         return ok, "train.amp=auto: " + ("the GPU supports bf16" if ok else "the GPU has no bf16")
     if not cpu_has_native_bf16():
         return False, "train.amp=auto: this CPU has no native bf16 (AVX512-BF16/AMX)"
-    if model_name in BF16_SLOWER_ON_CPU:
+    if model_spec(model_name).bf16_slower_on_cpu:
         return False, f"train.amp=auto: {model_name} trains slower in bf16 on CPU"
     return True, "train.amp=auto: native bf16 on this CPU"

@@ -49,6 +49,8 @@ class Trainer:
         bf16: bfloat16 autocast of the forward pass (the loss always runs in float32).
         channels_last: keep the batches in channels-last memory (faster CPU convolutions).
         strategy: how the run uses its processes (default: one; :class:`DDPStrategy` under torchrun).
+        frozen: parts of the model that do not learn (``model.freeze``): kept in eval mode, so their
+            batch-norm statistics do not move either.
     """
 
     def __init__(
@@ -64,6 +66,7 @@ class Trainer:
         bf16: bool = False,
         channels_last: bool = True,
         strategy: Strategy | None = None,
+        frozen: Sequence[nn.Module] = (),
     ) -> None:
         self.model, self.loss, self.optimizer, self.scheduler = model, loss, optimizer, scheduler
         self.strategy = strategy or Strategy()
@@ -71,6 +74,7 @@ class Trainer:
         self._step_model, self._step_loss = self.strategy.wrap_model(model), self.strategy.wrap_loss(loss)
         self.data, self.epochs, self.callbacks = data, epochs, list(callbacks)
         self.device, self.bf16, self.channels_last = torch.device(device), bf16, channels_last
+        self.frozen = list(frozen)
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.should_stop = False  # a callback (early stopping) may end the run after the current epoch
         self.metrics: dict[str, Any] = {}  # results callbacks publish for each other (e.g. "val")
@@ -184,9 +188,8 @@ class Trainer:
     def _run_epoch(self, steps: int, batches: Iterator[TrainBatch]) -> None:
         self._call("on_epoch_start")
         self.model.train()
-        for module in self.model.modules():
-            if getattr(module, "frozen", False):  # model.freeze: frozen parts keep their batch-norm statistics
-                module.eval()
+        for part in self.frozen:
+            part.eval()
         self.loss.train()
         losses: list[float] = []
         lr = float(self.optimizer.param_groups[0]["lr"])

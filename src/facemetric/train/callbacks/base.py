@@ -1,17 +1,27 @@
 """The callback interface of the training loop: everything a run does besides the step itself.
 
 Validation, checkpoints, metric logs, the progress bar, the collapse monitor, loss and miner
-schedules and early stopping are callbacks (this package); a new training behaviour (pruning a
-hyper-parameter search, EMA weights, a distillation teacher) is a new callback, not an edit of
-the loop. Hooks run in list order; each receives the :class:`~facemetric.train.trainer.Trainer`.
+schedules, trackers, the distillation teacher and early stopping are callbacks (this package), each
+registered by name; a new training behaviour (pruning a hyper-parameter search, EMA weights) is a
+new callback, not an edit of the loop. Hooks run in list order; each receives the
+:class:`~facemetric.train.trainer.Trainer`.
+
+A callback is added to a run in one of two ways: named in ``train.callbacks`` with its options
+(early stopping, your own), or implied by another part of the config (``implied_by``: validation by
+held-out people, the trackers by ``train.loggers`` ...), in which case :meth:`Callback.from_run`
+builds it from the run's config and data.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
+
+from facemetric.core.config import Config
+from facemetric.data.dataset import DatasetSplit
 
 if TYPE_CHECKING:  # the trainer imports this module: annotations only
     from facemetric.data.loader import TrainBatch
@@ -30,6 +40,17 @@ class StepOutput:
     labels: torch.Tensor
 
 
+@dataclass(frozen=True)
+class RunContext:
+    """What the callbacks a config implies are built from (:meth:`Callback.from_run`): the config, the
+    loaded data (its spec as training reads it), the run folder and the training device."""
+
+    cfg: Config
+    data: DatasetSplit
+    out: Path
+    device: torch.device
+
+
 class Callback:
     """Override the hooks you need; all default to doing nothing.
 
@@ -38,6 +59,16 @@ class Callback:
     Results other callbacks may read (the last validation report) go in ``trainer.metrics``.
     A callback with state that must survive a resume returns it from :meth:`state_dict`.
     """
+
+    # the config key that adds this callback to a run (it then implements from_run); None: a callback
+    # named, with its options, in train.callbacks
+    implied_by: ClassVar[str | None] = None
+
+    @classmethod
+    def from_run(cls, run: RunContext) -> Callback | None:
+        """This callback as ``run``'s config calls for it, or None where it does not (validation without
+        held-out people, say). Implemented by the callbacks that declare :attr:`implied_by`."""
+        raise NotImplementedError(f"{cls.__name__} is not implied by a config; name it in train.callbacks")
 
     def on_fit_start(self, trainer: Trainer) -> None:
         """Before the first step of :meth:`Trainer.fit` (after a resume, at the resumed step)."""

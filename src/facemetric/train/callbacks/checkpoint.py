@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from facemetric.core.checkpoint import model_fingerprint, save_checkpoint
 from facemetric.core.version import VERSION
-from facemetric.train.callbacks.base import Callback, StepOutput
+from facemetric.train.callbacks.base import Callback, RunContext, StepOutput
 from facemetric.train.callbacks.collapse import CollapseError
+from facemetric.train.callbacks.registry import register_callback
 
 if TYPE_CHECKING:
     from facemetric.train.trainer import Trainer
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("facemetric")
 
 
+@register_callback("checkpoint")
 class CheckpointCallback(Callback):
     """Saves the trainer's state plus ``meta`` (what rebuilds the model: the config, the image spec,
     the identities trained on) into ``out``. ``every_steps`` > 0 also saves mid-epoch.
@@ -26,8 +28,22 @@ class CheckpointCallback(Callback):
     the state) and only rank 0 writes; each file is written atomically, so a rank killed at any
     moment leaves the previous checkpoint whole."""
 
+    implied_by = "train.out"
+
     def __init__(self, out: str | Path, meta: dict[str, Any], every_steps: int = 0) -> None:
         self.out, self.meta, self.every_steps = Path(out), meta, every_steps
+
+    @classmethod
+    def from_run(cls, run: RunContext) -> CheckpointCallback:
+        """Checkpoints in the run folder, with what rebuilds the model: the config, the image spec as
+        training read it and the identities trained on."""
+        data = run.data
+        meta = {
+            "config": run.cfg.to_dict(),
+            "image_spec": data.spec.to_dict(),
+            "identity_names": data.train.identity_names,
+        }
+        return cls(run.out, meta, run.cfg.train.checkpoint_every_steps)
 
     def save(self, trainer: Trainer, names: tuple[str, ...] = ("last.pt",)) -> Path:
         state = trainer.state_dict()  # collective when the loss is split over ranks: every rank calls it

@@ -20,19 +20,23 @@ from facemetric.data.cache import PackedImages
 from facemetric.embedders.torch_model import embed_array
 from facemetric.eval.classification import centre_scores, head_scores, top_k_accuracy
 from facemetric.losses.margin import classifier_head
-from facemetric.train.callbacks.base import Callback
+from facemetric.train.callbacks.base import Callback, RunContext
+from facemetric.train.callbacks.registry import register_callback
 from facemetric.train.callbacks.validation import ValidationCallback
 
 if TYPE_CHECKING:
     from facemetric.train.trainer import Trainer
 
 
+@register_callback("classification")
 class ClassificationCallback(Callback):
     """Top-1 / top-5 classification of ``dev`` (labels = training class indices) after every ``every``
     epochs and after the last; added to the validation report as ``classify_top1`` / ``classify_top5``.
 
     Without verification validation (``data.val_identities: 0``) its top-1 decides ``best.pt``.
     """
+
+    implied_by = "data.val_images or data.dev_source"
 
     def __init__(
         self,
@@ -54,6 +58,22 @@ class ClassificationCallback(Callback):
         self.centre_rows = np.concatenate(picks) if picks else np.zeros(0, np.int64)
         self.best_top1: float | None = None
         self.last: dict[str, Any] | None = None
+
+    @classmethod
+    def from_run(cls, run: RunContext) -> ClassificationCallback | None:
+        """Classification of the training people's other photos (none held out: no callback)."""
+        cfg, data = run.cfg, run.data
+        if data.dev is None:
+            return None
+        return cls(
+            data.dev,
+            data.train,
+            data.spec.normalization,
+            cfg.train.val_every,
+            run.device,
+            mirror=cfg.model.mirror,
+            seed=cfg.data.split_seed,
+        )
 
     def _embed(self, model: nn.Module, images: Any) -> np.ndarray:
         return embed_array(model, images, device=self.device, flip=self.mirror, normalization=self.normalization)

@@ -31,7 +31,8 @@ from facemetric.core.errors import FacemetricError
 from facemetric.miners.batch_hard import batch_hard
 from facemetric.ops.distances import pairwise_distance
 from facemetric.ops.masks import pair_masks
-from facemetric.train.callbacks.base import Callback, StepOutput
+from facemetric.train.callbacks.base import Callback, RunContext, StepOutput
+from facemetric.train.callbacks.registry import register_callback
 
 if TYPE_CHECKING:
     from facemetric.train.trainer import Trainer
@@ -117,11 +118,18 @@ class CollapseMonitor:
         return None
 
 
+@register_callback("collapse_monitor")
 class CollapseCallback(Callback):
     """Runs a :class:`CollapseMonitor` on every training batch; adds ``spread/*`` to each epoch's record."""
 
+    implied_by = "monitor.enabled"
+
     def __init__(self, cfg: MonitorConfig | None = None) -> None:
         self.monitor = CollapseMonitor(cfg)
+
+    @classmethod
+    def from_run(cls, run: RunContext) -> CollapseCallback | None:
+        return cls(run.cfg.monitor) if run.cfg.monitor.enabled else None
 
     def on_batch_end(self, trainer: Trainer, output: StepOutput) -> None:
         self.monitor.update(output.embeddings, output.labels, output.step)

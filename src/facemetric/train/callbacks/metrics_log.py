@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from facemetric.train.callbacks.base import Callback, StepOutput
+from facemetric.train.callbacks.base import Callback, RunContext, StepOutput
+from facemetric.train.callbacks.registry import register_callback
 
 if TYPE_CHECKING:
     from facemetric.train.trainer import Trainer
@@ -57,12 +58,19 @@ class RunLogger:
             self._writer = None
 
 
+@register_callback("metrics_log")
 class MetricsLogCallback(Callback):
     """Writes each epoch's record (``train.csv``) and validation report (``val.csv``) to the run
     folder, both also to ``metrics.jsonl`` and TensorBoard, and the loss of every step to TensorBoard."""
 
+    implied_by = "train.out"
+
     def __init__(self, out_dir: str | Path, tensorboard: bool = True) -> None:
         self.logger = RunLogger(out_dir, tensorboard)
+
+    @classmethod
+    def from_run(cls, run: RunContext) -> MetricsLogCallback:
+        return cls(run.out, tensorboard="tensorboard" in run.cfg.train.loggers)
 
     def on_batch_end(self, trainer: Trainer, output: StepOutput) -> None:
         self.logger.scalar("train/step_loss", output.loss, output.step + 1)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from facemetric.core.config import Config
+from facemetric.train.callbacks.registry import register_callback
 from facemetric.train.callbacks.tracking import TrackerCallback
 
 LOCAL_STORE = Path("mlruns")
@@ -46,10 +47,20 @@ def experiment_id(client: Any, name: str, uri: str) -> str:
         return str(found.experiment_id)
 
 
+@register_callback("mlflow")
 class MlflowTracker(TrackerCallback):
     """Params, metrics (per step and per epoch) and artifacts of the run in MLflow."""
 
     name = "mlflow"
+    requires = "mlflow"
+
+    @classmethod
+    def attach(cls, where: dict[str, Any], files: list[Path], folder: str, run_dir: Path) -> None:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(where["uri"])
+        for path in files:
+            client.log_artifact(where["run_id"], str(path), artifact_path=folder)
 
     def __init__(self, cfg: Config, out: str | Path) -> None:
         super().__init__(cfg, out)
@@ -97,12 +108,3 @@ class MlflowTracker(TrackerCallback):
 
     def _finish(self, status: str) -> None:
         self.client.set_terminated(self._run, status=status)
-
-
-def attach(where: dict[str, Any], files: list[Path], folder: str) -> None:
-    """Add files to a finished run (``trackers.json``'s record of it) under ``folder``."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(where["uri"])
-    for path in files:
-        client.log_artifact(where["run_id"], str(path), artifact_path=folder)

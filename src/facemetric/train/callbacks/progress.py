@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
-from facemetric.train.callbacks.base import Callback, StepOutput
+from facemetric.train.callbacks.base import Callback, RunContext, StepOutput
+from facemetric.train.callbacks.registry import register_callback
 
 if TYPE_CHECKING:
     from facemetric.train.trainer import Trainer
@@ -15,13 +16,20 @@ if TYPE_CHECKING:
 log = logging.getLogger("facemetric")
 
 
+@register_callback("progress")
 class ProgressCallback(Callback):
     """A tqdm bar during each epoch (``enabled``), and an epoch summary line: printed under the bar,
     or logged when there is no bar."""
 
+    implied_by = "train.progress"
+
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
         self.bar: tqdm | None = None
+
+    @classmethod
+    def from_run(cls, run: RunContext) -> ProgressCallback:
+        return cls(run.cfg.train.progress)
 
     def on_epoch_start(self, trainer: Trainer) -> None:
         self.bar = tqdm(

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from facemetric.core.config import MinerStage
 from facemetric.core.errors import ConfigError
-from facemetric.train.callbacks.base import Callback
+from facemetric.miners import build_miner
+from facemetric.train.callbacks.base import Callback, RunContext
+from facemetric.train.callbacks.registry import register_callback
 
 if TYPE_CHECKING:
     from facemetric.train.trainer import Trainer
@@ -24,8 +26,16 @@ log = logging.getLogger("facemetric")
 STRUCTURAL = ("num_classes", "embedding_dim", "subcenters", "miner")  # shape the loss's parameters: fixed
 
 
+def build_stage(stage: MinerStage) -> Any:
+    """The miner of one ``miner`` / ``miner.schedule`` entry."""
+    return build_miner(stage.name, **stage.options)
+
+
+@register_callback("loss_schedule")
 class LossScheduleCallback(Callback):
     """Sets the loss's options named by ``schedule`` at the start of each epoch."""
+
+    implied_by = "loss.schedule"
 
     def __init__(self, schedule: dict[int, dict[str, Any]], loss_name: str = "loss") -> None:
         self.schedule, self.loss_name = schedule, loss_name
@@ -36,6 +46,11 @@ class LossScheduleCallback(Callback):
                     f"loss.schedule.{start}: {', '.join(fixed)} cannot change during training "
                     "(they shape the loss's parameters)"
                 )
+
+    @classmethod
+    def from_run(cls, run: RunContext) -> LossScheduleCallback | None:
+        loss = run.cfg.loss
+        return cls(loss.schedule, loss.name) if loss.schedule else None
 
     def options_at(self, epoch: int) -> dict[str, Any]:
         """Every option set by the entries reached at 0-based ``epoch``."""
@@ -53,14 +68,22 @@ class LossScheduleCallback(Callback):
             log.info("epoch %d: loss %s now runs with %s", trainer.epoch + 1, self.loss_name, changed)
 
 
+@register_callback("miner_schedule")
 class MinerScheduleCallback(Callback):
     """Gives the loss the miner of the latest ``stages`` entry reached (``first`` before any)."""
+
+    implied_by = "miner.schedule"
 
     def __init__(
         self, first: MinerStage | None, stages: dict[int, MinerStage], build: Callable[[MinerStage], Any]
     ) -> None:
         self.first, self.stages, self.build = first, stages, build
         self.current: MinerStage | None = first
+
+    @classmethod
+    def from_run(cls, run: RunContext) -> MinerScheduleCallback | None:
+        miner = run.cfg.miner
+        return cls(miner.first(), miner.schedule, build_stage) if miner.schedule else None
 
     def stage_at(self, epoch: int) -> MinerStage | None:
         reached = [start for start in self.stages if epoch + 1 >= start]

@@ -4,9 +4,10 @@ A :class:`TrackerCallback` sends a run to an external tracker through the same c
 everything else: the resolved config as parameters when the run starts, the loss of every step
 and each epoch's record and validation report as metrics, and the checkpoint and the run's files
 as artifacts when it ends. Subclasses (:mod:`.mlflow_tracker`, :mod:`.wandb_tracker`) only say how
-their library does each of these. The tracked run's id is part of the checkpoint, so ``--resume``
-continues the same tracked run; ``<out>/trackers.json`` says where each run went, so ``facemetric
-report RUN`` can attach its report to it later.
+their library does each of these; each is a callback registered under its ``train.loggers`` name.
+The tracked run's id is part of the checkpoint, so ``--resume`` continues the same tracked run;
+``<out>/trackers.json`` says where each run went, so ``facemetric report RUN`` can attach its report
+to it later.
 
 The run folder's own files (CSV, JSONL, TensorBoard) are always written: a tracker that fails in the
 middle of a run is switched off with a warning, never the reason a long run is lost.
@@ -19,12 +20,13 @@ import json
 import logging
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from facemetric.core.atomic import write_json
 from facemetric.core.config import Config
 from facemetric.core.errors import ConfigError
-from facemetric.train.callbacks.base import Callback, StepOutput
+from facemetric.train.callbacks.base import Callback, RunContext, StepOutput
+from facemetric.train.callbacks.registry import CALLBACKS
 
 if TYPE_CHECKING:
     from facemetric.train.trainer import Trainer
@@ -35,13 +37,19 @@ TRACKERS_FILE = "trackers.json"
 # what goes to the tracker as artifacts when the run ends, those of them the run folder has
 CHECKPOINTS = ("best.pt",)  # the checkpoint (last.pt only when there is no best.pt: no held-out people)
 RUN_FILES = ("config.yaml", "environment.json", "train.csv", "val.csv")
-EXTRAS = {"mlflow": ("mlflow", "mlflow-skinny"), "wandb": ("wandb", "wandb")}  # logger: (module, extra)
+
+
+def tracker(name: str) -> type[TrackerCallback] | None:
+    """The tracker registered as ``name`` (a ``train.loggers`` value), or None (``tensorboard``: the metric
+    log's own)."""
+    builder = CALLBACKS.get(name) if name in CALLBACKS else None
+    return builder if isinstance(builder, type) and issubclass(builder, TrackerCallback) else None
 
 
 def check_installed(name: str) -> None:
     """Refuse ``train.loggers: [name]`` before any data is read when its library is missing."""
-    module, _ = EXTRAS[name]
-    if importlib.util.find_spec(module) is None:
+    kind = tracker(name)
+    if kind is not None and importlib.util.find_spec(kind.requires) is None:
         raise ConfigError(
             f"train.loggers: {name} is not installed; install it with `pip install 'facemetric[{name}]'` "
             f"(or remove {name} from train.loggers)"
@@ -82,7 +90,18 @@ class TrackerCallback(Callback):
         out: the run folder.
     """
 
-    name = "tracker"
+    name = "tracker"  # its train.loggers value, and the name it is registered under
+    requires: ClassVar[str] = ""  # the module its library installs
+    implied_by = "train.loggers"
+
+    @classmethod
+    def from_run(cls, run: RunContext) -> TrackerCallback | None:
+        return cls(run.cfg, run.out) if cls.name in run.cfg.train.loggers else None
+
+    @classmethod
+    def attach(cls, where: dict[str, Any], files: list[Path], folder: str, run_dir: Path) -> None:
+        """Add ``files`` under ``folder`` to a finished tracked run (``where``: its ``trackers.json`` record)."""
+        raise NotImplementedError
 
     def __init__(self, cfg: Config, out: str | Path) -> None:
         self.cfg, self.out = cfg, Path(out)
@@ -217,17 +236,11 @@ def attach_files(run_dir: str | Path, files: list[Path], folder: str = "report")
     under ``folder``; returns the trackers that took them. A tracker that cannot is warned about."""
     done = []
     for name, where in tracked_runs(run_dir).items():
+        kind = tracker(name)
+        if kind is None:
+            continue
         try:
-            if name == "mlflow":
-                from facemetric.train.callbacks.mlflow_tracker import attach as attach_mlflow
-
-                attach_mlflow(where, files, folder)
-            elif name == "wandb":
-                from facemetric.train.callbacks.wandb_tracker import attach as attach_wandb
-
-                attach_wandb(where, files, folder, Path(run_dir))
-            else:
-                continue
+            kind.attach(where, files, folder, Path(run_dir))
             done.append(name)
         except Exception as exc:  # the report itself is written; the tracker is a copy
             log.warning(

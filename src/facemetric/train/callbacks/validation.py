@@ -21,18 +21,22 @@ from facemetric.eval.protocols import PairProtocol, held_out_pair_protocol
 from facemetric.eval.retrieval import retrieval_metrics
 from facemetric.eval.scores import cosine_scores
 from facemetric.eval.verification import verification_report
-from facemetric.train.callbacks.base import Callback
+from facemetric.train.callbacks.base import Callback, RunContext
+from facemetric.train.callbacks.registry import register_callback
 
 if TYPE_CHECKING:
     from facemetric.train.trainer import Trainer
 
 
+@register_callback("validation")
 class ValidationCallback(Callback):
     """Verification metrics of the model on ``val`` after every ``every`` epochs and after the last.
 
     Publishes ``trainer.metrics["val"]`` (the report) and ``trainer.metrics["val_improved"]`` (best
     accuracy so far), which the checkpoint callback uses for ``best.pt``.
     """
+
+    implied_by = "data.val_identities"
 
     def __init__(
         self,
@@ -50,6 +54,22 @@ class ValidationCallback(Callback):
         self.protocol: PairProtocol = held_out_pair_protocol(names, max_pairs, seed)
         self.best_accuracy: float | None = None
         self.last: dict[str, Any] | None = None
+
+    @classmethod
+    def from_run(cls, run: RunContext) -> ValidationCallback | None:
+        """Verification of the held-out people (none: no callback)."""
+        cfg, data = run.cfg, run.data
+        if data.val is None:
+            return None
+        return cls(
+            data.val,
+            data.spec.normalization,
+            cfg.train.val_every,
+            cfg.data.val_pairs,
+            cfg.data.split_seed,
+            run.device,
+            mirror=cfg.model.mirror,
+        )
 
     def evaluate(self, model: nn.Module) -> dict[str, Any]:
         """The verification report of ``model`` on the held-out pairs."""

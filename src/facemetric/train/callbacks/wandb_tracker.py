@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from facemetric.core.config import Config
+from facemetric.train.callbacks.registry import register_callback
 from facemetric.train.callbacks.tracking import TrackerCallback
 
 
@@ -41,10 +42,32 @@ def artifact_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "-", text)
 
 
+@register_callback("wandb")
 class WandbTracker(TrackerCallback):
     """Config, metrics (per step and per epoch) and artifacts of the run in W&B."""
 
     name = "wandb"
+    requires = "wandb"
+
+    @classmethod
+    def attach(cls, where: dict[str, Any], files: list[Path], folder: str, run_dir: Path) -> None:
+        """Add files as an artifact of type ``folder``: the run is reopened (offline: a new offline-run
+        folder of the same id, which ``wandb sync`` merges)."""
+        import wandb
+
+        run = wandb.init(
+            project=where["project"],
+            id=where["run_id"],
+            resume="allow",
+            dir=str(run_dir),
+            mode=where["mode"],
+            reinit="create_new",
+        )
+        artifact = wandb.Artifact(artifact_name(f"{run.name or where['run_id']}-{folder}"), type=folder)
+        for path in files:
+            artifact.add_file(str(path), name=path.name)
+        run.log_artifact(artifact)
+        run.finish()
 
     def __init__(self, cfg: Config, out: str | Path) -> None:
         super().__init__(cfg, out)
@@ -94,23 +117,3 @@ class WandbTracker(TrackerCallback):
     def _finish(self, status: str) -> None:
         self.run.finish(exit_code=0 if status == "FINISHED" else 1)
         self.run = None
-
-
-def attach(where: dict[str, Any], files: list[Path], folder: str, run_dir: Path) -> None:
-    """Add files to a finished run (``trackers.json``'s record of it) as an artifact of type ``folder``:
-    the run is reopened (offline: a new offline-run folder of the same id, which ``wandb sync`` merges)."""
-    import wandb
-
-    run = wandb.init(
-        project=where["project"],
-        id=where["run_id"],
-        resume="allow",
-        dir=str(run_dir),
-        mode=where["mode"],
-        reinit="create_new",
-    )
-    artifact = wandb.Artifact(artifact_name(f"{run.name or where['run_id']}-{folder}"), type=folder)
-    for path in files:
-        artifact.add_file(str(path), name=path.name)
-    run.log_artifact(artifact)
-    run.finish()

@@ -28,15 +28,9 @@ import numpy as np
 from PIL import Image
 
 from facemetric.core.errors import MissingDependencyError, require
-from facemetric.data.align import (
-    ALIGNERS,
-    TEMPLATE_112,
-    Aligner,
-    Detection,
-    NoFaceError,
-    pick_face,
-    warp_to_template,
-)
+from facemetric.core.faces import Detection, NoFaceError
+from facemetric.data.align.base import Aligner, register_aligner
+from facemetric.data.align.geometry import TEMPLATE_112, pick_face, warp_to_template
 
 # Template points for (left eye centre, right eye centre, nose base) in the 112x112 crop: the eye
 # points are ArcFace's; the nose base is where it falls on average (std about 4 px) when 197
@@ -196,7 +190,7 @@ class DlibFaceFinder:
         )
 
 
-@ALIGNERS.register("dlib")
+@register_aligner("dlib")
 class DlibAligner(Aligner):
     """HOG (or CNN) detection on a copy scaled down to ``max_side``, upsampling up to ``max_upsample``
     times for small faces, then 5 landmarks at full resolution.
@@ -269,7 +263,7 @@ REGION_MARGIN = 0.5  # landmarks and the chip are computed on the face box enlar
 CHIP_SIZE, CHIP_PADDING = 150, 0.25  # dlib's face chip for its ResNet: 150x150, 25 % padding around the landmarks
 
 
-@ALIGNERS.register("dlib-chip")
+@register_aligner("dlib-chip")
 class DlibChipAligner(Aligner):
     """The face chip of dlib's face-recognition ResNet: HOG detection on a grey-padded photo, 5 landmarks,
     then dlib's own ``get_face_chip`` (150x150, padding 0.25), exactly what ``compute_face_descriptor``

@@ -14,16 +14,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from facemetric.data.align import (
-    ALIGNERS,
-    TEMPLATE_112,
-    Aligner,
-    Detection,
-    NoFaceError,
-    crop_box,
-    pick_face,
-    warp_to_template,
-)
+from facemetric.core.faces import Detection, NoFaceError
+from facemetric.data.align.base import Aligner, register_aligner
+from facemetric.data.align.geometry import TEMPLATE_112, crop_box, pick_face, warp_to_template
 
 CASCADE_DIRS = ("/usr/share/opencv4/haarcascades", "/usr/share/opencv/haarcascades")
 # A Haar frontal-face box spans roughly brow to chin; this enlargement gives about the framing of
@@ -51,7 +44,7 @@ def find_cascade(name: str) -> Path:
     )
 
 
-@ALIGNERS.register("opencv")
+@register_aligner("opencv")
 class OpenCVAligner(Aligner):
     """Haar cascade detector (``haarcascade_frontalface_default``) plus eye cascade for the roll.
 
