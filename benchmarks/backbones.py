@@ -33,14 +33,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from facemetric.models import available_models
+from facemetric.models import available_models, build_natural, model_spec
 from facemetric.models.budget import count_flops, count_parameters
-from facemetric.models.zoo import (
-    PATCH_MODELS,
-    build_natural,
-    images_per_second,
-    natural_input,
-)
+from facemetric.models.zoo import images_per_second
 from facemetric.train.callbacks import Callback, StepOutput
 
 FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
@@ -52,7 +47,8 @@ def _timed(fn, batch: int, seconds: float) -> float:
 
 def speed(name: str, batch: int, seconds: float) -> dict:
     """Parameters, FLOPs, and forward / forward+backward images/s per (format, precision)."""
-    (h, w), c = natural_input(name)
+    spec = model_spec(name)
+    (h, w), c = spec.input_size, spec.channels
     torch.manual_seed(0)
     model = build_natural(name)
     row: dict = {
@@ -106,8 +102,9 @@ def short_run(name: str, steps: int, caches: dict[str, str]) -> dict:
     from facemetric.core.config import load_config
     from facemetric.train.build import build_run
 
-    patch = name in PATCH_MODELS
-    (h, w), c = natural_input(name)
+    spec = model_spec(name)
+    patch = spec.channels == 1  # L2-Net / HardNet: grey patches
+    (h, w), c = spec.input_size, spec.channels
     with tempfile.TemporaryDirectory() as out:
         cfg = load_config(
             None,

@@ -37,16 +37,9 @@ def _options(query: str, reference: str) -> dict[str, Any]:
     return options
 
 
-def load_embedder(reference: str | Path | dict[str, Any], device: str = "cpu") -> Embedder:
+def load_embedder(reference: str | Path, device: str = "cpu") -> Embedder:
     """The embedder ``reference`` names: a pretrained name (with ``?key=value`` options), a facemetric
     checkpoint (``.pt``) or its ONNX export (``.onnx``, run with onnxruntime)."""
-    if isinstance(reference, dict):  # a gallery written by facemetric 0.1: {"kind": ..., "path" | "options"}
-        if reference.get("kind") == "model":
-            return load_embedder(reference["path"], device)
-        options = reference.get("options", {})
-        reference = str(reference.get("kind")) + (
-            "?" + "&".join(f"{k}={v}" for k, v in options.items()) if options else ""
-        )
     text = str(reference)
     name, _, query = text.partition("?")
     if name in PRETRAINED:
