@@ -56,12 +56,12 @@ def parse_seeds_of(texts: list[str]) -> dict[str, list[int]]:
 def flip_accuracy(checkpoint: Path, val: Any, protocol: Any) -> float:
     """Held-out accuracy of ``checkpoint`` with each photo's mirror image added, on the run's own pairs."""
     from facemetric.embedders.torch_model import ModelEmbedder
-    from facemetric.eval.scores import cosine_scores
-    from facemetric.eval.verification import verification_report
+    from facemetric.eval.primitives import cosine_scores
+    from facemetric.eval.verification.metrics import verification_report
 
     emb = ModelEmbedder.from_checkpoint(checkpoint).embed_crops(np.asarray(val.images), flip=True)
     return float(
-        verification_report(cosine_scores(emb, protocol.i, protocol.j), protocol.same, folds=protocol.fold)["accuracy"]
+        verification_report(cosine_scores(emb, protocol.i, protocol.j), protocol.same, folds=protocol.fold).accuracy
     )
 
 

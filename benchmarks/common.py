@@ -47,7 +47,7 @@ def held_out(source: str, val_identities: float | int, split_seed: int, max_pair
     """The held-out rows of a prepared cache and their pair protocol, as a run's validation builds them."""
     from facemetric.data.prepared import load_prepared
     from facemetric.data.split import split_identities
-    from facemetric.eval.protocols import held_out_pair_protocol
+    from facemetric.eval.verification.protocol import held_out_pair_protocol
 
     packed = load_prepared(source)
     _, val_idx = split_identities(packed.labels, val_identities, split_seed)
@@ -58,16 +58,16 @@ def held_out(source: str, val_identities: float | int, split_seed: int, max_pair
 
 def verification_summary(emb: np.ndarray, protocol: Any, keep: np.ndarray) -> dict[str, float]:
     """Accuracy (10-fold on the protocol's folds), its spread, AUC and TAR@FAR=1e-3 of the kept pairs."""
-    from facemetric.eval.scores import cosine_scores
-    from facemetric.eval.verification import verification_report
+    from facemetric.eval.primitives import cosine_scores
+    from facemetric.eval.verification.metrics import verification_report
 
     i, j, same, fold = protocol.i[keep], protocol.j[keep], protocol.same[keep], protocol.fold[keep]
     r = verification_report(cosine_scores(emb, i, j), same, folds=fold)
     return {
-        "accuracy": round(r["accuracy"], 4),
-        "accuracy_std": round(r["accuracy_std"], 4),
-        "auc": round(r["auc"], 4),
-        "tar_at_far_1e-3": round(r["tar_at_far"]["1e-03"], 4),
+        "accuracy": round(r.accuracy, 4),
+        "accuracy_std": round(r.accuracy_std, 4),
+        "auc": round(r.auc, 4),
+        "tar_at_far_1e-3": round(r.tar_at_far["1e-03"], 4),
     }
 
 

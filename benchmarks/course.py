@@ -34,15 +34,16 @@ from typing import Any
 from facemetric.core.atomic import write_json
 from facemetric.core.config import load_config
 from facemetric.embedders import load_embedder
-from facemetric.eval.class_predict import (
+from facemetric.eval.course import NO_MATCH_LABEL
+from facemetric.eval.course.classifier import (
     centre_classifier,
     classify_folder,
     dev_accuracy,
     head_from_checkpoint,
     write_predictions,
 )
-from facemetric.eval.course_files import write_course_layout
-from facemetric.eval.mapping import map_unknowns
+from facemetric.eval.course.layout import write_course_layout
+from facemetric.eval.course.mapping import map_unknowns
 from facemetric.train.build import build_run
 
 DLIB = "dlib-resnet?whole_image_fallback=true"  # the course images are face crops already
@@ -109,9 +110,9 @@ def _evaluate(model: str, layout: Path, work: Path, progress: bool) -> dict[str,
     classification = {
         "by": classifier.by,
         "classes": len(classifier.names),
-        "dev_top1": dev["top1"],
-        "dev_top5": dev["top5"],
-        "dev_unusable": len(dev["unusable"]),
+        "dev_top1": dev.top1,
+        "dev_top5": dev.top5,
+        "dev_unusable": len(dev.unusable),
         "test": score(submission, layout / "answers" / "classification_test.csv"),
         "test_flagged": len(predicted.flagged),
     }
@@ -124,10 +125,10 @@ def _evaluate(model: str, layout: Path, work: Path, progress: bool) -> dict[str,
         submission=work / "verification.csv",
         progress=progress,
     )
-    report = mapping.to_dict()
+    report = mapping.model_dump()
     verification = {
         "report": report,
-        "test": score(work / "verification.csv", layout / "answers" / "verification_test.csv", "n000000"),
+        "test": score(work / "verification.csv", layout / "answers" / "verification_test.csv", NO_MATCH_LABEL),
     }
     return {
         "classification": classification,
@@ -141,8 +142,7 @@ def run_source(
 ) -> dict[str, Any]:
     name = Path(source).name
     layout = work / name / "layout"
-    summary = write_course_layout(source, layout, seed=0, overwrite=True)
-    summary.pop("usage", None)
+    summary = write_course_layout(source, layout, seed=0, overwrite=True).model_dump(exclude={"usage"})
     runs = work / name / "runs"
     stage1 = _train("configs/course/classify.yaml", layout, runs / "classify", epochs1)
     stage2 = _train("configs/course/arcface.yaml", layout, runs / "arcface", epochs2, runs / "classify" / "best.pt")

@@ -72,7 +72,7 @@ def _lfw_chips(data: Path) -> tuple[np.ndarray, Any, int]:
     and how many photos fell back."""
     from facemetric.data.images import open_image, resize_crop
     from facemetric.embedders import load_embedder
-    from facemetric.eval.lfw_pairs import parse_pairs, resolve_pairs
+    from facemetric.eval.verification.lfw_pairs import parse_pairs, resolve_pairs
 
     folder = data / "lfw-devtrain"
     pairs = parse_pairs(folder / "pairsDevTrain.txt")
@@ -97,13 +97,13 @@ def _lfw_chips(data: Path) -> tuple[np.ndarray, Any, int]:
 
 def _lfw_accuracy(model: torch.nn.Module, normalization: Any, chips: np.ndarray, pairs: Any) -> dict[str, float]:
     from facemetric.embedders.torch_model import embed_array
-    from facemetric.eval.verification import verification_report
+    from facemetric.eval.verification.metrics import verification_report
 
     emb = embed_array(model, chips, 64, normalization=normalization)
     i, j, same, folds = pairs
     scores = (emb[i] * emb[j]).sum(1)
     report = verification_report(scores, same, folds=folds if (folds >= 0).all() else None)
-    return {"accuracy": round(report["accuracy"], 4), "accuracy_std": round(report["accuracy_std"], 4)}
+    return {"accuracy": round(report.accuracy, 4), "accuracy_std": round(report.accuracy_std, 4)}
 
 
 def _face_unlock(
@@ -116,7 +116,7 @@ def _face_unlock(
 ) -> dict[str, Any]:
     """Enrol ``gallery`` (max over each person's photos), calibrate the accept threshold at 1% false
     accepts on ``calibration`` strangers, then decide ``probes`` (enrolled people) and ``strangers``."""
-    from facemetric.eval.identification import calibrate_threshold
+    from facemetric.eval.primitives import calibrate_threshold
 
     names = np.unique(gallery_labels)
 

@@ -10,11 +10,11 @@ ORL holds 40 people (folders s1..s40) x 10 grey 92x112 tight face crops (1.pgm..
   detected, whole-image fallback, failed; and the seconds per photo of the whole pipeline
   (decode, detect, landmarks, descriptor).
 * ``closed_set``: enroll ``N.pgm`` of each of the 40 people (N = 1, 2, 3), identify the other 360
-  photos (max template, :func:`facemetric.eval.identification.cmc`). A photo without a face
+  photos (max template, :func:`facemetric.eval.identification.closed_set.cmc`). A photo without a face
   counts as a miss, as do the photos of a person whose enrolled photo has none. Reported with
   the fallback off (the embedder's default: such photos are failures) and on. Target: rank-1 >= 0.95.
 * ``open_set``: enroll 1.pgm of s1..s30 (numeric order), leave s31..s40 un-enrolled. The
-  threshold at FAR = 1e-2 is calibrated (:func:`~facemetric.eval.identification.calibrate_threshold`)
+  threshold at FAR = 1e-2 is calibrated (:func:`~facemetric.eval.primitives.calibrate_threshold`)
   on impostor searches that never touch the 10 unknown people: each of the 270 other photos
   of the 30 enrolled people searched against the gallery with its own identity removed
   (leave-identity-out, a 29-person gallery). Then FAR = fraction of the 100 unknown photos whose
@@ -35,7 +35,9 @@ from common import orl_files
 from facemetric.data.align.dlib import DlibChipAligner
 from facemetric.data.images import open_image
 from facemetric.embedders.dlib_resnet import DlibResnetEmbedder
-from facemetric.eval.identification import calibrate_threshold, cmc, top_matches
+from facemetric.eval.identification.closed_set import cmc
+from facemetric.eval.identification.search import top_matches
+from facemetric.eval.primitives import calibrate_threshold
 
 TARGET_RANK1 = 0.95
 N_ENROLLED = 30

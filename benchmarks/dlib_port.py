@@ -136,7 +136,7 @@ def photos_benchmark(paths: list[Path]) -> dict[str, Any]:
 
 def pairs_benchmark(pairs: Path, images: Path) -> dict[str, Any]:
     from facemetric.embedders import load_embedder
-    from facemetric.eval.runner import evaluate_files
+    from facemetric.eval.suite.files import evaluate_files
 
     out: dict[str, Any] = {"pairs_file": str(pairs)}
     for label, reference in (("port (onnxruntime)", "dlib-resnet"), ("dlib", "dlib-resnet?backend=dlib")):

@@ -35,7 +35,7 @@ import numpy as np
 from common import orl_files, throwaway_database
 from facemetric.core.embedder import Embedder
 from facemetric.core.faces import Detection
-from facemetric.eval.identification import UNKNOWN
+from facemetric.core.matching import UNKNOWN
 from facemetric.gallery.photos import Photo, PhotoError
 from facemetric.gallery.schemas import IdentifyAnswer
 from facemetric.gallery.service import Gallery

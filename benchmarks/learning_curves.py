@@ -20,9 +20,9 @@ from facemetric.core.atomic import write_atomic, write_json
 
 def curves(runs: dict[str, Path]) -> tuple[dict[str, Any], bytes]:
     from facemetric.report.plots import learning_curves, training_minutes
-    from facemetric.report.render import _read_metrics
+    from facemetric.report.training import read_metrics
 
-    rows = {name: _read_metrics(run / "metrics.jsonl") for name, run in runs.items()}
+    rows = {name: read_metrics(run / "metrics.jsonl") for name, run in runs.items()}
     points: dict[str, Any] = {}
     for name, (train, val) in rows.items():
         steps = [r["step"] for r in val if "accuracy" in r]

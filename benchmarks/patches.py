@@ -34,8 +34,8 @@ from typing import Any
 from facemetric.core.atomic import write_json
 from facemetric.core.config import load_config
 from facemetric.data.hpatches import prepare_patches
-from facemetric.data.patch_benchmark import build_patch_benchmark
-from facemetric.eval.patch_run import evaluate_release
+from facemetric.eval.patches.benchmark import build_patch_benchmark
+from facemetric.eval.patches.run import evaluate_release
 from facemetric.train.build import build_run
 
 BASELINES = ("raw", "sift", "rootsift")
@@ -64,7 +64,7 @@ def _evaluate(release: Path, model: str) -> dict[str, Any]:
         for task, kind, scores in ev.results.rows()
     ]
     return {
-        "describer": ev.meta["describer"],
+        "describer": ev.meta.describer,
         "headline": ev.results.headline(),
         "rows": rows,
         "counts": ev.results.counts.model_dump(),
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     built = build_patch_benchmark(
         args.photos, release, points=args.points, max_photos=args.max_photos, seed=0, overwrite=True
     )
-    report["release"] = {**built.as_dict(), "minutes": round((time.perf_counter() - started) / 60, 2)}
+    report["release"] = {**built.model_dump(), "minutes": round((time.perf_counter() - started) / 60, 2)}
     report["train_cache"] = prepare_patches(release, cache, "a", "train", overwrite=True)
     report["baselines"] = {} if args.no_baselines else {name: _evaluate(release, name) for name in BASELINES}
     write_json(args.out, report)

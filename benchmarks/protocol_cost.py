@@ -50,8 +50,8 @@ def _clustered(n: int, dim: int, per_id: int, noise: float, seed: int) -> tuple[
 
 
 def verification(repeats: int) -> dict:
-    from facemetric.eval.protocols import build_pair_protocol
-    from facemetric.eval.suite import PairsInput, evaluate_embeddings
+    from facemetric.eval.suite.embeddings import PairsInput, evaluate_embeddings
+    from facemetric.eval.verification.protocol import build_pair_protocol
 
     emb, labels = _clustered(12_000, 128, 4, 0.1, 0)
     names = np.array([f"id{k}" for k in labels])
@@ -79,7 +79,7 @@ def verification(repeats: int) -> dict:
 
 
 def retrieval(n: int, per_id: int, exact_n: int, nprobe: int) -> dict:
-    from facemetric.eval.retrieval import retrieval_metrics
+    from facemetric.eval.retrieval.metrics import retrieval_metrics
 
     emb, labels = _clustered(n, 128, per_id, 0.1, 2)
     start = time.perf_counter()
@@ -95,9 +95,9 @@ def retrieval(n: int, per_id: int, exact_n: int, nprobe: int) -> dict:
         "dim": 128,
         "per_identity": per_id,
         "ivf_nlist_nprobe": [int(round(4 * np.sqrt(n))), nprobe],
-        "ivf": {k: approx[k] for k in keep},
+        "ivf": approx.model_dump(include=set(keep)),
         "ivf_seconds": round(ivf_s, 1),
-        f"exact_first_{exact_n}": {k: exact[k] for k in keep},
+        f"exact_first_{exact_n}": exact.model_dump(include=set(keep)),
         "exact_seconds": round(exact_s, 1),
         "embeddings_gib": round(emb.nbytes / 2**30, 3),
         "peak_rss_gib": round(peak, 2),

@@ -24,7 +24,7 @@ import torch
 
 from facemetric.core.config import load_config
 from facemetric.embedders.torch_model import ModelEmbedder
-from facemetric.eval.runner import evaluate_pairs_file
+from facemetric.eval.suite.files import evaluate_pairs_file
 from facemetric.train.build import build_run
 
 KEYS = ("accuracy", "eer", "auc")
@@ -65,7 +65,7 @@ def run_seed(
     if pairs:
         best = result.out_dir / ("best.pt" if (result.out_dir / "best.pt").exists() else "last.pt")
         row["pairs_file"] = _brief(
-            evaluate_pairs_file(ModelEmbedder.from_checkpoint(best), pairs, images, progress=False)
+            evaluate_pairs_file(ModelEmbedder.from_checkpoint(best), pairs, images, progress=False).model_dump()
         )
     return row
 

@@ -11,7 +11,7 @@ import facemetric
 
 
 def test_all_names_resolve_to_functions_and_classes() -> None:
-    import facemetric.eval.runner
+    import facemetric.eval.suite.files
     import facemetric.train.build  # noqa: F401  (the facemetric.train package is now an attribute too)
 
     assert sorted(facemetric.__all__) == sorted(["__version__", *facemetric._API])
@@ -19,7 +19,7 @@ def test_all_names_resolve_to_functions_and_classes() -> None:
         value = getattr(facemetric, name)
         assert not inspect.ismodule(value), f"facemetric.{name} is a module, not the API object"
     assert facemetric.train_model is facemetric.train.build.train
-    assert facemetric.evaluate is facemetric.eval.runner.evaluate_files
+    assert facemetric.evaluate is facemetric.eval.suite.files.evaluate_files
     assert issubclass(facemetric.ConfigError, facemetric.FacemetricError)
 
 

@@ -40,7 +40,7 @@ _API = {
     "build_run": "facemetric.train.build",
     "Trainer": "facemetric.train.trainer",
     "Callback": "facemetric.train.callbacks",
-    "evaluate": "facemetric.eval.runner",
+    "evaluate": "facemetric.eval.suite.files",
     "Gallery": "facemetric.gallery.service",
     "Photo": "facemetric.gallery.photos",
     "register_model": "facemetric.models",
@@ -51,16 +51,16 @@ _API = {
     "register_callback": "facemetric.train.callbacks",
     "tune_study": "facemetric.tune.study",
     "TuneSettings": "facemetric.tune.study",
-    "write_course_layout": "facemetric.eval.course_files",
-    "map_unknowns": "facemetric.eval.mapping",
-    "head_from_checkpoint": "facemetric.eval.class_predict",
-    "centre_classifier": "facemetric.eval.class_predict",
-    "classify_folder": "facemetric.eval.class_predict",
-    "build_patch_benchmark": "facemetric.data.patch_benchmark",
+    "write_course_layout": "facemetric.eval.course.layout",
+    "map_unknowns": "facemetric.eval.course.mapping",
+    "head_from_checkpoint": "facemetric.eval.course.classifier",
+    "centre_classifier": "facemetric.eval.course.classifier",
+    "classify_folder": "facemetric.eval.course.classifier",
+    "build_patch_benchmark": "facemetric.eval.patches.benchmark",
     "read_hpatches": "facemetric.data.hpatches",
     "prepare_patches": "facemetric.data.hpatches",
-    "evaluate_release": "facemetric.eval.patch_run",
-    "evaluate_patch_tasks": "facemetric.eval.patch_protocol",
+    "evaluate_release": "facemetric.eval.patches.run",
+    "evaluate_patch_tasks": "facemetric.eval.patches.tasks",
 }
 # public name -> the module's own name, where they differ ("train" is the facemetric.train package)
 _RENAMED = {"evaluate": "evaluate_files", "train_model": "train", "tune_study": "tune"}
@@ -109,15 +109,15 @@ if TYPE_CHECKING:
     from facemetric.core.errors import ConfigError, FacemetricError
     from facemetric.core.spec import ImageSpec
     from facemetric.data.hpatches import prepare_patches, read_hpatches
-    from facemetric.data.patch_benchmark import build_patch_benchmark
     from facemetric.data.prepare import PrepareOptions, prepare
     from facemetric.embedders import load_embedder
-    from facemetric.eval.class_predict import centre_classifier, classify_folder, head_from_checkpoint
-    from facemetric.eval.course_files import write_course_layout
-    from facemetric.eval.mapping import map_unknowns
-    from facemetric.eval.patch_protocol import evaluate_patch_tasks
-    from facemetric.eval.patch_run import evaluate_release
-    from facemetric.eval.runner import evaluate_files as evaluate
+    from facemetric.eval.course.classifier import centre_classifier, classify_folder, head_from_checkpoint
+    from facemetric.eval.course.layout import write_course_layout
+    from facemetric.eval.course.mapping import map_unknowns
+    from facemetric.eval.patches.benchmark import build_patch_benchmark
+    from facemetric.eval.patches.run import evaluate_release
+    from facemetric.eval.patches.tasks import evaluate_patch_tasks
+    from facemetric.eval.suite.files import evaluate_files as evaluate
     from facemetric.gallery.photos import Photo
     from facemetric.gallery.service import Gallery
     from facemetric.losses import register_loss

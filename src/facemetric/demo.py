@@ -20,8 +20,9 @@ from facemetric.data.dataset import load_dataset
 from facemetric.data.prepare import PrepareOptions, prepare
 from facemetric.data.synthetic import generate_dataset
 from facemetric.embedders.torch_model import ModelEmbedder
-from facemetric.eval.protocol_files import write_pairs_lfw
-from facemetric.eval.runner import evaluate_pairs_file, evaluate_run_to_folder
+from facemetric.eval.suite.files import evaluate_pairs_file
+from facemetric.eval.suite.held_out import evaluate_run_to_folder
+from facemetric.eval.verification.files import write_pairs_lfw
 from facemetric.report import render_report
 from facemetric.train.build import build_run
 
@@ -103,7 +104,7 @@ def run_demo(
         )
         reports["trained, `facemetric eval` pairs file"] = evaluate_pairs_file(
             embedder, pairs_file, out_dir / "synthetic-data", progress=progress
-        )
+        ).model_dump()
     write_json(out_dir / "demo_report.json", reports)
     report_html = _html_report(result.out_dir, checkpoint, progress)
     print(f"\nfacemetric demo: {'synthetic faces' if synthetic else data}, checkpoint {checkpoint}\n")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facemetric.eval.evaldir import is_eval_dir
+from facemetric.eval.suite.folder import is_eval_dir
 from facemetric.report.screenshot import find_chromium
 
 pytestmark = pytest.mark.slow

@@ -57,7 +57,7 @@ def _report_of_the_run(run: Path, tmp_path: Path) -> None:
     import numpy as np
     from PIL import Image
 
-    from facemetric.eval.runner import evaluate_run_to_folder
+    from facemetric.eval.suite.held_out import evaluate_run_to_folder
     from facemetric.report import render_report
     from facemetric.report.screenshot import find_chromium, screenshot
 

@@ -7,15 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facemetric.eval.lfw_pairs import PairsFormatError, parse_pairs
-from facemetric.eval.protocol_files import (
-    read_open_set_csv,
-    read_pairs_csv,
-    write_open_set_csv,
-    write_pairs_csv,
-    write_pairs_lfw,
-)
-from facemetric.eval.protocols import ProtocolError, build_open_set_split, build_pair_protocol
+from facemetric.eval.errors import PairsFormatError, ProtocolError
+from facemetric.eval.identification.files import read_open_set_csv, write_open_set_csv
+from facemetric.eval.identification.protocol import build_open_set_split
+from facemetric.eval.verification.files import read_pairs_csv, write_pairs_csv, write_pairs_lfw
+from facemetric.eval.verification.lfw_pairs import parse_pairs
+from facemetric.eval.verification.protocol import build_pair_protocol
 
 
 def _labels(sizes: list[int]) -> np.ndarray:

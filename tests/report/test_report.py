@@ -12,9 +12,9 @@ import pytest
 from jinja2 import FileSystemLoader
 
 from facemetric.core.errors import FacemetricError
-from facemetric.eval.verification import curves
+from facemetric.eval.verification.metrics import curves
 from facemetric.report import ReportError, ReportPaths, document, plots, render_report
-from facemetric.report.render import _read_metrics
+from facemetric.report.training import read_metrics
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SECTIONS = [
@@ -100,7 +100,7 @@ def _eval_json(scores: np.ndarray, same: np.ndarray) -> dict:
                 "note": "threshold chosen on the scored pairs themselves (optimistic)",
             },
             "threshold": {"value": 0.42, "rule": "median of the 10 k-fold thresholds"},
-            "curves": curves(scores, same),
+            "curves": curves(scores, same).model_dump(),
             "errors": {"false_accepts": 5, "false_rejects": 7},
         },
         "identification": {
@@ -368,7 +368,7 @@ def test_read_metrics_keeps_last_record_per_step(tmp_path):
     ]
     path = tmp_path / "metrics.jsonl"
     path.write_text("\n".join(map(json.dumps, lines)) + "\n\nnot json\n")
-    train, val = _read_metrics(path)
+    train, val = read_metrics(path)
     assert [(r["step"], r["loss"]) for r in train] == [(1, 9.0), (2, 4.0)]
     assert val == [{"kind": "val", "step": 2, "accuracy": 0.5}]
 

@@ -16,8 +16,8 @@ from facemetric.core.config import load_config
 from facemetric.data.sources import DatasetError
 from facemetric.data.split import split_images
 from facemetric.embedders import load_embedder
-from facemetric.eval.class_predict import head_from_checkpoint
-from facemetric.eval.classification import centre_scores, top_k_accuracy
+from facemetric.eval.course.classification import centre_scores, top_k_accuracy
+from facemetric.eval.course.classifier import head_from_checkpoint
 from facemetric.losses import build_loss
 from facemetric.train.build import build_run
 from tiny_run import tiny_overrides

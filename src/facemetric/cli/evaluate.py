@@ -125,8 +125,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from facemetric.embedders import load_embedder
-    from facemetric.eval.evaldir import brief_summary, eval_document, write_eval_dir
-    from facemetric.eval.runner import EvaluationError, evaluate_files, run_dir_of
+    from facemetric.eval.errors import EvaluationError
+    from facemetric.eval.suite.files import evaluate_files
+    from facemetric.eval.suite.folder import brief_summary, eval_document, write_eval_dir
+    from facemetric.eval.suite.held_out import run_dir_of
 
     if args.patches:
         if args.pairs or args.open_set or args.retrieval:
@@ -173,9 +175,9 @@ def run_patches(args: argparse.Namespace) -> int:
     """``eval --patches``: the table on stderr, the JSON summary on stdout, the folder with ``--out``."""
     import sys
 
-    from facemetric.eval.patch_evaldir import brief_patch_summary, patch_document, write_patch_eval_dir
-    from facemetric.eval.patch_run import evaluate_release
-    from facemetric.eval.runner import EvaluationError
+    from facemetric.eval.errors import EvaluationError
+    from facemetric.eval.patches.folder import brief_patch_summary, patch_document, write_patch_eval_dir
+    from facemetric.eval.patches.run import evaluate_release
 
     if not args.data:
         raise EvaluationError("--patches evaluates the HPatches release in --data: give --data RELEASE")

@@ -6,7 +6,7 @@ import argparse
 
 from facemetric.cli.common import RAW, add_batch_size, add_far, add_model, add_output, add_test, log, print_json
 from facemetric.core.matching import TEMPLATES
-from facemetric.eval.course_files import NO_MATCH_LABEL
+from facemetric.eval.course import NO_MATCH_LABEL
 
 HELP = "predict a flat test folder: identity classification, or known-person-or-nobody mapping (CSV submissions)"
 
@@ -110,7 +110,7 @@ def _common(q: argparse.ArgumentParser) -> None:
 
 def run_classify(args: argparse.Namespace) -> int:
     from facemetric.embedders import load_embedder
-    from facemetric.eval.class_predict import (
+    from facemetric.eval.course.classifier import (
         ClassifyError,
         centre_classifier,
         classify_folder,
@@ -133,33 +133,23 @@ def run_classify(args: argparse.Namespace) -> int:
         )
     summary: dict = {"model": str(args.model), "by": classifier.by, "classes": len(classifier.names)}
     if args.dev:
-        summary["dev"] = dev_accuracy(embedder, args.dev, classifier, args.flip, args.batch_size, progress)
-        log.info(
-            "dev: top-1 %.4f, top-5 %.4f on %d images",
-            summary["dev"]["top1"],
-            summary["dev"]["top5"],
-            summary["dev"]["images"],
-        )
+        dev = dev_accuracy(embedder, args.dev, classifier, args.flip, args.batch_size, progress)
+        summary["dev"] = dev.model_dump()
+        log.info("dev: top-1 %.4f, top-5 %.4f on %d images", dev.top1, dev.top5, dev.images)
     predictions = classify_folder(embedder, args.test, classifier, args.flip, args.batch_size, progress)
     write_predictions(args.output, predictions.images, predictions.labels, predictions.flagged)
     for image, reason in predictions.flagged:
         log.warning("%s: could not be used (%s); its row has the fallback label, see the problems file", image, reason)
-    summary.update(output=args.output, test=predictions.to_dict())
+    summary.update(output=args.output, test=predictions.summary().model_dump())
     print_json(summary)
     return 0
 
 
 def run_map(args: argparse.Namespace) -> int:
     from facemetric.embedders import load_embedder
-    from facemetric.eval.mapping import map_unknowns
+    from facemetric.eval.course.mapping import MappingOptions, map_unknowns
 
-    result = map_unknowns(
-        load_embedder(args.model),
-        args.known,
-        args.dev,
-        args.dev_csv,
-        args.test,
-        submission=args.output,
+    options = MappingOptions(
         rule="fmr" if args.rule == "far" else args.rule,
         target_fmr=args.far,
         threshold=args.threshold,
@@ -168,8 +158,17 @@ def run_map(args: argparse.Namespace) -> int:
         flip=args.flip,
         batch_size=args.batch_size,
         folds=args.folds,
+    )
+    result = map_unknowns(
+        load_embedder(args.model),
+        args.known,
+        args.dev,
+        args.dev_csv,
+        args.test,
+        submission=args.output,
+        options=options,
         progress=not args.quiet,
     )
     # the answers are in the submission file; the summary is the report (dev accuracy, breakdown, problems)
-    print_json({"model": str(args.model), "threshold": result.threshold, "report": result.report})
+    print_json({"model": str(args.model), "threshold": result.threshold, "report": result.report.model_dump()})
     return 0

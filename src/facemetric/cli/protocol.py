@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 
 from facemetric.cli.common import RAW, add_data, add_layout, add_out, add_output, log, print_json
+from facemetric.eval.course import NO_MATCH_LABEL
 
 HELP = "build evaluation protocols from a dataset: pair folds, open-set split, course layout, patch benchmark"
-# facemetric.data.patch_sequences.JITTER, written out so that the parser imports no numpy (a test compares them)
+# facemetric.eval.patches.sequences.JITTER, written out so that the parser imports no numpy (a test compares them)
 JITTER_HELP = """\
   level  rotation  scale   anisotropy  shift (of the side)  median overlap
   e      +-10 deg  +-10 %  +-10 %      +-6 %                0.85 (the release's easy: ~0.85)
@@ -70,11 +71,11 @@ def _add_course(psub: argparse._SubParsersAction) -> None:
         description=(
             "Writes OUT/classification/{train,dev}/<identity>/ and classification/test/ (flat, numbered in a random "
             "order), OUT/verification/known/<identity>/, verification/unknown_dev/ with verification_dev.csv "
-            "(image,label: the identity or the no-match label n000000) and verification/unknown_test/, the answer "
-            "keys OUT/answers/classification_test.csv and verification_test.csv, and OUT/course.json. Verification "
-            "people are other people than the classification people; the absent (never enrolled) people of "
-            "unknown_dev and unknown_test are different people. DATA: any dataset (folder per person, CSV, flat "
-            "files) or a `facemetric prepare` output, whose crops are written as PNG."
+            f"(image,label: the identity or the no-match label {NO_MATCH_LABEL}) and verification/unknown_test/, the "
+            "answer keys OUT/answers/classification_test.csv and verification_test.csv, and OUT/course.json. "
+            "Verification people are other people than the classification people; the absent (never enrolled) "
+            "people of unknown_dev and unknown_test are different people. DATA: any dataset (folder per person, CSV, "
+            "flat files) or a `facemetric prepare` output, whose crops are written as PNG."
         ),
     )
     add_data(q, DATA_HELP + ", or a `facemetric prepare` output")
@@ -188,7 +189,7 @@ example:
 
 
 def _run_patches(args: argparse.Namespace) -> int:
-    from facemetric.data.patch_benchmark import build_patch_benchmark
+    from facemetric.eval.patches.benchmark import build_patch_benchmark
 
     summary = build_patch_benchmark(
         args.data,
@@ -203,7 +204,7 @@ def _run_patches(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=not args.quiet,
     )
-    result = summary.as_dict()
+    result = summary.model_dump()
     skipped = result.pop("skipped")
     for file, reason in skipped[:10]:
         log.warning("patches protocol: skipped %s: %s", file, reason)
@@ -221,11 +222,16 @@ def _run_patches(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from facemetric.eval.course_files import write_course_layout
-    from facemetric.eval.protocol_files import make_open_set_split, make_pair_protocol
+    from facemetric.eval.course.layout import write_course_layout
+    from facemetric.eval.course.result import CourseLayoutSummary
+    from facemetric.eval.identification.files import make_open_set_split
+    from facemetric.eval.identification.result import OpenSetSplitSummary
+    from facemetric.eval.verification.files import make_pair_protocol
+    from facemetric.eval.verification.result import PairProtocolSummary
 
     if args.protocol == "patches":
         return _run_patches(args)
+    summary: CourseLayoutSummary | PairProtocolSummary | OpenSetSplitSummary
     if args.protocol == "course":
         summary = write_course_layout(
             args.data,
@@ -247,9 +253,8 @@ def run(args: argparse.Namespace) -> int:
         summary = make_open_set_split(
             args.data, args.output, args.unknown_fraction, args.gallery_per_identity, args.seed, args.layout
         )
-    for note in summary["notes"]:
+    for note in summary.notes:
         log.warning("%s protocol: %s", args.protocol, note)
-    usage = summary.pop("usage")
-    print_json(summary)
-    log.info("%s with: %s", "use it" if args.protocol == "course" else "evaluate", usage)
+    print_json(summary.model_dump(exclude={"usage"}))
+    log.info("%s with: %s", "use it" if args.protocol == "course" else "evaluate", summary.usage)
     return 0

@@ -43,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from facemetric.report import make_report
 
-    paths = make_report(
+    files = make_report(
         args.path,
         checkpoint=args.model,
         far=args.far,
@@ -52,5 +52,6 @@ def run(args: argparse.Namespace) -> int:
         screenshot=args.screenshot,
         progress=not args.quiet,
     )
-    print_json({k: str(v) for k, v in paths.items()})
+    shown = {"html": files.html, "markdown": files.markdown, "screenshot": files.screenshot}
+    print_json({k: str(v) for k, v in shown.items() if v is not None})
     return 0

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from facemetric.eval.identification import calibrate_threshold
+from facemetric.eval.primitives import calibrate_threshold
 from facemetric.gallery.interface import GalleryError, SearchIndex
 from facemetric.gallery.thresholds import StoredThreshold
 

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from facemetric.core.matching import DEFAULT_FAR
-from facemetric.eval.evaldir import is_eval_dir
-from facemetric.eval.patch_evaldir import is_patch_eval_dir
-from facemetric.eval.runner import EvaluationError, evaluate_run_to_folder
+from facemetric.eval.errors import EvaluationError
+from facemetric.eval.patches.folder import is_patch_eval_dir
+from facemetric.eval.suite.folder import is_eval_dir
+from facemetric.eval.suite.held_out import evaluate_run_to_folder
 from facemetric.report.render import render_report
 from facemetric.train.callbacks.tracking import attach_files
+
+
+@dataclass
+class ReportFiles:
+    """What :func:`make_report` wrote: the HTML and Markdown reports, and the screenshot when asked."""
+
+    html: Path
+    markdown: Path
+    screenshot: Path | None = None
 
 
 def make_report(
@@ -20,7 +31,7 @@ def make_report(
     title: str | None = None,
     screenshot: str | Path | None = None,
     progress: bool = True,
-) -> dict[str, Path]:
+) -> ReportFiles:
     """The report of ``path``: an evaluation folder (``facemetric eval [--patches] --out``) as it is, or a training run
     folder, whose checkpoint is evaluated on the run's held-out identities into ``path/eval`` first
     (again when ``refresh``, ``checkpoint`` or ``far`` is given; at :data:`DEFAULT_FAR` unless ``far`` says
@@ -39,11 +50,11 @@ def make_report(
             evaluate_run_to_folder(folder, checkpoint, DEFAULT_FAR if far is None else far, progress)
         run_dir, folder = folder, target
     paths = render_report(folder, title)
-    out = {"html": paths.html, "markdown": paths.markdown}
+    out = ReportFiles(paths.html, paths.markdown)
     if run_dir is not None:  # a run sent to MLflow / W&B (train.loggers) gets its report there too
         attach_files(run_dir, [paths.html])
     if screenshot:
         from facemetric.report.screenshot import screenshot as take
 
-        out["screenshot"] = take(paths.html, screenshot)
+        out.screenshot = take(paths.html, screenshot)
     return out

@@ -1,6 +1,6 @@
 """The report of a patch evaluation folder (``facemetric eval --patches ROOT --out DIR``).
 
-``eval.json`` is read back through :class:`~facemetric.core.patch_results.PatchEvalDocument`; the
+``eval.json`` is read back through :class:`~facemetric.eval.patches.result.PatchEvalDocument`; the
 sections are made of the same blocks as a face report's and written by the same templates: the three
 tasks' mAP per level and kind, the verification lists one by one, what was measured, and a t-SNE map
 of the sampled points' descriptors (``descriptors.npz``).
@@ -12,10 +12,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from facemetric.core.patch_results import LEVEL_NAMES, PatchEvalDocument, percent
-from facemetric.report import plots
+from facemetric.eval.patches.result import LEVEL_NAMES, PatchEvalDocument, percent
 from facemetric.report.document import Figure, Para, Section, Table, how_to_read, not_available
-from facemetric.report.render import ReportError, load_npz, validation_problem
+from facemetric.report.load import ReportError, load_npz, validation_problem
+from facemetric.report.plots import patch_tsne_plot
 
 COLUMNS = ("Task", "Sequences", "Easy", "Hard", "Tough", "Mean")
 KIND_WORDS = {"all": "all", "illum": "illumination (i_*)", "view": "viewpoint (v_*)"}
@@ -103,7 +103,7 @@ def _tsne_section(eval_dir: Path) -> Section:
         return section
     if arrays["descriptors"].ndim != 2:
         raise ReportError(f"{path}: descriptors must be (N, D), got {arrays['descriptors'].shape}")
-    png = plots.patch_tsne_plot(arrays["descriptors"], arrays["points"], arrays["images"])
+    png = patch_tsne_plot(arrays["descriptors"], arrays["points"], arrays["images"])
     if png is None:
         section.blocks.append(not_available(f"too few patches ({len(arrays['descriptors'])}) for a t-SNE plot."))
     else:

@@ -18,7 +18,7 @@ import torch.nn as nn
 
 from facemetric.data.cache import PackedImages
 from facemetric.embedders.torch_model import embed_array
-from facemetric.eval.classification import centre_scores, head_scores, top_k_accuracy
+from facemetric.eval.course.classification import centre_scores, head_scores, top_k_accuracy
 from facemetric.losses.margin import classifier_head
 from facemetric.train.callbacks.base import Callback, RunContext
 from facemetric.train.callbacks.registry import register_callback

@@ -2,7 +2,7 @@
 and retrieval among the held-out photos (MAP@R, P@1).
 
 The pairs are drawn once, by the one pair-protocol builder
-(:func:`~facemetric.eval.protocols.held_out_pair_protocol`: identity-disjoint folds), so the
+(:func:`~facemetric.eval.verification.protocol.held_out_pair_protocol`: identity-disjoint folds), so the
 accuracy logged here is the one ``facemetric report RUN`` shows for the same checkpoint.
 Each fold's threshold is chosen on the other folds, never on the fold it is scored on.
 """
@@ -17,10 +17,10 @@ import torch.nn as nn
 
 from facemetric.data.cache import PackedImages
 from facemetric.embedders.torch_model import embed_array
-from facemetric.eval.protocols import PairProtocol, held_out_pair_protocol
-from facemetric.eval.retrieval import retrieval_metrics
-from facemetric.eval.scores import cosine_scores
-from facemetric.eval.verification import verification_report
+from facemetric.eval.primitives import cosine_scores
+from facemetric.eval.retrieval.metrics import retrieval_metrics
+from facemetric.eval.verification.metrics import verification_report
+from facemetric.eval.verification.protocol import PairProtocol, held_out_pair_protocol
 from facemetric.train.callbacks.base import Callback, RunContext
 from facemetric.train.callbacks.registry import register_callback
 
@@ -77,10 +77,10 @@ class ValidationCallback(Callback):
             model, self.val.images, device=self.device, flip=self.mirror, normalization=self.normalization
         )
         p = self.protocol
-        report = verification_report(cosine_scores(emb, p.i, p.j), p.same, folds=p.fold)
+        report = verification_report(cosine_scores(emb, p.i, p.j), p.same, folds=p.fold).model_dump()
         # retrieval among the held-out photos (each one a query against the others): MAP@R and P@1
         ranked = retrieval_metrics(emb, self.val.labels, ks=(1,))
-        report.update(map_at_r=ranked["map_at_r"], precision_at_1=ranked["precision_at_1"])
+        report.update(map_at_r=ranked.map_at_r, precision_at_1=ranked.precision_at_1)
         return report
 
     def on_epoch_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
