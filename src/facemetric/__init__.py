@@ -11,7 +11,7 @@ The public API, one import away (each name is loaded on first use, so ``import f
     gallery = facemetric.Gallery.create("team", model)  # enrol / verify / identify
     # a hyper-parameter search: facemetric.tune_study(facemetric.TuneSettings(...)) (``facemetric tune``)
     # a course assignment: write_course_layout, head_from_checkpoint / centre_classifier + classify_folder,
-    # map_unknowns (``facemetric protocol course``, ``facemetric predict classify|verify``)
+    # map_unknowns (``facemetric protocol course``, ``facemetric predict classify|map``)
     # patch descriptors: build_patch_benchmark, read_hpatches, prepare_patches, evaluate_release,
     # evaluate_patch_tasks (``facemetric protocol patches``, ``prepare --patches``, ``eval --patches``)
 """

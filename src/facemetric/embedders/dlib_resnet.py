@@ -20,7 +20,7 @@ median 0.91), so thresholds must be calibrated for this model (``facemetric.eval
 never carried over from another one.
 
 The same network is the trainable model ``dlib_resnet`` (``model.pretrained: dlib``), and
-``facemetric export --onnx`` writes it to ONNX like any checkpoint. dlib objects are not
+``facemetric export --model dlib-resnet -o FILE`` writes it to ONNX like any checkpoint. dlib objects are not
 thread-safe: one embedder per thread.
 """
 

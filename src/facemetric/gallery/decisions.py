@@ -16,7 +16,7 @@ from typing import Any
 from facemetric.gallery.thresholds import StoredThreshold
 
 GROWTH_WARNING = 1.5  # identify answers warn once the gallery has this many times the people it was calibrated with
-NOT_CALIBRATED = "not calibrated: run `facemetric gallery calibrate --far 1e-3 DATA` for decisions"
+NOT_CALIBRATED = "not calibrated: run `facemetric gallery calibrate --data PHOTOS --far 1e-3` for decisions"
 
 
 @dataclass(frozen=True)

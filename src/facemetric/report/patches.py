@@ -1,4 +1,4 @@
-"""The report of a patch evaluation folder (``facemetric eval --patches ROOT --out DIR``).
+"""The report of a patch evaluation folder (``facemetric eval --data RELEASE --patches --out DIR``).
 
 ``eval.json`` is read back through :class:`~facemetric.eval.patches.result.PatchEvalDocument`; the
 sections are made of the same blocks as a face report's and written by the same templates: the three
@@ -27,12 +27,14 @@ def load_patch_eval(eval_dir: Path) -> PatchEvalDocument:
     try:
         return PatchEvalDocument.model_validate_json(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as e:
-        raise ReportError(f"{path} cannot be read ({e}); re-run `facemetric eval --patches ROOT --out DIR`") from e
+        raise ReportError(
+            f"{path} cannot be read ({e}); re-run `facemetric eval --data RELEASE --patches --out DIR`"
+        ) from e
     except ValidationError as e:
         problems = "; ".join(validation_problem(err) for err in e.errors()[:5])
         raise ReportError(
             f"{path} does not match the patch results this version reads: {problems}. Re-run `facemetric eval "
-            "--patches ROOT --out DIR` to rewrite it"
+            "--data RELEASE --patches --out DIR` to rewrite it"
         ) from None
 
 

@@ -64,7 +64,7 @@ def training_spec(cfg: Config, spec: ImageSpec) -> ImageSpec:
             f"model.pretrained: {cfg.model.pretrained}'s weights were trained on {weights.channels}-channel "
             f"{height}x{width} crops cut by {weights.align!r} (smaller ones run down to {side}x{side}), but "
             f"data.source holds {spec.height}x{spec.width}x{spec.channels} images cut by {spec.align!r}; prepare "
-            f"them with `facemetric prepare PHOTOS --out CACHE --align {weights.align}` and train on CACHE"
+            f"them with `facemetric prepare --data PHOTOS --out CACHE --align {weights.align}` and train on CACHE"
         )
     if (spec.height, spec.width) != (height, width):
         log.info(

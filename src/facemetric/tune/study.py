@@ -146,7 +146,7 @@ def open_study(settings: TuneSettings, epochs: int) -> optuna.Study:
         raise ConfigError(
             f"{settings.study_dir}: this study searches a different {' and '.join(changed)} "
             f"({'; '.join(f'{k}: {theirs.get(k)}' for k in changed if k != 'base')}); use a new study folder "
-            "(--study) or the same config, --param, --metric and --sampler"
+            "(--out) or the same config, --param, --metric and --sampler"
         )
     if study.direction.name.lower() != direction:
         raise ConfigError(

@@ -142,7 +142,7 @@ def test_resolve_pairs_missing_image_names_line_and_path(tmp_path):
     assert "line 3: " + str(root / "Bob" / "Bob_0003.jpg") in message
     assert str(pairs_path) in message
     assert "1 of 4 pairs" in message
-    assert "--images" in message
+    assert "--data should point at the folder" in message
     assert isinstance(info.value, FileNotFoundError)
 
 

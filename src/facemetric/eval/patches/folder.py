@@ -1,4 +1,4 @@
-"""A patch evaluation folder (``facemetric eval --patches ROOT --out DIR``): what its report is rendered from.
+"""A patch evaluation folder (``facemetric eval --data RELEASE --patches --out DIR``): what its report is rendered from.
 
 Files (format ``facemetric-patches/1``; ``eval.json`` is written last, so its presence means complete):
 

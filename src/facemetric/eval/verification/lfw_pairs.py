@@ -23,7 +23,7 @@ StrPath = str | os.PathLike[str]
 _POSITIVE_INT = re.compile(r"[0-9]+")
 _MAX_LINES_IN_MESSAGE = 5
 _IMAGES_HINT = (
-    "--images should point at the folder that contains one sub-folder per person, "
+    "--data should point at the folder that contains one sub-folder per person, "
     "e.g. <images>/Aaron_Peirsol/Aaron_Peirsol_0001.jpg"
 )
 

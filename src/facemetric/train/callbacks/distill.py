@@ -111,7 +111,7 @@ class OnlineDistillCallback(Callback):
                 f"distill.online: the teacher {teacher.name} reads crops cut by {theirs[0]!r} (crop {theirs[1]}), "
                 f"but data.source holds crops cut by {ours[0]!r} (crop {ours[1]}); "
                 "prepare the photos the teacher's way (for dlib-resnet: "
-                "facemetric prepare PHOTOS OUT --align dlib-chip --size 112) or set distill.online=false"
+                "facemetric prepare --data PHOTOS --out OUT --align dlib-chip --size 112) or set distill.online=false"
             )
         mean = teacher_mean(teacher, data.train.images) if cfg.distill.center else None
         return cls(teacher, data.spec.normalization, mean)
