@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from facemetric.cli.common import add_far, add_model, print_json
+from facemetric.cli.common import FAR, add_far, add_model, print_json
 
 HELP = "HTML + Markdown report of an evaluation folder or a training run"
 
@@ -31,8 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_far(
         p,
-        "run folder only, the open-set split's identification; another value than the last evaluation's "
-        "evaluates the run again",
+        "run folder only, the open-set split's identification",
+        default=f"default {FAR:g}; given, the run is evaluated again; not given, an existing evaluation is kept",
     )
     p.add_argument("--refresh", action="store_true", help="run folder only: evaluate again even if PATH/eval exists")
     p.add_argument("--title", help="report title")
