@@ -46,13 +46,10 @@ def _dir_at_far_blocks(curve: DirAtFar) -> list[Block]:
 
 
 def _open_set_rows(open_set: OpenSetResult) -> list[tuple[str, str]]:
-    rows = []
-    for group, label in (
-        (open_set.threshold, "Threshold"),
-        (open_set.validation, "Validation"),
-        (open_set.test, "Test"),
-    ):
-        rows += [(f"{label}: {words(name)}", num(x)) for name, x in scalars(group)]
+    # the threshold record's gallery fields (template, gallery size, when calibrated) are null in an evaluation
+    threshold = [(name, x) for name, x in scalars(open_set.threshold) if x is not None]
+    groups = ((threshold, "Threshold"), (scalars(open_set.validation), "Validation"), (scalars(open_set.test), "Test"))
+    rows = [(f"{label}: {words(name)}", num(x)) for values, label in groups for name, x in values]
     return rows + [(words(name), num(x)) for name, x in scalars(open_set)]
 
 
