@@ -1,6 +1,7 @@
-"""The layers of docs/architecture.md hold: no module imports a higher layer, and no two packages import
-each other (directly or round a longer cycle). Every ``import`` statement counts, also inside functions
-and ``TYPE_CHECKING`` blocks: a lazy import is still a dependency."""
+"""The layers of docs/architecture.md hold: no module imports a higher layer, no two packages import each
+other (directly or round a longer cycle), and no two files do. Every ``import`` statement counts, also
+inside functions: a lazy import is still a dependency. ``TYPE_CHECKING`` blocks count for the layers, and
+only there may two files name each other (for type hints, never at run time)."""
 
 from __future__ import annotations
 
@@ -49,10 +50,24 @@ def module_name(path: Path, root: Path) -> str:
     return ".".join(parts)
 
 
-def imports_of(source: str, module: str) -> set[str]:
-    """The facemetric modules ``source`` (the text of ``module``) imports, anywhere in it."""
+def _type_checking_nodes(tree: ast.AST) -> set[int]:
+    """The ids of every node inside an ``if TYPE_CHECKING:`` block."""
+    inside: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            inside |= {id(n) for statement in node.body for n in ast.walk(statement)}
+    return inside
+
+
+def imports_of(source: str, module: str, type_checking: bool = True) -> set[str]:
+    """The facemetric modules ``source`` (the text of ``module``) imports, anywhere in it (without the
+    ``TYPE_CHECKING`` blocks when ``type_checking`` is false)."""
     found = set()
-    for node in ast.walk(ast.parse(source)):
+    tree = ast.parse(source)
+    skipped = set() if type_checking else _type_checking_nodes(tree)
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.startswith("facemetric")}
         elif isinstance(node, ast.ImportFrom):
@@ -111,6 +126,49 @@ def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+def file_cycles(sources: dict[str, str]) -> list[list[str]]:
+    """The import circles between files (``TYPE_CHECKING`` aside): each strongly connected group of modules,
+    found by Tarjan's algorithm. ``from facemetric.pkg import name`` depends on ``pkg.name`` when that is a
+    module, else on ``pkg`` itself."""
+    edges: dict[str, set[str]] = {}
+    for module, source in sources.items():
+        targets = set()
+        for name in imports_of(source, module, type_checking=False):
+            while name not in sources and "." in name:
+                name = name.rsplit(".", 1)[0]  # a name defined in a module: depend on the module
+            if name in sources and name != module:
+                targets.add(name)
+        edges[module] = targets
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    groups: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in sorted(edges[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for module in sorted(edges):
+        if module not in index:
+            visit(module)
+    return groups
+
+
 def package_sources() -> dict[str, str]:
     return {module_name(p, SRC): p.read_text(encoding="utf-8") for p in SRC.rglob("*.py")}
 
@@ -145,3 +203,22 @@ def test_a_deliberate_upward_import_is_caught(module: str, line: str, expected: 
     sources[module] = line + "\n"
     problems = violations(sources)
     assert any(expected in p for p in problems), problems
+
+
+def test_no_import_circle_between_files() -> None:
+    circles = file_cycles(package_sources())
+    assert not circles, "import circles between files: " + "; ".join(" <-> ".join(c) for c in circles)
+
+
+def test_a_deliberate_file_circle_is_caught_and_type_checking_is_not() -> None:
+    sources = package_sources()
+    assert not file_cycles(sources)
+    # the trainer importing a module that imports the trainer back (lazily, in a function): a circle
+    sources["facemetric.train.bad"] = "def f():\n    from facemetric.train.trainer import Trainer\n"
+    sources["facemetric.train.trainer"] += "\nfrom facemetric.train.bad import f\n"
+    assert file_cycles(sources) == [["facemetric.train.bad", "facemetric.train.trainer"]]
+    # the same back-import for type hints only is allowed
+    sources["facemetric.train.bad"] = (
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from facemetric.train.trainer import Trainer\n"
+    )
+    assert not file_cycles(sources)
