@@ -106,7 +106,7 @@ def run(
                 raise SystemExit(f"{name}: ablations compare held-out accuracy; set data.val_identities above 0")
             result = built.fit()
             minutes = (time.time() - start) / 60
-            val = result.val or {}
+            val = result.val.summary() if result.val else {}
             rows.append(
                 {
                     "variant": name,

@@ -135,7 +135,7 @@ def short_run(name: str, steps: int, caches: dict[str, str]) -> dict:
         "steps": steps,
         "seconds": round(seconds, 1),
         "images_per_s": round(steps * 32 / seconds, 2),
-        "val_accuracy": (result.val or {}).get("accuracy"),
+        "val_accuracy": result.val.summary().get("accuracy") if result.val else None,
     }
     if losses.values:
         row["loss_first3"] = round(sum(losses.values[:3]) / len(losses.values[:3]), 4)

@@ -177,7 +177,7 @@ def _train(cache: str, epochs: int) -> dict:
         "seconds": round(seconds, 1),
         "images_per_s": round(steps * cfg.sampler.p * cfg.sampler.k / seconds, 1),
         "data_wait_fraction": [h["data_wait_fraction"] for h in run.trainer.history],
-        "val_accuracy": (result.val or {}).get("accuracy"),
+        "val_accuracy": result.val.summary().get("accuracy") if result.val else None,
     }
 
 

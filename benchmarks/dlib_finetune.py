@@ -183,7 +183,7 @@ def run(data: Path, work: Path, epochs: int, overrides: list[str]) -> dict[str, 
     keep, enrolled, probes = _household(split.train, 10, 5, seed=1)
     everything = split.train
     run = build_run(cfg, data=dataclasses.replace(split, train=everything.subset(keep)))
-    before_val = run.validate_untrained()
+    before_val = run.validate_untrained().model_dump()
     normalization = run.data.spec.normalization
     val_labels = np.asarray(val_set.labels)
     people = np.unique(val_labels)
@@ -222,7 +222,7 @@ def run(data: Path, work: Path, epochs: int, overrides: list[str]) -> dict[str, 
         np.savez(saved, chips=lfw_chips, i=i, j=j, same=same, fold=fold, fallbacks=fallbacks)
     before_lfw = _lfw_accuracy(pretrained, normalization, lfw_chips, lfw_pairs)
     after_lfw = _lfw_accuracy(run.model, normalization, lfw_chips, lfw_pairs)
-    val = result.val or {}
+    val = result.val.summary() if result.val else {}
     return {
         "benchmark": "dlib_finetune",
         "date": datetime.date.today().isoformat(),

@@ -53,8 +53,8 @@ def run_seed(
     images_seen = result.global_step * cfg.sampler.p * cfg.sampler.k
     row: dict[str, Any] = {
         "seed": seed,
-        "untrained": _brief(before),
-        "trained": _brief(result.val),
+        "untrained": _brief(before.model_dump()),
+        "trained": _brief(result.val.summary()),
         "best_accuracy": round(result.best_accuracy, 4),
         "steps": result.global_step,
         "train_seconds": round(train_wall, 1),

@@ -88,11 +88,11 @@ def run_demo(
         raise ConfigError("data.val_identities: the demo needs held-out identities; set it above 0")
     run = build_run(cfg, data=prepared)
     assert run.validation is not None
-    reports = {"untrained model, held-out identities": run.validate_untrained()}
+    reports = {"untrained model, held-out identities": run.validate_untrained().model_dump()}
     result = run.fit()
     checkpoint = result.out_dir / ("best.pt" if (result.out_dir / "best.pt").exists() else "last.pt")
     embedder = ModelEmbedder.from_checkpoint(checkpoint)
-    reports["trained model, held-out identities"] = run.validation.evaluate(embedder.model)
+    reports["trained model, held-out identities"] = run.validation.evaluate(embedder.model).model_dump()
     if synthetic:
         val = prepared.val
         # the validation pairs, as an LFW-format file that `facemetric eval` reads from the photos

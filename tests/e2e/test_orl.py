@@ -34,10 +34,11 @@ def test_orl_learns_within_three_cpu_minutes(shared_data: Path, tmp_path: Path) 
     run = build_run(cfg)
     assert len(run.data.train.identity_names) == 30 and len(run.data.val.identity_names) == 10
     assert not set(run.data.train.identity_names) & set(run.data.val.identity_names)
-    before = run.validate_untrained()
+    before = run.validate_untrained().model_dump()
     result = run.fit()
     cpu_seconds = time.process_time() - cpu_start
-    after = result.val
+    assert result.val is not None
+    after = result.val.summary()
     print(
         f"ORL: untrained {before['accuracy']:.4f}, trained {after['accuracy']:.4f} "
         f"(EER {after['eer']:.4f}, AUC {after['auc']:.4f}), {cpu_seconds:.0f} CPU-s"

@@ -72,8 +72,9 @@ def test_training_logs_dev_classification_and_keeps_the_best(synthetic_faces: Pa
     best = max(float(r["classify_top1"]) for r in rows)
     state = torch.load(tmp_path / "run" / "best.pt", weights_only=False)
     assert state["callbacks"]  # written at the best epoch: its classification report is the best
-    assert result.val is not None and result.val["classify_by"] == "head"
-    assert float(rows[-1]["classify_top1"]) == pytest.approx(result.val["classify_top1"])
+    assert result.val is not None and result.val.classification is not None
+    assert result.val.classification.classify_by == "head"
+    assert float(rows[-1]["classify_top1"]) == pytest.approx(result.val.classification.classify_top1)
     assert max(float(rows[0]["classify_top1"]), float(rows[1]["classify_top1"])) == pytest.approx(best)
 
 
@@ -94,7 +95,8 @@ def test_head_scores_match_the_trained_loss(synthetic_faces: Path, tmp_path: Pat
 
 def test_pair_loss_is_classified_by_class_centres(synthetic_faces: Path, tmp_path: Path) -> None:
     result = _run(synthetic_faces, tmp_path / "run", "data.val_images=1", "loss.name=triplet")
-    assert result.val is not None and result.val["classify_by"] == "centres"
+    assert result.val is not None and result.val.classification is not None
+    assert result.val.classification.classify_by == "centres"
     assert head_from_checkpoint(tmp_path / "run" / "last.pt") is None
 
 
@@ -116,7 +118,8 @@ def test_dev_source_of_other_people_is_refused_or_trimmed(
     dev = _dev_folder(synthetic_faces, tmp_path / "dev", people[:3], stranger=True)
     with caplog.at_level("WARNING", logger="facemetric"):
         result = _run(synthetic_faces, tmp_path / "run", "data.val_identities=0", f"data.dev_source={dev}")
-    assert result.val is not None and result.val["classify_images"] == 6  # the stranger's photo left out
+    assert result.val is not None and result.val.classification is not None
+    assert result.val.classification.classify_images == 6  # the stranger's photo left out
     assert "someone_else" in caplog.text and "not training classes" in caplog.text
     strangers = tmp_path / "strangers" / "nobody"
     strangers.mkdir(parents=True)

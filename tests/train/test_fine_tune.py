@@ -59,7 +59,7 @@ def test_frozen_parts_stay_dlibs_and_the_rest_learns_at_the_backbone_rate(chips:
     run = build_run(_cfg(chips, tmp_path / "run", "model.freeze=3", "optim.backbone_lr_scale=0.1"))
     dlib, _ = pretrained_state_dict()
     start = run.validate_untrained()  # the baseline is dlib's network itself, not a random one
-    assert start["accuracy"] >= 0.9
+    assert start.accuracy >= 0.9
     (group,) = run.trainer.optimizer.param_groups  # triplet loss: no head, one backbone group
     assert group["initial_lr"] == pytest.approx(1e-4)
     assert run.trainer.data.normalization[1][0] == pytest.approx(256 / 255)  # dlib's (pixel - mean) / 256
@@ -106,10 +106,11 @@ def test_arcface_head_learns_at_the_full_rate_and_a_frozen_network_keeps_dlibs_a
     warmup = build_run(_cfg(chips, tmp_path / "warm", "loss.name=arcface", "model.freeze=7"))
     (only,) = warmup.trainer.optimizer.param_groups
     assert {id(p) for p in only["params"]} == {id(p) for p in warmup.trainer.loss.parameters()}
-    before = warmup.validate_untrained()["accuracy"]
+    before = warmup.validate_untrained().accuracy
     head_before = [p.detach().clone() for p in warmup.trainer.loss.parameters()]
     result = warmup.fit()
-    assert result.val is not None and result.val["accuracy"] == pytest.approx(before)
+    assert result.val is not None and result.val.verification is not None
+    assert result.val.verification.accuracy == pytest.approx(before)
     assert any(not torch.equal(a, b) for a, b in zip(head_before, warmup.trainer.loss.parameters()))
 
 

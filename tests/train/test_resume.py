@@ -59,7 +59,8 @@ def test_interrupt_then_resume_equals_uninterrupted(synthetic_faces: Path, tmp_p
     assert result.global_step == full_result.global_step == 2 * steps
     for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.allclose(a.float(), b.float(), atol=1e-6), f"{name} differs after resume"
-    assert result.val["accuracy"] == pytest.approx(full_result.val["accuracy"])
+    assert result.val is not None and full_result.val is not None
+    assert result.val.summary()["accuracy"] == pytest.approx(full_result.val.summary()["accuracy"])
     assert result.best_accuracy == pytest.approx(full_result.best_accuracy)  # the validation callback's state too
 
 

@@ -70,7 +70,8 @@ def test_mlflow_run_has_params_metrics_and_artifacts(synthetic_faces: Path, tmp_
     epoch_losses = [m.value for m in client.get_metric_history(run.info.run_id, "train/loss")]
     assert epoch_losses == pytest.approx(losses)  # the same numbers as the run folder's log
     accuracy = client.get_metric_history(run.info.run_id, "val/accuracy")
-    assert accuracy[-1].value == pytest.approx(result.val["accuracy"])
+    assert result.val is not None and result.val.verification is not None
+    assert accuracy[-1].value == pytest.approx(result.val.verification.accuracy)
     assert accuracy[-1].step == result.global_step
     assert "val/map_at_r" in run.data.metrics and "val/tar_at_far_1e-03" in run.data.metrics
     files = {a.path for folder in ("checkpoint", "run") for a in client.list_artifacts(run.info.run_id, folder)}
@@ -136,7 +137,8 @@ def test_wandb_offline_run_has_config_metrics_and_artifacts(
     step_losses = [h["train/step_loss"] for h in history if "train/step_loss" in h]
     assert len(step_losses) == result.global_step
     accuracy = [h["val/accuracy"] for h in history if "val/accuracy" in h]
-    assert accuracy[-1] == pytest.approx(result.val["accuracy"])
+    assert result.val is not None and result.val.verification is not None
+    assert accuracy[-1] == pytest.approx(result.val.verification.accuracy)
     artifacts = {a.type: {c.path for c in a.manifest.contents} for a in records["artifact"]}
     assert artifacts["model"] == {"best.pt"}
     assert {"config.yaml", "train.csv", "val.csv"} <= artifacts["run-files"]

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
             "epochs": result.epochs,
             "global_step": result.global_step,
             "best_accuracy": result.best_accuracy,
-            "val": result.val,
+            "val": result.val.summary() if result.val else None,
         }
     )
     return 0

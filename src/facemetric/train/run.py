@@ -14,9 +14,23 @@ from facemetric.core.atomic import write_json
 from facemetric.core.config import Config
 from facemetric.core.errors import ConfigError, FacemetricError
 from facemetric.data.dataset import DatasetSplit
-from facemetric.train.callbacks.classification import ClassificationCallback
-from facemetric.train.callbacks.validation import ValidationCallback
+from facemetric.train.callbacks.classification import ClassificationCallback, ClassificationReport
+from facemetric.train.callbacks.validation import HeldOutVerification, ValidationCallback
 from facemetric.train.trainer import Trainer
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """A run's last validation: verification of its held-out people (``data.val_identities``) and / or the
+    classification of its training people's other photos (``data.val_images``, ``data.dev_source``)."""
+
+    verification: HeldOutVerification | None
+    classification: ClassificationReport | None
+
+    def summary(self) -> dict[str, Any]:
+        """The flat record ``summary.json`` keeps as ``"val"`` and ``facemetric train`` prints."""
+        parts = (self.verification, self.classification)
+        return {k: v for part in parts if part is not None for k, v in part.model_dump().items()}
 
 
 @dataclass
@@ -24,7 +38,7 @@ class RunResult:
     out_dir: Path
     epochs: int
     global_step: int
-    val: dict[str, Any] | None  # last validation report (summary.json's "val")
+    val: ValidationReport | None  # the last validation (None: the run held nothing out)
     best_accuracy: float | None
 
 
@@ -52,7 +66,9 @@ class Run:
         finally:
             strategy.close()
         classification = self.trainer.callback(ClassificationCallback)
-        val = self.validation.last if self.validation else (classification.last if classification else None)
+        verified = self.validation.last if self.validation else None
+        classified = classification.last if classification else None
+        val = ValidationReport(verified, classified) if verified or classified else None
         best = self.validation.best_accuracy if self.validation else None
         if not self.trainer.strategy.is_main:
             return RunResult(self.out, self.trainer.epoch, self.trainer.global_step, None, None)
@@ -62,13 +78,13 @@ class Run:
                 "epochs": self.trainer.epoch,
                 "global_step": self.trainer.global_step,
                 "best_accuracy": best,
-                "val": val,
+                "val": val.summary() if val else None,
                 "data_wait_fraction": [h["data_wait_fraction"] for h in history],
             },
         )
         return RunResult(self.out, self.trainer.epoch, self.trainer.global_step, val, best)
 
-    def validate_untrained(self) -> dict[str, Any]:
+    def validate_untrained(self) -> HeldOutVerification:
         """Held-out verification of the network as the run starts (freshly initialised from ``train.seed``,
         or the ``model.pretrained`` / ``model.init`` weights): the baseline that shows how much training
         adds. Call it before :meth:`fit`; it leaves the weights and the random state alone."""

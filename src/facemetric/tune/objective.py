@@ -161,7 +161,7 @@ class Objective:
             trial.set_user_attr("curve", {str(k): v for k, v in pruning.values.items()})
         if result.val is None:
             raise ConfigError("data.val_identities: the trial has no held-out people to score; tuning needs them")
-        value = metric_value(result.val, self.metric)
+        value = metric_value(result.val.summary(), self.metric)
         if pruning.pruned_at is not None:
             trial.set_user_attr("pruned_at_epoch", pruning.pruned_at)
             raise optuna.TrialPruned(f"pruned after epoch {pruning.pruned_at} ({self.metric} {value:.4f})")

@@ -10,12 +10,13 @@ nearest class centre: the mean embedding of up to ``centre_images`` training pho
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from facemetric.core.results import Result
 from facemetric.data.cache import PackedImages
 from facemetric.embedders.torch_model import embed_array
 from facemetric.eval.course.classification import centre_scores, head_scores, top_k_accuracy
@@ -26,6 +27,16 @@ from facemetric.train.callbacks.validation import ValidationCallback
 
 if TYPE_CHECKING:
     from facemetric.train.trainer import Trainer
+
+
+class ClassificationReport(Result):
+    """A validation's closed-set classification: top-1 / top-5 over ``classify_images`` photos of the training
+    people, scored by the loss's classifier head or by the nearest class centre (``classify_by``)."""
+
+    classify_top1: float
+    classify_top5: float
+    classify_images: int
+    classify_by: Literal["head", "centres"]
 
 
 @register_callback("classification")
@@ -57,7 +68,7 @@ class ClassificationCallback(Callback):
         ]
         self.centre_rows = np.concatenate(picks) if picks else np.zeros(0, np.int64)
         self.best_top1: float | None = None
-        self.last: dict[str, Any] | None = None
+        self.last: ClassificationReport | None = None
 
     @classmethod
     def from_run(cls, run: RunContext) -> ClassificationCallback | None:
@@ -78,7 +89,7 @@ class ClassificationCallback(Callback):
     def _embed(self, model: nn.Module, images: Any) -> np.ndarray:
         return embed_array(model, images, device=self.device, flip=self.mirror, normalization=self.normalization)
 
-    def evaluate(self, model: nn.Module, loss: nn.Module) -> dict[str, Any]:
+    def evaluate(self, model: nn.Module, loss: nn.Module) -> ClassificationReport:
         """``classify_top1``, ``classify_top5``, ``classify_images`` and how they were scored."""
         emb = self._embed(model, self.dev.images)
         head = classifier_head(loss)
@@ -92,7 +103,9 @@ class ClassificationCallback(Callback):
             np.add.at(centres, labels, train_emb)
             scores, by = centre_scores(emb, centres), "centres"
         top = top_k_accuracy(scores, self.dev.labels, (1, 5))
-        return {"classify_top1": top[1], "classify_top5": top[5], "classify_images": len(self.dev), "classify_by": by}
+        return ClassificationReport(
+            classify_top1=top[1], classify_top5=top[5], classify_images=len(self.dev), classify_by=by
+        )
 
     def on_epoch_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
         verifies = trainer.callback(ValidationCallback) is not None  # then verification decides best.pt
@@ -104,15 +117,16 @@ class ClassificationCallback(Callback):
         report = self.evaluate(trainer.model, trainer.loss)
         self.last = report
         if verifies:
-            trainer.metrics.setdefault("val", {}).update(report)
+            trainer.metrics.setdefault("val", {}).update(report.model_dump())
             return
-        improved = self.best_top1 is None or report["classify_top1"] > self.best_top1
+        improved = self.best_top1 is None or report.classify_top1 > self.best_top1
         if improved:
-            self.best_top1 = report["classify_top1"]
-        trainer.metrics.update(val=dict(report), val_improved=improved)
+            self.best_top1 = report.classify_top1
+        trainer.metrics.update(val=report.model_dump(), val_improved=improved)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best_top1": self.best_top1, "last": self.last}
+        return {"best_top1": self.best_top1, "last": self.last.model_dump() if self.last else None}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.best_top1, self.last = state["best_top1"], state["last"]
+        self.best_top1 = state["best_top1"]
+        self.last = ClassificationReport.model_validate(state["last"]) if state["last"] else None

@@ -21,6 +21,7 @@ from facemetric.eval.primitives import cosine_scores
 from facemetric.eval.retrieval.metrics import retrieval_metrics
 from facemetric.eval.verification.metrics import verification_report
 from facemetric.eval.verification.protocol import PairProtocol, held_out_pair_protocol
+from facemetric.eval.verification.result import VerificationMetrics
 from facemetric.train.callbacks.base import Callback, RunContext
 from facemetric.train.callbacks.registry import register_callback
 
@@ -28,12 +29,20 @@ if TYPE_CHECKING:
     from facemetric.train.trainer import Trainer
 
 
+class HeldOutVerification(VerificationMetrics):
+    """A validation's figures on the held-out people: k-fold verification on the run's pair protocol, and
+    retrieval among their photos (each one a query against the others)."""
+
+    map_at_r: float
+    precision_at_1: float
+
+
 @register_callback("validation")
 class ValidationCallback(Callback):
     """Verification metrics of the model on ``val`` after every ``every`` epochs and after the last.
 
-    Publishes ``trainer.metrics["val"]`` (the report) and ``trainer.metrics["val_improved"]`` (best
-    accuracy so far), which the checkpoint callback uses for ``best.pt``.
+    Publishes ``trainer.metrics["val"]`` (the report as a flat record, for the logs and trackers) and
+    ``trainer.metrics["val_improved"]`` (best accuracy so far), which the checkpoint callback uses for ``best.pt``.
     """
 
     implied_by = "data.val_identities"
@@ -53,7 +62,7 @@ class ValidationCallback(Callback):
         names = np.array([val.identity_names[k] for k in val.labels])
         self.protocol: PairProtocol = held_out_pair_protocol(names, max_pairs, seed)
         self.best_accuracy: float | None = None
-        self.last: dict[str, Any] | None = None
+        self.last: HeldOutVerification | None = None
 
     @classmethod
     def from_run(cls, run: RunContext) -> ValidationCallback | None:
@@ -71,17 +80,18 @@ class ValidationCallback(Callback):
             mirror=cfg.model.mirror,
         )
 
-    def evaluate(self, model: nn.Module) -> dict[str, Any]:
+    def evaluate(self, model: nn.Module) -> HeldOutVerification:
         """The verification report of ``model`` on the held-out pairs."""
         emb = embed_array(
             model, self.val.images, device=self.device, flip=self.mirror, normalization=self.normalization
         )
         p = self.protocol
-        report = verification_report(cosine_scores(emb, p.i, p.j), p.same, folds=p.fold).model_dump()
+        verified = verification_report(cosine_scores(emb, p.i, p.j), p.same, folds=p.fold)
         # retrieval among the held-out photos (each one a query against the others): MAP@R and P@1
         ranked = retrieval_metrics(emb, self.val.labels, ks=(1,))
-        report.update(map_at_r=ranked.map_at_r, precision_at_1=ranked.precision_at_1)
-        return report
+        return HeldOutVerification(
+            **verified.model_dump(), map_at_r=ranked.map_at_r, precision_at_1=ranked.precision_at_1
+        )
 
     def on_epoch_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
         trainer.metrics["val_improved"] = False
@@ -89,14 +99,15 @@ class ValidationCallback(Callback):
             trainer.metrics.pop("val", None)
             return
         report = self.evaluate(trainer.model)
-        improved = self.best_accuracy is None or report["accuracy"] > self.best_accuracy
+        improved = self.best_accuracy is None or report.accuracy > self.best_accuracy
         if improved:
-            self.best_accuracy = report["accuracy"]
+            self.best_accuracy = report.accuracy
         self.last = report
-        trainer.metrics.update(val=report, val_improved=improved, best_accuracy=self.best_accuracy)
+        trainer.metrics.update(val=report.model_dump(), val_improved=improved, best_accuracy=self.best_accuracy)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best_accuracy": self.best_accuracy, "last": self.last}
+        return {"best_accuracy": self.best_accuracy, "last": self.last.model_dump() if self.last else None}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.best_accuracy, self.last = state["best_accuracy"], state["last"]
+        self.best_accuracy = state["best_accuracy"]
+        self.last = HeldOutVerification.model_validate(state["last"]) if state["last"] else None
