@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         args.photos, release, points=args.points, max_photos=args.max_photos, seed=0, overwrite=True
     )
     report["release"] = {**built.model_dump(), "minutes": round((time.perf_counter() - started) / 60, 2)}
-    report["train_cache"] = prepare_patches(release, cache, "a", "train", overwrite=True)
+    report["train_cache"] = prepare_patches(release, cache, "a", "train", overwrite=True).summary
     report["baselines"] = {} if args.no_baselines else {name: _evaluate(release, name) for name in BASELINES}
     write_json(args.out, report)
     report["trained"] = {}

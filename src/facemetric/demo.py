@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 from facemetric.core.atomic import write_json
 from facemetric.core.config import load_config
@@ -23,6 +22,7 @@ from facemetric.embedders.torch_model import ModelEmbedder
 from facemetric.eval.suite.files import evaluate_pairs_file
 from facemetric.eval.suite.held_out import evaluate_run_to_folder
 from facemetric.eval.verification.files import write_pairs_lfw
+from facemetric.eval.verification.result import VerificationMetrics
 from facemetric.report import render_report
 from facemetric.train.build import build_run
 
@@ -39,18 +39,18 @@ DEMO_DEFAULTS = [
 ]
 
 
-def summary_table(reports: dict[str, dict[str, Any]]) -> str:
+def summary_table(reports: dict[str, VerificationMetrics]) -> str:
     """A Markdown table: one row per report (accuracy, AUC, EER, TAR at two FARs)."""
     width = max(len(name) for name in reports)
     head = ["model / protocol".ljust(width), "accuracy (10-fold)", "AUC   ", "EER   ", "TAR@FAR=1e-2", "TAR@FAR=1e-3"]
     rows = ["| " + " | ".join(head) + " |", "|" + "|".join("-" * (len(h) + 2) for h in head) + "|"]
     for name, rep in reports.items():
-        tar = rep["tar_at_far"]
+        tar = rep.tar_at_far
         cells = [
             name.ljust(width),
-            f"{rep['accuracy']:.4f} ± {rep['accuracy_std']:.4f}".ljust(18),
-            f"{rep['auc']:.4f}",
-            f"{rep['eer']:.4f}",
+            f"{rep.accuracy:.4f} ± {rep.accuracy_std:.4f}".ljust(18),
+            f"{rep.auc:.4f}",
+            f"{rep.eer:.4f}",
             f"{tar['1e-02']:.4f}".ljust(12),
             f"{tar['1e-03']:.4f}".ljust(12),
         ]
@@ -60,8 +60,9 @@ def summary_table(reports: dict[str, dict[str, Any]]) -> str:
 
 def run_demo(
     data: str | None = None, out: str = "runs/demo", overrides: list[str] | None = None, progress: bool = True
-) -> dict[str, Any]:
-    """Train and evaluate end to end; returns the reports and prints a summary table."""
+) -> dict[str, VerificationMetrics]:
+    """Train and evaluate end to end; returns the verification of each row of the summary table it prints
+    (``demo_report.json``)."""
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     synthetic = data is None
@@ -88,11 +89,11 @@ def run_demo(
         raise ConfigError("data.val_identities: the demo needs held-out identities; set it above 0")
     run = build_run(cfg, data=prepared)
     assert run.validation is not None
-    reports = {"untrained model, held-out identities": run.validate_untrained().model_dump()}
+    reports: dict[str, VerificationMetrics] = {"untrained model, held-out identities": run.validate_untrained()}
     result = run.fit()
     checkpoint = result.out_dir / ("best.pt" if (result.out_dir / "best.pt").exists() else "last.pt")
     embedder = ModelEmbedder.from_checkpoint(checkpoint)
-    reports["trained model, held-out identities"] = run.validation.evaluate(embedder.model).model_dump()
+    reports["trained model, held-out identities"] = run.validation.evaluate(embedder.model)
     if synthetic:
         val = prepared.val
         # the validation pairs, as an LFW-format file that `facemetric eval` reads from the photos
@@ -104,8 +105,8 @@ def run_demo(
         )
         reports["trained, `facemetric eval` pairs file"] = evaluate_pairs_file(
             embedder, pairs_file, out_dir / "synthetic-data", progress=progress
-        ).model_dump()
-    write_json(out_dir / "demo_report.json", reports)
+        )
+    write_json(out_dir / "demo_report.json", {name: report.model_dump() for name, report in reports.items()})
     report_html = _html_report(result.out_dir, checkpoint, progress)
     print(f"\nfacemetric demo: {'synthetic faces' if synthetic else data}, checkpoint {checkpoint}\n")
     print(summary_table(reports))

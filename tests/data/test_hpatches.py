@@ -97,12 +97,12 @@ def test_prepare_patches_packs_a_split_and_knows_a_finished_cache(tmp_path: Path
     summary = json.loads((tmp_path / "train" / "summary.json").read_text())
     assert (summary["sequences"], summary["illumination"], summary["viewpoint"]) == (2, 1, 1)
     before = (tmp_path / "train" / "images.npy").stat().st_mtime_ns
-    assert prepare_patches(release, tmp_path / "train", "a", "train")["up_to_date"] is True
+    assert prepare_patches(release, tmp_path / "train", "a", "train").up_to_date is True
     assert (tmp_path / "train" / "images.npy").stat().st_mtime_ns == before  # nothing redone
     with pytest.raises(PrepareError, match="already holds a prepared cache"):  # another part into the same folder
         prepare_patches(release, tmp_path / "train", "a", "test")
     test = prepare_patches(release, tmp_path / "train", "a", "test", overwrite=True)
-    assert test["sequences"] == 1 and load_prepared(tmp_path / "train").identity_names == ["i_b/0", "i_b/1"]
+    assert test.summary["sequences"] == 1 and load_prepared(tmp_path / "train").identity_names == ["i_b/0", "i_b/1"]
 
 
 def test_val_group_holds_out_whole_sequences(tmp_path: Path) -> None:
@@ -120,7 +120,7 @@ def test_val_group_holds_out_whole_sequences(tmp_path: Path) -> None:
 
     for name, base in (("i_a", 10), ("i_b", 60), ("v_c", 110), ("v_d", 160)):
         _sequence(tmp_path / "release", name, 3, base)
-    cache = prepare_patches(tmp_path / "release", tmp_path / "cache")["out"]
+    cache = prepare_patches(tmp_path / "release", tmp_path / "cache").out
     split = load_dataset(
         DataConfig(
             source=cache, channels=1, image_size=[32, 32], val_identities=0.5, val_group="^([^/]+)/", cache_dir=None

@@ -86,12 +86,12 @@ def run(args: argparse.Namespace) -> int:
     if args.patches:
         from facemetric.data.hpatches import prepare_patches
 
-        summary = prepare_patches(
+        packed = prepare_patches(
             args.data, args.out, args.patch_split, args.patch_part, args.splits_json, args.size or 32, args.overwrite
         )
-        if summary.get("up_to_date"):
+        if packed.up_to_date:
             log.info("%s is up to date: nothing to do", args.out)
-        print_json(summary)
+        print_json(packed.summary)
         return 0
     offered = {"fraction": args.center_fraction, "max_upsample": args.max_upsample, "detector": args.detector}
     size = args.size or (150 if args.align == "dlib-chip" else 112)

@@ -22,12 +22,16 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from facemetric.core.atomic import atomic_path, write_csv, write_json
 from facemetric.data.sources import DatasetError
+
+if TYPE_CHECKING:
+    from facemetric.data.prepare import PrepareResult
 
 PATCH = 65  # the release's patch side
 IMAGES = ("ref", *(f"{level}{k}" for level in "eht" for k in range(1, 6)))
@@ -211,11 +215,12 @@ def prepare_patches(
     splits_json: str | Path | None = None,
     size: int = 32,
     overwrite: bool = False,
-) -> dict:
+) -> PrepareResult:
     """``facemetric prepare --patches``: the sequences of ``split`` / ``part`` of the release at ``root``
-    packed into the cache ``out`` (a ``data.source``); returns a summary. ``splits_json`` defaults to
+    packed into the cache ``out`` (a ``data.source``); returns what :func:`~facemetric.data.prepare.prepare`
+    returns (the summary, or the stored one and ``up_to_date``). ``splits_json`` defaults to
     ``root/splits.json`` when the split is not one of full, illum, view."""
-    from facemetric.data.prepare import check_output
+    from facemetric.data.prepare import PrepareResult, check_output
 
     root, out = Path(root), Path(out)
     names = sequence_names(root, split, part, splits_file(root, split, splits_json))
@@ -224,7 +229,7 @@ def prepare_patches(
     fingerprint = f"hpatches:{source}:{size}:{len(names)}:{digest}"
     stored = check_output(out, fingerprint, overwrite)  # refuses an OUT holding something else, unless overwrite
     if stored is not None:
-        return {**stored, "up_to_date": True}
+        return PrepareResult(out, stored, up_to_date=True)
     patches = read_hpatches(root, names, size)
     summary = {
         "source": str(root),
@@ -239,4 +244,4 @@ def prepare_patches(
         "out": str(out),
     }
     write_patch_cache(patches, out, source, fingerprint, summary)
-    return summary
+    return PrepareResult(out, summary)
