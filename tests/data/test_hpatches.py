@@ -120,7 +120,7 @@ def test_val_group_holds_out_whole_sequences(tmp_path: Path) -> None:
 
     for name, base in (("i_a", 10), ("i_b", 60), ("v_c", 110), ("v_d", 160)):
         _sequence(tmp_path / "release", name, 3, base)
-    cache = prepare_patches(tmp_path / "release", tmp_path / "cache").out
+    cache = str(prepare_patches(tmp_path / "release", tmp_path / "cache").out)
     split = load_dataset(
         DataConfig(
             source=cache, channels=1, image_size=[32, 32], val_identities=0.5, val_group="^([^/]+)/", cache_dir=None
