@@ -1,6 +1,6 @@
 """Benchmark: the gallery (enroll / calibrate / identify, as ``facemetric gallery`` runs them) on ORL.
 
-    python benchmarks/gallery_orl.py [--orl ../shared/data/orl] [--embedder dlib-resnet]
+    python benchmarks/gallery_orl.py [--orl ../shared/data/orl] [--model dlib-resnet]
     python benchmarks/gallery_orl.py --transfer [postgresql://user@host/database_without_a_gallery]
 
 Everything goes through :class:`facemetric.gallery.service.Gallery` with photo files as a user
@@ -211,9 +211,7 @@ def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--orl", default=str(Path(__file__).resolve().parents[3].parent / "shared" / "data" / "orl"))
-    parser.add_argument(
-        "--model", "--embedder", dest="model", default="dlib-resnet", help="dlib-resnet or a checkpoint / .onnx path"
-    )
+    parser.add_argument("--model", dest="model", default="dlib-resnet", help="dlib-resnet or a checkpoint / .onnx path")
     parser.add_argument(
         "--transfer",
         nargs="?",

@@ -147,9 +147,7 @@ def run(embedder: str, data: Path, clients: int, requests: int, enroll_every: in
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--model", "--embedder", dest="model", default="dlib-resnet", help="dlib-resnet or a checkpoint / .onnx path"
-    )
+    parser.add_argument("--model", dest="model", default="dlib-resnet", help="dlib-resnet or a checkpoint / .onnx path")
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[3].parent / "shared" / "data" / "orl"))
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=500, help="requests per client")
