@@ -9,6 +9,7 @@ documented modules and these helpers, never another script's private functions.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +21,8 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+# the real datasets: ../shared/data beside the repository, or wherever $FACEMETRIC_SHARED_DATA points (as the tests)
+SHARED_DATA = Path(os.environ.get("FACEMETRIC_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
 def ms_per_face(fn: Callable[[], object], n: int, repeats: int) -> float:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import orl_files, throwaway_database
+from common import SHARED_DATA, orl_files, throwaway_database
 from facemetric.core.embedder import Embedder
 from facemetric.core.faces import Detection
 from facemetric.core.matching import UNKNOWN
@@ -210,7 +210,7 @@ def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--orl", default=str(Path(__file__).resolve().parents[3].parent / "shared" / "data" / "orl"))
+    parser.add_argument("--orl", default=str(SHARED_DATA / "orl"))
     parser.add_argument("--model", dest="model", default="dlib-resnet", help="dlib-resnet or a checkpoint / .onnx path")
     parser.add_argument(
         "--transfer",

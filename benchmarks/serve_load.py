@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import test_servers, throwaway_database
+from common import SHARED_DATA, test_servers, throwaway_database
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
@@ -148,7 +148,7 @@ def run(embedder: str, data: Path, clients: int, requests: int, enroll_every: in
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", dest="model", default="dlib-resnet", help="dlib-resnet or a checkpoint / .onnx path")
-    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[3].parent / "shared" / "data" / "orl"))
+    parser.add_argument("--data", default=str(SHARED_DATA / "orl"))
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=500, help="requests per client")
     parser.add_argument("--enroll-every", type=int, default=4, help="every N-th request of a client enrols")
