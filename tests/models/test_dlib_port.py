@@ -146,3 +146,23 @@ def test_converted_weights_are_cached_and_a_damaged_cache_is_rebuilt(tmp_path, m
     cached.write_bytes(b"garbage")
     rebuilt, _ = pretrained_state_dict()
     assert torch.equal(rebuilt["fc.weight"], first["fc.weight"]) and cached.stat().st_size > 1_000_000
+
+
+def test_dlib_rows_at_starts_a_wider_network_as_dlibs_descriptor(port) -> None:
+    """model.options.dlib_rows_at: dlib's 128 rows land where asked in a wider embedding layer, the others
+    are zero, so the wider network's unit embedding is dlib's padded with zeros; a bad place is refused."""
+    from facemetric.core.errors import ConfigError
+    from facemetric.models.dlib_resnet import dlib_resnet, load_pretrained
+
+    wide = dlib_resnet(embedding_dim=640, dlib_rows_at=512).eval()
+    assert load_pretrained(wide) == []
+    x = torch.rand(3, 3, 112, 112)
+    with torch.no_grad():
+        ours, theirs = wide(x), port(x)
+    assert torch.count_nonzero(ours[:, :512]) == 0
+    torch.testing.assert_close(ours[:, 512:], theirs, atol=1e-5, rtol=1e-4)
+    assert torch.equal(wide.fused().fc.weight, wide.fc.weight)
+    random_rows = dlib_resnet(embedding_dim=640)
+    assert load_pretrained(random_rows) == ["fc.weight"] and torch.count_nonzero(random_rows.fc.weight[:512]) > 0
+    with pytest.raises(ConfigError, match="dlib_rows_at: 600 does not leave room .* use 0 ... 512"):
+        load_pretrained(dlib_resnet(embedding_dim=640, dlib_rows_at=600))

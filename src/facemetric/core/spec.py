@@ -8,6 +8,7 @@ and the pixel normalisation.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,9 @@ class ImageSpec:
     width: int = 64
     channels: int = 3
     crop: float = 1.0
-    align: str = "crop"  # how the pixels were cut from the photo: crop (the fraction above) or a prepare backend
+    # how the pixels were cut from the photo: crop (the fraction above) or a prepare backend, with the settings
+    # that differ from its defaults after a "?" (dlib-chip?detector=yunet), so the same cut is made at inference
+    align: str = "crop"
     mean: tuple[float, ...] = ()  # per-channel normalisation of [0, 1] pixels; empty: 0.5 (inputs in [-1, 1])
     std: tuple[float, ...] = ()
 
@@ -42,6 +45,22 @@ class ImageSpec:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def align_name(self) -> str:
+        """The backend of :attr:`align`, without its settings (``dlib-chip`` of ``dlib-chip?detector=yunet``)."""
+        return self.align.partition("?")[0]
+
+    @property
+    def align_options(self) -> dict[str, Any]:
+        """The backend settings written in :attr:`align` after its ``?`` (values read as YAML scalars)."""
+        import yaml
+
+        options: dict[str, Any] = {}
+        for item in filter(None, self.align.partition("?")[2].split("&")):
+            key, _, value = item.partition("=")
+            options[key] = yaml.safe_load(value)
+        return options
 
     @property
     def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:

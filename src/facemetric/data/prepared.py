@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facemetric.data.align import ALIGNERS
 from facemetric.data.cache import PackedImages
 from facemetric.data.images import ImageSpec
 from facemetric.data.prepare import FORMAT
@@ -28,6 +29,17 @@ def is_prepared(path: str | Path) -> bool:
     return _meta(path) is not None
 
 
+def align_with_settings(align: str, opts: dict) -> str:
+    """The backend name, with the settings the cache was cut with that differ from the backend's defaults after a
+    ``?`` (``dlib-chip?detector=yunet``): what a model trained on the cache cuts photos with at inference."""
+    if align not in ALIGNERS:
+        return align
+    defaults = {name: p.default for name, p in ALIGNERS.parameters(align).items()}
+    settings = sorted(opts.get("align_options", {}).items())
+    changed = [f"{k}={v}" for k, v in settings if k in defaults and v != defaults[k]]
+    return align + ("?" + "&".join(changed) if changed else "")
+
+
 def prepared_spec(path: str | Path) -> ImageSpec:
     """The preprocessing a prepared cache's crops went through, with its normalisation statistics."""
     meta = _meta(path)
@@ -40,7 +52,7 @@ def prepared_spec(path: str | Path) -> ImageSpec:
         opts["size"],
         opts["channels"],
         crop=crop,
-        align="crop" if opts["align"] in ("none", "center") else opts["align"],
+        align="crop" if opts["align"] in ("none", "center") else align_with_settings(opts["align"], opts),
         mean=tuple(meta["mean"]),
         std=tuple(meta["std"]),
     )

@@ -72,7 +72,19 @@ class CropEmbedder(Embedder):
 
     def __init__(self, spec: ImageSpec, aligner: Aligner | None = None) -> None:
         self.spec = spec
-        self.aligner = aligner if aligner is not None else aligner_for(spec)
+        self._aligner, self._aligner_built = aligner, aligner is not None
+
+    @property
+    def aligner(self) -> Aligner | None:
+        """The detector that cuts photos: the one given, else the one ``spec.align`` names, built at the
+        first photo (an embedder used on crops alone never loads a detector)."""
+        if not self._aligner_built:
+            self._aligner, self._aligner_built = aligner_for(self.spec), True
+        return self._aligner
+
+    @aligner.setter
+    def aligner(self, value: Aligner | None) -> None:
+        self._aligner, self._aligner_built = value, True
 
     def crop_photo(self, image: Image.Image) -> tuple[np.ndarray, Detection]:
         if self.aligner is not None:

@@ -110,11 +110,15 @@ class DlibResnetEmbedder(ModelEmbedder):
             onnxruntime is installed and the device is the CPU, else ``torch``).
         device: where the torch backend runs (``cpu``, ``cuda``).
         detector: ``hog`` (dlib's HOG detector, default), ``cnn`` (dlib's MMOD CNN: more turned and
-            small faces, about 20x slower) or ``hog+cnn`` (the CNN only where HOG finds nothing).
+            small faces, about 20x slower), ``hog+cnn`` (the CNN only where HOG finds nothing) or
+            ``yunet`` (OpenCV's YuNet: turned and small faces, faster than HOG; the chip is cut from
+            YuNet's five points, no dlib landmarks: :class:`~facemetric.data.align.dlib.DlibChipAligner`).
     """
 
     name = NAME
     dim = 128
+    score_spread = 0.0347  # std of cosines between different people (benchmarks/score_spread.py): fusion weight
+    licence = "CC0 (dlib's model files)"
 
     def __init__(
         self,

@@ -82,7 +82,8 @@ class OnnxEmbedder(CropEmbedder):
         meta = self.session.get_modelmeta().custom_metadata_map
         if META_SPEC not in meta:
             raise ExportError(
-                f"{path}: not a facemetric export (no {META_SPEC} metadata); export it with `facemetric export`"
+                f"{path}: not a facemetric export (no {META_SPEC} metadata); export it with `facemetric export` "
+                f"(an InsightFace-format face recogniser runs as arcface-onnx?path={path})"
             )
         super().__init__(ImageSpec(**json.loads(meta[META_SPEC])))
         self.model_info = json.loads(meta.get(META_MODEL, "{}"))

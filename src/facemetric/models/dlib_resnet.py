@@ -26,7 +26,6 @@ file's hash.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 from pathlib import Path
@@ -39,6 +38,7 @@ import torch.nn.functional as F
 from facemetric.core.atomic import atomic_path
 from facemetric.core.errors import ConfigError, MissingDependencyError
 from facemetric.core.paths import cache_dir
+from facemetric.core.weight_files import file_sha256
 from facemetric.models.dlib_format import DlibFormatError, Node, read_network
 from facemetric.models.registry import register_model
 from facemetric.models.spec import ModelSpec, PretrainedWeights
@@ -102,9 +102,12 @@ class DlibBlock(nn.Module):
 class DlibResNet(nn.Module):
     """dlib's face-recognition ResNet (see the module docstring); ``forward`` returns raw embeddings."""
 
-    def __init__(self, embedding_dim: int = 128, in_channels: int = 3, normalize: bool = True) -> None:
+    def __init__(
+        self, embedding_dim: int = 128, in_channels: int = 3, normalize: bool = True, dlib_rows_at: int | None = None
+    ) -> None:
         super().__init__()
         self.normalize = normalize
+        self.dlib_rows_at = dlib_rows_at
         self.stem_conv = nn.Conv2d(in_channels, 32, 7, stride=2)
         self.stem_affine: nn.Module = Affine(32)
         stages, channels = [], 32
@@ -140,7 +143,7 @@ class DlibResNet(nn.Module):
         """An inference copy with every affine layer folded into the convolution before it
         (``conv(x) * g + b`` is a convolution with weights ``w * g`` and bias ``bias * g + b``):
         the same outputs to float rounding, one pass over each activation less."""
-        copy = DlibResNet(self.embedding_dim, self.stem_conv.in_channels, self.normalize)
+        copy = DlibResNet(self.embedding_dim, self.stem_conv.in_channels, self.normalize, self.dlib_rows_at)
         copy.load_state_dict(self.state_dict())
         owners: list[tuple[nn.Module, str, str]] = [(copy, "stem_conv", "stem_affine")]
         for block in copy.blocks():
@@ -232,20 +235,10 @@ def default_model_file() -> Path:
     return path
 
 
-@functools.lru_cache(maxsize=8)
-def _digest(path: Path, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def file_digest(path: str | Path) -> str:
     """sha256 of a file, computed once per file version (the model file is 22 MB, asked for by the
     weight cache and the ONNX cache of every embedder built)."""
-    stat = Path(path).stat()
-    return _digest(Path(path).resolve(), stat.st_size, stat.st_mtime_ns)
+    return file_sha256(path)
 
 
 def pretrained_state_dict(path: str | Path | None = None) -> tuple[dict[str, torch.Tensor], tuple[float, ...]]:
@@ -275,7 +268,8 @@ def pretrained_state_dict(path: str | Path | None = None) -> tuple[dict[str, tor
 
 def load_pretrained(model: nn.Module) -> list[str]:
     """Copy dlib's trained weights into a :class:`DlibResNet`; returns the names left as initialised
-    (the embedding layer when ``embedding_dim`` is not 128)."""
+    (the embedding layer when ``embedding_dim`` is not 128, unless ``dlib_rows_at`` places dlib's
+    128 rows inside the wider layer, whose other rows then start at zero)."""
     if not isinstance(model, DlibResNet):
         raise ConfigError(
             f"model.pretrained: dlib weights fit the dlib_resnet model, not {type(model).__name__}; "
@@ -284,6 +278,19 @@ def load_pretrained(model: nn.Module) -> list[str]:
     state, _ = pretrained_state_dict()
     own = model.state_dict()
     kept = {k: v for k, v in state.items() if v.shape == own[k].shape}
+    at = model.dlib_rows_at
+    if at is not None and "fc.weight" not in kept:
+        rows = state["fc.weight"].shape[0]
+        if not 0 <= at <= model.embedding_dim - rows:
+            raise ConfigError(
+                f"model.options.dlib_rows_at: {at} does not leave room for dlib's {rows} rows in a "
+                f"{model.embedding_dim}-d embedding layer; use 0 ... {model.embedding_dim - rows}"
+            )
+        # zero rows beside dlib's: the network starts as dlib's descriptor (a wider, random layer
+        # wrecks dlib's small weights within Adam's first steps) and learns the new directions
+        fc = torch.zeros_like(own["fc.weight"])
+        fc[at : at + rows] = state["fc.weight"]
+        kept["fc.weight"] = fc
     skipped = sorted(set(state) - set(kept))
     model.load_state_dict(kept, strict=False)
     if skipped:
@@ -305,14 +312,23 @@ DLIB_WEIGHTS = PretrainedWeights(
     "dlib_resnet", spec=ModelSpec(input_size=(CHIP, CHIP), embedding_dim=128, pretrained={"dlib": DLIB_WEIGHTS})
 )
 def dlib_resnet(
-    embedding_dim: int = 128, in_channels: int = 3, input_size: tuple[int, int] = (CHIP, CHIP), normalize: bool = True
+    embedding_dim: int = 128,
+    in_channels: int = 3,
+    input_size: tuple[int, int] = (CHIP, CHIP),
+    normalize: bool = True,
+    dlib_rows_at: int | None = None,
 ) -> DlibResNet:
     """dlib's 29-convolution face ResNet (5.6M parameters; 150x150 dlib face chips; ``model.pretrained:
-    dlib`` starts from dlib's trained weights)."""
+    dlib`` starts from dlib's trained weights).
+
+    ``dlib_rows_at``: with an ``embedding_dim`` above 128, dlib's embedding layer becomes rows
+    ``dlib_rows_at`` ... ``+127`` of the wider one and the others start at zero, so the network starts
+    as dlib's descriptor; a student of the fusion ``arcface-mbf+dlib-resnet`` puts it at 512, where the
+    teacher's dlib part is. Unset: the wider layer starts random."""
     small = [side for side in input_size if final_side(int(side)) < 1]
     if small:
         raise ValueError(
             f"dlib_resnet needs inputs of at least {MIN_SIDE}x{MIN_SIDE} pixels (its stem and four unpadded "
             f"stride-2 convolutions), got {tuple(input_size)}; dlib's own chips are {CHIP}x{CHIP}"
         )
-    return DlibResNet(embedding_dim, in_channels, normalize)
+    return DlibResNet(embedding_dim, in_channels, normalize, dlib_rows_at)

@@ -8,14 +8,18 @@ a model there and reports parameters, counted FLOPs and, optionally, CPU forward
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
+from facemetric.core.errors import ConfigError, FacemetricError
 from facemetric.models.budget import count_flops, count_parameters
 from facemetric.models.registry import available_models, build_natural, model_spec
+
+log = logging.getLogger("facemetric")
 
 
 @dataclass
@@ -71,8 +75,20 @@ def describe(name: str, embedding_dim: int | None = None, speed: bool = True) ->
 
 
 def catalogue(embedding_dim: int | None = None, speed: bool = True, names: list[str] | None = None) -> list[ModelRow]:
-    """:func:`describe` for every registered model (or ``names``)."""
-    return [describe(n, embedding_dim, speed) for n in (names or available_models())]
+    """:func:`describe` for every registered model (or ``names``). Listing them all, a model that cannot be
+    built here is left out with a log line saying why (a warning when its weight file is not installed);
+    a model named is built or refused."""
+    if names:
+        return [describe(n, embedding_dim, speed) for n in names]
+    rows = []
+    for name in available_models():
+        try:
+            rows.append(describe(name, embedding_dim, speed))
+        except ConfigError as exc:  # built from options it has no default for (arcface_onnx: a file)
+            log.info("%s left out: %s", name, exc)
+        except FacemetricError as exc:
+            log.warning("%s left out: %s", name, exc)
+    return rows
 
 
 def format_table(rows: list[ModelRow], cap: int | None = None) -> str:

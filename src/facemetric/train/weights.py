@@ -59,7 +59,7 @@ def training_spec(cfg: Config, spec: ImageSpec) -> ImageSpec:
         declared = model_spec(cfg.model.name).normalization
         return dataclasses.replace(spec, mean=declared[0], std=declared[1]) if declared else spec
     (height, width), side = weights.input_size, weights.min_side
-    if spec.align != weights.align or spec.channels != weights.channels or min(spec.height, spec.width) < side:
+    if spec.align_name != weights.align or spec.channels != weights.channels or min(spec.height, spec.width) < side:
         raise ConfigError(
             f"model.pretrained: {cfg.model.pretrained}'s weights were trained on {weights.channels}-channel "
             f"{height}x{width} crops cut by {weights.align!r} (smaller ones run down to {side}x{side}), but "

@@ -2,10 +2,10 @@
 
 One aligner per module of this package, registered with ``@register_aligner("name")`` (``none`` and
 ``center`` in :mod:`.center`, ``opencv``, ``dlib`` and ``dlib-chip`` in :mod:`.opencv` and
-:mod:`.dlib`), found by ``core.registry.discover`` like every other plugin: a new detector is one new
-file here. Landmark aligners warp the face onto the five-point template of the ArcFace/insightface
-112x112 crop (:mod:`.geometry`). Heavy detector libraries (dlib, OpenCV) load inside the aligners,
-when one is built, never on import.
+:mod:`.dlib`, ``yunet`` in :mod:`.yunet`), found by ``core.registry.discover`` like every other
+plugin: a new detector is one new file here. Landmark aligners warp the face onto the five-point
+template of the ArcFace/insightface 112x112 crop (:mod:`.geometry`). Heavy detector libraries (dlib,
+OpenCV) load inside the aligners, when one is built, never on import.
 """
 
 from facemetric.core.registry import discover

