@@ -9,6 +9,7 @@ documented modules and these helpers, never another script's private functions.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sys
 import time
@@ -90,3 +91,11 @@ def throwaway_database(name: str = "bench") -> Iterator[str]:
     servers = test_servers()
     with servers.running_postgres() as url:
         yield servers.create_database(url, name)
+
+
+def print_and_write(report: dict[str, Any], out: Path | None) -> None:
+    """Print a benchmark's JSON report and, with ``out``, write it there (folders made as needed)."""
+    print(json.dumps(report, indent=1))
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=1) + "\n")

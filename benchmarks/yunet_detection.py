@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import platform
 import time
 from datetime import date
@@ -28,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from common import SHARED_DATA
+from common import SHARED_DATA, print_and_write
 from facemetric.core.faces import NoFaceError
 from facemetric.data.align import build_aligner
 from facemetric.data.images import open_image
@@ -100,10 +99,7 @@ def main() -> None:
             qmul, {"all": np.ones(len(qmul), bool)} | {f"pan_{a}-{b}": (off >= a) & (off <= b) for a, b in PAN_BANDS}
         ),
     }
-    print(json.dumps(report, indent=1))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print_and_write(report, args.out)
 
 
 if __name__ == "__main__":

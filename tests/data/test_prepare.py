@@ -262,6 +262,9 @@ def test_dlib_and_opencv_find_and_align_faces(tmp_path: Path, shared_data: Path)
     # LFW faces are centred in 250 x 250 photos: the chosen box is too
     centres = np.array([[(d["box"][0] + d["box"][2]) / 2, (d["box"][1] + d["box"][3]) / 2] for d in dets])
     assert np.all(np.abs(centres - 125) < 30)
+    # dlib's five points give each face's head pose; LFW's faces look roughly at the camera
+    poses = np.array([[d["pose"]["yaw"], d["pose"]["pitch"], d["pose"]["roll"]] for d in dets])
+    assert np.all(np.abs(poses[:, 0]) < 45) and np.all(np.abs(poses[:, 2]) < 30), poses
 
 
 def test_decoding_for_a_dlib_aligned_model_aligns_like_prepare(tmp_path: Path, shared_data: Path) -> None:

@@ -18,7 +18,7 @@ from facemetric.core.errors import ConfigError, MissingDependencyError
 from facemetric.core.faces import NoFaceError
 from facemetric.core.weight_files import YUNET
 from facemetric.data.align import TEMPLATE_112, build_aligner, similarity_transform
-from facemetric.data.align.dlib import DLIB_CHIP_5_POINTS
+from facemetric.data.align.mean_face import DLIB_CHIP_5_POINTS
 from facemetric.data.images import open_image
 
 pytest.importorskip("cv2")
@@ -137,7 +137,8 @@ def test_dlib_chip_from_yunet_points_is_near_dlibs_own_chip(yunet_file: Path, fa
     chips differ less: 5.0 px on average, 10.1 at most on these faces.
     """
     pytest.importorskip("dlib")
-    from facemetric.data.align.dlib import YUNET_CHIP_FACE, DlibChipAligner
+    from facemetric.data.align.dlib import DlibChipAligner
+    from facemetric.data.align.mean_face import YUNET_CHIP_FACE
 
     hog, yunet = DlibChipAligner(detector="hog"), DlibChipAligner(detector="yunet")
     corners = np.array([[0, 0], [150, 0], [0, 150], [150, 150], [75, 75]], float)

@@ -4,7 +4,7 @@ Layout of the output folder ``OUT``::
 
     images.npy       N x size x size x C uint8 (np.load(..., mmap_mode="r") reads it lazily)
     manifest.csv     index,label,identity,source: row i of images.npy
-    detections.jsonl one detection record per row (backend, box, score, landmarks, faces)
+    detections.jsonl one detection record per row (backend, box, score, landmarks, faces, image size, head pose)
     skipped.csv      source,identity,kind,reason for every input left out
     summary.json     counts (per skip reason), detection rate, time
     contact_sheet.png random crops, for a person to check the alignment

@@ -29,6 +29,15 @@ class Answer(BaseModel):
 # ------------------------------------------------------------------ people and photos
 
 
+class HeadPose(Answer):
+    """The head's pose in degrees as the camera sees it (:class:`facemetric.core.faces.Pose`), from the
+    detector's five landmarks fitted to a generic 3-D face: good to several degrees, not a measurement."""
+
+    yaw: float = Field(description="turn left or right: positive when the face turns towards the image's right")
+    pitch: float = Field(description="nod: positive when the face looks up")
+    roll: float = Field(description="tilt in the image plane: positive when the face turns clockwise in the image")
+
+
 class FaceDetection(Answer):
     """Where the face used was found in the photo (:class:`facemetric.core.faces.Detection`)."""
 
@@ -56,6 +65,11 @@ class FaceDetection(Answer):
     image_size: list[int] = Field(
         default_factory=list,
         description="the photo's [width, height] in pixels (empty when the backend does not report it)",
+    )
+    pose: HeadPose | None = Field(
+        None,
+        description="the head's yaw, pitch and roll in degrees, where the detector gives five landmarks "
+        "(YuNet, dlib's 5-point predictor); null otherwise",
     )
 
 

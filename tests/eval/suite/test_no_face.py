@@ -275,6 +275,11 @@ def test_cli_option_report_and_pairs_file_summary(
     assert summary["policy"] == "reject" and summary["n_photos"] == 3 and summary["n_pairs"] == 4
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any(m.startswith("3 photos had no detectable face; 4 pairs affected (policy: reject)") for m in warned)
+    # every photo dlib found a face in has its detection record, head pose included, by its shown path
+    records = [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]
+    assert len(records) == 14 - 3 and not {r["path"] for r in records} & set(NO_FACE)
+    assert all(r["found"] and r["backend"] == "dlib-resnet" and len(r["landmarks"]) == 5 for r in records)
+    assert all(set(r["pose"]) == {"yaw", "pitch", "roll"} and abs(r["pose"]["yaw"]) < 45 for r in records)
     paths = render_report(out)
     md = paths.markdown.read_text()
     assert "## Photos without a detectable face" in md

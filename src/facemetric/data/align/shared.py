@@ -21,6 +21,7 @@ from facemetric.core.faces import Detection
 from facemetric.data.align.base import Aligner
 from facemetric.data.align.dlib import chip_from_points, load_dlib
 from facemetric.data.align.geometry import TEMPLATE_112, warp_to_template
+from facemetric.data.align.pose import pose_record
 from facemetric.data.align.yunet import MAX_SIDE, MIN_SIDE, SCORE_THRESHOLD, UPSAMPLE, YunetFinder
 
 CUT_KINDS = ("yunet", "dlib-chip")  # crops that can be cut from YuNet's five points
@@ -93,4 +94,5 @@ class SharedYunetAligner(Aligner):
                 canvas[:size, x : x + size] = warp_to_template(rgb, points, size, TEMPLATE_112)
             else:
                 canvas[:size, x : x + size] = chip_from_points(self._dlib, pixels, box, points, size)
-        return canvas, Detection(self.name, True, list(box), score, points.tolist(), count)
+        pose = pose_record(points, "five", rgb.size)
+        return canvas, Detection(self.name, True, list(box), score, points.tolist(), count, list(rgb.size), pose)

@@ -36,6 +36,7 @@ from facemetric.core.faces import Detection, NoFaceError
 from facemetric.core.weight_files import YUNET
 from facemetric.data.align.base import Aligner, register_aligner
 from facemetric.data.align.geometry import TEMPLATE_112, pick_face, warp_to_template
+from facemetric.data.align.pose import pose_record
 
 Box = tuple[float, float, float, float]
 SCORE_THRESHOLD = 0.6  # the lowest score of a face kept (module docstring: what was measured)
@@ -219,4 +220,5 @@ class YunetAligner(Aligner):
     def detect_and_crop(self, rgb: Image.Image) -> tuple[np.ndarray, Detection]:
         box, score, points, count = self.finder.main(np.asarray(rgb, dtype=np.uint8))
         crop = warp_to_template(rgb, points, self.size, TEMPLATE_112)
-        return crop, Detection(self.name, True, list(box), score, points.tolist(), count)
+        pose = pose_record(points, "five", rgb.size)
+        return crop, Detection(self.name, True, list(box), score, points.tolist(), count, list(rgb.size), pose)

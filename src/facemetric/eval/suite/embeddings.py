@@ -53,6 +53,8 @@ class EvalResult:
     embeddings: dict[str, np.ndarray] | None = None
     decisions: tuple[list[str], list[str]] | None = None
     notes: list[str] = field(default_factory=list)
+    # one record per photo a detector cut (its path, then the Detection's fields: box, landmarks, pose ...)
+    detections: list[dict] | None = None
 
 
 def operating_threshold(fold_thresholds: Sequence[float]) -> OperatingThreshold:

@@ -31,6 +31,7 @@ from facemetric.eval.suite.document import (
 from facemetric.eval.suite.embeddings import EvalResult, PairsInput, evaluate_embeddings
 from facemetric.eval.suite.no_face import (
     check_policy,
+    detection_records,
     no_face_photo,
     no_face_rule,
     protocol_crops,
@@ -115,10 +116,10 @@ def _open_set_input(split_path: Path, images: Path | None, items: _Items) -> dic
 
 def _dataset(
     source: str | Path, embedder: Embedder, layout: str, progress: bool, policy: str = "fallback"
-) -> tuple[Any, list[str], list[str], NoFaceRetrieval | None]:
-    """Crops, display paths and identities of a dataset folder/CSV or a prepared cache, and its photos
-    without a face (None for a prepared cache: nothing is detected). Unreadable files are left out with
-    a warning; photos without a face follow ``policy``."""
+) -> tuple[Any, list[str], list[str], NoFaceRetrieval | None, list[dict] | None]:
+    """Crops, display paths and identities of a dataset folder/CSV or a prepared cache, its photos
+    without a face (None for a prepared cache: nothing is detected) and the detection records of the
+    others. Unreadable files are left out with a warning; photos without a face follow ``policy``."""
     if is_prepared(source):
         spec = prepared_spec(source)
         if (spec.height, spec.width, spec.channels) != (
@@ -131,7 +132,7 @@ def _dataset(
                 f"{embedder.spec.height}x{embedder.spec.width}x{embedder.spec.channels}: prepare it again with --size"
             )
         packed = load_prepared(source)
-        return packed.images, list(packed.paths), [packed.identity_names[k] for k in packed.labels], None
+        return packed.images, list(packed.paths), [packed.identity_names[k] for k in packed.labels], None, None
     manifest = scan_source(source, layout)
     paths = list(manifest.paths)
     crops = embedder.crop_files(paths, progress)
@@ -167,7 +168,8 @@ def _dataset(
             policy,
             "their central crops are used" if added else "left out",
         )
-    return images, [str(paths[k]) for k in kept], [manifest.identities[k] for k in kept], report
+    records = detection_records(paths, crops)
+    return images, [str(paths[k]) for k in kept], [manifest.identities[k] for k in kept], report, records
 
 
 def evaluate_files(
@@ -205,7 +207,7 @@ def evaluate_files(
     report = NoFaceReport(policy=policy, rule=no_face_rule(policy, embedder.spec), n_photos=0, n_pairs=0)
     if items.paths:
         what = " and ".join(str(p) for p in (pairs, open_set) if p is not None)
-        decoded, missing = protocol_crops(items.paths, embedder, progress, what, policy)
+        decoded, missing, records = protocol_crops(items.paths, embedder, progress, what, policy)
         turned_away = None
         if policy == "reject" and missing:
             turned_away = np.zeros(len(items.paths), bool)
@@ -230,6 +232,9 @@ def evaluate_files(
             rejected=turned_away,
         )
         report = protocol_no_face(report, missing, display, items.identities, pairs_input, lines, result, subset)
+        if records:  # by the paths as the report shows them
+            shown = dict(zip(map(str, items.paths), display))
+            result.detections = [{**r, "path": shown.get(r["path"], r["path"])} for r in records]
         data.update(
             {
                 "images": len(items.paths),
@@ -238,7 +243,11 @@ def evaluate_files(
             }
         )
     if retrieval is not None:
-        ret_images, ret_paths, ret_names, report.retrieval = _dataset(retrieval, embedder, layout, progress, policy)
+        ret_images, ret_paths, ret_names, report.retrieval, ret_records = _dataset(
+            retrieval, embedder, layout, progress, policy
+        )
+        if ret_records:
+            result.detections = (result.detections or []) + ret_records
         ret_emb = embedder.embed_crops(ret_images, batch_size, flip, progress)
         ret = evaluate_embeddings(ret_emb, ret_images, ret_paths, ret_names, retrieval=True)
         result.summary.retrieval = ret.summary.retrieval

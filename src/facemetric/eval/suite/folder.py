@@ -12,7 +12,10 @@ Files (format ``facemetric-eval/1``; ``eval.json`` is written last, so its prese
   the model saw them, so the report needs no access to the data);
 * ``embeddings.npz``: up to 3,000 ``embeddings`` with their ``identities`` (for the t-SNE map);
 * ``decisions.csv``: the open-set decision per test probe, ``id,label`` (``no correspondence``
-  for a probe judged not enrolled).
+  for a probe judged not enrolled);
+* ``detections.jsonl``: for a model that detects faces in photo files, one record per photo it found
+  a face in: ``path``, then the detection (``backend``, ``box``, ``score``, ``landmarks``, ``faces``,
+  ``image_size``, ``pose``: the head's yaw, pitch and roll in degrees where five landmarks give it).
 """
 
 from __future__ import annotations
@@ -67,6 +70,11 @@ def write_eval_dir(out: str | Path, result: EvalResult, meta: dict[str, Any]) ->
         write_decisions_csv(out / "decisions.csv", *result.decisions)
     else:
         (out / "decisions.csv").unlink(missing_ok=True)
+    if result.detections:
+        lines = "".join(json.dumps(row) + "\n" for row in result.detections)
+        write_atomic(out / "detections.jsonl", lines)
+    else:
+        (out / "detections.jsonl").unlink(missing_ok=True)
     write_atomic(out / "eval.json", eval_document(result, meta).model_dump_json(indent=1) + "\n")
     return out
 

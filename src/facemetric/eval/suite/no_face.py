@@ -11,6 +11,7 @@ under every policy. The photos and pairs affected are recorded in the results (`
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,15 +117,17 @@ def refuse_no_face(no_face: list[NoFace], paths: list[Path], what: str) -> None:
 
 def protocol_crops(
     paths: list[Path], embedder: Embedder, progress: bool, what: str, policy: str
-) -> tuple[Any, list[NoFace]]:
-    """One crop per image, cut as ``embedder`` expects, and the photos without a face.
+) -> tuple[Any, list[NoFace], list[dict] | None]:
+    """One crop per image, cut as ``embedder`` expects, the photos without a face, and the detection
+    records of the others (:func:`detection_records`).
 
     An unreadable image fails the evaluation; a photo without a face follows ``policy``: its crop is
     the spec's central crop (fallback) or zeros, never embedded (reject), or the evaluation stops (fail).
     """
     crops = embedder.crop_files(paths, progress)
+    records = detection_records(paths, crops)
     if not crops.failures:
-        return crops.images, []
+        return crops.images, [], records
     unreadable, no_face = sort_failures(paths, crops, embedder, policy == "fallback")
     if unreadable:
         raise EvaluationError(
@@ -140,7 +143,19 @@ def protocol_crops(
     for m in no_face:
         if m.crop is not None:
             images[m.position] = m.crop
-    return images, no_face
+    return images, no_face, records
+
+
+def detection_records(paths: Sequence[Any], crops: FaceCrops) -> list[dict] | None:
+    """``detections.jsonl``'s rows for the photos ``crops`` (``crop_files``'s answer) cut with a detector:
+    the photo's path, then its detection record (box, score, landmarks, faces, image size, pose); None
+    when the model crops without detecting."""
+    rows = [
+        {"path": str(paths[int(k)]), **det.to_dict()}
+        for k, det in zip(crops.index.tolist(), crops.detections)
+        if det.backend != "crop"
+    ]
+    return rows or None
 
 
 def no_face_photo(path: str, m: NoFace, subset: str | None = None) -> NoFacePhoto:
