@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from facemetric.cli.common import (
     RAW,
@@ -15,6 +16,12 @@ from facemetric.cli.common import (
     add_output,
     print_json,
 )
+from facemetric.core.errors import ConfigError
+from facemetric.data.video import MAX_FRAMES
+from facemetric.gallery.pose_spread import MIN_FACE, MIN_SHARPNESS, SPREAD_PHOTOS
+
+if TYPE_CHECKING:
+    from facemetric.gallery.service import Gallery
 
 HELP = "enroll / verify / identify faces against a persistent gallery"
 
@@ -61,9 +68,42 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "gallery can be re-embedded when the model changes (`reembed`) without anyone enrolling again. Faces are "
         "personal data: keep them only where you may",
     )
-    q = gsub.add_parser("enroll", help="add photos of a person (created if new); all or nothing")
+    q = gsub.add_parser(
+        "enroll",
+        help="add photos of a person (created if new), or the best of a video; all or nothing",
+        description="Enrols photos of one person in one transaction. Given a video (.mp4, .avi, .mov, .webm, "
+        ".y4m ...; OpenCV reads it) or --max-photos, it keeps at most --max-photos faces spread over the head's "
+        "pose (the most frontal first, then each time the pose least like those kept), skipping frames "
+        "without a face, faces smaller than --min-face or blurred below --min-sharpness, and says why for "
+        "each. Without them, every photo is enrolled and any unusable one fails the whole request.",
+    )
     q.add_argument("name", help="the person's name (a label: no slash, no leading dot)")
-    q.add_argument("images", nargs="+", help="photos with the person's face")
+    q.add_argument("images", nargs="+", help="photos with the person's face, or video files of it")
+    q.add_argument(
+        "--max-photos",
+        type=int,
+        default=None,
+        help=f"keep at most this many, spread over pose (default with a video: {SPREAD_PHOTOS})",
+    )
+    q.add_argument(
+        "--frames",
+        type=int,
+        default=MAX_FRAMES,
+        help=f"frames taken from each video, evenly spread (default {MAX_FRAMES})",
+    )
+    q.add_argument(
+        "--min-face",
+        type=float,
+        default=MIN_FACE,
+        help=f"with a video or --max-photos: skip faces whose box is smaller, in pixels (default {MIN_FACE})",
+    )
+    q.add_argument(
+        "--min-sharpness",
+        type=float,
+        default=MIN_SHARPNESS,
+        help="with a video or --max-photos: skip faces less sharp (the variance of the Laplacian of the face at "
+        f"112 px; default {MIN_SHARPNESS:g}: sharp photos of LFW and CelebA measure 40-400, blurred by 2 px under 16)",
+    )
     q = gsub.add_parser(
         "import",
         help="enrol every person of a labelled folder (folder per person, CSV, ...), or load an export file",
@@ -155,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
     gallery = Gallery(args.gallery, load_embedder(args.model) if args.model else None, template=args.template)
     try:
         if args.action == "enroll":
-            out: object = gallery.enroll(args.name, [Photo.from_path(p) for p in args.images])
+            out: object = _enroll(gallery, args)
         elif args.action == "import":
             out = gallery.import_source(
                 args.data, args.per_person, args.layout, progress=not args.quiet, workers=args.workers
@@ -174,3 +214,26 @@ def run(args: argparse.Namespace) -> int:
         gallery.close()
     print_json(out)
     return 0
+
+
+def _enroll(gallery: Gallery, args: argparse.Namespace) -> object:
+    """``enroll``: every photo as given, or, with a video or ``--max-photos``, the pose-spread choice."""
+    from facemetric.data.video import is_video
+    from facemetric.gallery.photos import Photo
+
+    if args.max_photos is None and not any(is_video(p) for p in args.images):
+        return gallery.enroll(args.name, [Photo.from_path(p) for p in args.images])
+    for flag, value in (("--max-photos", args.max_photos), ("--frames", args.frames)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag} must be at least 1, got {value}")
+    photos: list[Photo] = []
+    for path in args.images:
+        photos += Photo.frames_of(path, args.frames) if is_video(path) else [Photo.from_path(path)]
+    return gallery.enroll_spread(
+        args.name,
+        photos,
+        args.max_photos or SPREAD_PHOTOS,
+        args.min_face,
+        args.min_sharpness,
+        progress=not args.quiet,
+    )

@@ -16,6 +16,7 @@ from pathlib import Path
 from PIL import Image
 
 from facemetric.data.images import ImageDecodeError, decode_image_bytes
+from facemetric.data.video import MAX_FRAMES, VideoError, video_frames
 from facemetric.gallery.interface import GalleryError
 
 MAX_BYTES = 10 * 1024 * 1024
@@ -48,6 +49,21 @@ class Photo:
         if size > max_bytes:
             raise PhotoError(f"{path}: {size:,} bytes, more than the {max_bytes:,} allowed", too_large=True)
         return cls(path.read_bytes(), str(path))
+
+    @classmethod
+    def frames_of(cls, path: str | Path, max_frames: int = MAX_FRAMES) -> list[Photo]:
+        """Up to ``max_frames`` frames of a video file, evenly spread, each as a lossless PNG photo whose
+        source is ``PATH#frame=N``; :class:`PhotoError` names a video that cannot be read."""
+        try:
+            frames = video_frames(path, max_frames)
+        except VideoError as exc:
+            raise PhotoError(str(exc)) from None
+        photos = []
+        for index, rgb in frames:
+            out = io.BytesIO()
+            Image.fromarray(rgb).save(out, format="PNG", compress_level=1)
+            photos.append(cls(out.getvalue(), f"{path}#frame={index}"))
+        return photos
 
     def decode(self, max_pixels: int) -> Image.Image:
         """The RGB image, decoded within ``max_pixels``; :class:`PhotoError` says what is wrong."""

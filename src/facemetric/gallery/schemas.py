@@ -89,6 +89,30 @@ class EnrollResult(Answer):
     duplicates: int = Field(ge=0, description="photos skipped because the same file is already enrolled for them")
 
 
+class KeptPhoto(Answer):
+    """A photo or video frame enrolled by a pose-spread enrolment."""
+
+    source: str = Field(description="the file, and for a video frame `#frame=N`")
+    pose: HeadPose | None = Field(description="the head's pose in it, where the detector gives one")
+
+
+class SkippedPhoto(Answer):
+    """A photo or video frame a pose-spread enrolment did not enrol, and why."""
+
+    source: str = Field(description="the file, and for a video frame `#frame=N`")
+    reason: str = Field(
+        description="no face found, face too small, blurred, unreadable, or `not needed` (enough poses were kept)"
+    )
+
+
+class SpreadEnrollResult(EnrollResult):
+    """Photos chosen for a person out of many (a video's frames, a burst of photos): at most the
+    maximum asked for, spread over the head's pose; the others skipped with their reason."""
+
+    kept: list[KeptPhoto] = Field(description="what was enrolled (or was already), in the order offered")
+    skipped: list[SkippedPhoto] = Field(description="what was not, with the reason, in the order offered")
+
+
 class RemoveResult(Answer):
     """A person deleted with all their photos."""
 

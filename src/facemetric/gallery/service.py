@@ -19,11 +19,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
 from facemetric.core.embedder import Embedder
 from facemetric.core.faces import Detection, NoFaceError
@@ -36,6 +38,7 @@ from facemetric.gallery.interface import EmbedderInfo, Enrolment, GalleryError, 
 from facemetric.gallery.kept_faces import face_chip
 from facemetric.gallery.location import GalleryLocation
 from facemetric.gallery.photos import MAX_PIXELS, Photo, PhotoError
+from facemetric.gallery.pose_spread import MIN_FACE, MIN_SHARPNESS, SPREAD_PHOTOS, FaceOffer, choose, sharpness
 from facemetric.gallery.schemas import (
     CalibrationPhotos,
     CalibrationResult,
@@ -45,7 +48,10 @@ from facemetric.gallery.schemas import (
     IdentifyAnswer,
     Identity,
     ImportResult,
+    KeptPhoto,
     RemoveResult,
+    SkippedPhoto,
+    SpreadEnrollResult,
     VerifyAnswer,
 )
 from facemetric.gallery.thresholds import StoredThresholds
@@ -134,7 +140,9 @@ class Gallery:
 
     def _enrolment(self, photo: Photo) -> Enrolment:
         """One photo embedded for enrolment (with its face kept, if the gallery keeps faces)."""
-        vector, detection, image = self._embed(photo)
+        return self._enrolment_of(photo, *self._embed(photo))
+
+    def _enrolment_of(self, photo: Photo, vector: np.ndarray, detection: Detection, image: Image.Image) -> Enrolment:
         record = detection.to_dict()
         face = face_chip(image, record) if self.store.keep_faces else None
         return Enrolment(hashlib.sha256(photo.data).hexdigest(), photo.source, record, vector, face)
@@ -152,6 +160,64 @@ class Gallery:
         self.index.sync()
         return result
 
+    def enroll_spread(
+        self,
+        name: str,
+        photos: Iterable[Photo],
+        max_photos: int = SPREAD_PHOTOS,
+        min_face: float = MIN_FACE,
+        min_sharpness: float = MIN_SHARPNESS,
+        progress: bool = False,
+    ) -> SpreadEnrollResult:
+        """Enrol at most ``max_photos`` of ``photos`` (a video's frames, a burst of photos) for ``name``,
+        spread over the head's pose, in one transaction; the others are skipped with their reason
+        (:mod:`facemetric.gallery.pose_spread`). Fails, writing nothing, when none can be enrolled."""
+        name = validate_name(name)
+        offered: list[tuple[Photo, tuple[np.ndarray, Detection, Image.Image] | None]] = []
+        offers: list[FaceOffer] = []
+        for photo in tqdm(photos, desc=f"faces of {name}", unit="photo", disable=not progress):
+            try:
+                vector, detection, image = self._embed(photo)
+            except PhotoError as exc:
+                offered.append((photo, None))
+                offers.append(FaceOffer(photo.source, problem=str(exc).removeprefix(f"{photo.source}: ")))
+                continue
+            box, pose = detection.box, detection.pose or {}
+            offered.append((photo, (vector, detection, image)))
+            offers.append(
+                FaceOffer(
+                    photo.source,
+                    pose.get("yaw"),
+                    pose.get("pitch"),
+                    sharpness(image, box) if box else None,
+                    min(box[2] - box[0], box[3] - box[1]) if box else None,
+                )
+            )
+        if not offers:
+            raise GalleryError(f"nothing to enrol for {name!r}: give at least one photo or video")
+        kept, skipped = choose(offers, max_photos, min_face, min_sharpness)
+        if not kept:
+            shown = "; ".join(f"{offers[k].source}: {why}" for k, why in skipped[:3])
+            raise GalleryError(
+                f"no photo of {name!r} can be enrolled ({len(offers)} offered): {shown}"
+                + (" ..." if len(skipped) > 3 else "")
+                + ". Offer sharper photos with the face at least "
+                f"{min_face:g} px, or lower --min-sharpness / --min-face"
+            )
+        items, poses = [], []
+        for k in kept:
+            photo, embedded = offered[k]
+            assert embedded is not None  # only faces that were embedded are kept
+            items.append(self._enrolment_of(photo, *embedded))
+            poses.append(embedded[1].pose)
+        result = self.store.enroll(name, items)
+        self.index.sync()
+        return SpreadEnrollResult(
+            **result.model_dump(),
+            kept=[KeptPhoto(source=offers[k].source, pose=pose) for k, pose in zip(kept, poses)],
+            skipped=[SkippedPhoto(source=offers[k].source, reason=why) for k, why in skipped],
+        )
+
     def import_source(
         self,
         source: str | Path,
@@ -166,8 +232,6 @@ class Gallery:
 
         Photos are cut in blocks of about :data:`IMPORT_BLOCK` (whole people), faces found in
         ``workers`` processes (None: the embedder's ``crop_workers``, else automatic; 0: this process)."""
-        from tqdm import tqdm
-
         from facemetric.data.sources import scan_source
 
         if per_person is not None and per_person < 1:
