@@ -22,6 +22,7 @@ from facemetric.gallery.schemas import (  # noqa: E402
     IdentifyAnswer,
     Identity,
     RemoveResult,
+    SpreadEnrollResult,
     VerifyAnswer,
 )
 from facemetric.gallery.service import Gallery  # noqa: E402
@@ -62,6 +63,13 @@ def test_enroll_verify_identify_remove(client: TestClient) -> None:
     ]
     done = client.post("/api/enroll", data={"name": "Grace Hopper"}, files=files)
     assert done.status_code == 200 and done.json() == {"name": "Grace Hopper", "added": 2, "duplicates": 0}
+    # a burst of frames: at most max_photos kept (spread over pose; these fakes have none: the sharpest first)
+    burst = [("files", (f"f{k}.png", person_photo(10, k), "image/png")) for k in range(4)]
+    spread = client.post("/api/enroll", data={"name": "Alan Turing", "max_photos": "2"}, files=burst).json()
+    assert spread["added"] == 2 and len(spread["kept"]) == 2 and len(spread["skipped"]) == 2
+    assert all(s["reason"].startswith("not needed") for s in spread["skipped"])
+    assert client.post("/api/enroll", data={"name": "Alan Turing", "max_photos": "0"}, files=burst).status_code == 422
+    client.delete("/api/identities/Alan Turing")
     verify = client.post("/api/verify", data={"name": "Grace Hopper"}, files={"file": ("p.png", person_photo(9, 4))})
     body = verify.json()
     assert verify.status_code == 200 and body["accepted"] is True and body["threshold"] is not None
@@ -101,11 +109,17 @@ def test_openapi_has_a_response_schema_per_endpoint(client: TestClient) -> None:
         if model is Identity:  # a list of people
             assert schema["type"] == "array"
             schema = schema["items"]
-        assert schema == {"$ref": f"#/components/schemas/{model.__name__}"}, (method, path, schema)
-        component = schemas[model.__name__]
-        assert set(component["properties"]) == set(model.model_fields), model  # the model, field for field
-        assert set(component["required"]) == set(model.model_fields)  # always in the JSON (maybe null)
-        assert all(p.get("description") for p in component["properties"].values()), model
+        models = [model]
+        if model is EnrollResult:  # with max_photos, the pose-spread answer (kept and skipped photos)
+            models.append(SpreadEnrollResult)
+            assert schema["anyOf"] == [{"$ref": f"#/components/schemas/{m.__name__}"} for m in models], schema
+        else:
+            assert schema == {"$ref": f"#/components/schemas/{model.__name__}"}, (method, path, schema)
+        for m in models:
+            component = schemas[m.__name__]
+            assert set(component["properties"]) == set(m.model_fields), m  # the model, field for field
+            assert set(component["required"]) == set(m.model_fields)  # always in the JSON (maybe null)
+            assert all(p.get("description") for p in component["properties"].values()), m
         if path != "/api/health":  # errors: {"detail": ...}
             assert spec["paths"][path][method]["responses"]["401"]["content"]["application/json"]["schema"] == {
                 "$ref": "#/components/schemas/ErrorDetail"

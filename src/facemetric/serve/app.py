@@ -1,10 +1,10 @@
 """HTTP API and web page over a gallery (``facemetric serve``).
 
 Endpoints (OpenAPI docs at ``/docs``): ``GET /api/identities``, ``POST /api/enroll`` (form: name,
-one or more files), ``POST /api/verify`` (name, file), ``POST /api/identify`` (file, top_k),
-``DELETE /api/identities/{name}``, ``GET /api/health``; the page at ``/``. Every answer is a model of
-:mod:`facemetric.gallery.schemas` (its schema in ``/openapi.json``); a refused request answers
-``{"detail": "why"}``.
+one or more files, optional max_photos: the pose-spread choice), ``POST /api/verify`` (name, file),
+``POST /api/identify`` (file, top_k), ``DELETE /api/identities/{name}``, ``GET /api/health``; the
+page at ``/``. Every answer is a model of :mod:`facemetric.gallery.schemas` (its schema in
+``/openapi.json``); a refused request answers ``{"detail": "why"}``.
 
 Safety: binds 127.0.0.1 unless told otherwise, and then only with a bearer token; uploads are
 read up to the size limit and no further (413 beyond it); images larger than the pixel limit
@@ -32,7 +32,15 @@ from facemetric.core.version import VERSION
 from facemetric.gallery.interface import GalleryError, UnknownIdentityError
 from facemetric.gallery.location import GalleryLocation
 from facemetric.gallery.photos import Photo, PhotoError
-from facemetric.gallery.schemas import EnrollResult, Health, IdentifyAnswer, Identity, RemoveResult, VerifyAnswer
+from facemetric.gallery.schemas import (
+    EnrollResult,
+    Health,
+    IdentifyAnswer,
+    Identity,
+    RemoveResult,
+    SpreadEnrollResult,
+    VerifyAnswer,
+)
 from facemetric.gallery.service import Gallery
 
 log = logging.getLogger("facemetric")
@@ -206,9 +214,17 @@ def create_app(options: ServeOptions, embedder: Embedder | None = None) -> FastA
         return gallery.identities()
 
     @app.post("/api/enroll", dependencies=guard, responses=_errors(400, 401, 413, 422))
-    async def enroll(name: Annotated[str, Form()], files: Annotated[list[UploadFile], File()]) -> EnrollResult:
-        """Enrol photos of a person (created if new): all of them or, if any is unusable, none."""
+    async def enroll(
+        name: Annotated[str, Form()],
+        files: Annotated[list[UploadFile], File()],
+        max_photos: Annotated[int | None, Form(ge=1)] = None,
+    ) -> EnrollResult | SpreadEnrollResult:
+        """Enrol photos of a person (created if new): all of them or, if any is unusable, none. With
+        `max_photos` (webcam frames, a burst): at most that many, spread over the head's pose, the others
+        skipped with the reason (no face, too small, blurred, not needed)."""
         photos = [Photo(await _read_limited(f, options.max_upload_bytes), f.filename or "upload") for f in files]
+        if max_photos is not None:
+            return await _in_thread(gallery.enroll_spread, name, photos, max_photos)
         return await _in_thread(gallery.enroll, name, photos)
 
     @app.post("/api/verify", dependencies=guard, responses=_errors(400, 401, 404, 413, 422))
