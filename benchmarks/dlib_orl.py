@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from common import orl_files
-from facemetric.data.align.dlib import DlibChipAligner
+from facemetric.data.align.dlib_chip import DlibChipAligner
 from facemetric.data.images import open_image
 from facemetric.embedders.dlib_resnet import DlibResnetEmbedder
 from facemetric.eval.identification.closed_set import cmc

@@ -42,7 +42,7 @@ def _photos(data: Path, count: int) -> list[Path]:
 
 
 def _chips(paths: list[Path], count: int) -> np.ndarray:
-    from facemetric.data.align.dlib import DlibChipAligner
+    from facemetric.data.align.dlib_chip import DlibChipAligner
     from facemetric.data.images import open_image
 
     aligner = DlibChipAligner()

@@ -25,7 +25,7 @@ from PIL import Image
 from common import SHARED_DATA
 from facemetric.core.faces import NoFaceError
 from facemetric.data.align import similarity_transform
-from facemetric.data.align.dlib import CHIP_PADDING, CHIP_SIZE, DlibChipAligner
+from facemetric.data.align.dlib_chip import CHIP_PADDING, CHIP_SIZE, DlibChipAligner
 from facemetric.data.align.mean_face import DLIB_CHIP_5_POINTS, YUNET_CHIP_FACE
 from facemetric.data.align.yunet import YunetFinder, main_face
 from facemetric.data.images import open_image

@@ -103,7 +103,7 @@ def test_how_many_workers() -> None:
 
 
 def test_an_aligner_is_rebuilt_from_its_settings_in_a_child(dlib_models: Path, lfw: list[Path]) -> None:
-    from facemetric.data.align.dlib import DlibChipAligner
+    from facemetric.data.align.dlib_chip import DlibChipAligner
 
     aligner = DlibChipAligner(upsample=0, pad=0.5, detector="hog+cnn", cnn_max_side=300)
     clone = pickle.loads(pickle.dumps(aligner))
@@ -154,7 +154,8 @@ def test_an_aligner_that_forgets_its_settings_is_run_in_this_process(
 def test_cnn_detector_finds_faces_and_its_records_name_it(
     dlib_models: Path, lfw: list[Path], celeba: list[Path]
 ) -> None:
-    from facemetric.data.align.dlib import DlibAligner, DlibChipAligner
+    from facemetric.data.align.dlib import DlibAligner
+    from facemetric.data.align.dlib_chip import DlibChipAligner
 
     cnn = DlibAligner(detector="cnn", max_upsample=0)
     for path in lfw[:2]:
@@ -171,7 +172,7 @@ def test_cnn_detector_finds_faces_and_its_records_name_it(
 
 
 def test_an_unknown_detector_is_refused_naming_the_choices(dlib_models: Path) -> None:
-    from facemetric.data.align.dlib import DlibChipAligner
+    from facemetric.data.align.dlib_chip import DlibChipAligner
 
     with pytest.raises(ConfigError, match=r"detector must be one of 'hog', 'cnn', 'hog\+cnn', 'yunet', got 'mtcnn'"):
         build_aligner("dlib", detector="mtcnn")
@@ -244,7 +245,7 @@ def test_gallery_import_with_workers_enrols_what_one_process_does(shared_data: P
 
 def test_a_smaller_dlib_chip_is_the_same_region_of_the_face(dlib_models: Path, lfw: list[Path]) -> None:
     """``prepare --align dlib-chip --size 112``: dlib's chip geometry at 112 pixels (a distilled student's input)."""
-    from facemetric.data.align.dlib import DlibChipAligner
+    from facemetric.data.align.dlib_chip import DlibChipAligner
 
     photo = open_image(lfw[0])
     big, det_big = DlibChipAligner()(photo)

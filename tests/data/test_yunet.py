@@ -137,7 +137,7 @@ def test_dlib_chip_from_yunet_points_is_near_dlibs_own_chip(yunet_file: Path, fa
     chips differ less: 5.0 px on average, 10.1 at most on these faces.
     """
     pytest.importorskip("dlib")
-    from facemetric.data.align.dlib import DlibChipAligner
+    from facemetric.data.align.dlib_chip import DlibChipAligner
     from facemetric.data.align.mean_face import YUNET_CHIP_FACE
 
     hog, yunet = DlibChipAligner(detector="hog"), DlibChipAligner(detector="yunet")
@@ -175,7 +175,7 @@ def test_dlib_resnet_reads_the_yunet_chip_as_it_reads_its_own(yunet_file: Path, 
     """``dlib-resnet?detector=yunet``: the descriptor of the chip cut from YuNet's points is close to that of
     dlib's own chip (cosine: median 0.993, lowest 0.85 over 1,400 LFW photos; at least 0.98 on these)."""
     pytest.importorskip("dlib")
-    from facemetric.data.align.dlib import DlibChipAligner
+    from facemetric.data.align.dlib_chip import DlibChipAligner
     from facemetric.embedders import load_embedder
 
     embedder = load_embedder("dlib-resnet?detector=yunet")

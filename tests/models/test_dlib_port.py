@@ -38,7 +38,7 @@ def port() -> DlibResNet:
 
 def _chips(shared_data: Path, per_set: dict[str, int]) -> np.ndarray:
     """Face chips cut by dlib (as compute_face_descriptor would) from real photos of three datasets."""
-    from facemetric.data.align.dlib import DlibChipAligner
+    from facemetric.data.align.dlib_chip import DlibChipAligner
     from facemetric.data.images import open_image
 
     sources = {

@@ -29,13 +29,9 @@ from facemetric.data.augment import to_tensor  # noqa: E402
 from facemetric.embedders import load_embedder  # noqa: E402
 from facemetric.embedders.onnx_ports import onnx_session  # noqa: E402
 from facemetric.models import build_model, build_natural, model_spec  # noqa: E402
-from facemetric.models.onnx_graph import (  # noqa: E402
-    OnnxNet,
-    Reshape,
-    UnsupportedOnnxOpError,
-    onnx_model,
-    read_graph,
-)
+from facemetric.models.onnx_graph import UnsupportedOnnxOpError, read_graph  # noqa: E402
+from facemetric.models.onnx_net import OnnxNet, onnx_model  # noqa: E402
+from facemetric.models.onnx_ops import Reshape  # noqa: E402
 
 FILES: dict[str, WeightFile] = {"sface": SFACE, "arcface_mbf": ARCFACE_MBF}
 PRETRAINED = {"sface": "sface", "arcface_mbf": "arcface-mbf"}

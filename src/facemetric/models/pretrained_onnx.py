@@ -1,6 +1,6 @@
 """``sface``, ``arcface_mbf``, ``arcface_onnx``: pretrained ONNX face recognisers as trainable PyTorch models.
 
-Each network is built from its ONNX file's graph (:mod:`facemetric.models.onnx_graph`): the architecture is
+Each network is built from its ONNX file's graph (:mod:`facemetric.models.onnx_net`): the architecture is
 the file's, the parameters fresh, and ``model.pretrained`` copies the file's trained tensors in. All three
 read 112x112 RGB faces warped onto the ArcFace five-point template (``facemetric prepare --align yunet``):
 
@@ -28,7 +28,8 @@ import torch.nn as nn
 
 from facemetric.core.errors import ConfigError
 from facemetric.core.weight_files import ARCFACE_MBF, SFACE, WeightFile
-from facemetric.models.onnx_graph import OnnxNet, load_onnx_weights, read_graph
+from facemetric.models.onnx_graph import read_graph
+from facemetric.models.onnx_net import OnnxNet, load_onnx_weights
 from facemetric.models.registry import register_model
 from facemetric.models.spec import ModelSpec, Normalization, PretrainedWeights
 

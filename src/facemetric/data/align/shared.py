@@ -19,10 +19,11 @@ from PIL import Image
 
 from facemetric.core.faces import Detection
 from facemetric.data.align.base import Aligner
-from facemetric.data.align.dlib import chip_from_points, load_dlib
+from facemetric.data.align.dlib import load_dlib
+from facemetric.data.align.dlib_chip import chip_from_points
 from facemetric.data.align.geometry import TEMPLATE_112, warp_to_template
 from facemetric.data.align.pose import pose_record
-from facemetric.data.align.yunet import MAX_SIDE, MIN_SIDE, SCORE_THRESHOLD, UPSAMPLE, YunetFinder
+from facemetric.data.align.yunet import MAX_SIDE, MIN_SIDE, SCORE_THRESHOLD, UPSAMPLE, YunetFinder, attach_finder
 
 CUT_KINDS = ("yunet", "dlib-chip")  # crops that can be cut from YuNet's five points
 
@@ -60,6 +61,8 @@ class SharedYunetAligner(Aligner):
         score_threshold, max_side, min_side, upsample: YuNet's settings (:class:`~.yunet.YunetAligner`).
     """
 
+    finder: YunetFinder  # attach_finder's
+
     name = "yunet-shared"
 
     def __init__(
@@ -76,13 +79,7 @@ class SharedYunetAligner(Aligner):
         height, width = canvas_shape(self.cuts)
         super().__init__(height, 3)
         self.height, self.width = height, width
-        self.finder = YunetFinder(score_threshold, max_side, min_side, upsample)
-        self.score_threshold, self.max_side, self.min_side, self.upsample = (
-            score_threshold,
-            max_side,
-            min_side,
-            upsample,
-        )
+        attach_finder(self, score_threshold, max_side, min_side, upsample)
         self._dlib = load_dlib() if any(parse_cut(c)[0] == "dlib-chip" for c in self.cuts) else None
 
     def detect_and_crop(self, rgb: Image.Image) -> tuple[np.ndarray, Detection]:

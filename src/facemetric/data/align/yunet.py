@@ -184,6 +184,14 @@ def main_face(boxes: list[Box], scores: list[float], width: int, height: int) ->
     return candidates[pick_face([boxes[i] for i in candidates], width, height)]
 
 
+def attach_finder(aligner: Aligner, score_threshold: float, max_side: int, min_side: int, upsample: int) -> None:
+    """Give ``aligner`` its :class:`YunetFinder` and keep the settings as attributes of their own names (an
+    aligner pickles as its class and constructor arguments)."""
+    aligner.finder = YunetFinder(score_threshold, max_side, min_side, upsample)  # type: ignore[attr-defined]
+    aligner.score_threshold, aligner.max_side = score_threshold, max_side  # type: ignore[attr-defined]
+    aligner.min_side, aligner.upsample = min_side, upsample  # type: ignore[attr-defined]
+
+
 @register_aligner("yunet")
 class YunetAligner(Aligner):
     """YuNet's five points of the main face (:func:`main_face`) warped onto ArcFace's 112x112 template
@@ -198,6 +206,7 @@ class YunetAligner(Aligner):
     """
 
     name = "yunet"
+    finder: YunetFinder  # attach_finder's
 
     def __init__(
         self,
@@ -209,13 +218,7 @@ class YunetAligner(Aligner):
         upsample: int = UPSAMPLE,
     ) -> None:
         super().__init__(size, channels)
-        self.finder = YunetFinder(score_threshold, max_side, min_side, upsample)
-        self.score_threshold, self.max_side, self.min_side, self.upsample = (
-            score_threshold,
-            max_side,
-            min_side,
-            upsample,
-        )
+        attach_finder(self, score_threshold, max_side, min_side, upsample)
 
     def detect_and_crop(self, rgb: Image.Image) -> tuple[np.ndarray, Detection]:
         box, score, points, count = self.finder.main(np.asarray(rgb, dtype=np.uint8))
