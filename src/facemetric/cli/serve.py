@@ -6,6 +6,7 @@ import argparse
 import os
 
 from facemetric.cli.common import add_gallery, add_model
+from facemetric.serve.batching import MAX_BATCH, WINDOW
 
 HELP = "HTTP API and web page for the gallery (FastAPI)"
 
@@ -37,6 +38,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest accepted upload (default 10 MB)")
     p.add_argument("--max-pixels", type=int, default=40_000_000, help="largest accepted image (default 40 MP)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes that find faces, several requests at once (default: one per CPU; 0 = none: each request "
+        "detects and embeds on its own, one at a time)",
+    )
+    p.add_argument(
+        "--max-batch",
+        type=int,
+        default=MAX_BATCH,
+        help=f"faces of concurrent requests embedded in one model call, at most (default {MAX_BATCH})",
+    )
+    p.add_argument(
+        "--batch-window-ms",
+        type=float,
+        default=WINDOW * 1e3,
+        help="how long the model waits for more faces when its batch is not full (default "
+        f"{WINDOW * 1e3:g} ms; 0 = take only those waiting)",
+    )
     p.set_defaults(run=run)
 
 
@@ -57,6 +78,9 @@ def run(args: argparse.Namespace) -> int:
             args.max_pixels,
             args.template,
             args.model,
+            args.workers,
+            args.max_batch,
+            args.batch_window_ms,
         )
     )
     return 0

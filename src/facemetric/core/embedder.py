@@ -72,6 +72,8 @@ class Embedder(ABC):
         crop_workers: the processes :meth:`crop_files` finds faces in when its call does not say
             (None: automatic, several for a large batch; 0 or 1: this process). Set it to pass a
             command's ``--workers`` to everything that cuts photos through this embedder.
+        thread_safe: whether many threads may call it at once (a server's batching embedder); a gallery
+            calls one that is not from one thread at a time.
     """
 
     name: str
@@ -80,6 +82,7 @@ class Embedder(ABC):
     dim: int
     spec: ImageSpec
     crop_workers: int | None = None
+    thread_safe: bool = False
 
     @abstractmethod
     def crop_photo(self, image: Image.Image) -> tuple[np.ndarray, Detection]:

@@ -44,7 +44,7 @@ from facemetric.core.spec import ImageSpec
 from facemetric.data.align.dlib import dlib_model_dir, load_dlib
 from facemetric.data.align.dlib_chip import CHIP_SIZE, DlibChipAligner
 from facemetric.embedders.base import embed_batches
-from facemetric.embedders.onnx import INPUT, write_onnx
+from facemetric.embedders.onnx import INPUT, session_options, write_onnx
 from facemetric.embedders.registry import register_pretrained
 from facemetric.embedders.torch_model import ModelEmbedder
 from facemetric.models.dlib_resnet import (
@@ -80,7 +80,7 @@ def onnx_session(model: torch.nn.Module, spec: ImageSpec, weights: Path) -> Any:
         net = model.to("cpu", memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]
         with atomic_path(path) as tmp:
             write_onnx(net, torch.zeros(2, 3, spec.height, spec.width), tmp, dynamo=False)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
     x = torch.randn(3, 3, spec.height, spec.width, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         diff = float(np.abs(session.run(None, {INPUT: x.numpy()})[0] - model(x).numpy()).max())

@@ -35,7 +35,7 @@ from facemetric.core.errors import ConfigError
 from facemetric.core.spec import ImageSpec
 from facemetric.core.weight_files import ARCFACE_MBF, SFACE, WeightFile
 from facemetric.embedders.base import CropEmbedder, embed_batches, file_fingerprint
-from facemetric.embedders.onnx import onnxruntime
+from facemetric.embedders.onnx import onnxruntime, session_options
 from facemetric.embedders.registry import register_pretrained
 from facemetric.embedders.torch_model import ModelEmbedder
 from facemetric.models.onnx_graph import OnnxGraphError, read_graph
@@ -73,10 +73,9 @@ def onnx_session(path: str | Path, threads: int = 0) -> tuple[Any, str]:
         if dims:
             dims[0].dim_param = "batch"  # replaces a fixed dim_value (the oneof)
     del model.graph.value_info[:]  # shape hints of the exported batch size, nothing the graph needs
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        model.SerializeToString(), session_options(threads), providers=["CPUExecutionProvider"]
+    )
     return session, graph.input
 
 

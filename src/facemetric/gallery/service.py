@@ -16,6 +16,7 @@ it (:mod:`facemetric.gallery.decisions`); the thresholds come from a calibration
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
@@ -85,7 +86,22 @@ class Gallery:
             self.store.close()  # a refused open leaves no connection behind
             raise
         self.template, self.max_pixels = template, max_pixels
-        self._embed_lock = threading.Lock()  # dlib's detector and models are not thread-safe
+        self._embed_lock = self._lock_for(self.embedder)
+
+    @staticmethod
+    def _lock_for(embedder: Embedder) -> threading.Lock | contextlib.nullcontext[None]:
+        """dlib's detector and most models are not thread-safe: one photo at a time unless the embedder says so."""
+        return contextlib.nullcontext() if embedder.thread_safe else threading.Lock()
+
+    def use_embedder(self, embedder: Embedder) -> None:
+        """Embed photos with ``embedder`` from now on: the same model (equal fingerprint) run another way, e.g. a
+        server's :class:`~facemetric.serve.batching.BatchingEmbedder` around :attr:`embedder`."""
+        if embedder.fingerprint != self.embedder.fingerprint:
+            raise GalleryError(
+                f"{embedder.name} is not the gallery's model {self.embedder.name} (fingerprint "
+                f"{embedder.fingerprint} != {self.embedder.fingerprint})"
+            )
+        self.embedder, self._embed_lock = embedder, self._lock_for(embedder)
 
     @staticmethod
     def _open_model(reference: str) -> Embedder:
@@ -359,20 +375,13 @@ class Gallery:
         Photos already enrolled are left out (they are the templates); photos without a usable face
         are skipped and counted.
         """
-        from tqdm import tqdm
-
         from facemetric.data.sources import scan_source
 
         manifest = scan_source(source, layout)
         enrolled = self.store.enrolled_hashes()
         vectors, names, skipped, templates = [], [], [], 0
-        for path, identity in tqdm(
-            list(zip(manifest.paths, manifest.identities)),
-            desc="calibrate",
-            unit="photo",
-            disable=not progress,
-            leave=False,
-        ):
+        labelled = list(zip(manifest.paths, manifest.identities))
+        for path, identity in tqdm(labelled, desc="calibrate", unit="photo", disable=not progress, leave=False):
             try:
                 photo = Photo.from_path(path)
                 if hashlib.sha256(photo.data).hexdigest() in enrolled:

@@ -42,6 +42,8 @@ from facemetric.gallery.schemas import (
     VerifyAnswer,
 )
 from facemetric.gallery.service import Gallery
+from facemetric.serve.batching import MAX_BATCH, WINDOW, BatchingEmbedder
+from facemetric.serve.body_limit import BodyLimit
 
 log = logging.getLogger("facemetric")
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -58,6 +60,9 @@ class ServeOptions:
     max_pixels: int = 40_000_000
     template: str = "max"
     model: str | None = None  # the gallery's model; a gallery that does not exist yet is created for it
+    workers: int | None = None  # face-detection processes (None: one per CPU; 0: no batching, one photo at a time)
+    max_batch: int = MAX_BATCH  # crops per model call
+    batch_window_ms: float = WINDOW * 1e3  # how long the model waits for more crops when its batch is not full
 
     @property
     def max_request_bytes(self) -> int:
@@ -138,7 +143,18 @@ def open_gallery(options: ServeOptions, embedder: Embedder | None = None) -> Gal
         except GalleryError:
             if not location.exists():  # not another server creating it at the same moment
                 raise
-    return Gallery(location, embedder, template=options.template, max_pixels=options.max_pixels)
+    gallery = Gallery(location, embedder, template=options.template, max_pixels=options.max_pixels)
+    if options.workers != 0:  # concurrent requests: faces cut in worker processes, one model call per batch
+        try:
+            batching = BatchingEmbedder(
+                gallery.embedder, options.workers, options.max_batch, options.batch_window_ms / 1e3
+            )
+            batching.warm()
+        except BaseException:
+            gallery.close()
+            raise
+        gallery.use_embedder(batching)
+    return gallery
 
 
 def create_app(options: ServeOptions, embedder: Embedder | None = None) -> FastAPI:
@@ -148,7 +164,11 @@ def create_app(options: ServeOptions, embedder: Embedder | None = None) -> FastA
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        gallery.close()  # on shutdown: a FAISS index saves what changed since its last save
+        try:
+            gallery.close()  # on shutdown: a FAISS index saves what changed since its last save
+        finally:
+            if isinstance(gallery.embedder, BatchingEmbedder):
+                gallery.embedder.close()  # the model thread and the detection workers
 
     app = FastAPI(
         lifespan=lifespan,
@@ -172,18 +192,7 @@ def create_app(options: ServeOptions, embedder: Embedder | None = None) -> FastA
 
     guard = [Depends(authorised)]
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Any) -> Any:
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > options.max_request_bytes:
-            return JSONResponse(
-                {
-                    "detail": f"request body of {int(length):,} bytes: more than the "
-                    f"{options.max_request_bytes:,} allowed"
-                },
-                status_code=413,
-            )
-        return await call_next(request)
+    app.add_middleware(BodyLimit, limit=options.max_request_bytes)
 
     @app.exception_handler(UploadTooLarge)
     async def too_large(_: Request, exc: UploadTooLarge) -> JSONResponse:
