@@ -80,6 +80,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "the evaluation, naming the photos. The photos and pairs affected are reported under no_face",
     )
     p.add_argument(
+        "--pose",
+        choices=("auto", "names", "detector", "none"),
+        default="auto",
+        help="verification by head pose (TAR and FAR per band of |yaw| at the threshold for --far, and TAR "
+        "against |yaw|; in the summary's pose section and the report): each photo's yaw from its file name where "
+        "the dataset encodes it (names: QMUL multi-view's <Name>_<tilt>_<pan>), or from the detector's estimate "
+        "from five landmarks (detector). auto (default): names when every photo's name gives one, else the "
+        "detector's where it has one, else no pose section; none: no pose section",
+    )
+    p.add_argument(
         "--patches",
         action="store_true",
         help="--data is an HPatches release (one folder per sequence, i_* and v_*, of ref/e1..e5/h1..h5/t1..t5.png): "
@@ -157,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         progress=not args.quiet,
         no_face=args.no_face,
+        pose=args.pose,
     )
     meta = {
         "checkpoint": str(args.model),

@@ -16,6 +16,7 @@ from facemetric.report.identification import identification_rows, identification
 from facemetric.report.load import ReportError, load_eval, load_npz
 from facemetric.report.no_face import no_face_section
 from facemetric.report.plots import tsne_plot
+from facemetric.report.pose import pose_section
 from facemetric.report.retrieval import retrieval_rows, retrieval_section
 from facemetric.report.training import training_section
 from facemetric.report.verification import (
@@ -100,12 +101,14 @@ def _sections(doc: EvalDocument, eval_dir: Path) -> list[Section]:
     """The sections of a face report, in order; a section whose inputs are absent says so."""
     v = doc.verification
     no_face = no_face_section(doc.no_face)
+    pose = pose_section(doc.pose)
     return [
         _metrics_section(doc),
         *([no_face] if no_face is not None else []),
         roc_section(v),
         det_section(v),
         scores_section(v, eval_dir),
+        *([pose] if pose is not None else []),
         training_section(doc, eval_dir),
         _embeddings_section(eval_dir),
         error_gallery_section(v, eval_dir),

@@ -288,6 +288,21 @@ def cmc_plot(ranks: Sequence[float]) -> bytes:
     return _png(fig)
 
 
+def tar_by_yaw_plot(yaws: Sequence[float], tars: Sequence[float], counts: Sequence[int], threshold: float) -> bytes:
+    """TAR against the |yaw| of each genuine pair's more turned photo, each point labelled with its pair count."""
+    fig, (ax,) = _figure()
+    ax.plot(yaws, tars, "o-", color=GENUINE_COLOR, ms=4)
+    for x, y, n in zip(yaws, tars, counts):
+        ax.annotate(str(n), (x, y), textcoords="offset points", xytext=(0, -12), ha="center", fontsize=7)
+    ax.set_xlabel("|yaw| of the more turned photo (degrees)")
+    ax.set_ylabel(f"TAR at threshold {threshold:.3f}")
+    ax.set_ylim(min(0.0, float(np.min(tars))) - 0.05 if len(tars) else 0.0, 1.05)
+    ax.set_xlim(-5, 95)
+    ax.set_title("Genuine pairs accepted as the head turns")
+    ax.grid(True, alpha=0.3)
+    return _png(fig)
+
+
 def dir_far_plot(dir_at_far: Mapping[str, Any]) -> bytes | None:
     """DIR against FAR (log axis) from a ``dir_at_far`` dict; None without equal-length FAR and DIR lists.
 

@@ -16,6 +16,7 @@ from pydantic import Field
 from facemetric.core.faces import Detection
 from facemetric.core.results import Result
 from facemetric.eval.identification.result import IdentificationResult
+from facemetric.eval.pose.result import PoseBreakdown
 from facemetric.eval.retrieval.result import RetrievalResult
 from facemetric.eval.verification.result import (
     ErrorCounts,
@@ -121,6 +122,7 @@ class EvalSummary(Result):
     identification: IdentificationResult | None = None
     retrieval: RetrievalResult | None = None
     no_face: NoFaceReport | None = None  # evaluations of photo files (``facemetric eval``) only
+    pose: PoseBreakdown | None = None  # verification by head pose, where the photos' yaws are known
 
 
 class EvalDocument(EvalSummary):

@@ -20,6 +20,8 @@ from facemetric.data.prepared import is_prepared, load_prepared, prepared_spec
 from facemetric.data.sources import scan_source
 from facemetric.eval.errors import EvaluationError, MissingImageError
 from facemetric.eval.identification.files import read_open_set_csv
+from facemetric.eval.pose import PoseBreakdown, photo_yaws, pose_breakdown
+from facemetric.eval.primitives import calibrate_threshold
 from facemetric.eval.suite.document import (
     DataDescription,
     EvalSummary,
@@ -185,8 +187,12 @@ def evaluate_files(
     batch_size: int = 256,
     progress: bool = True,
     no_face: str = "fallback",
+    pose: str = "auto",
 ) -> tuple[EvalResult, DataDescription]:
     """Evaluate ``embedder`` on the given protocol files; returns the result and a data description.
+
+    ``pose`` says where each photo's yaw comes from for the verification by head pose
+    (:func:`facemetric.eval.pose.photo_yaws`: ``auto``, ``names``, ``detector``, ``none``).
 
     ``no_face`` says what becomes of a photo in which the model's detector finds no face:
     ``fallback`` (the model's central crop is embedded instead), ``reject`` (turned away as a
@@ -232,6 +238,8 @@ def evaluate_files(
             rejected=turned_away,
         )
         report = protocol_no_face(report, missing, display, items.identities, pairs_input, lines, result, subset)
+        if pairs_input is not None and result.scores is not None:
+            result.summary.pose = _pose(items.paths, records, pairs_input, result.scores, far, pose)
         if records:  # by the paths as the report shows them
             shown = dict(zip(map(str, items.paths), display))
             result.detections = [{**r, "path": shown.get(r["path"], r["path"])} for r in records]
@@ -256,6 +264,31 @@ def evaluate_files(
     result.summary.no_face = report
     data["description"] = ", ".join(f"{k} {v}" for k, v in data.items())
     return result, data
+
+
+def _pose(
+    paths: list[Path],
+    records: list[dict] | None,
+    pairs: PairsInput,
+    scores: dict[str, np.ndarray],
+    far: float,
+    source: str,
+) -> PoseBreakdown | None:
+    """Verification by the head's yaw at the threshold for ``far`` on all impostor pairs, or None when the photos'
+    yaws are not known (``source``: :data:`facemetric.eval.pose.POSE_SOURCES`)."""
+    found = photo_yaws(paths, records, source)
+    if found is None:
+        return None
+    yaws, where = found
+    s, same = scores["scores"], scores["same"]
+    if not (same == 0).any():
+        return None
+    threshold = calibrate_threshold(s[same == 0], far).value
+    rule = f"the threshold for FAR {far:g} on all the impostor pairs (the value to deploy)"
+    known = int(np.sum(~np.isnan(yaws)))
+    return pose_breakdown(
+        s, same, yaws[pairs.i], yaws[pairs.j], threshold, rule, where, photos=len(paths), photos_with_yaw=known
+    )
 
 
 def evaluate_pairs_file(

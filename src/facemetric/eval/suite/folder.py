@@ -3,8 +3,10 @@
 Files (format ``facemetric-eval/1``; ``eval.json`` is written last, so its presence means complete):
 
 * ``eval.json``: checkpoint, run folder, data description, the ``verification`` /
-  ``identification`` / ``retrieval`` summaries that were run, and ``no_face`` (evaluations of
-  photo files: the policy for photos without a detectable face, and the photos and pairs affected);
+  ``identification`` / ``retrieval`` summaries that were run, ``no_face`` (evaluations of
+  photo files: the policy for photos without a detectable face, and the photos and pairs affected)
+  and ``pose`` (verification by the head's yaw, where the photos' yaws are known:
+  :mod:`facemetric.eval.pose`);
 * ``scores.npz``: every verification pair: ``scores``, ``same`` (1/0), ``fold`` (-1 without
   folds), ``path1``, ``path2``;
 * ``errors.npz``: the worst false accepts and false rejects at the operating threshold:
@@ -82,7 +84,7 @@ def write_eval_dir(out: str | Path, result: EvalResult, meta: dict[str, Any]) ->
 def brief_summary(doc: EvalDocument) -> str:
     """The JSON a terminal shows: the evaluation without the verification curve points and the time."""
     exclude: dict[str, Any] = {"created": True, "format": True}
-    for name in ("verification", "identification", "retrieval", "no_face"):
+    for name in ("verification", "identification", "retrieval", "no_face", "pose"):
         if getattr(doc, name) is None:
             exclude[name] = True  # not run: not shown
     if doc.verification is not None:
