@@ -11,38 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
-import torch.nn as nn
 
 from facemetric.core.config import load_config
 from facemetric.core.errors import ConfigError
-from facemetric.models.registry import MODELS, register_model
-from facemetric.ops.normalize import normalize_rows
+from plain_cnn import MODEL, register
 
 pytestmark = pytest.mark.slow
 
 TIMEOUT_S = 240
-MODEL = "test_plain_cnn"
-
-
-class _PlainCNN(nn.Module):
-    """No batch norm: with it, each process normalises its own half of the batch (on CPU there is no
-    SyncBatchNorm), and two processes would differ from one by design, not by a bug."""
-
-    def __init__(self, embedding_dim: int, in_channels: int, input_size: tuple[int, int]) -> None:
-        super().__init__()
-        h, w = input_size
-        self.body = nn.Sequential(
-            nn.Conv2d(in_channels, 8, 3, 2, 1), nn.PReLU(8), nn.Conv2d(8, 16, 3, 2, 1), nn.PReLU(16), nn.Flatten()
-        )
-        self.fc = nn.Linear(16 * ((h + 3) // 4) * ((w + 3) // 4), embedding_dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return normalize_rows(self.fc(self.body(x)))
-
-
-def _register() -> None:
-    if MODEL not in MODELS:
-        register_model(MODEL)(_PlainCNN)
 
 
 def _overrides(orl: Path, out: Path, loss: list[str], epochs: int = 3) -> list[str]:
@@ -73,7 +49,7 @@ def _rank(rank: int, world: int, port: int, overrides: list[str], resume: bool) 
     os.environ.update(
         RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
     )
-    _register()
+    register()
     from facemetric.train.build import train
 
     train(load_config(None, overrides), resume=resume)
@@ -105,7 +81,7 @@ MULTI_SIMILARITY = ["loss.name=multi_similarity", "loss.options={}"]
 
 
 def test_two_processes_train_the_weights_of_one(shared_data: Path, tmp_path: Path) -> None:
-    _register()
+    register()
     orl = shared_data / "orl"
     _run(2, _overrides(orl, tmp_path / "two", MULTI_SIMILARITY))
     _run(1, _overrides(orl, tmp_path / "one", MULTI_SIMILARITY))
@@ -122,7 +98,7 @@ def test_two_processes_train_the_weights_of_one(shared_data: Path, tmp_path: Pat
 def test_a_pair_loss_run_resumes_on_another_number_of_processes(shared_data: Path, tmp_path: Path) -> None:
     """Without Partial FC every process holds the same state and the global batch does not depend on
     their number: 2 epochs in one process, then a third in two, equal 3 epochs in one."""
-    _register()
+    register()
     orl, loss = shared_data / "orl", [*MULTI_SIMILARITY, "scheduler.name=constant"]
     _run(1, _overrides(orl, tmp_path / "whole", loss, epochs=3))
     _run(1, _overrides(orl, tmp_path / "cut", loss, epochs=2))
@@ -134,7 +110,7 @@ def test_a_pair_loss_run_resumes_on_another_number_of_processes(shared_data: Pat
 
 
 def test_partial_fc_checkpoint_holds_every_shard_and_resumes(shared_data: Path, tmp_path: Path) -> None:
-    _register()
+    register()
     # a constant learning rate, so a run of 2 epochs is the first 2 epochs of a run of 3
     arcface = ["loss.name=arcface", "loss.options={scale: 16.0, margin: 0.3}", "scheduler.name=constant"]
     orl = shared_data / "orl"

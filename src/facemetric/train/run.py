@@ -64,6 +64,7 @@ class Run:
                 raise
             raise explained from exc
         finally:
+            self.trainer.release_step_wrappers()
             strategy.close()
         classification = self.trainer.callback(ClassificationCallback)
         verified = self.validation.last if self.validation else None

@@ -15,6 +15,7 @@ had not yet seen.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -83,6 +84,13 @@ class Trainer:
     @property
     def steps_per_epoch(self) -> int:
         return self.data.steps_per_epoch
+
+    def release_step_wrappers(self) -> None:
+        """Drop the DDP wrapper and the global-batch loss: DDP's reducer holds the process group, so leaving the
+        group after this frees it (and gloo's threads) now; left to interpreter exit, gloo can abort a finished
+        run's process (SIGABRT, "terminate called without an active exception")."""
+        self._step_model, self._step_loss = self.model, self.loss
+        gc.collect()
 
     def callback(self, kind: type[Callback]) -> Any:
         """The first callback of class ``kind``, or None."""
