@@ -3,10 +3,13 @@
     python benchmarks/gallery_scale.py [--sizes 1000 10000 100000 1000000] [--dims 128 512]
         [--stores sqlite postgresql] [--probes 200] [--enrolments 100] [--pg-url URL] [--out JSON]
 
-For each embedding size and gallery size N, a gallery of N people (one photo each) is loaded with
-synthetic embeddings: each person a random unit direction, their photo that direction plus noise
-(cosine about 0.8 to it), a probe another noisy sample of an enrolled person (so a probe scores
-about 0.65 with its own person and near 0 with the others, as real face embeddings do). Loaded with
+For each kind of embeddings, embedding size and gallery size N, a gallery of N people (one photo each) is
+loaded with synthetic embeddings, a probe being another photo of an enrolled person. ``--embeddings``:
+``realistic`` draws people and photos from a model fitted to real face embeddings (dlib-resnet's for 128-d,
+arcface-mbf's for 512-d: benchmarks/realistic_embeddings.py; people share directions and some look alike);
+``uniform`` makes each person a random unit direction and their photo that direction plus noise (cosine
+about 0.8 to it; a probe scores about 0.65 with its own person and near 0 with the others), the easiest
+case to tell apart and the hardest for a graph index. Loaded with
 :meth:`Store.restore` (what ``gallery import`` does; for PostgreSQL, COPY and then the HNSW index
 builds, timed). Then, as the gallery service does them (the model's own time left out):
 
@@ -57,27 +60,49 @@ def _noisy(rng: np.random.Generator, directions: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-def _people(n: int, dim: int, seed: int) -> Iterator[StoredIdentity]:
-    """N synthetic people with one photo each, streamed in chunks (the directions are re-drawn from seeds)."""
+REALISTIC_MODEL = {128: "dlib-resnet", 512: "arcface-mbf"}  # whose real embeddings a realistic gallery follows
+
+
+def _centres(kind: str, rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    """``n`` people's centres: random unit directions (``uniform``), or drawn from the model fitted to a
+    pretrained model's real embeddings (``realistic``: benchmarks/realistic_embeddings.py)."""
+    if kind == "uniform":
+        return _directions(rng, n, dim)
+    from realistic_embeddings import fitted
+
+    return fitted(REALISTIC_MODEL[dim]).centres(rng, n)
+
+
+def _photos(kind: str, rng: np.random.Generator, centres: np.ndarray) -> np.ndarray:
+    """One unit photo embedding of each person."""
+    if kind == "uniform":
+        return _noisy(rng, centres)
+    from realistic_embeddings import fitted
+
+    return fitted(REALISTIC_MODEL[centres.shape[1]]).photos(rng, centres)
+
+
+def _people(n: int, dim: int, seed: int, kind: str = "uniform") -> Iterator[StoredIdentity]:
+    """N synthetic people with one photo each, streamed in chunks (the centres are re-drawn from seeds)."""
     for start in range(0, n, CHUNK):
         rng = np.random.default_rng((seed, start))
-        vectors = _noisy(rng, _directions(rng, min(CHUNK, n - start), dim))
+        vectors = _photos(kind, rng, _centres(kind, rng, min(CHUNK, n - start), dim))
         for k, v in enumerate(vectors):
             person = start + k
             image = StoredImage(f"{person:064x}", f"synthetic/{person}.jpg", {"backend": "synthetic"}, v, 0.0)
             yield StoredIdentity(f"p{person:07d}", 0.0, [image])
 
 
-def _probes(n: int, dim: int, seed: int, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` probes of enrolled people: (which person, the probe)."""
+def _probes(n: int, dim: int, seed: int, count: int, kind: str = "uniform") -> tuple[np.ndarray, np.ndarray]:
+    """``count`` probes of enrolled people: (which person, the probe: another photo of them)."""
     rng = np.random.default_rng(seed + 1)
     who = np.sort(rng.choice(n, size=min(count, n), replace=False))
     probes, chunks = [], {}
     for person in who:
         start = int(person - person % CHUNK)
-        if start not in chunks:  # the chunk's directions, drawn again as _people drew them
-            chunks = {start: _directions(np.random.default_rng((seed, start)), min(CHUNK, n - start), dim)}
-        probes.append(_noisy(rng, chunks[start][person - start : person - start + 1])[0])
+        if start not in chunks:  # the chunk's centres, drawn again as _people drew them
+            chunks = {start: _centres(kind, np.random.default_rng((seed, start)), min(CHUNK, n - start), dim)}
+        probes.append(_photos(kind, rng, chunks[start][person - start : person - start + 1])[0])
     return who, np.stack(probes)
 
 
@@ -121,7 +146,9 @@ def _with_database(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
-def run_sqlite(n: int, dim: int, probes: np.ndarray, who: np.ndarray, enrolments: int, seed: int) -> dict[str, Any]:
+def run_sqlite(
+    n: int, dim: int, probes: np.ndarray, who: np.ndarray, enrolments: int, seed: int, kind: str = "uniform"
+) -> dict[str, Any]:
     from facemetric.gallery.stores.sqlite.faiss_index import FaissIndex
     from facemetric.gallery.stores.sqlite.store import SQLiteStore
 
@@ -130,7 +157,7 @@ def run_sqlite(n: int, dim: int, probes: np.ndarray, who: np.ndarray, enrolments
         folder = Path(tmp) / "gallery"
         store = SQLiteStore.create(folder / "gallery.db", info)
         start = time.perf_counter()
-        store.restore(_people(n, dim, seed))
+        store.restore(_people(n, dim, seed, kind))
         load = time.perf_counter() - start
         start = time.perf_counter()
         index = FaissIndex(store, folder)  # the first open: built from the store and saved
@@ -141,6 +168,7 @@ def run_sqlite(n: int, dim: int, probes: np.ndarray, who: np.ndarray, enrolments
         store.close()
     return {
         "store": "sqlite",
+        "embeddings": kind,
         "search": "faiss-flat (exact)",
         "dim": dim,
         "identities": n,
@@ -162,6 +190,7 @@ def run_postgres(
     enrolments: int,
     seed: int,
     ef_search: list[int],
+    kind: str = "uniform",
 ) -> list[dict[str, Any]]:
     import psycopg
 
@@ -178,11 +207,11 @@ def run_postgres(
         info = EmbedderInfo("synthetic", f"synthetic-{dim}", dim, "synthetic")
         store = PostgresStore.create(url, info)
         start = time.perf_counter()
-        store.restore(_people(n, dim, seed))  # COPY, then both HNSW indexes built
+        store.restore(_people(n, dim, seed, kind))  # COPY, then both HNSW indexes built
         load = time.perf_counter() - start
         enrol = _enrol(store, PgvectorIndex(store), enrolments, dim)  # HNSW insertions included
         identify, exact = _identify(PgvectorIndex(store, exact=True), probes)
-        row = {"store": "postgresql", "dim": dim, "identities": n, "load_s": round(load, 1)}
+        row = {"store": "postgresql", "embeddings": kind, "dim": dim, "identities": n, "load_s": round(load, 1)}
         rows.append(
             {**row, "search": "exact", "enrol": enrol, "identify": identify, "top1_right_person": _right(exact, who)}
         )
@@ -224,6 +253,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--ef-search", type=int, nargs="+", default=[40, 100, 400], help="HNSW candidate lists to measure"
     )
+    parser.add_argument(
+        "--embeddings",
+        nargs="+",
+        default=["realistic", "uniform"],
+        choices=["realistic", "uniform"],
+        help="realistic: drawn from a model fitted to dlib-resnet's (128-d) or arcface-mbf's (512-d) embeddings of "
+        "../shared/data (benchmarks/realistic_embeddings.py); uniform: random directions (default: both)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="write the JSON here too (rewritten after every gallery)")
     args = parser.parse_args(argv)
@@ -240,19 +277,22 @@ def main(argv: list[str] | None = None) -> None:
         if "postgresql" in args.stores and url is None:
             server, url = _start_postgres(tmp)
         try:
-            for dim in args.dims:
-                for n in args.sizes:
-                    who, probes = _probes(n, dim, args.seed, args.probes)
-                    rows = []
-                    if "sqlite" in args.stores:
-                        rows.append(run_sqlite(n, dim, probes, who, args.enrolments, args.seed))
-                    if "postgresql" in args.stores:
-                        rows.extend(run_postgres(url, n, dim, probes, who, args.enrolments, args.seed, args.ef_search))
-                    for row in rows:
-                        print(json.dumps(row), flush=True)
-                    result["rows"].extend(rows)
-                    if args.out:
-                        args.out.write_text(json.dumps(result, indent=1))
+            for kind in args.embeddings:
+                for dim in args.dims:
+                    for n in args.sizes:
+                        who, probes = _probes(n, dim, args.seed, args.probes, kind)
+                        rows = []
+                        if "sqlite" in args.stores:
+                            rows.append(run_sqlite(n, dim, probes, who, args.enrolments, args.seed, kind))
+                        if "postgresql" in args.stores:
+                            rows.extend(
+                                run_postgres(url, n, dim, probes, who, args.enrolments, args.seed, args.ef_search, kind)
+                            )
+                        for row in rows:
+                            print(json.dumps(row), flush=True)
+                        result["rows"].extend(rows)
+                        if args.out:
+                            args.out.write_text(json.dumps(result, indent=1))
         finally:
             if server is not None:
                 server.cleanup()
