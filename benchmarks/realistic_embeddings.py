@@ -28,6 +28,7 @@ realistic``).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from dataclasses import dataclass
 from datetime import date
@@ -42,10 +43,14 @@ SETS = ("lfw-devtrain/images", "celeba-199", "orl", "yale", "qmul-multiview")
 CACHE = Path.home() / ".cache" / "facemetric" / "bench"
 
 
+def _file_name(model: str) -> str:
+    """``model`` (a name with options, or a path) as part of a cache file's name."""
+    return model.replace("/", "_").replace("?", "_").replace("&", "_")
+
+
 def real_embeddings(model: str, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(unit embeddings, person labels) of every photo of :data:`SETS` in which ``model`` finds a face (cached)."""
-    safe = model.replace("/", "_").replace("?", "_").replace("&", "_")
-    path = CACHE / f"shared-embeddings-{safe}.npz"
+    path = CACHE / f"shared-embeddings-{_file_name(model)}.npz"
     if path.is_file():
         with np.load(path) as z:
             return z["embeddings"], z["labels"]
@@ -176,10 +181,11 @@ class EmbeddingModel:
             return cls(z["mean"], z["centre_factor"], z["within_factor"], fraction, spread)
 
 
+@functools.cache
 def fitted(model: str) -> EmbeddingModel:
-    """The model fitted to ``model``'s real embeddings (fitted once, cached)."""
-    safe = model.replace("/", "_").replace("?", "_").replace("&", "_")
-    path = CACHE / f"embedding-model-2-{safe}.npz"  # bump when the fit changes
+    """The model fitted to ``model``'s real embeddings (fitted once and cached on disk; read once per process:
+    a gallery draws from it chunk by chunk)."""
+    path = CACHE / f"embedding-model-2-{_file_name(model)}.npz"  # bump when the fit changes
     if not path.is_file():
         fit = EmbeddingModel.fit(*real_embeddings(model))
         CACHE.mkdir(parents=True, exist_ok=True)

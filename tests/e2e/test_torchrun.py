@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from checkpoints import checkpoint_step
+
 pytestmark = pytest.mark.slow
 
 EPOCHS, STEPS_PER_EPOCH = 4, 9  # ORL: 30 training people x 10 photos, 8 x 4 a batch
@@ -78,23 +80,16 @@ def _wait_for(check, what: str, proc: subprocess.Popen):  # type: ignore[no-unty
     raise AssertionError(f"no {what} within {DEADLINE_S} s")
 
 
-def _step(path: Path) -> int:
-    try:
-        return int(torch.load(path, map_location="cpu", weights_only=False)["global_step"])
-    except Exception:  # not written yet (each write is atomic: a file is either absent or whole)
-        return 0
-
-
 def test_killed_rank_then_resume_finishes_the_run(shared_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     launcher = subprocess.Popen(_command(shared_data, out), stderr=subprocess.PIPE, text=True)
-    _wait_for(lambda: _step(out / "last.pt") >= 3, "checkpoint", launcher)
+    _wait_for(lambda: checkpoint_step(out / "last.pt") >= 3, "checkpoint", launcher)
     pid = _wait_for(lambda: _rank_pid(launcher, 1), "rank 1", launcher)
     os.kill(pid, signal.SIGKILL)
     _, err = launcher.communicate(timeout=DEADLINE_S)
     assert launcher.returncode != 0
     assert "exitcode  : -9" in err  # torchrun names the killed rank and stops the other
-    killed_at = _step(out / "last.pt")
+    killed_at = checkpoint_step(out / "last.pt")
     assert 3 <= killed_at < EPOCHS * STEPS_PER_EPOCH
 
     done = subprocess.run(_command(shared_data, out, "--resume"), capture_output=True, text=True, timeout=DEADLINE_S)
@@ -111,7 +106,7 @@ def test_hung_rank_stops_the_other_after_the_timeout(shared_data: Path, tmp_path
     launcher = subprocess.Popen(
         _command(shared_data, out, "--set", "train.distributed.timeout_s=10"), stderr=subprocess.PIPE, text=True
     )
-    _wait_for(lambda: _step(out / "last.pt") >= 3, "checkpoint", launcher)
+    _wait_for(lambda: checkpoint_step(out / "last.pt") >= 3, "checkpoint", launcher)
     pid = _wait_for(lambda: _rank_pid(launcher, 1), "rank 1", launcher)
     os.kill(pid, signal.SIGSTOP)
     stopped = time.monotonic()

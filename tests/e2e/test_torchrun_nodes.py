@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,17 +15,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from checkpoints import checkpoint_step
+from servers import free_port
+
 pytestmark = pytest.mark.slow
 
 TESTS = Path(__file__).resolve().parents[1]
 EPOCHS, STEPS_PER_EPOCH = 3, 9  # ORL: 30 training people x 10 photos, 8 x 4 a batch
 DEADLINE_S = 300
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _train(orl: Path, out: Path, *extra: str) -> list[str]:
@@ -81,7 +77,7 @@ def _node(rank: int, port: int, args: list[str]) -> subprocess.Popen:
 
 
 def _two_nodes(args: list[str]) -> tuple[subprocess.Popen, subprocess.Popen]:
-    port = _free_port()
+    port = free_port()
     return _node(0, port, args), _node(1, port, args)
 
 
@@ -90,13 +86,6 @@ def _finish(*nodes: subprocess.Popen) -> list[str]:
     for node, err in zip(nodes, errors):
         assert node.returncode == 0, err[-3000:]
     return errors
-
-
-def _step(path: Path) -> int:
-    try:
-        return int(torch.load(path, map_location="cpu", weights_only=False)["global_step"])
-    except Exception:  # not written yet (each write is atomic: a file is either absent or whole)
-        return 0
 
 
 def test_two_nodes_train_the_weights_of_one_process(shared_data: Path, tmp_path: Path) -> None:
@@ -122,7 +111,7 @@ def test_a_killed_node_stops_the_other_and_resume_finishes(shared_data: Path, tm
     args = _train(shared_data / "orl", out, "--set", "train.distributed.timeout_s=20")
     first, second = _two_nodes(args)
     deadline = time.monotonic() + DEADLINE_S
-    while _step(out / "last.pt") < 4:
+    while checkpoint_step(out / "last.pt") < 4:
         assert first.poll() is None and second.poll() is None, "a node ended before its first checkpoints"
         assert time.monotonic() < deadline, "no checkpoint within the deadline"
         time.sleep(0.2)
@@ -136,7 +125,7 @@ def test_a_killed_node_stops_the_other_and_resume_finishes(shared_data: Path, tm
     assert first.returncode != 0
     assert "another training process died or stopped answering" in err, err[-3000:]
     assert "--resume" in err
-    killed_at = _step(out / "last.pt")
+    killed_at = checkpoint_step(out / "last.pt")
     assert 4 <= killed_at < EPOCHS * STEPS_PER_EPOCH
 
     errors = _finish(*_two_nodes([*args, "--resume"]))

@@ -101,15 +101,24 @@ class Embedder(ABC):
 
     def cut_photos(self, photos: Iterable[tuple[int, Image.Image]]) -> FaceCrops:
         """:meth:`crop_photo` on each (position, photo); photos without a face go to ``failures``."""
-        crops, detections, index, failures = [], [], [], []
-        for k, image in photos:
+
+        def cut(image: Image.Image) -> tuple[np.ndarray, Detection] | NoFaceError:
             try:
-                crop, detection = self.crop_photo(image)
+                return self.crop_photo(image)
             except NoFaceError as exc:
-                failures.append((k, str(exc)))
+                return exc
+
+        return self.gather_crops((k, cut(image)) for k, image in photos)
+
+    def gather_crops(self, results: Iterable[tuple[int, tuple[np.ndarray, Detection] | NoFaceError]]) -> FaceCrops:
+        """:class:`FaceCrops` of (position, :meth:`crop_photo`'s result or the :class:`NoFaceError` it raised)."""
+        crops, detections, index, failures = [], [], [], []
+        for k, result in results:
+            if isinstance(result, NoFaceError):
+                failures.append((k, str(result)))
                 continue
-            crops.append(crop)
-            detections.append(detection)
+            crops.append(result[0])
+            detections.append(result[1])
             index.append(k)
         shape = (0, self.spec.height, self.spec.width, self.spec.channels)
         return FaceCrops(

@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from facemetric.core.embedder import Embedder, FaceCrops
-from facemetric.core.faces import Detection, NoFaceError
+from facemetric.core.faces import Detection
 from facemetric.data.align_pool import AlignPool
 
 MAX_BATCH = 16  # crops per model call: beyond it the time per face hardly falls, and the wait grows
@@ -92,18 +92,7 @@ class BatchingEmbedder(Embedder):
             return super().cut_photos(photos)
         listed = list(photos)
         results = self.pool.cut_many([image for _, image in listed])
-        crops, detections, index, failures = [], [], [], []
-        for (k, _), result in zip(listed, results):
-            if isinstance(result, NoFaceError):
-                failures.append((k, str(result)))
-                continue
-            crops.append(result[0])
-            detections.append(result[1])
-            index.append(k)
-        shape = (0, self.spec.height, self.spec.width, self.spec.channels)
-        return FaceCrops(
-            np.stack(crops) if crops else np.zeros(shape, np.uint8), detections, np.asarray(index, np.int64), failures
-        )
+        return self.gather_crops((k, result) for (k, _), result in zip(listed, results))
 
     def crop_files(self, paths: Sequence[str | Path], progress: bool = False, workers: int | None = None) -> FaceCrops:
         with self._crop_lock:
