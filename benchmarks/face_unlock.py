@@ -37,7 +37,7 @@ from facemetric.embedders.fusion import FusionEmbedder
 from facemetric.gallery.pose_spread import FaceOffer, choose
 from pretrained_models import Embedded, Photos, embed_set, fuse, load_set
 
-MODELS = ("dlib-resnet", "dlib-resnet?detector=yunet", "sface", "arcface-mbf")
+MODELS = ("dlib-resnet?detector=hog", "dlib-resnet", "sface", "arcface-mbf")
 FUSIONS = ("arcface-mbf+dlib-resnet",)
 PAN_BANDS = ((0, 15), (16, 30), (31, 45), (46, 60), (61, 90))
 TILT_BANDS = ((-30, -20), (-10, 10), (20, 30))

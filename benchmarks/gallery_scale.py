@@ -191,6 +191,7 @@ def run_postgres(
     seed: int,
     ef_search: list[int],
     kind: str = "uniform",
+    build: tuple[int, int] = (16, 64),
 ) -> list[dict[str, Any]]:
     import psycopg
 
@@ -201,7 +202,9 @@ def run_postgres(
     with psycopg.connect(server, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
         admin.execute(f"ALTER DATABASE \"{name}\" SET maintenance_work_mem = '4GB'")
+    m, ef_construction = build
     url = _with_database(server, name)
+    url += ("&" if urlsplit(url).query else "?") + f"m={m}&ef_construction={ef_construction}"
     rows = []
     try:
         info = EmbedderInfo("synthetic", f"synthetic-{dim}", dim, "synthetic")
@@ -211,7 +214,15 @@ def run_postgres(
         load = time.perf_counter() - start
         enrol = _enrol(store, PgvectorIndex(store), enrolments, dim)  # HNSW insertions included
         identify, exact = _identify(PgvectorIndex(store, exact=True), probes)
-        row = {"store": "postgresql", "embeddings": kind, "dim": dim, "identities": n, "load_s": round(load, 1)}
+        row = {
+            "store": "postgresql",
+            "embeddings": kind,
+            "dim": dim,
+            "identities": n,
+            "m": m,
+            "ef_construction": ef_construction,
+            "load_s": round(load, 1),
+        }
         rows.append(
             {**row, "search": "exact", "enrol": enrol, "identify": identify, "top1_right_person": _right(exact, who)}
         )
@@ -254,6 +265,13 @@ def main(argv: list[str] | None = None) -> None:
         "--ef-search", type=int, nargs="+", default=[40, 100, 400], help="HNSW candidate lists to measure"
     )
     parser.add_argument(
+        "--hnsw-build",
+        nargs="+",
+        default=["16:64"],
+        help="PostgreSQL HNSW builds to measure, each M:EF_CONSTRUCTION (the URL's ?m=&ef_construction=; one "
+        "gallery each; default 16:64, pgvector's)",
+    )
+    parser.add_argument(
         "--embeddings",
         nargs="+",
         default=["realistic", "uniform"],
@@ -285,9 +303,22 @@ def main(argv: list[str] | None = None) -> None:
                         if "sqlite" in args.stores:
                             rows.append(run_sqlite(n, dim, probes, who, args.enrolments, args.seed, kind))
                         if "postgresql" in args.stores:
-                            rows.extend(
-                                run_postgres(url, n, dim, probes, who, args.enrolments, args.seed, args.ef_search, kind)
-                            )
+                            for build in args.hnsw_build:
+                                m, _, ef_c = build.partition(":")
+                                rows.extend(
+                                    run_postgres(
+                                        url,
+                                        n,
+                                        dim,
+                                        probes,
+                                        who,
+                                        args.enrolments,
+                                        args.seed,
+                                        args.ef_search,
+                                        kind,
+                                        (int(m), int(ef_c)),
+                                    )
+                                )
                         for row in rows:
                             print(json.dumps(row), flush=True)
                         result["rows"].extend(rows)

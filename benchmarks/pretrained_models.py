@@ -52,7 +52,7 @@ from facemetric.embedders import load_embedder
 from facemetric.embedders.fusion import FusionEmbedder
 
 SETS = ("lfw", "celeba", "orl", "yale", "qmul")
-MODELS = ("dlib-resnet", "dlib-resnet?detector=yunet", "sface", "arcface-mbf")
+MODELS = ("dlib-resnet?detector=hog", "dlib-resnet", "sface", "arcface-mbf")
 FUSIONS = ("dlib-resnet+sface", "arcface-mbf+sface", "arcface-mbf+dlib-resnet", "arcface-mbf+dlib-resnet+sface")
 PAN_BANDS = ((0, 20), (30, 50), (60, 90))  # degrees from frontal (qmul)
 FAR_OPEN_SET = 0.01

@@ -28,7 +28,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=SHARED_DATA / "lfw-devtrain")
     parser.add_argument("--pairs", type=int, default=2000, help="random pairs of different people")
-    parser.add_argument("--models", nargs="+", default=["dlib-resnet?detector=yunet", "sface", "arcface-mbf"])
+    parser.add_argument("--models", nargs="+", default=["dlib-resnet", "sface", "arcface-mbf"])
     args = parser.parse_args()
     in_pairs = {name for p in parse_pairs(args.data / "pairsDevTrain.txt") for name in (p.name1, p.name2)}
     people = sorted(d for d in (args.data / "images").iterdir() if d.is_dir() and d.name not in in_pairs)

@@ -172,14 +172,14 @@ def test_dlib_chip_from_yunet_points_is_near_dlibs_own_chip(yunet_file: Path, fa
 
 
 def test_dlib_resnet_reads_the_yunet_chip_as_it_reads_its_own(yunet_file: Path, faces: list[Path]) -> None:
-    """``dlib-resnet?detector=yunet``: the descriptor of the chip cut from YuNet's points is close to that of
-    dlib's own chip (cosine: median 0.993, lowest 0.85 over 1,400 LFW photos; at least 0.98 on these)."""
+    """``dlib-resnet`` (YuNet, its default detector): the descriptor of the chip cut from YuNet's points is close to
+    that of dlib's own chip (cosine: median 0.993, lowest 0.85 over 1,400 LFW photos; at least 0.98 on these)."""
     pytest.importorskip("dlib")
     from facemetric.data.align.dlib_chip import DlibChipAligner
     from facemetric.embedders import load_embedder
 
-    embedder = load_embedder("dlib-resnet?detector=yunet")
-    assert embedder.reference == "dlib-resnet?detector=yunet"
+    embedder = load_embedder("dlib-resnet")
+    assert embedder.reference == "dlib-resnet" and embedder.spec.align == "dlib-chip?detector=yunet"
     photos = [open_image(path, 3) for path in faces[::5]]
     vectors, detections = zip(*(embedder.embed_photo(photo) for photo in photos))
     assert all(det.backend == "dlib-resnet/yunet" for det in detections)

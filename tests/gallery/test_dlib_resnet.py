@@ -15,8 +15,11 @@ from facemetric.core.errors import MissingDependencyError  # noqa: E402
 from facemetric.core.faces import NoFaceError  # noqa: E402
 from facemetric.data.align.dlib import dlib_model_dir  # noqa: E402
 from facemetric.data.images import open_image  # noqa: E402
-from facemetric.embedders import dlib_resnet, load_embedder  # noqa: E402
+from facemetric.embedders import dlib_resnet, former_references, load_embedder, open_stored_embedder  # noqa: E402
 from facemetric.embedders.dlib_resnet import DlibResnetEmbedder  # noqa: E402
+from facemetric.gallery.interface import GalleryError  # noqa: E402
+from facemetric.gallery.photos import Photo  # noqa: E402
+from facemetric.gallery.service import Gallery  # noqa: E402
 
 try:
     _MODELS = dlib_model_dir()
@@ -56,7 +59,7 @@ def test_vector_is_unit_float32_128_with_detection(embedder, orl):
     assert vectors.shape == (1, 128) and vectors.dtype == np.float32
     assert np.linalg.norm(vectors[0]) == pytest.approx(1.0, abs=1e-5)
     det = dets[0]
-    assert det.found and det.backend == "dlib-resnet" and det.faces == 1
+    assert det.found and det.backend == "dlib-resnet/yunet" and det.faces == 1  # YuNet: the default detector
     assert det.image_size == [92, 112] and len(det.landmarks) == 5 and det.score is not None
     left, top, right, bottom = det.box
     assert right - left > 40 and bottom - top > 40  # the face fills most of a tight crop
@@ -156,10 +159,10 @@ def test_large_photo_detected_on_a_scaled_copy(embedder, orl):
 
 
 def test_whole_image_fallback_on_an_undetected_tight_crop(orl):
-    photo = open_image(orl / "s33" / "4.pgm", channels=3)  # chin-to-forehead crop the detector misses
+    photo = open_image(orl / "s33" / "4.pgm", channels=3)  # chin-to-forehead crop HOG misses (YuNet finds it)
     with pytest.raises(NoFaceError):
-        DlibResnetEmbedder().embed_photo(photo)
-    fallback = DlibResnetEmbedder(whole_image_fallback=True)
+        DlibResnetEmbedder(detector="hog").embed_photo(photo)
+    fallback = DlibResnetEmbedder(whole_image_fallback=True, detector="hog")
     vector, det = fallback.embed_photo(photo)
     assert not det.found and det.backend == "dlib-resnet/whole-image" and det.faces == 0 and det.score is None
     assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
@@ -190,6 +193,34 @@ def test_opened_by_name_with_options():
     custom = load_embedder("dlib-resnet?upsample=0&pad=0.5")
     assert (custom.upsample, custom.pad) == (0, 0.5) and custom.reference == "dlib-resnet?upsample=0&pad=0.5"
     assert load_embedder(custom.reference).fingerprint == custom.fingerprint
-    # a gallery written before the port names every setting; it opens to the same model
+    # a gallery written before the port names every setting (and before YuNet became the default detector,
+    # so it was HOG's): it opens to the model that made it
     old = "dlib-resnet?upsample=0&num_jitters=0&whole_image_fallback=False&pad=0.5&max_side=1280"
-    assert load_embedder(old).fingerprint == custom.fingerprint
+    then = DlibResnetEmbedder(upsample=0, pad=0.5, detector="hog")
+    assert load_embedder(old).fingerprint == custom.fingerprint != then.fingerprint
+    assert open_stored_embedder(old, then.fingerprint).fingerprint == then.fingerprint
+
+
+def test_yunet_is_the_default_and_hog_galleries_keep_hog(orl, tmp_path):
+    """YuNet became dlib-resnet's default detector on 2026-12-07 (issue 33): the HOG fingerprint is unchanged, and a
+    gallery whose record says plain ``dlib-resnet`` from before reopens with HOG, as it was made."""
+    hog = DlibResnetEmbedder(detector="hog")
+    assert hog.fingerprint == "668037a0bb375e46"  # the fingerprint of every HOG dlib-resnet gallery before the switch
+    assert hog.reference == "dlib-resnet?detector=hog" and hog.spec.align == "dlib-chip"
+    assert load_embedder("dlib-resnet").detector == "yunet"
+    assert former_references("dlib-resnet") == ["dlib-resnet?detector=hog"]
+    assert former_references("dlib-resnet?pad=0.5") == ["dlib-resnet?pad=0.5&detector=hog"]
+    assert former_references("dlib-resnet?detector=cnn") == former_references("dlib-resnet+sface") == []
+    hog.reference = "dlib-resnet"  # what a gallery made while HOG was the default recorded
+    photos = [orl / "s1" / f"{k}.pgm" for k in (1, 2, 3)]
+    gallery = Gallery.create(tmp_path / "old", hog)
+    gallery.enroll("s1", [Photo.from_path(p) for p in photos])
+    gallery.close()
+    gallery = Gallery(tmp_path / "old")
+    try:
+        assert gallery.embedder.detector == "hog" and gallery.embedder.fingerprint == hog.fingerprint
+        assert gallery.identify(Photo.from_path(orl / "s1" / "5.pgm")).candidates[0].name == "s1"
+    finally:
+        gallery.close()
+    with pytest.raises(GalleryError, match="leave the model out"):
+        Gallery(tmp_path / "old", load_embedder("dlib-resnet"))

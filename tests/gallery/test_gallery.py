@@ -21,6 +21,7 @@ from facemetric.gallery.interface import (
     Enrolment,
     GalleryError,
     InvalidNameError,
+    Store,
     UnknownIdentityError,
     validate_name,
 )
@@ -111,6 +112,24 @@ def search_location(request: pytest.FixtureRequest, tmp_path: Path) -> GalleryLo
     if request.param.endswith("exact"):
         url += f"{'&' if '?' in url else '?'}search=exact"
     return GalleryLocation.parse(url)
+
+
+def test_a_random_sample_of_enrolled_images(location: GalleryLocation) -> None:
+    """``sample_images`` (what `gallery recall` probes with): the rows drawn, with their people, seeded; each store's
+    own query and the interface's default (from a snapshot) draw alike."""
+    store = location.create(_info())
+    for k in range(10):
+        store.enroll(f"p{k}", [_item(2 * k), _item(2 * k + 1)])
+    _, _, names, vectors = store.snapshot()
+    owner = {v.tobytes(): n for n, v in zip(names, vectors)}
+    drawn, rows = store.sample_images(7, seed=4)
+    assert len(drawn) == 7 and rows.shape == (7, 4) and len({r.tobytes() for r in rows}) == 7
+    assert all(owner[r.tobytes()] == n for n, r in zip(drawn, rows))
+    assert sorted(map(bytes, store.sample_images(7, seed=4)[1])) == sorted(map(bytes, rows))
+    default = Store.sample_images(store, 7, seed=4)  # the interface's own, from a snapshot
+    assert sorted(map(bytes, default[1])) == sorted(map(bytes, rows))
+    assert len(store.sample_images(100)[0]) == 20 and len(store.sample_images(0)[0]) == 0
+    store.close()
 
 
 def test_index_search_equals_brute_force_and_follows_the_store(search_location: GalleryLocation) -> None:

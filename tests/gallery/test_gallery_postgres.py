@@ -17,7 +17,14 @@ import pytest
 
 from facemetric.cli import main
 from facemetric.core.errors import MissingDependencyError
-from facemetric.gallery.interface import EmbedderInfo, Enrolment, GalleryError, UnknownIdentityError
+from facemetric.gallery.interface import (
+    EmbedderInfo,
+    Enrolment,
+    GalleryError,
+    StoredIdentity,
+    StoredImage,
+    UnknownIdentityError,
+)
 from facemetric.gallery.location import GalleryLocation
 from facemetric.gallery.photos import Photo
 from facemetric.gallery.service import Gallery
@@ -105,6 +112,58 @@ def test_an_empty_database_holds_no_gallery(pg_url: str, capsys: pytest.CaptureF
     assert GalleryLocation.parse(pg_url).exists()
     assert main(["-q", "gallery", "--gallery", pg_url, "list"]) == 2  # its model, "colour-test", cannot be loaded
     assert "the gallery's model cannot be opened" in capsys.readouterr().err
+
+
+def test_hnsw_build_settings_in_the_url() -> None:
+    options = split_url("postgresql://u@h/db?m=24&ef_construction=128&sslmode=require")
+    assert options == ("postgresql://u@h/db?sslmode=require", SearchOptions(False, None, 24, 128))
+    assert options[1].build() == (24, 128) and SearchOptions().build() == (16, 64)  # pgvector's defaults
+    for bad, words in (
+        ("m=1", "m='1' must be a whole number from 2 to 100"),
+        ("m=x", "m='x' must be a whole number from 2 to 100"),
+        ("ef_construction=2000", "ef_construction='2000' must be a whole number from 4 to 1000"),
+        ("m=48", r"ef_construction=64 is less than twice m=48; .* \(give ef_construction=96 or more\)"),
+        ("m=10&ef_construction=12", "ef_construction=12 is less than twice m=10"),
+    ):
+        with pytest.raises(GalleryError, match=words):
+            split_url(f"postgresql://u:secret@h/db?{bad}")
+
+
+def _indexdefs(url: str) -> dict[str, str]:
+    import psycopg
+
+    with psycopg.connect(split_url(url)[0]) as db:
+        return dict(db.execute("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'facemetric'"))
+
+
+def test_a_gallery_keeps_its_hnsw_build_settings(pg_url: str) -> None:
+    """m and ef_construction are chosen when the gallery is made, kept by the indexes themselves, used again when
+    an import rebuilds them, and a URL asking for others on an existing gallery is refused."""
+    built = pg_url + ("&" if "?" in pg_url else "?") + "m=8&ef_construction=40"
+    store = GalleryLocation.parse(built).create(EmbedderInfo("test", "fp", 16, "test"))
+    assert store.hnsw == (8, 40)
+    for name in ("images_hnsw", "identities_hnsw"):
+        assert "m='8'" in _indexdefs(pg_url)[name] and "ef_construction='40'" in _indexdefs(pg_url)[name]
+    rng = np.random.default_rng(3)
+    people = []
+    for person in range(50):
+        v = rng.normal(size=(2, 16)).astype(np.float32)
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        people.append(
+            StoredIdentity(f"p{person}", 1.0, [StoredImage(f"h{person}{k}", "s", {}, v[k], 1.0) for k in (0, 1)])
+        )
+    assert store.restore(people).images == 100  # the indexes dropped for the load and built again, as made
+    assert "m='8'" in _indexdefs(pg_url)["images_hnsw"]
+    store.close()
+    again = GalleryLocation.parse(pg_url).open()  # the URL without build settings opens it
+    assert again.hnsw == (8, 40)
+    probe = people[7].images[0].embedding
+    assert PgvectorIndex(again).search(probe, 1)[0].name == "p7"
+    again.close()
+    with pytest.raises(
+        GalleryError, match="built with m=8, ef_construction=40, not the URL's m=16, ef_construction=40"
+    ):
+        GalleryLocation.parse(pg_url + ("&" if "?" in pg_url else "?") + "m=16").open()
 
 
 def test_pgvector_schema_and_hnsw_search_agree_with_exact(pg_url: str) -> None:
@@ -250,3 +309,46 @@ def test_two_serve_processes_on_one_postgres_gallery(tiny_checkpoint: Path, synt
             stop_server(second)
     finally:
         stop_server(first)
+
+
+def _clustered_gallery(url: str, people: int = 150, dim: int = 32) -> None:
+    store = GalleryLocation.parse(url).create(EmbedderInfo("test", "fp", dim, "test"))
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(people, dim))
+    for person in range(people):
+        v = (centres[person] + 0.5 * rng.normal(size=(2, dim))).astype(np.float32)
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        store.enroll(f"p{person:03d}", [Enrolment(f"h{person}-{k}", "s", {}, x) for k, x in enumerate(v)])
+    store.close()
+
+
+def test_recall_of_the_gallerys_own_index(pg_url: str, tmp_path: Path, monkeypatch, capsys) -> None:
+    """`gallery recall`: enrolled faces searched with HNSW and exactly; at 300 faces a long candidate list finds
+    everything, and a list that swaps the two nearest other people is caught at 1 but not at 5."""
+    from facemetric.gallery.recall import index_recall
+
+    empty = GalleryLocation.parse(pg_url).create(EmbedderInfo("test", "fp", 32, "test"))
+    with pytest.raises(GalleryError, match="nobody is enrolled, so there is nothing to measure recall on"):
+        index_recall(pg_url, sample=5)
+    empty.destroy()
+    _clustered_gallery(pg_url)
+    sep = "&" if "?" in pg_url else "?"
+    full = index_recall(pg_url + sep + "ef_search=1000", sample=40, top_k=5)
+    assert full["approximate"] and full["sample"] == 40 and full["identities"] == 150 and full["images"] == 300
+    assert full["recall_at_1"] == full["recall_at_k"] == full["own_first"] == 1.0 and full["ef_search"] == 1000
+    exact_search = PgvectorIndex.search
+
+    def swapped(self, probe, top_k=5, template="max"):  # the approximate index lists #2 and #3 the other way round
+        found = exact_search(self, probe, top_k, template)
+        return found if self.exact else found[:1] + found[2:3] + found[1:2] + found[3:]
+
+    monkeypatch.setattr(PgvectorIndex, "search", swapped)
+    wrong = index_recall(pg_url, sample=40, top_k=5)
+    assert wrong["recall_at_1"] == 0.0 and wrong["recall_at_k"] == 1.0 and wrong["own_first"] == 1.0
+    monkeypatch.undo()
+    assert index_recall(pg_url + sep + "search=exact", sample=5)["approximate"] is False
+    folder = tmp_path / "folder"
+    Gallery.create(folder, ColourEmbedder()).close()
+    assert main(["-q", "gallery", "--gallery", str(folder), "recall", "--sample", "3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["approximate"] is False and out["recall_at_1"] == 1.0  # FAISS's flat index is exact

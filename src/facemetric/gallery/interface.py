@@ -181,7 +181,8 @@ class Store(ABC):
             raise EmbedderMismatchError(
                 f"{self.location} holds {self.embedder.dim}-d embeddings of {self.embedder.name} (fingerprint "
                 f"{self.embedder.fingerprint}); the model given is different ({dim}-d, fingerprint {fingerprint}). "
-                "Scores across models mean nothing: use the gallery's own model, or a new gallery"
+                "Scores across models mean nothing: use the gallery's own model (leave the model out and the gallery "
+                "opens its own), or a new gallery"
             )
 
     def checked_enrolment(self, name: str, items: list[Enrolment]) -> str:
@@ -222,6 +223,13 @@ class Store(ABC):
     @abstractmethod
     def snapshot(self) -> Snapshot:
         """Every image's id, identity and embedding, with the generation they are of, read consistently."""
+
+    def sample_images(self, count: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
+        """Up to ``count`` enrolled images drawn at random (``seed``): their people and embeddings. This reads a
+        :meth:`snapshot`; the built-in stores read only the rows drawn."""
+        snapshot = self.snapshot()
+        rows = np.random.default_rng(seed).permutation(len(snapshot.ids))[: max(0, int(count))]
+        return [snapshot.names[k] for k in rows], snapshot.vectors[rows]
 
     @abstractmethod
     def integrity_check(self) -> str:
@@ -292,4 +300,8 @@ class SearchIndex(Protocol):
 
     def close(self) -> None:
         """Leave nothing unsaved (the store is closed separately)."""
+        ...
+
+    def exact_twin(self) -> SearchIndex | None:
+        """An exact search of the same store, to check this index's answers against; None when this one is exact."""
         ...

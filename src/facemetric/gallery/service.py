@@ -31,7 +31,7 @@ from tqdm import tqdm
 from facemetric.core.embedder import Embedder
 from facemetric.core.faces import Detection, NoFaceError
 from facemetric.core.matching import TEMPLATES, UNKNOWN
-from facemetric.embedders import EmbedderNotFoundError, load_embedder
+from facemetric.embedders import EmbedderNotFoundError, load_embedder, open_stored_embedder
 from facemetric.gallery.calibration import calibrate_index
 from facemetric.gallery.decisions import Calibration, calibration_of
 from facemetric.gallery.enrolments import enrolments_of_files
@@ -79,7 +79,7 @@ class Gallery:
         self.folder = self.location.folder
         self.store = self.location.open()
         try:
-            self.embedder = embedder or self._open_model(self.store.embedder.reference)
+            self.embedder = embedder or self._open_model(self.store.embedder.reference, self.store.embedder.fingerprint)
             self.store.check_embedder(self.embedder.fingerprint, self.embedder.dim)
             self.index = self.location.index(self.store)
         except BaseException:
@@ -104,9 +104,9 @@ class Gallery:
         self.embedder, self._embed_lock = embedder, self._lock_for(embedder)
 
     @staticmethod
-    def _open_model(reference: str) -> Embedder:
+    def _open_model(reference: str, fingerprint: str) -> Embedder:
         try:
-            return load_embedder(reference)
+            return open_stored_embedder(reference, fingerprint)
         except EmbedderNotFoundError as exc:
             raise GalleryError(
                 f"the gallery's model cannot be opened ({exc}); restore it: the gallery only accepts "

@@ -3,7 +3,8 @@
 Real photos: LFW (deep-funneled) people, and ORL photos in which dlib's HOG detector finds no face
 (s2/6, s2/7 and s33/4: a face turned away or cut tight), laid out as LFW people so an LFW-format
 pairs file names them; plus a generated blank "photo" (nothing to find) and a corrupt file.
-Evaluated with the pretrained dlib-resnet, whose crops come from dlib's detector.
+Evaluated with the pretrained dlib-resnet run with dlib's HOG detector (``detector=hog``; its default, YuNet,
+finds these faces).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def embedder():
     from facemetric.embedders import load_embedder
 
     try:
-        return load_embedder("dlib-resnet")
+        return load_embedder("dlib-resnet?detector=hog")
     except MissingDependencyError as exc:
         pytest.skip(str(exc))
 
@@ -258,7 +259,7 @@ def test_cli_option_report_and_pairs_file_summary(
             "-q",
             "eval",
             "--model",
-            "dlib-resnet",
+            "dlib-resnet?detector=hog",
             "--pairs",
             str(lfw_folder / "pairs.txt"),
             "--data",

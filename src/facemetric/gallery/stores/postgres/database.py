@@ -36,10 +36,39 @@ MAX_DIM = 2000  # pgvector's HNSW indexes vectors of at most 2,000 dimensions
 MIN_PGVECTOR = (0, 5, 0)  # HNSW arrived in pgvector 0.5.0
 
 # the two vector indexes (dropped while a restore loads many rows, built once after: far faster)
-HNSW = [
-    f"CREATE INDEX images_hnsw ON {SCHEMA}.images USING hnsw (embedding vector_cosine_ops)",
-    f"CREATE INDEX identities_hnsw ON {SCHEMA}.identities USING hnsw (template vector_cosine_ops)",
-]
+HNSW_INDEXES = {"images_hnsw": ("images", "embedding"), "identities_hnsw": ("identities", "template")}
+BUILD_MEMORY_CAP = 8 << 30  # bytes: the most maintenance_work_mem a build raises itself to
+
+
+def hnsw_statements(m: int, ef_construction: int) -> list[str]:
+    """``CREATE INDEX`` of both HNSW indexes, built with ``m`` links per node and a candidate list of
+    ``ef_construction`` (kept by PostgreSQL in each index's options: :func:`hnsw_settings` reads them back)."""
+    return [
+        f"CREATE INDEX {name} ON {SCHEMA}.{table} USING hnsw ({column} vector_cosine_ops) "
+        f"WITH (m = {int(m)}, ef_construction = {int(ef_construction)})"
+        for name, (table, column) in HNSW_INDEXES.items()
+    ]
+
+
+def hnsw_settings(db: psycopg.Connection) -> tuple[int, int]:
+    """(m, ef_construction) the gallery's image index was built with (pgvector's 16 / 64 where the index
+    records none: galleries made before these settings existed)."""
+    row = db.execute(f"SELECT reloptions FROM pg_class WHERE oid = '{SCHEMA}.images_hnsw'::regclass").fetchone()
+    options = dict(item.split("=", 1) for item in (row[0] if row and row[0] else []))
+    return int(options.get("m", 16)), int(options.get("ef_construction", 64))
+
+
+def build_hnsw(db: psycopg.Connection, m: int, ef_construction: int, rows: int, dim: int) -> None:
+    """Build both HNSW indexes (inside the caller's transaction) with enough ``maintenance_work_mem`` for the
+    graph of ``rows`` vectors to stay in memory (pgvector builds many times slower once it spills), up to
+    :data:`BUILD_MEMORY_CAP` and never below the server's own setting; parallel workers as the server allows
+    (``max_parallel_maintenance_workers``)."""
+    graph = rows * (4 * dim + 16 * m + 64) * 1.3  # vectors, both layers' links, tuple overhead, slack
+    current = one(db, "SELECT setting::bigint * 1024 FROM pg_settings WHERE name = 'maintenance_work_mem'")[0]
+    memory = int(min(max(graph, current), max(BUILD_MEMORY_CAP, current)))
+    db.execute("SELECT set_config('maintenance_work_mem', %s, true)", (f"{memory // 1024}kB",))
+    for statement in hnsw_statements(m, ef_construction):
+        db.execute(statement)
 
 
 def psycopg_module() -> Any:
@@ -113,9 +142,11 @@ def enable_pgvector(db: psycopg.Connection, location: str) -> None:
         )
 
 
-def create_tables(db: psycopg.Connection, embedder: EmbedderInfo, keep_faces: bool) -> None:
-    """The schema, its tables and indexes, and the gallery row of an empty gallery for ``embedder``
-    (inside the caller's transaction)."""
+def create_tables(
+    db: psycopg.Connection, embedder: EmbedderInfo, keep_faces: bool, m: int = 16, ef_construction: int = 64
+) -> None:
+    """The schema, its tables and indexes (HNSW built with ``m`` and ``ef_construction``), and the gallery
+    row of an empty gallery for ``embedder`` (inside the caller's transaction)."""
     dim = embedder.dim
     statements = [
         f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}",
@@ -133,7 +164,7 @@ def create_tables(db: psycopg.Connection, embedder: EmbedderInfo, keep_faces: bo
             embedding vector({dim}) NOT NULL, created DOUBLE PRECISION NOT NULL, face BYTEA,
             UNIQUE (identity_id, sha256))""",
         f"CREATE INDEX identities_by_images ON {SCHEMA}.identities (images)",  # the largest identity, for search depth
-        *HNSW,
+        *hnsw_statements(m, ef_construction),
     ]
     for statement in statements:
         db.execute(statement)

@@ -72,6 +72,10 @@ class PgvectorIndex:
     def close(self) -> None:
         """Nothing to save: the database holds everything."""
 
+    def exact_twin(self) -> PgvectorIndex | None:
+        """The same store searched by scans (None when this index scans already: ``?search=exact``)."""
+        return None if self.exact else PgvectorIndex(self.store, exact=True)
+
     def __len__(self) -> int:
         return self.store.counts()[0]
 

@@ -36,13 +36,14 @@ from facemetric.gallery.interface import (
 from facemetric.gallery.schemas import EnrollResult, Identity
 from facemetric.gallery.stores.postgres.database import (
     FORMAT,
-    HNSW,
     MAX_DIM,
     SCHEMA,
+    build_hnsw,
     connect,
     create_tables,
     enable_pgvector,
     has_gallery,
+    hnsw_settings,
     one,
     pgvector_version,
     psycopg_module,
@@ -76,6 +77,15 @@ class PostgresStore(Store):
             self.pgvector = pgvector_version(self._db)
             self.keep_faces = bool(keep_faces)
             self.embedder = EmbedderInfo.from_dict(json.loads(embedder), self.location)
+            self.hnsw = hnsw_settings(self._db)
+            asked = (self.search.m or self.hnsw[0], self.search.ef_construction or self.hnsw[1])
+            if asked != self.hnsw:
+                raise GalleryError(
+                    f"{self.location}: its HNSW index was built with m={self.hnsw[0]}, "
+                    f"ef_construction={self.hnsw[1]}, not the URL's m={asked[0]}, ef_construction={asked[1]}; "
+                    "the build settings are chosen when a gallery is made: drop them from the URL, or export the "
+                    "gallery and import it into a new one made with them"
+                )
         except BaseException:
             self._db.close()
             raise
@@ -106,7 +116,7 @@ class PostgresStore(Store):
                     if has_gallery(db):
                         raise exists
                     enable_pgvector(db, location)
-                    create_tables(db, embedder, keep_faces)
+                    create_tables(db, embedder, keep_faces, *split_url(url)[1].build())
             except (psycopg.errors.DuplicateTable, psycopg.errors.UniqueViolation):  # created meanwhile by another
                 raise exists from None
         return cls(url)
@@ -191,6 +201,19 @@ class PostgresStore(Store):
         for k, row in enumerate(rows):
             vectors[k] = vector_of(row[2])
         return Snapshot(generation, ids, [r[1] for r in rows], vectors)
+
+    def sample_images(self, count: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
+        """As the store interface says: the image ids are read, then only the rows drawn."""
+        with self.reading() as db:
+            ids = np.array([r[0] for r in db.execute(f"SELECT id FROM {SCHEMA}.images ORDER BY id")], np.int64)
+            drawn = np.random.default_rng(seed).permutation(ids)[: max(0, int(count))].tolist()
+            rows = db.execute(
+                f"SELECT i.name, m.embedding::text FROM {SCHEMA}.images m "
+                f"JOIN {SCHEMA}.identities i ON i.id = m.identity_id WHERE m.id = ANY(%s)",
+                (drawn,),
+            ).fetchall()
+        vectors = np.array([vector_of(r[1]) for r in rows], np.float32).reshape(len(rows), self.embedder.dim)
+        return [r[0] for r in rows], vectors
 
     def integrity_check(self) -> str:
         """``"ok"``, or which kept count or template disagrees with the rows."""
@@ -341,8 +364,7 @@ class PostgresStore(Store):
             db.execute(f"UPDATE {SCHEMA}.gallery SET identities = %s, images = %s", (people, images))
             if thresholds is not None:
                 db.execute(f"UPDATE {SCHEMA}.gallery SET thresholds = %s", (thresholds.to_json(),))
-            for statement in HNSW:
-                db.execute(statement)
+            build_hnsw(db, *self.hnsw, images + people, self.embedder.dim)  # as the gallery was made
         return Restored(people, images)
 
     def destroy(self) -> None:

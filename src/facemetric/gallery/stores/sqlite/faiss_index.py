@@ -270,6 +270,10 @@ class FaissIndex:
     def __len__(self) -> int:
         return len(self._templates)
 
+    def exact_twin(self) -> None:
+        """None: a flat FAISS index is exact search."""
+        return None
+
     @property
     def n_images(self) -> int:
         return int(self._images.ntotal)

@@ -137,6 +137,19 @@ class SQLiteStore(Store):
         vectors = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), self.embedder.dim)
         return Snapshot(generation, ids, [r[1] for r in rows], vectors)
 
+    def sample_images(self, count: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
+        """As the store interface says: the image ids are read, then only the rows drawn."""
+        with self._lock:
+            ids = np.array([r[0] for r in self._db.execute("SELECT id FROM images ORDER BY id")], np.int64)
+            drawn = np.random.default_rng(seed).permutation(ids)[: max(0, int(count))].tolist()
+            rows = self._db.execute(
+                "SELECT i.name, m.embedding FROM images m JOIN identities i ON i.id = m.identity_id "
+                f"WHERE m.id IN ({','.join('?' * len(drawn))})",
+                drawn,
+            ).fetchall()
+        vectors = np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), self.embedder.dim)
+        return [r[0] for r in rows], vectors
+
     def integrity_check(self) -> str:
         """SQLite's ``PRAGMA integrity_check`` ("ok" when sound)."""
         with self._lock:
