@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from facemetric.core.atomic import write_json
-from facemetric.core.config import load_config
+from facemetric.core.atomic import made_for_good, write_json
+from facemetric.core.config import Config, load_config
 from facemetric.core.errors import ConfigError
-from facemetric.data.dataset import load_dataset
+from facemetric.data.dataset import DatasetSplit, load_dataset
 from facemetric.data.prepare import PrepareOptions, prepare
 from facemetric.data.synthetic import generate_dataset
 from facemetric.embedders.torch_model import ModelEmbedder
@@ -58,13 +58,10 @@ def summary_table(reports: dict[str, VerificationMetrics]) -> str:
     return "\n".join(rows)
 
 
-def run_demo(
-    data: str | None = None, out: str = "runs/demo", overrides: list[str] | None = None, progress: bool = True
-) -> dict[str, VerificationMetrics]:
-    """Train and evaluate end to end; returns the verification of each row of the summary table it prints
-    (``demo_report.json``)."""
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+def _demo_data(
+    data: str | None, out_dir: Path, overrides: list[str] | None, progress: bool
+) -> tuple[Config, DatasetSplit]:
+    """The demo's config and its data, loaded and split (synthetic faces made first when no ``data`` is given)."""
     synthetic = data is None
     base = list(DEMO_DEFAULTS) + [f"train.out={out_dir / 'run'}", f"train.progress={str(progress).lower()}"]
     if synthetic:
@@ -87,6 +84,18 @@ def run_demo(
     prepared = load_dataset(cfg.data, progress, Path(cfg.train.out).parent)
     if prepared.val is None:
         raise ConfigError("data.val_identities: the demo needs held-out identities; set it above 0")
+    return cfg, prepared
+
+
+def run_demo(
+    data: str | None = None, out: str = "runs/demo", overrides: list[str] | None = None, progress: bool = True
+) -> dict[str, VerificationMetrics]:
+    """Train and evaluate end to end; returns the verification of each row of the summary table it prints
+    (``demo_report.json``)."""
+    out_dir = Path(out)
+    synthetic = data is None
+    with made_for_good(out_dir):  # data that cannot be used leaves no demo folder behind
+        cfg, prepared = _demo_data(data, out_dir, overrides, progress)
     run = build_run(cfg, data=prepared)
     assert run.validation is not None
     reports: dict[str, VerificationMetrics] = {"untrained model, held-out identities": run.validate_untrained()}
@@ -96,6 +105,7 @@ def run_demo(
     reports["trained model, held-out identities"] = run.validation.evaluate(embedder.model)
     if synthetic:
         val = prepared.val
+        assert val is not None  # _demo_data refuses a split without held-out people
         # the validation pairs, as an LFW-format file that `facemetric eval` reads from the photos
         pairs_file = write_pairs_lfw(
             out_dir / "heldout_pairs.txt",

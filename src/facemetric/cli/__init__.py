@@ -8,8 +8,10 @@ any other exception is a bug in facemetric and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
+from typing import NoReturn
 
 from facemetric.cli import (
     config,
@@ -30,6 +32,7 @@ from facemetric.cli import (
 from facemetric.core.errors import FacemetricError
 from facemetric.core.version import VERSION
 
+PATH_ERRORS = {errno.ENOENT, errno.EISDIR, errno.ENOTDIR, errno.EACCES, errno.EPERM, errno.ENOTEMPTY}
 COMMANDS = (
     demo,
     prepare,
@@ -77,8 +80,16 @@ or a pretrained name: dlib-resnet), the dataset --data, a folder written --out D
 """
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, its errors in one line (which argument, what is wrong, where the help is) instead of the
+    usage block and the error: every refusal of the command line reads alike. Sub-commands' parsers are this too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="facemetric",
         description="Train, evaluate and use face verification embedding models.",
         epilog=EPILOG,
@@ -104,5 +115,12 @@ def main(argv: list[str] | None = None) -> int:
         kind = "stopped" if exc.exit_code == 3 else "error"
         print(f"facemetric {args.command}: {kind}: {' '.join(str(exc).split())}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        # a path the system refused (it vanished, it is a folder, it cannot be read) is the user's to fix, in one line;
+        # any other OSError is not about a path given, and keeps its traceback
+        if exc.filename is None or exc.errno not in PATH_ERRORS:
+            raise
+        print(f"facemetric {args.command}: error: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130

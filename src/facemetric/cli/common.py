@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 from facemetric.core.matching import DEFAULT_FAR, TEMPLATES
@@ -15,6 +16,81 @@ log = logging.getLogger("facemetric")
 RAW = argparse.RawDescriptionHelpFormatter
 FAR = DEFAULT_FAR  # the one default of --far (docs/cli.md)
 BATCH_SIZE = 256  # the one default of --batch-size
+
+
+# ------------------------------------------------------------------ paths, checked as they are parsed
+# argparse calls these on each value; an ArgumentTypeError becomes one line naming the argument
+# (facemetric.cli.Parser.error), before anything is read or written.
+
+
+def _problem(path: Path) -> str | None:
+    """What makes ``path`` unusable as an input (it exists), or None."""
+    if not os.access(path, os.R_OK | (os.X_OK if path.is_dir() else 0)):
+        return "cannot be read (permission denied); check its permissions"
+    if path.is_dir() and next(path.iterdir(), None) is None:
+        return "an empty folder; give the folder that holds the files"
+    return None
+
+
+def input_path(value: str) -> str:
+    """An existing, readable file or non-empty folder (a dataset: a folder, a CSV, an export file)."""
+    path = Path(value).expanduser()
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{value}: no such file or folder")
+    problem = _problem(path)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{value}: {problem}")
+    return value
+
+
+def input_file(value: str) -> str:
+    """An existing, readable file."""
+    path = Path(value).expanduser()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value}: a folder, not a file; give the file")
+    return input_path(value)
+
+
+def input_folder(value: str) -> str:
+    """An existing, readable, non-empty folder."""
+    path = Path(value).expanduser()
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value}: a file, not a folder; give the folder")
+    return input_path(value)
+
+
+def _blocked_by_file(path: Path) -> Path | None:
+    """The first of ``path``'s parents that exists, when it is a file (nothing can be made inside it)."""
+    for parent in path.parents:
+        if parent.exists():
+            return None if parent.is_dir() else parent
+    return None
+
+
+def output_folder(value: str) -> str:
+    """A folder to write into (made if new); a URL (a PostgreSQL gallery) as it is."""
+    if "://" in value:
+        return value
+    path = Path(value).expanduser()
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{value}: a file, not a folder; give a folder to write into (new or existing)"
+        )
+    blocked = _blocked_by_file(path)
+    if blocked:
+        raise argparse.ArgumentTypeError(f"{value}: {blocked} is a file, so no folder can be made inside it")
+    return value
+
+
+def output_file(value: str) -> str:
+    """A file to write (replaced if it exists; its folder made if new)."""
+    path = Path(value).expanduser()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value}: a folder, not a file; give the name of the file to write")
+    blocked = _blocked_by_file(path)
+    if blocked:
+        raise argparse.ArgumentTypeError(f"{value}: {blocked} is a file, so nothing can be written inside it")
+    return value
 
 
 def add_overrides(p: argparse.ArgumentParser) -> None:
@@ -76,17 +152,17 @@ def add_model(p: argparse.ArgumentParser, required: bool = True, default: str | 
 
 def add_data(p: argparse.ArgumentParser, help: str, required: bool = True) -> None:
     """``--data``: the dataset a command reads (docs/cli.md: a dataset is always ``--data``)."""
-    p.add_argument("--data", required=required, metavar="DATA", help=help)
+    p.add_argument("--data", required=required, type=input_path, metavar="DATA", help=help)
 
 
 def add_out(p: argparse.ArgumentParser, help: str, required: bool = True, default: str | None = None) -> None:
     """``--out``: the folder a command writes (docs/cli.md: a folder output is ``--out``)."""
-    p.add_argument("--out", required=required, default=default, metavar="DIR", help=help)
+    p.add_argument("--out", required=required, default=default, type=output_folder, metavar="DIR", help=help)
 
 
 def add_output(p: argparse.ArgumentParser, help: str, required: bool = True) -> None:
     """``-o/--output``: the file a command writes (docs/cli.md: a file output is ``-o/--output``)."""
-    p.add_argument("-o", "--output", required=required, metavar="FILE", help=help)
+    p.add_argument("-o", "--output", required=required, type=output_file, metavar="FILE", help=help)
 
 
 def add_far(p: argparse.ArgumentParser, what: str, default: str = f"default {FAR:g}") -> None:
@@ -112,7 +188,7 @@ def add_batch_size(p: argparse.ArgumentParser) -> None:
 
 def add_test(p: argparse.ArgumentParser, help: str, required: bool = True) -> None:
     """``--test``: the flat folder of test images a course-style task predicts."""
-    p.add_argument("--test", required=required, metavar="FOLDER", help=help)
+    p.add_argument("--test", required=required, type=input_folder, metavar="FOLDER", help=help)
 
 
 def add_patch_split(p: argparse.ArgumentParser, default: str, what: str) -> None:

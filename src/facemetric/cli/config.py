@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from facemetric.cli.common import add_overrides
+from facemetric.cli.common import add_overrides, input_file
 
 HELP = "print the resolved config (defaults + file + overrides) as YAML, checked"
 
@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "checking types, ranges, and that every named component and option exists."
         ),
     )
-    p.add_argument("config", nargs="?", help="YAML config file")
+    p.add_argument("config", nargs="?", type=input_file, help="YAML config file")
     add_overrides(p)
     p.set_defaults(run=run)
 

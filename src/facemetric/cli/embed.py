@@ -29,12 +29,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from facemetric.data.dataset import report_skipped
+    from facemetric.data.sources import DatasetError, no_usable_image
     from facemetric.embedders import load_embedder
     from facemetric.embedders.files import embed_source
 
     embedded = embed_source(
         load_embedder(args.model), args.data, args.layout, args.flip, args.batch_size, progress=not args.quiet
     )
+    if not len(embedded.paths):
+        raise DatasetError(no_usable_image(args.data, embedded.skipped))
     report_skipped(embedded.skipped)
     embedded.save(args.output)
     print_json(

@@ -13,6 +13,7 @@ from facemetric.cli.common import (
     add_model,
     add_out,
     add_patch_split,
+    input_file,
 )
 
 HELP = "verification, identification and retrieval metrics of a model (checkpoint, ONNX or pretrained)"
@@ -57,11 +58,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         required=False,
     )
     p.add_argument(
-        "--pairs", help="verification pairs: LFW format (header `N` or `folds N`) or CSV path1,path2,same[,fold]"
+        "--pairs",
+        type=input_file,
+        help="verification pairs: LFW format (header `N` or `folds N`) or CSV path1,path2,same[,fold]",
     )
     p.add_argument(
         "--open-set",
         dest="open_set",
+        type=input_file,
         metavar="SPLIT_CSV",
         help="open-set split CSV: path,identity,subset (gallery|val_known|val_unknown|test_known|test_unknown)",
     )
@@ -107,6 +111,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--splits-json",
         dest="splits_json",
+        type=input_file,
         help="--patches: hpatches-benchmark's splits.json for splits a, b, c (default DATA/splits.json)",
     )
     p.add_argument(

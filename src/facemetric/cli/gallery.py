@@ -14,6 +14,7 @@ from facemetric.cli.common import (
     add_model,
     add_out,
     add_output,
+    input_file,
     print_json,
 )
 from facemetric.core.errors import ConfigError
@@ -79,7 +80,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "each. Without them, every photo is enrolled and any unusable one fails the whole request.",
     )
     q.add_argument("name", help="the person's name (a label: no slash, no leading dot)")
-    q.add_argument("images", nargs="+", help="photos with the person's face, or video files of it")
+    q.add_argument("images", nargs="+", type=input_file, help="photos with the person's face, or video files of it")
     q.add_argument(
         "--max-photos",
         type=int,
@@ -126,9 +127,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     q = gsub.add_parser("verify", help="is this photo the enrolled person NAME?")
     q.add_argument("name", help="the enrolled person's name")
-    q.add_argument("image", help="the photo to check")
+    q.add_argument("image", type=input_file, help="the photo to check")
     q = gsub.add_parser("identify", help="who is in this photo, or `no correspondence`?")
-    q.add_argument("image", help="the photo to search the gallery with")
+    q.add_argument("image", type=input_file, help="the photo to search the gallery with")
     q.add_argument("--top-k", type=int, default=5, help="candidates listed (default 5)")
     gsub.add_parser("list", help="enrolled people with their photo counts")
     q = gsub.add_parser("remove", help="delete a person and their photos")

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import argparse
 
-from facemetric.cli.common import RAW, add_batch_size, add_far, add_model, add_output, add_test, log, print_json
+from facemetric.cli.common import (
+    RAW,
+    add_batch_size,
+    add_far,
+    add_model,
+    add_output,
+    add_test,
+    input_file,
+    input_folder,
+    log,
+    print_json,
+)
 from facemetric.core.matching import TEMPLATES
 from facemetric.eval.course import NO_MATCH_LABEL
 
@@ -45,6 +56,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_output(q, "submission CSV: image,label (one row per test image)")
     q.add_argument(
         "--known",
+        type=input_folder,
         metavar="FOLDER",
         help="a folder per identity (the train folder): classify by the nearest identity centre, the mean "
         "embedding of its photos (needed for a model without a classifier head, e.g. dlib-resnet or a pair "
@@ -58,6 +70,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     q.add_argument(
         "--dev",
+        type=input_folder,
         metavar="FOLDER",
         help="a folder per identity of other images of the same people: report top-1 / top-5 first",
     )
@@ -68,14 +81,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "map", help="map each test image to a known person or to nobody (open-set)", formatter_class=RAW
     )
     add_model(q)
-    q.add_argument("--known", required=True, metavar="FOLDER", help="a folder per known identity (known/<id>/*)")
+    q.add_argument(
+        "--known", required=True, type=input_folder, metavar="FOLDER", help="a folder per known identity (known/<id>/*)"
+    )
     q.add_argument(
         "--dev-csv",
+        type=input_file,
         metavar="CSV",
         help="ground truth of the dev images (header image,label; label an identity of --known or the "
         "no-match label): calibrates the threshold",
     )
-    q.add_argument("--dev", metavar="FOLDER", help="the dev images (default: unknown_dev beside --dev-csv)")
+    q.add_argument(
+        "--dev", type=input_folder, metavar="FOLDER", help="the dev images (default: unknown_dev beside --dev-csv)"
+    )
     add_test(q, "flat folder of test images to map (unknown_test)", required=False)
     add_output(q, "submission CSV, in the dev CSV's format (needs --test)", required=False)
     q.add_argument(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from facemetric.cli.common import RAW, add_data, add_layout, add_out, add_patch_split, log, print_json
+from facemetric.cli.common import RAW, add_data, add_layout, add_out, add_patch_split, input_file, log, print_json
 
 HELP = "detect + align + decode photos once into a packed training cache"
 
@@ -74,7 +74,9 @@ examples:
         choices=["train", "test"],
         help="--patches with split a, b or c: its train (default) or test sequences",
     )
-    p.add_argument("--splits-json", help="--patches: hpatches-benchmark's splits.json (default DATA/splits.json)")
+    p.add_argument(
+        "--splits-json", type=input_file, help="--patches: hpatches-benchmark's splits.json (default DATA/splits.json)"
+    )
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count; 0 = none)")
     p.add_argument("--overwrite", action="store_true", help="replace an OUT that holds a different cache")
     p.set_defaults(run=run)

@@ -4,9 +4,15 @@ an HPatches-style patch benchmark from photos)."""
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from facemetric.cli.common import RAW, add_data, add_layout, add_out, add_output, log, print_json
 from facemetric.eval.course import NO_MATCH_LABEL
+
+if TYPE_CHECKING:
+    from facemetric.eval.course.result import CourseLayoutSummary
+    from facemetric.eval.identification.result import OpenSetSplitSummary
+    from facemetric.eval.verification.result import PairProtocolSummary
 
 HELP = "build evaluation protocols from a dataset: pair folds, open-set split, course layout, patch benchmark"
 # facemetric.eval.patches.sequences.JITTER, written out so that the parser imports no numpy (a test compares them)
@@ -222,18 +228,32 @@ def _run_patches(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from facemetric.eval.course.layout import write_course_layout
-    from facemetric.eval.course.result import CourseLayoutSummary
-    from facemetric.eval.identification.files import make_open_set_split
-    from facemetric.eval.identification.result import OpenSetSplitSummary
-    from facemetric.eval.verification.files import make_pair_protocol
-    from facemetric.eval.verification.result import PairProtocolSummary
+    from facemetric.core.errors import FacemetricError
+    from facemetric.data.sources import DatasetError
 
     if args.protocol == "patches":
         return _run_patches(args)
-    summary: CourseLayoutSummary | PairProtocolSummary | OpenSetSplitSummary
+    try:
+        summary = _make(args)
+    except FacemetricError as exc:  # the one line names the dataset it is about
+        if str(args.data) in str(exc):
+            raise
+        raise DatasetError(f"{args.data}: {exc}") from None
+    for note in summary.notes:
+        log.warning("%s protocol: %s", args.protocol, note)
+    print_json(summary.model_dump(exclude={"usage"}))
+    log.info("%s with: %s", "use it" if args.protocol == "course" else "evaluate", summary.usage)
+    return 0
+
+
+def _make(args: argparse.Namespace) -> CourseLayoutSummary | PairProtocolSummary | OpenSetSplitSummary:
+    """The protocol ``args`` asks for, written."""
+    from facemetric.eval.course.layout import write_course_layout
+    from facemetric.eval.identification.files import make_open_set_split
+    from facemetric.eval.verification.files import make_pair_protocol
+
     if args.protocol == "course":
-        summary = write_course_layout(
+        return write_course_layout(
             args.data,
             args.out,
             seed=args.seed,
@@ -247,14 +267,8 @@ def run(args: argparse.Namespace) -> int:
             absent_fraction=args.absent_fraction,
             min_class_images=args.min_class_images,
         )
-    elif args.protocol == "pairs":
-        summary = make_pair_protocol(args.data, args.output, args.folds, args.pairs_per_fold, args.seed, args.layout)
-    else:
-        summary = make_open_set_split(
-            args.data, args.output, args.unknown_fraction, args.gallery_per_identity, args.seed, args.layout
-        )
-    for note in summary.notes:
-        log.warning("%s protocol: %s", args.protocol, note)
-    print_json(summary.model_dump(exclude={"usage"}))
-    log.info("%s with: %s", "use it" if args.protocol == "course" else "evaluate", summary.usage)
-    return 0
+    if args.protocol == "pairs":
+        return make_pair_protocol(args.data, args.output, args.folds, args.pairs_per_fold, args.seed, args.layout)
+    return make_open_set_split(
+        args.data, args.output, args.unknown_fraction, args.gallery_per_identity, args.seed, args.layout
+    )

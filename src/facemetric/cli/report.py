@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from facemetric.cli.common import FAR, add_far, add_model, print_json
+from facemetric.cli.common import FAR, add_far, add_model, input_folder, output_file, print_json
 
 HELP = "HTML + Markdown report of an evaluation folder or a training run"
 
@@ -22,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "validation used, an open-set split with 30%% of them unknown, retrieval)."
         ),
     )
-    p.add_argument("path", help="evaluation folder (facemetric eval --out) or training run folder")
+    p.add_argument("path", type=input_folder, help="evaluation folder (facemetric eval --out) or training run folder")
     add_model(
         p,
         required=False,
@@ -36,7 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--refresh", action="store_true", help="run folder only: evaluate again even if PATH/eval exists")
     p.add_argument("--title", help="report title")
-    p.add_argument("--screenshot", metavar="PNG", help="also render the HTML in headless Chromium to this PNG")
+    p.add_argument(
+        "--screenshot", type=output_file, metavar="PNG", help="also render the HTML in headless Chromium to this PNG"
+    )
     p.set_defaults(run=run)
 
 

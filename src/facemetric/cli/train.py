@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from facemetric.cli.common import add_data, add_out, add_overrides, print_json
+from facemetric.cli.common import add_data, add_out, add_overrides, input_file, print_json
 
 HELP = "train an embedding model from a YAML config"
 
@@ -23,7 +23,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument(
-        "config", nargs="?", help="YAML config (see `facemetric config` for every key); default: built-in defaults"
+        "config",
+        nargs="?",
+        type=input_file,
+        help="YAML config (see `facemetric config` for every key); default: built-in defaults",
     )
     add_data(p, "dataset folder, CSV or prepared cache (sets data.source)", required=False)
     add_out(p, "the run folder (sets train.out)", required=False)

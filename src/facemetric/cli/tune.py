@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from facemetric.cli.common import add_data, add_out, add_overrides, print_json
+from facemetric.cli.common import add_data, add_out, add_overrides, input_file, print_json
 
 HELP = "search hyper-parameters with Optuna (TPE, random or grid; pruning; resumable)"
 
@@ -39,7 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("config", nargs="?", help="YAML config every trial starts from (default: built-in defaults)")
+    p.add_argument(
+        "config", nargs="?", type=input_file, help="YAML config every trial starts from (default: built-in defaults)"
+    )
     p.add_argument(
         "--param", action="append", default=[], metavar="KEY=SPACE", help="a config key and its space (repeatable)"
     )

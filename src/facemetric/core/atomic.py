@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import os
+import shutil
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -73,3 +74,19 @@ def write_csv(path: str | Path, header: list[str], rows: Iterable[Iterable[Any]]
     writer.writerow(header)
     writer.writerows(rows)
     return write_atomic(path, buf.getvalue())
+
+
+@contextmanager
+def made_for_good(folder: str | Path) -> Iterator[Path]:
+    """``folder`` made (with its missing parents) for what the block writes; when the block fails, the folders
+    this call made are removed again with what the block wrote into them: a refused command leaves no half-made
+    folder behind. A folder that existed before is never removed."""
+    folder = Path(folder)
+    made = [p for p in (folder, *folder.parents) if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield folder
+    except BaseException:
+        if made:
+            shutil.rmtree(made[-1], ignore_errors=True)  # the outermost folder this call made
+        raise

@@ -93,7 +93,11 @@ def crop_face_files(
     count = detection_workers(len(files), workers)
     pickled = _pickled(aligner) if count > 1 else None
     with tqdm(
-        total=len(files), desc=f"detect faces ({aligner.name})", unit="img", disable=not progress, leave=False
+        total=len(files),
+        desc=f"detect faces ({aligner.name})",
+        unit="img",
+        disable=None if progress else True,
+        leave=False,
     ) as bar:
         if pickled is None:
             for path in files:

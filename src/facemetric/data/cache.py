@@ -134,7 +134,9 @@ def decode_manifest(
         with ThreadPoolExecutor(max_workers=threads) as pool:
             results = pool.map(work, range(n), chunksize=64)
             for i, error in enumerate(
-                tqdm(results, total=n, desc="decode images", unit="img", disable=not progress, leave=False)
+                tqdm(
+                    results, total=n, desc="decode images", unit="img", disable=None if progress else True, leave=False
+                )
             ):
                 if error is None:
                     ok[i] = True
@@ -175,6 +177,8 @@ def load_packed(
                 data["images"], data["labels"], meta["paths"], meta["identity_names"], [tuple(b) for b in meta["bad"]]
             )
     packed = decode_manifest(manifest, spec, progress=progress)
+    if not len(packed):  # nothing decoded: nothing worth keeping (the caller refuses the source)
+        return packed
     cache_dir.mkdir(parents=True, exist_ok=True)
     meta = json.dumps({"paths": packed.paths, "identity_names": packed.identity_names, "bad": packed.bad})
     with atomic_path(target) as tmp, open(tmp, "wb") as f:  # a file object: np.savez would add .npz to a bare name

@@ -15,7 +15,7 @@ from facemetric.core.config import DataConfig
 from facemetric.core.spec import ImageSpec
 from facemetric.data.cache import PackedImages, load_packed
 from facemetric.data.prepared import is_prepared, load_prepared, prepared_spec
-from facemetric.data.sources import DatasetError, scan_source
+from facemetric.data.sources import DatasetError, no_usable_image, scan_source
 from facemetric.data.split import split_identities, split_images
 
 log = logging.getLogger("facemetric")
@@ -160,8 +160,7 @@ def load_dataset(cfg: DataConfig, progress: bool = True, out_dir: Path | None = 
         raise DatasetError("no training data: set data.source (or pass --data PATH)")
     packed, spec, layout, skipped = _load_source(cfg.source, cfg, progress)
     if len(packed) == 0:
-        report_skipped(skipped, out_dir)
-        raise DatasetError(f"{cfg.source}: no usable image (see the skipped inputs above)")
+        raise DatasetError(no_usable_image(cfg.source, skipped))
     groups = identity_groups(packed.identity_names, cfg.val_group, cfg.source) if cfg.val_group else None
     train_idx, val_idx = split_identities(packed.labels, cfg.val_identities, cfg.split_seed, groups=groups)
     train = packed.subset(train_idx)
@@ -177,7 +176,7 @@ def load_dataset(cfg: DataConfig, progress: bool = True, out_dir: Path | None = 
         skipped += more_skipped
         _same_cut(more_spec, spec, f"data.extra_sources: {source}")
         if len(more) == 0:
-            raise DatasetError(f"data.extra_sources: {source}: no usable image")
+            raise DatasetError("data.extra_sources: " + no_usable_image(source, more_skipped))
         more_groups = identity_groups(more.identity_names, cfg.val_group, source) if cfg.val_group else None
         more_train, _ = split_identities(more.labels, cfg.val_identities, cfg.split_seed, groups=more_groups)
         extras.append(more.subset(more_train))

@@ -35,7 +35,7 @@ from facemetric.core.atomic import atomic_path, write_atomic, write_csv, write_j
 from facemetric.core.errors import FacemetricError
 from facemetric.data.align import ALIGNERS, Aligner, build_aligner, crop_face_file
 from facemetric.data.contact_sheet import write_contact_sheet
-from facemetric.data.sources import DEFAULT_FLAT_PATTERN, Manifest, scan_source
+from facemetric.data.sources import DEFAULT_FLAT_PATTERN, DatasetError, Manifest, no_usable_image, scan_source
 
 FORMAT = "facemetric-prepared"
 FORMAT_VERSION = 1
@@ -168,6 +168,7 @@ def prepare(
     if stored is not None:
         return PrepareResult(out, stored, up_to_date=True)
     aligner = build_aligner(options.align, options.size, options.channels, **options.align_options)  # fails early
+    existed = out.exists()
     partial = out / "partial"
     partial.mkdir(parents=True, exist_ok=True)
     n, shape = len(manifest), (len(manifest), options.size, options.size, options.channels)
@@ -189,7 +190,7 @@ def prepare(
             initial=sum(len(chunks[c]) for c in done),
             desc=f"prepare ({options.align})",
             unit="img",
-            disable=not progress,
+            disable=None if progress else True,
         ) as bar,
     ):
 
@@ -216,6 +217,11 @@ def prepare(
                 futures = [pool.submit(_work, c, items) for c, items in jobs]
                 for future in futures:
                     record(*future.result())
+    left_out = [(str(manifest.paths[i]), reason) for e in done.values() for i, kind, reason, _ in e if kind is not None]
+    if len(left_out) == n:  # nothing to cache: refused, and a folder this call made is not left behind
+        if not existed:
+            shutil.rmtree(out, ignore_errors=True)
+        raise DatasetError(no_usable_image(source, [(str(p), r) for p, r in manifest.skipped] + left_out))
     summary = _finalize(out, manifest, options, fingerprint, done, started)
     summary["resumed_chunks"], summary["processed_images"] = resumed, sum(len(chunks[c]) for c in todo)
     write_json(out / "summary.json", summary)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,6 +110,16 @@ class Manifest:
 
 class DatasetError(FacemetricError, ValueError):
     """A dataset cannot be used at all (no images, unreadable CSV ...)."""
+
+
+def no_usable_image(source: str | Path, skipped: list[tuple[str, str]], what: str = "image") -> str:
+    """One line for a source none of whose inputs could be used: how many were left out, and why (an example)."""
+    if not skipped:
+        return f"{source}: no {what} found in it"
+    reasons = Counter(reason.split(" (")[0] for _, reason in skipped)
+    why = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common(3))
+    path, reason = skipped[0]
+    return f"{source}: no usable {what}: all {len(skipped)} input(s) left out ({why}; e.g. {path}: {reason})"
 
 
 def visible_files(folder: Path) -> list[Path]:

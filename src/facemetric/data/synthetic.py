@@ -82,7 +82,7 @@ def generate_dataset(
     """
     root = Path(root)
     total = num_identities * images_per_identity
-    with tqdm(total=total, desc="synthetic faces", unit="img", disable=not progress) as bar:
+    with tqdm(total=total, desc="synthetic faces", unit="img", disable=None if progress else True) as bar:
         for i in range(num_identities):
             style = random_identity(identity_rng(seed, i))
             person = f"person_{i:03d}"

@@ -54,7 +54,7 @@ def embed_batches(
     (and on the mirrored batch with ``flip``), L2-normalise, concatenate; (0, ``dim``) for no image."""
     mean, std = normalization or (None, None)
     out = []
-    for start in tqdm(range(0, len(images), batch_size), desc="embed", disable=not progress, leave=False):
+    for start in tqdm(range(0, len(images), batch_size), desc="embed", disable=None if progress else True, leave=False):
         x = to_tensor(images[start : start + batch_size], mean, std)
         e = forward(x)
         if flip:
@@ -119,7 +119,9 @@ class CropEmbedder(Embedder):
         unreadable: list[tuple[int, str]] = []
 
         def photos() -> Iterator[tuple[int, Image.Image]]:
-            for k, path in enumerate(tqdm(files, desc="crop faces", unit="img", disable=not progress, leave=False)):
+            for k, path in enumerate(
+                tqdm(files, desc="crop faces", unit="img", disable=None if progress else True, leave=False)
+            ):
                 try:
                     yield k, open_image(path, self.spec.channels)
                 except ImageDecodeError as exc:

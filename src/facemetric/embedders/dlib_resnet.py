@@ -230,7 +230,9 @@ class DlibResnetEmbedder(ModelEmbedder):
         if self.dlib_model is None:
             return super().embed_crops(crops, batch_size, flip, progress)
         out = np.zeros((len(crops), self.dim), np.float32)
-        for start in tqdm(range(0, len(crops), batch_size), desc="embed", disable=not progress, leave=False):
+        for start in tqdm(
+            range(0, len(crops), batch_size), desc="embed", disable=None if progress else True, leave=False
+        ):
             chips = [np.ascontiguousarray(c) for c in np.asarray(crops[start : start + batch_size], np.uint8)]
             raw = np.asarray(self.dlib_model.compute_face_descriptor(chips, self.num_jitters), np.float64)
             if flip:

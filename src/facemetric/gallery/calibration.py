@@ -13,13 +13,22 @@ impostor searches). Each threshold is kept with the quantiles of its impostor sc
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from facemetric.eval.primitives import calibrate_threshold
 from facemetric.gallery.interface import GalleryError, SearchIndex
+from facemetric.gallery.photos import Photo, PhotoError
+from facemetric.gallery.schemas import CalibrationPhotos
 from facemetric.gallery.thresholds import StoredThreshold
+
+log = logging.getLogger("facemetric")
 
 
 def calibrate_index(
@@ -58,3 +67,36 @@ def calibrate_index(
         )
         stored[kind] = StoredThreshold.of(threshold, impostors)
     return stored["identify"], stored["verify"]
+
+
+def embed_labelled(
+    embed: Callable[[Photo], np.ndarray], enrolled: set[str], source: str | Path, layout: str, progress: bool
+) -> tuple[list[np.ndarray], list[str], CalibrationPhotos]:
+    """The embeddings and people of a labelled dataset (folder per person, CSV, flat files) to calibrate on:
+    photos already enrolled (content hash in ``enrolled``) are left out, they are the templates; photos without a
+    usable face are skipped and counted. :class:`GalleryError` when none is usable."""
+    from facemetric.data.sources import scan_source
+
+    manifest = scan_source(source, layout)
+    vectors, names, skipped, templates = [], [], [], 0
+    labelled = list(zip(manifest.paths, manifest.identities))
+    for path, identity in tqdm(
+        labelled, desc="calibrate", unit="photo", disable=None if progress else True, leave=False
+    ):
+        try:
+            photo = Photo.from_path(path)
+            if hashlib.sha256(photo.data).hexdigest() in enrolled:
+                templates += 1
+                continue
+            vectors.append(embed(photo))
+            names.append(identity)
+        except PhotoError as exc:
+            skipped.append(str(exc))
+    example = f", e.g. {skipped[0]}" if skipped else ""
+    if not vectors:
+        raise GalleryError(
+            f"{source}: no usable calibration photo ({len(skipped)} skipped{example}; {templates} enrolled)"
+        )
+    if skipped:
+        log.warning("calibration: %d photo(s) skipped%s", len(skipped), example)
+    return vectors, names, CalibrationPhotos(used=len(vectors), skipped=len(skipped), enrolled_left_out=templates)

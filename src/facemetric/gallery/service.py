@@ -32,7 +32,7 @@ from facemetric.core.embedder import Embedder
 from facemetric.core.faces import Detection, NoFaceError
 from facemetric.core.matching import TEMPLATES, UNKNOWN
 from facemetric.embedders import EmbedderNotFoundError, load_embedder, open_stored_embedder
-from facemetric.gallery.calibration import calibrate_index
+from facemetric.gallery.calibration import calibrate_index, embed_labelled
 from facemetric.gallery.decisions import Calibration, calibration_of
 from facemetric.gallery.enrolments import enrolments_of_files
 from facemetric.gallery.interface import EmbedderInfo, Enrolment, GalleryError, UnknownIdentityError, validate_name
@@ -41,7 +41,6 @@ from facemetric.gallery.location import GalleryLocation
 from facemetric.gallery.photos import MAX_PIXELS, Photo, PhotoError
 from facemetric.gallery.pose_spread import MIN_FACE, MIN_SHARPNESS, SPREAD_PHOTOS, FaceOffer, choose, sharpness
 from facemetric.gallery.schemas import (
-    CalibrationPhotos,
     CalibrationResult,
     Candidate,
     EnrollResult,
@@ -191,7 +190,7 @@ class Gallery:
         name = validate_name(name)
         offered: list[tuple[Photo, tuple[np.ndarray, Detection, Image.Image] | None]] = []
         offers: list[FaceOffer] = []
-        for photo in tqdm(photos, desc=f"faces of {name}", unit="photo", disable=not progress):
+        for photo in tqdm(photos, desc=f"faces of {name}", unit="photo", disable=None if progress else True):
             try:
                 vector, detection, image = self._embed(photo)
             except PhotoError as exc:
@@ -263,7 +262,9 @@ class Gallery:
             if sum(len(p) for _, p in blocks[-1]) >= IMPORT_BLOCK:
                 blocks.append([])
             blocks[-1].append((name, paths[:per_person]))
-        with tqdm(total=len(people), desc="import", unit="person", disable=not progress, leave=False) as bar:
+        with tqdm(
+            total=len(people), desc="import", unit="person", disable=None if progress else True, leave=False
+        ) as bar:
             for block in blocks:
                 items = enrolments_of_files(
                     self.embedder,
@@ -283,6 +284,8 @@ class Gallery:
                         enrolled[name] = self.store.enroll(name, mine).added
                     bar.update()
         self.index.sync()
+        if skipped and not enrolled:  # nothing was written
+            raise GalleryError(f"{source}: no usable photo: all {len(skipped)} skipped, e.g. {skipped[0]}")
         if skipped:
             log.warning("import: %d photo(s) skipped, e.g. %s", len(skipped), skipped[0])
         return ImportResult(
@@ -375,26 +378,8 @@ class Gallery:
         Photos already enrolled are left out (they are the templates); photos without a usable face
         are skipped and counted.
         """
-        from facemetric.data.sources import scan_source
-
-        manifest = scan_source(source, layout)
-        enrolled = self.store.enrolled_hashes()
-        vectors, names, skipped, templates = [], [], [], 0
-        labelled = list(zip(manifest.paths, manifest.identities))
-        for path, identity in tqdm(labelled, desc="calibrate", unit="photo", disable=not progress, leave=False):
-            try:
-                photo = Photo.from_path(path)
-                if hashlib.sha256(photo.data).hexdigest() in enrolled:
-                    templates += 1
-                    continue
-                vectors.append(self.embed(photo)[0])
-                names.append(identity)
-            except PhotoError as exc:
-                skipped.append(str(exc))
-        if skipped:
-            log.warning("calibration: %d photo(s) skipped, e.g. %s", len(skipped), skipped[0])
-        if not vectors:
-            raise GalleryError(f"{source}: no usable calibration photo ({len(skipped)} skipped, {templates} enrolled)")
+        vectors, names, photos = embed_labelled(
+            lambda photo: self.embed(photo)[0], self.store.enrolled_hashes(), source, layout, progress
+        )
         result = self.calibrate(np.stack(vectors), names, far, source=str(source))
-        photos = CalibrationPhotos(used=len(vectors), skipped=len(skipped), enrolled_left_out=templates)
         return result.model_copy(update={"photos": photos})

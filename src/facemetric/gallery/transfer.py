@@ -63,7 +63,7 @@ def is_export(path: str | Path) -> bool:
 def _progress(total: int, desc: str, enabled: bool) -> Any:
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="person", disable=not enabled, leave=False)
+    return tqdm(total=total, desc=desc, unit="person", disable=None if enabled else True, leave=False)
 
 
 def export_gallery(location: str | Path | GalleryLocation, path: str | Path, progress: bool = True) -> TransferResult:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facemetric.core.atomic import write_json
+from facemetric.core.atomic import made_for_good, write_json
 from facemetric.core.checkpoint import CheckpointError, load_checkpoint, model_fingerprint
 from facemetric.core.config import Config
 from facemetric.core.errors import ConfigError
@@ -81,7 +81,11 @@ def build_run(
     """
     check_config(cfg)
     out = Path(cfg.train.out)
-    out.mkdir(parents=True, exist_ok=True)
+    with made_for_good(out):  # a run refused while it is built leaves no empty run folder behind
+        return _build_run(cfg, out, data, resume, callbacks)
+
+
+def _build_run(cfg: Config, out: Path, data: DatasetSplit | None, resume: bool, callbacks: Sequence[Callback]) -> Run:
     device = local_device(resolve_device(cfg.train.device))
     strategy = strategy_from_env(cfg.train.distributed, device)
     check_distributed(cfg, strategy)

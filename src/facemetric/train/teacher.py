@@ -77,7 +77,7 @@ def teacher_table(
         " and mirrors" * mirror,
         file.parent,
     )
-    bar = tqdm(total=len(paths), desc=f"teacher ({teacher.name})", unit="photo", disable=not progress)
+    bar = tqdm(total=len(paths), desc=f"teacher ({teacher.name})", unit="photo", disable=None if progress else True)
     for start in range(0, len(paths), CHUNK):
         part = paths[start : start + CHUNK]
         crops = teacher.crop_files(part, workers=workers)

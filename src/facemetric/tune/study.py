@@ -24,7 +24,7 @@ from typing import Any
 import optuna
 import yaml
 
-from facemetric.core.atomic import write_atomic, write_json
+from facemetric.core.atomic import made_for_good, write_atomic, write_json
 from facemetric.core.config import Config, config_from_dict
 from facemetric.core.errors import ConfigError
 from facemetric.data.dataset import load_dataset
@@ -292,17 +292,18 @@ def tune(settings: TuneSettings) -> TuneResult:
     if settings.trials is None:
         raise SpaceError("--trials: say how many trials the study should run (a grid search defaults to all of them)")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = open_study(settings, base_cfg.train.epochs)
-    queued = _retry_interrupted(study)
-    if queued:
-        log.info("tune: %d interrupted trial(s) queued again with the same values", queued)
-    budget = _Budget(settings.trials)
-    if budget.reached(study):
-        log.info("tune: the study already has %d finished trials (--trials %d)", settings.trials, settings.trials)
-        return write_outputs(study, settings)
-    data = None
-    if not any(p.key.startswith("data.") for p in settings.params):  # every trial trains on the same data
-        data = load_dataset(base_cfg.data, settings.progress)
+    with made_for_good(settings.study_dir):  # a study refused before its first trial leaves no folder behind
+        study = open_study(settings, base_cfg.train.epochs)
+        queued = _retry_interrupted(study)
+        if queued:
+            log.info("tune: %d interrupted trial(s) queued again with the same values", queued)
+        budget = _Budget(settings.trials)
+        if budget.reached(study):
+            log.info("tune: the study already has %d finished trials (--trials %d)", settings.trials, settings.trials)
+            return write_outputs(study, settings)
+        data = None
+        if not any(p.key.startswith("data.") for p in settings.params):  # every trial trains on the same data
+            data = load_dataset(base_cfg.data, settings.progress)
     objective = Objective(settings.base, settings.params, settings.study_dir, settings.metric, data)
 
     def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:

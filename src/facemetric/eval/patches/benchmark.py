@@ -196,6 +196,7 @@ def build_patch_benchmark(
     candidates, not_images = list_photos(photos, out.resolve())
     if not candidates:
         raise DatasetError(f"{photos}: no image file found (recursively)")
+    existed = out.exists()
     check_out(out, photos, overwrite)
     order = np.arange(len(candidates))
     if max_photos is not None:  # a seeded random order, followed until max_photos sequences are made
@@ -207,7 +208,7 @@ def build_patch_benchmark(
         total=min(max_photos or len(candidates), len(candidates)),
         desc="patch sequences",
         unit="photo",
-        disable=not progress,
+        disable=None if progress else True,
     )
     for index in order:
         if max_photos is not None and len(used) == max_photos:
@@ -234,9 +235,12 @@ def build_patch_benchmark(
         bar.update(1)
     bar.close()
     skipped.sort()
+    if not used:  # no sequence was written: a folder this call made is not left behind
+        if not existed:
+            shutil.rmtree(out, ignore_errors=True)
+        why = f"; e.g. {skipped[0][0]}: {skipped[0][1]}" if skipped else ""
+        raise DatasetError(f"{photos}: no photo made a sequence ({len(skipped)} left out{why})")
     write_csv(out / "skipped.csv", ["file", "reason"], skipped)
-    if not used:
-        raise DatasetError(f"{photos}: no photo made a sequence (the reasons are in {out / 'skipped.csv'})")
     used.sort(key=lambda u: u["sequence"])
     names = [u["sequence"] for u in used]
     splits = split_sequences(names, train_fraction, seed)

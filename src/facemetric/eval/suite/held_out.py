@@ -56,6 +56,7 @@ def evaluate_run(
     )
     if ckpt is None:
         raise EvaluationError(f"{run} has no best.pt or last.pt checkpoint yet; train first")
+    embedder = ModelEmbedder.from_checkpoint(ckpt)  # a bad checkpoint is refused before the photos are decoded
     cfg = load_config(run / "config.yaml")
     val = load_dataset(cfg.data, progress).val
     if val is None or len(val.identity_names) < 4:
@@ -63,7 +64,6 @@ def evaluate_run(
             f"{run} holds out {0 if val is None else len(val.identity_names)} identities (data.val_identities); a "
             "report needs at least 4. Evaluate on your own protocol instead: facemetric eval --out DIR ..."
         )
-    embedder = ModelEmbedder.from_checkpoint(ckpt)
     emb = embedder.embed_crops(val.images, batch_size, False, progress)
     names = np.array([val.identity_names[k] for k in val.labels])
     notes: list[str] = []

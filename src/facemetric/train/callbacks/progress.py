@@ -36,7 +36,7 @@ class ProgressCallback(Callback):
             total=trainer.steps_per_epoch,
             initial=trainer.step_in_epoch,
             desc=f"epoch {trainer.epoch + 1}/{trainer.epochs}",
-            disable=not self.enabled,
+            disable=None if self.enabled else True,
             leave=False,
             unit="batch",
         )
