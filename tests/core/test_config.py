@@ -156,7 +156,10 @@ def test_malformed_config_is_one_line_naming_the_key(
 
 
 def test_train_refuses_the_same_before_reading_any_data(tmp_path: Path) -> None:
-    """The real console script: one line on stderr, exit status 2, no traceback, nothing trained."""
+    """The real console script: one line on stderr, exit status 2, no traceback, nothing trained (the data
+    exists, as the command line's check needs, but holds no image: reading it would fail otherwise)."""
+    (tmp_path / "none" / "ada").mkdir(parents=True)
+    (tmp_path / "none" / "ada" / "1.jpg").write_text("not an image")
     done = subprocess.run(
         [
             sys.executable,

@@ -133,8 +133,10 @@ def test_report_of_a_run_evaluates_its_held_out_people(run: Path) -> None:
 
 
 def test_bad_evaluation_requests_are_clear(run: Path, tmp_path: Path, synthetic_faces: Path) -> None:
+    (tmp_path / "neither").mkdir()
+    (tmp_path / "neither" / "notes.txt").write_text("neither an evaluation nor a run")
     cases = [
-        (["report", str(tmp_path)], "neither an evaluation folder"),
+        (["report", str(tmp_path / "neither")], "neither an evaluation folder"),
         (["eval", "--model", str(tmp_path / "none.pt")], "nothing to evaluate"),
         (
             ["protocol", "pairs", "--data", str(synthetic_faces), "-o", str(tmp_path / "p.csv"), "--folds", "7"],

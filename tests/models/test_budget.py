@@ -86,6 +86,8 @@ def test_over_budget_model_refused_before_any_data_is_read(tmp_path) -> None:
     from facemetric.train.build import build_run
 
     missing = tmp_path / "no-such-photos"  # were the data read first, this would be a DatasetError
+    (missing / "ada").mkdir(parents=True)  # it exists (the command line checks that), but holds no image
+    (missing / "ada" / "1.jpg").write_text("not an image")
     cfg = load_config(
         None,
         [

@@ -211,8 +211,9 @@ def test_predict_classify_without_a_head_asks_for_known(
         == 2
     )
     assert "has no classifier head" in capsys.readouterr().err
-    empty = tmp_path / "empty"
+    empty = tmp_path / "empty"  # a folder with no image in it (an empty one is refused as the command line is read)
     empty.mkdir()
+    (empty / "notes.txt").write_text("no photos here")
     code = main(
         [
             "-q",

@@ -102,20 +102,27 @@ def test_patch_models_of_one_or_three_channels(release: Path, tmp_path: Path) ->
 
 def test_errors_name_the_input(release: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "notes.txt").write_text("photos, not sequences")
+    (tmp_path / "pairs.txt").write_text("1\n")
     cases = [
         (["--model", "raw", "--data", str(tmp_path / "photos"), "--patches"], "no sequence folder"),
         (["--model", "raw", "--data", str(release), "--patches", "--patch-split", "b"], "split 'b' is not in"),
-        (["--model", "raw", "--data", str(release), "--patches", "--splits-json", str(tmp_path / "none.json")], None),
         (["--model", "surf", "--data", str(release), "--patches"], "not a patch baseline (raw, sift, rootsift)"),
-        (["--model", "raw", "--data", str(release), "--patches", "--pairs", "pairs.txt"], "on their own"),
+        (
+            ["--model", "raw", "--data", str(release), "--patches", "--pairs", str(tmp_path / "pairs.txt")],
+            "on their own",
+        ),
     ]
     for argv, message in cases:
         code = main(["-q", "eval", *argv])
         err = capsys.readouterr().err
-        if message is None:  # splits.json is only read for splits a, b, c
-            assert code == 0
-            continue
         assert code == 2 and message in err, err
+    # a splits.json named but missing is refused as the command line is read, even for a split that needs none
+    with pytest.raises(SystemExit) as refused:
+        main(
+            ["-q", "eval", "--model", "raw", "--data", str(release), "--patches", "--splits-json", str(tmp_path / "x")]
+        )
+    assert refused.value.code == 2 and "argument --splits-json" in capsys.readouterr().err
     no_splits = tmp_path / "bare"
     write_release(no_splits, n_seq=2, n_points=4)
     (no_splits / "splits.json").unlink()
