@@ -59,12 +59,17 @@ def input_folder(value: str) -> str:
     return input_path(value)
 
 
-def _blocked_by_file(path: Path) -> Path | None:
-    """The first of ``path``'s parents that exists, when it is a file (nothing can be made inside it)."""
-    for parent in path.parents:
+def _writable(value: str, wrong_kind: bool, kind: str, made: str) -> str:
+    """``value`` as an output path: refused when it is the wrong kind of thing (``kind`` says what it is) or
+    when the first of its parents that exists is a file (nothing can be ``made`` inside it)."""
+    if wrong_kind:
+        raise argparse.ArgumentTypeError(f"{value}: {kind}")
+    for parent in Path(value).expanduser().parents:
         if parent.exists():
-            return None if parent.is_dir() else parent
-    return None
+            if not parent.is_dir():
+                raise argparse.ArgumentTypeError(f"{value}: {parent} is a file, so {made} inside it")
+            break
+    return value
 
 
 def output_folder(value: str) -> str:
@@ -72,25 +77,22 @@ def output_folder(value: str) -> str:
     if "://" in value:
         return value
     path = Path(value).expanduser()
-    if path.exists() and not path.is_dir():
-        raise argparse.ArgumentTypeError(
-            f"{value}: a file, not a folder; give a folder to write into (new or existing)"
-        )
-    blocked = _blocked_by_file(path)
-    if blocked:
-        raise argparse.ArgumentTypeError(f"{value}: {blocked} is a file, so no folder can be made inside it")
-    return value
+    return _writable(
+        value,
+        path.exists() and not path.is_dir(),
+        "a file, not a folder; give a folder to write into (new or existing)",
+        "no folder can be made",
+    )
 
 
 def output_file(value: str) -> str:
     """A file to write (replaced if it exists; its folder made if new)."""
-    path = Path(value).expanduser()
-    if path.is_dir():
-        raise argparse.ArgumentTypeError(f"{value}: a folder, not a file; give the name of the file to write")
-    blocked = _blocked_by_file(path)
-    if blocked:
-        raise argparse.ArgumentTypeError(f"{value}: {blocked} is a file, so nothing can be written inside it")
-    return value
+    return _writable(
+        value,
+        Path(value).expanduser().is_dir(),
+        "a folder, not a file; give the name of the file to write",
+        "nothing can be written",
+    )
 
 
 def add_overrides(p: argparse.ArgumentParser) -> None:
