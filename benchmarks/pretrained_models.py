@@ -276,6 +276,13 @@ def main() -> None:
     args = parser.parse_args()
     embedders = {ref: load_embedder(ref) for ref in args.models}
     fusions = {ref: load_embedder(ref) for ref in args.fusions}
+    run = {e.reference for e in embedders.values()}
+    for ref, fusion in fusions.items():  # before any set is embedded, not after the first
+        assert isinstance(fusion, FusionEmbedder)
+        missing = [m.reference for m in fusion.members if m.reference not in run]
+        if missing:
+            names = " ".join(missing)
+            raise SystemExit(f"fusion {ref}: run its members too (--models ... {names}), or --fusions alone")
     results: dict[str, Any] = {}
     for set_name in args.sets:
         photos = load_set(set_name, args.data, args.limit)
@@ -284,11 +291,8 @@ def main() -> None:
         for ref, embedder in embedders.items():
             embedded[embedder.reference] = embed_set(embedder, photos, crops)
             print(f"{set_name}: {ref} done", flush=True)
-        for ref, fusion in fusions.items():
+        for fusion in fusions.values():
             assert isinstance(fusion, FusionEmbedder)
-            missing = [m.reference for m in fusion.members if m.reference not in embedded]
-            if missing:
-                raise SystemExit(f"fusion {ref}: run its members too (--models ... {' '.join(missing)})")
             embedded[fusion.reference] = fuse(fusion, [embedded[m.reference] for m in fusion.members])
         results[set_name] = {
             "photos": len(photos.files),
