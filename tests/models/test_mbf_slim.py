@@ -108,3 +108,23 @@ def test_bad_widths_sizes_and_models_are_refused():
         load(MbfSlim(embedding_dim=128))
     with pytest.raises(ConfigError, match="arcface_mbf_slim"):
         load(nn.Linear(2, 2))
+
+
+def test_the_64_pixel_student_learns_the_teachers_embeddings(teacher: MbfSlim):
+    """A few distillation steps on smooth images move the student toward the teacher (the recipe's loss)."""
+    student = MbfSlim(input_size=(64, 64))
+    model_spec("arcface_mbf_slim").pretrained["arcface-mbf"].load(student)
+    x = _inputs(16)
+    with torch.no_grad():
+        target = teacher(x)
+    small = F.interpolate(x, size=64, mode="bilinear", align_corners=False, antialias=True)
+    optimizer = torch.optim.AdamW(student.parameters(), lr=3e-4, weight_decay=0.0)
+    student.train()
+    losses = []
+    for _ in range(6):
+        loss = (1 - F.cosine_similarity(student(small), target)).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.8 * losses[0], losses

@@ -110,7 +110,8 @@ def channel_choice(full: MbfSlim, student: MbfSlim) -> dict[str, torch.Tensor]:
 
 
 def prune_into(full: MbfSlim, student: MbfSlim) -> None:
-    """Copy ``full``'s weights into the narrower ``student``, each conv's kept rows and its inputs' kept columns."""
+    """Copy ``full``'s weights into ``student`` (narrower, or reading a smaller face): each conv's kept rows and its
+    inputs' kept columns, the linear layer resized to the student's last map."""
     keep = channel_choice(full, student)
     s_modules = dict(student.named_modules())
     f_modules = dict(full.named_modules())
