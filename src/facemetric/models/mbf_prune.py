@@ -169,7 +169,8 @@ ARCFACE_MBF_PRUNED = PretrainedWeights(
 )
 
 
-@register_model(
+# the class itself is the builder: its arguments are the model's options (``width``, ``normalize``)
+register_model(
     "arcface_mbf_slim",
     spec=ModelSpec(
         input_size=(SIDE, SIDE),
@@ -178,14 +179,4 @@ ARCFACE_MBF_PRUNED = PretrainedWeights(
         bf16_slower_on_cpu=True,  # depthwise convolutions, as mobilefacenet
         pretrained={"arcface-mbf": ARCFACE_MBF_PRUNED},
     ),
-)
-def arcface_mbf_slim(
-    embedding_dim: int = 512,
-    in_channels: int = 3,
-    input_size: tuple[int, int] = (SIDE, SIDE),
-    width: float = 1.0,
-    normalize: bool = True,
-) -> MbfSlim:
-    """arcface-mbf's network at any input size (64: a quarter of the cost) and ``width`` of its channels;
-    ``model.pretrained: arcface-mbf`` starts it from the teacher's weights (non-commercial research only)."""
-    return MbfSlim(embedding_dim, in_channels, input_size, width, normalize)
+)(MbfSlim)
