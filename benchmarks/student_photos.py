@@ -1,15 +1,16 @@
 """The unlabelled photos a student of the pretrained models is distilled on, as one ``image,identity`` CSV.
 
     python benchmarks/student_photos.py --celeba10k PATH/processed_celeba_small/celeba/Archive \\
-        --count 15000 -o caches/student-photos.csv
+        --count 15000 [--subfolders] -o caches/student-photos.csv
 
 Two sources, none of them a set the model benchmark scores (``benchmarks/pretrained_models.py``):
 
 * LFW development-train photos of the people who are in no pair of ``pairsDevTrain.txt`` (2,840 photos;
   the pairs' people are the benchmark's LFW set);
-* the first ``--count`` photos (by file name) of celeba-10k (``../shared/data/celeba-10k/README.md``: 64x64
-  faces cut from CelebA's aligned set, fetched from a public repository) whose identity is not one of
-  7201-7499, the people of CelebA-199 and of a held-out set, which no model here trains on.
+* the first ``--count`` photos (by file name; with ``--subfolders``, those of its subfolder too) of
+  celeba-10k (``../shared/data/celeba-10k/README.md``: 64x64 faces cut from CelebA's aligned set, fetched
+  from a public repository) whose identity is not one of 7201-7499, the people of CelebA-199 and of a
+  held-out set, which no model here trains on.
 
 The identities are written (the prepared cache needs them, and ``data.val_identities`` holds some people
 out for the run's own validation) but distillation never reads them.
@@ -31,6 +32,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=SHARED_DATA)
     parser.add_argument("--celeba10k", type=Path, required=True, help="the folder of celeba-10k's 64x64 JPEGs")
+    parser.add_argument(
+        "--subfolders",
+        action="store_true",
+        help="also the photos in the folder's subfolders (the fetched Archive holds 32,601 photos at the top and "
+        "57,331 in `New Folder With Items`; recipes before 2026-12-08 took the top ones only)",
+    )
     parser.add_argument("--count", type=int, default=15000, help="celeba-10k photos to take")
     parser.add_argument("-o", "--output", type=Path, required=True, help="the CSV to write")
     args = parser.parse_args()
@@ -50,7 +57,8 @@ def main() -> None:
             if person.isdigit():  # not the header line
                 identity[name] = int(person)
     taken = 0
-    for photo in sorted(args.celeba10k.glob("*.jpg")):
+    photos = args.celeba10k.rglob("*.jpg") if args.subfolders else args.celeba10k.glob("*.jpg")
+    for photo in sorted(photos, key=lambda p: p.name):
         person = identity.get(photo.name)
         if person is None or person in HELD_OUT:
             continue

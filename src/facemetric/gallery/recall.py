@@ -1,6 +1,7 @@
 """How often a gallery's approximate index finds what exact search finds (``facemetric gallery recall``).
 
-A PostgreSQL gallery searches pgvector's HNSW graph: fast, and approximate. How approximate depends on the
+A PostgreSQL gallery searches pgvector's HNSW graph, and a folder gallery FAISS's when it chose one
+(``gallery index --kind hnsw``): fast, and approximate. How approximate depends on the
 gallery (its size, its model's embeddings, the build's ``m`` and ``ef_construction``) and on the search's
 ``ef_search``, so a gallery measures itself: a random sample of its own enrolled faces is searched with the
 index and exactly, and the answers compared. Each probe is an enrolled face, so both searches put its own
@@ -11,7 +12,7 @@ the look-alikes a new photo of that person is told apart from, found in the same
 * ``recall_at_k``: the share of exact search's ``top_k`` nearest other people the index also lists;
 * ``own_first``: the index put the probe's own person first (exact search always does).
 
-A folder gallery's FAISS index is exact: it is reported as such, with nothing to compare.
+A folder gallery's flat FAISS index (the default) is exact: it is reported as such, with nothing to compare.
 """
 
 from __future__ import annotations

@@ -15,6 +15,10 @@ reach :data:`SAVE_FRACTION` of the gallery (at least :data:`SAVE_MIN`), and on :
 enrolment costs O(1) amortised; the log is then dropped up to :data:`LOG_KEEP` generations before the
 saved one (another process's index further behind than that rebuilds once).
 
+Exact (``flat``, the default) or approximate (``hnsw``, for galleries past about 100,000 people), as the
+store's :class:`~facemetric.gallery.stores.sqlite.image_vectors.IndexSettings` say; an index saved with other
+settings is rebuilt, and a change of settings by any process reaches the others on their next sync.
+
 Scoring: ``template="max"`` scores an identity by its best-matching image, ``"mean"`` by the
 cosine to its mean template. For ``max``, the search depth ``top_k x (largest identity's image
 count)`` guarantees the best ``top_k`` identities are among the neighbours found.
@@ -27,29 +31,28 @@ import struct
 import threading
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import faiss
 import numpy as np
 
 from facemetric.core.atomic import write_atomic
 from facemetric.core.matching import TEMPLATES
-from facemetric.gallery.interface import Match, UnknownIdentityError
+from facemetric.gallery.interface import GalleryError, Match, UnknownIdentityError
 from facemetric.gallery.stores.sqlite.database import INDEX_FILE
+from facemetric.gallery.stores.sqlite.image_vectors import (
+    ImageVectors,
+    IndexSettings,
+    new_vectors,
+    vectors_from_state,
+)
 
 if TYPE_CHECKING:
     from facemetric.gallery.stores.sqlite.store import SQLiteStore
 
-FORMAT = "facemetric-index/2"
+FORMAT = "facemetric-index/3"
 SAVE_FRACTION = 0.1  # changes since the last save, as a fraction of the images, that trigger a save
 SAVE_MIN = 1000
 LOG_KEEP = 10_000  # generations of the change log kept behind a saved index, for other processes' indexes
-
-
-def _numpy(vectors: Any) -> np.ndarray:
-    """float32 numpy of what FAISS returned: with ``faiss.contrib.torch_utils`` imported anywhere in the
-    process (pytorch-metric-learning does), ``reconstruct`` returns torch tensors."""
-    return np.asarray(vectors, dtype=np.float32)
 
 
 class _Templates:
@@ -146,20 +149,17 @@ class FaissIndex:
             header = json.loads(data[8 : 8 + size])
             if header.get("format") != FORMAT or not 0 <= header["generation"] <= self.store.generation:
                 return False
-            images: Any = faiss.deserialize_index(np.frombuffer(data, np.uint8, offset=8 + size))
+            settings = self.store.index_settings
+            if not settings.builds_like(IndexSettings.from_json(header["settings"])):
+                return False  # built another way: rebuilt as the gallery now says
+            images = vectors_from_state(settings, header["state"], np.frombuffer(data, np.uint8, offset=8 + size))
             names, owner = header["names"], np.asarray(header["owner"], np.int64)
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError, struct.error):
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, struct.error, GalleryError):
             return False
-        if (
-            not isinstance(images, faiss.IndexIDMap2)
-            or images.ntotal != len(owner)
-            or images.d != self.store.embedder.dim
-        ):
+        if images is None or len(images) != len(owner) or images.dim != self.store.embedder.dim:
             return False
-        ids = np.asarray(faiss.vector_to_array(images.id_map), np.int64)
-        vectors = _numpy(images.index.reconstruct_n(0, images.ntotal)) if images.ntotal else np.zeros((0, images.d))
-        self._install(header["generation"], ids, [names[k] for k in owner], vectors)
-        self._saved_images = len(ids)
+        self._adopt(header["generation"], images, [names[k] for k in owner])
+        self._saved_images = len(owner)
         return True
 
     def _save(self) -> None:
@@ -168,12 +168,21 @@ class FaissIndex:
         if path is None:
             return
         with self._lock:
-            ids = faiss.vector_to_array(self._images.id_map)
+            ids = self._images.ids()
             names = sorted(set(self._by_id.values()))
             position = {n: k for k, n in enumerate(names)}
             owner = [position[self._by_id[int(i)]] for i in ids]
-            header = json.dumps({"format": FORMAT, "generation": self.generation, "names": names, "owner": owner})
-            blob = faiss.serialize_index(self._images).tobytes()
+            state, blob = self._images.to_state()
+            header = json.dumps(
+                {
+                    "format": FORMAT,
+                    "generation": self.generation,
+                    "settings": self._images.settings.to_json(),
+                    "state": state,
+                    "names": names,
+                    "owner": owner,
+                }
+            )
             generation = self.generation
             self._changed_since_save, self._saved_images = 0, len(ids)
         raw = header.encode()
@@ -190,22 +199,30 @@ class FaissIndex:
     # ------------------------------------------------------------------ building
 
     def _install(self, generation: int, ids: np.ndarray, names: list[str], vectors: np.ndarray) -> None:
-        dim = self.store.embedder.dim
-        images: Any = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))  # faiss's stubs lack its numpy wrappers
-        templates = _Templates(dim)
         with self._lock:
-            self.generation, self._images, self._templates = generation, images, templates
+            self._adopt(generation, new_vectors(self.store.embedder.dim, self.store.index_settings), [])
+            self._add(ids, names, vectors)
+
+    def _adopt(self, generation: int, images: ImageVectors, names: list[str]) -> None:
+        """Take ``images`` (holding the images of ``names``, in its ``ids()`` order) as the index."""
+        with self._lock:
+            self.generation, self._images, self._templates = generation, images, _Templates(images.dim)
             self._by_id: dict[int, str] = {}
             self._members: dict[str, set[int]] = {}
             self._sizes: Counter[int] = Counter()  # identities per image count: the largest, without a scan
             self._largest = 0
-            self._add(ids, names, vectors)
+            if names:
+                self._account(images.ids(), names, images.vectors())
 
     def _add(self, ids: np.ndarray, names: list[str], vectors: np.ndarray) -> None:
         if not len(ids):
             return
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        self._images.add_with_ids(vectors, np.asarray(ids, np.int64))
+        self._images.add(np.asarray(ids, np.int64), vectors)
+        self._account(ids, names, vectors)
+
+    def _account(self, ids: np.ndarray, names: list[str], vectors: np.ndarray) -> None:
+        """The templates and memberships of images now in the index."""
         self._templates.add(names, vectors)
         for i, name in zip(ids.tolist(), names):
             self._by_id[i] = name
@@ -219,13 +236,13 @@ class FaissIndex:
             return
         for i in present:
             name = self._by_id.pop(i)
-            self._templates.subtract(name, _numpy(self._images.reconstruct(i)))
+            self._templates.subtract(name, self._images.vector(i))
             members = self._members[name]
             self._resize(len(members), len(members) - 1)
             members.discard(i)
             if not members:
                 del self._members[name]
-        self._images.remove_ids(np.asarray(present, np.int64))  # O(N) memmove: deletions are rare
+        self._images.remove(present)
 
     def _resize(self, old: int, new: int) -> None:
         """One identity went from ``old`` to ``new`` images: keep the count of each size and the largest."""
@@ -252,10 +269,12 @@ class FaissIndex:
             if self.store.generation == self.generation:
                 return False
             changes = self.store.changes_since(self.generation)
-            if changes is None:
+            settings = self.store.index_settings
+            if changes is None or not settings.builds_like(self._images.settings):
                 self._rebuild()
                 self._save()
                 return True
+            self._images.settings = settings  # ef_search may have changed: it needs no rebuild
             self._remove(changes.removed)
             self._remove(changes.ids)  # an id deleted and reused since: its old row goes first
             self._add(changes.ids, changes.names, changes.vectors)
@@ -270,16 +289,27 @@ class FaissIndex:
     def __len__(self) -> int:
         return len(self._templates)
 
-    def exact_twin(self) -> None:
-        """None: a flat FAISS index is exact search."""
-        return None
+    @property
+    def settings(self) -> IndexSettings:
+        """How this index was built and searches."""
+        return self._images.settings
+
+    @property
+    def ef_search(self) -> int | None:
+        """HNSW's least candidate list a search walks; None for exact search."""
+        return self.settings.ef_search if self.settings.kind == "hnsw" else None
+
+    def exact_twin(self) -> _ExactTwin | None:
+        """None for a flat index (exact already); for HNSW, exact search of the same vectors."""
+        return _ExactTwin(self) if self.settings.kind == "hnsw" else None
 
     @property
     def n_images(self) -> int:
-        return int(self._images.ntotal)
+        return len(self._images)
 
-    def search(self, probe: np.ndarray, top_k: int = 5, template: str = "max") -> list[Match]:
-        """The ``top_k`` best identities for a unit-length ``probe``, best first (ties by name)."""
+    def search(self, probe: np.ndarray, top_k: int = 5, template: str = "max", exact: bool = False) -> list[Match]:
+        """The ``top_k`` best identities for a unit-length ``probe``, best first (ties by name); ``exact``
+        scores every image even in an HNSW index."""
         if template not in TEMPLATES:
             raise ValueError(f"template must be one of {TEMPLATES}, got {template!r}")
         q = np.ascontiguousarray(np.asarray(probe, np.float32).reshape(1, -1))
@@ -292,10 +322,10 @@ class FaissIndex:
                 rows = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
                 found = [Match(self._templates.names[r], float(scores[r])) for r in rows]
             else:
-                depth = min(self._images.ntotal, top_k * self._largest)
-                scores, ids = self._images.search(q, depth)
+                depth = min(len(self._images), top_k * self._largest)
+                scores, ids = self._images.search(q, depth, exact)
                 best: dict[str, float] = {}
-                for s, i in zip(scores[0], ids[0]):
+                for s, i in zip(scores, ids):
                     if i >= 0:
                         name = self._by_id[int(i)]
                         best[name] = max(best.get(name, -np.inf), float(s))
@@ -314,5 +344,34 @@ class FaissIndex:
                 raise UnknownIdentityError(f"{name!r} is not enrolled; enrol them first (`facemetric gallery enroll`)")
             if template == "mean":
                 return float(self._templates.means[self._templates.row[name]] @ q)
-            vectors = np.stack([_numpy(self._images.reconstruct(i)) for i in members])
+            vectors = np.stack([self._images.vector(i) for i in members])
             return float((vectors @ q).max())
+
+
+class _ExactTwin:
+    """Exact search of an HNSW index's own vectors (``gallery recall``'s reference)."""
+
+    def __init__(self, index: FaissIndex) -> None:
+        self.index = index
+
+    def sync(self) -> bool:
+        return self.index.sync()
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def n_images(self) -> int:
+        return self.index.n_images
+
+    def search(self, probe: np.ndarray, top_k: int = 5, template: str = "max") -> list[Match]:
+        return self.index.search(probe, top_k, template, exact=True)
+
+    def score(self, probe: np.ndarray, name: str, template: str = "max") -> float:
+        return self.index.score(probe, name, template)
+
+    def close(self) -> None:
+        """Nothing of its own: the index it reads is closed by its owner."""
+
+    def exact_twin(self) -> None:
+        return None

@@ -34,6 +34,7 @@ from facemetric.gallery.interface import (
 )
 from facemetric.gallery.schemas import EnrollResult, Identity
 from facemetric.gallery.stores.sqlite.database import FORMAT, INDEX_FILE, connect, create_file
+from facemetric.gallery.stores.sqlite.image_vectors import IndexSettings
 from facemetric.gallery.thresholds import StoredThresholds
 
 
@@ -102,6 +103,13 @@ class SQLiteStore(Store):
     def thresholds(self) -> StoredThresholds:
         with self._lock:
             return StoredThresholds.from_json(self._meta_value("thresholds"), self.location)
+
+    @property
+    def index_settings(self) -> IndexSettings:
+        """How the gallery's index searches (exact unless set: :meth:`set_index_settings`)."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'index'").fetchone()
+        return IndexSettings() if row is None else IndexSettings.from_json(row[0])
 
     def identities(self) -> list[Identity]:
         """Every identity with its number of images and enrolment time, by name."""
@@ -205,6 +213,12 @@ class SQLiteStore(Store):
         """Store the calibrated thresholds (replacing the previous ones)."""
         with self._write() as (db, _):
             db.execute("UPDATE meta SET value = ? WHERE key = 'thresholds'", (thresholds.to_json(),))
+
+    def set_index_settings(self, settings: IndexSettings) -> None:
+        """Search exactly or by HNSW from now on; every process's index follows on its next sync (a change of
+        kind or build rebuilds it there, ``ef_search`` alone does not)."""
+        with self._write() as (db, _):
+            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('index', ?)", (settings.to_json(),))
 
     # ------------------------------------------------------------------ the change log (for the FAISS index)
 
