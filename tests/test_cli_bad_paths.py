@@ -100,6 +100,7 @@ NOT_PATHS = {
     "gallery enroll": {"name", "--max-photos", "--frames", "--min-face", "--min-sharpness"},
     "gallery identify": {"--top-k"},
     "gallery import": {"--per-person", "--layout", "--workers"},
+    "gallery index": {"--kind", "--m", "--ef-construction", "--ef-search"},
     "gallery init": {"--keep-faces"},
     "gallery recall": {"--sample", "--top-k", "--seed"},
     "gallery remove": {"name"},
