@@ -40,6 +40,7 @@ PATHS: dict[tuple[str, str], str] = {
     ("eval", "--pairs"): "text",
     ("eval", "--open-set"): "text",
     ("eval", "--splits-json"): "text",
+    ("eval", "--patch-tasks"): "folder",
     ("eval", "--out"): "out-dir",
     ("export", "--model"): "model",
     ("export", "--output"): "out-file",
@@ -93,7 +94,8 @@ NOT_PATHS = {
     "demo": {"--set"},
     "embed": {"--layout", "--flip", "--batch-size"},
     "eval": {"--retrieval", "--far", "--no-face", "--pose", "--patches", "--patch-split", "--patch-part", "--seed"}
-    | {"--layout", "--flip", "--batch-size", "--workers"},
+    | {"--layout", "--flip", "--batch-size", "--workers"}
+    | {"--patch-ap", "--patch-balanced", "--patch-distractors", "--patch-same-sequence-distractors"},
     "export": {"--legacy-exporter"},
     "gallery": {"--template"},
     "gallery calibrate": {"--far", "--layout"},
@@ -333,6 +335,9 @@ def command_line(command: str, arg: str, bad: Path, good: Inputs, out: Path) -> 
     elif command == "eval" and arg == "--splits-json":
         words = ["eval", "@--model", "@--data", "--patches", "--patch-split", "a", "@--splits-json", "@--out"]
         value.update({"--data": str(good.release), "--model": "sift"})
+    elif command == "eval" and arg == "--patch-tasks":
+        words = ["eval", "@--model", "@--data", "--patches", "@--patch-tasks", "@--out"]
+        value.update({"--data": str(good.release), "--model": "raw"})
     elif command == "prepare" and arg == "--splits-json":
         words = ["prepare", "@--data", "@--out", "--patches", "--patch-split", "a", "@--splits-json"]
         value["--data"] = str(good.release)

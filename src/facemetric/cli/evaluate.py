@@ -14,6 +14,7 @@ from facemetric.cli.common import (
     add_out,
     add_patch_split,
     input_file,
+    input_folder,
 )
 
 HELP = "verification, identification and retrieval metrics of a model (checkpoint, ONNX or pretrained)"
@@ -115,7 +116,45 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="--patches: hpatches-benchmark's splits.json for splits a, b, c (default DATA/splits.json)",
     )
     p.add_argument(
-        "--seed", type=int, default=0, help="--patches: seed of the verification pairs and retrieval sample (default 0)"
+        "--seed", type=int, default=0, help="--patches: seed of the drawn verification and retrieval lists (default 0)"
+    )
+    p.add_argument(
+        "--patch-tasks",
+        dest="patch_tasks",
+        type=input_folder,
+        metavar="FOLDER",
+        help="--patches: hpatches-benchmark's tasks/ folder (verif_pos_split-X.csv, ... retr_distractors_split-X.csv, "
+        "X the --patch-split; with full, also the illum and view lists when there): evaluate its lists, the "
+        "published protocol exactly, instead of drawing lists as its generators do",
+    )
+    p.add_argument(
+        "--patch-ap",
+        dest="patch_ap",
+        choices=("trapezoid", "step"),
+        default="trapezoid",
+        help="--patches: the AP convention: trapezoid (default; hpatches-benchmark's Python code) or step "
+        "(its MATLAB code, TREC AP: at least as high)",
+    )
+    p.add_argument(
+        "--patch-balanced",
+        dest="patch_balanced",
+        choices=("auc", "ap"),
+        default="auc",
+        help="--patches: the balanced verification figure: auc (default; the benchmark's ROC AUC) or ap",
+    )
+    p.add_argument(
+        "--patch-distractors",
+        dest="patch_distractors",
+        choices=("reference", "target"),
+        default="reference",
+        help="--patches: a retrieval distractor's patch: reference (default; the benchmark's) or target (one target "
+        "image of the level drawn per distractor, jittered like the positives: higher hard / tough figures)",
+    )
+    p.add_argument(
+        "--patch-same-sequence-distractors",
+        dest="patch_same_sequence",
+        action="store_true",
+        help="--patches: rank a query's own sequence's distractors too (the benchmark leaves them out)",
     )
     add_layout(p, "the --retrieval dataset")
     p.add_argument(
@@ -205,6 +244,11 @@ def run_patches(args: argparse.Namespace) -> int:
         splits_json=args.splits_json,
         seed=args.seed,
         batch_size=args.batch_size,
+        tasks=args.patch_tasks,
+        ap=args.patch_ap,
+        balanced=args.patch_balanced,
+        distractor_image=args.patch_distractors,
+        same_sequence_distractors=args.patch_same_sequence,
     )
     if args.out:
         write_patch_eval_dir(args.out, evaluation.results, evaluation.meta, evaluation.sample)

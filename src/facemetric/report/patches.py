@@ -51,10 +51,14 @@ def _tasks_section(doc: PatchEvalDocument) -> Section:
                 "Mean average precision in percent (higher is better) at each jitter level of the patches: easy, "
                 "hard and tough targets are cut with growing geometric noise around the true position. "
                 "Verification: pairs of patches ranked by descriptor distance, the same 3-D point or not; the "
-                "imbalanced lists (5 negatives a positive) are the benchmark's headline, the balanced ones 1 to 1. "
+                "imbalanced lists (5 negatives a positive) are the benchmark's headline, the balanced ones 1 to 1 "
+                "(scored by ROC AUC unless the settings below say AP). "
                 "Matching: each reference patch matched to its nearest patch of a target image, a wrong match "
                 "counting as a missed one. Retrieval: a reference patch finds its point's five target patches "
-                "among distractors. Illumination sequences change the light, viewpoint ones the geometry."
+                "among distractors (the whole distractor list, the figure published tables quote). Illumination "
+                "sequences change the light, viewpoint ones the geometry. "
+                f"AP convention: {doc.settings.ap} (trapezoid: hpatches-benchmark's Python code; step: its MATLAB "
+                "code)."
             ),
             Table(COLUMNS, rows),
         ],
@@ -74,14 +78,16 @@ def _verification_section(doc: PatchEvalDocument) -> Section:
         for name, scores in lists
     ]
     c, s = doc.counts, doc.settings
+    own = "including" if s.same_sequence_distractors else "excluding"
     text = (
         f"{c.verification_positives} positive pairs a level, one point in two of the reference and the level's "
         f"five images; {c.verification_negatives_intra} intra- and {c.verification_negatives_inter} inter-sequence "
         f"negatives; the imbalanced lists hold {s.imbalance} negatives a positive. Matching: {c.matching_pairs} "
         f"(sequence, target image) pairs. Retrieval: {c.retrieval_queries} queries, {c.retrieval_distractors} "
-        f"distractors ({'including' if s.same_sequence_distractors else 'excluding'} those of the query's "
-        f"sequence), {c.retrieval_flat_points} points left out as flat (grey-level std < {s.min_std:g}). "
-        f"Seed {s.seed}."
+        f"distractors from the {s.distractor_image} image ({own} "
+        f"those of the query's sequence), {c.retrieval_flat_points} points flat (grey-level std <= {s.min_std:g}). "
+        f"AP: {s.ap} ({'hpatches-benchmark Python code' if s.ap == 'trapezoid' else 'its MATLAB code'}); balanced "
+        f"verification: {'ROC AUC' if s.balanced == 'auc' else 'AP'}. Lists: {s.lists}; seed {s.seed}."
     )
     return Section("Verification lists", [Table(("List", *COLUMNS[1:]), rows), Para(text)])
 

@@ -66,3 +66,17 @@ def test_describers_by_name_and_opencv_missing(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 now raises ImportError
     with pytest.raises(MissingDependencyError, match="pip install opencv-python-headless"):
         sift(np.zeros((1, 65, 65, 1), np.uint8))
+
+
+def test_sift_keypoint_is_the_benchmarks_at_32_5() -> None:
+    cv2 = pytest.importorskip("cv2")
+    patch = texture(4)[:65, :65]
+    # as hpatches-benchmark's python/extract_opencv_sift.py: centre PS / 2, size 2 (PS / 2) / 5.303
+    keypoint = cv2.KeyPoint(32.5, 32.5, 65 / 5.303, 0.0)
+    raw = cv2.SIFT_create().compute(patch, [keypoint])[1][0].astype(np.float64)
+    mine = sift(patch[None, :, :, None])[0]
+    np.testing.assert_allclose(mine, raw / np.linalg.norm(raw), atol=1e-6)
+    # OpenCV rounds the keypoint to a pixel (cvRound: 32.5 -> 32, half to even), so the patch's own centre (32)
+    # gives the same descriptor: facemetric's earlier choice changed no figure
+    off = cv2.SIFT_create().compute(patch, [cv2.KeyPoint(32.0, 32.0, 65 / 5.303, 0.0)])[1][0]
+    assert np.array_equal(off, raw.astype(np.float32))

@@ -85,7 +85,7 @@ def test_eval_patches_writes_the_folder_and_report_draws_it(
 
 def test_patch_models_of_one_or_three_channels(release: Path, tmp_path: Path) -> None:
     grey = checkpoint(tmp_path / "grey" / "last.pt", ImageSpec(32, 32, 1))
-    evaluation = evaluate_release(release, str(grey.parent), split="view", max_pairs=400, distractors=50)
+    evaluation = evaluate_release(release, str(grey.parent), split="view", pairs=400, distractors=50)
     assert evaluation.meta.patch_size == 32 and evaluation.results.counts.descriptor_dim == 16
     colour = checkpoint(tmp_path / "colour.pt", ImageSpec(32, 32, 3))
     describer = patch_model(str(colour))
@@ -128,3 +128,40 @@ def test_errors_name_the_input(release: Path, tmp_path: Path, capsys: pytest.Cap
     (no_splits / "splits.json").unlink()
     assert main(["-q", "eval", "--model", "raw", "--data", str(no_splits), "--patches", "--patch-split", "c"]) == 2
     assert "give hpatches-benchmark's splits.json" in capsys.readouterr().err
+
+
+def test_eval_patches_reads_the_benchmarks_task_lists(
+    release: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from facemetric.data.hpatches import read_hpatches as read
+    from facemetric.eval.patches.pairs import PatchIndex
+    from facemetric.eval.patches.task_files import write_task_lists
+    from facemetric.eval.patches.tasks import draw_lists
+
+    index = PatchIndex.of(read(release))
+    drawn = draw_lists(index, np.zeros(len(index), bool), np.random.default_rng(5), 50, 6, 20)
+    tasks = tmp_path / "tasks"
+    for column, split in (("all", "full"), ("illum", "illum"), ("view", "view")):
+        write_task_lists(tasks, split, drawn[column], index)  # type: ignore[arg-type]
+    out = tmp_path / "eval"
+    args = ["-q", "eval", "--model", "raw", "--data", str(release), "--patches", "--out", str(out)]
+    assert main([*args, "--patch-tasks", str(tasks), "--patch-ap", "step"]) == 0
+    doc = json.loads((out / "eval.json").read_text())
+    assert doc["settings"]["lists"] == str(tasks) and doc["settings"]["ap"] == "step"
+    assert doc["counts"]["verification_positives"] == 50 and doc["counts"]["retrieval_queries"] == 6
+    assert doc["counts"]["retrieval_distractors"] == 20 and doc["retrieval"]["easy"]["illum"] is not None
+    assert "step AP" in capsys.readouterr().err
+    (tasks / "verif_pos_split-full.csv").write_text("s,idx\ni_scene0,1\n")
+    with pytest.raises(PatchProtocolError, match="verif_pos_split-full.csv: the first line must be the header"):
+        evaluate_release(release, "raw", tasks=tasks)
+
+
+def test_the_flat_test_reads_the_65_px_reference_patches(release: Path) -> None:
+    from facemetric.eval.patches.run import reference_std
+
+    names = ["i_scene0", "v_scene1"]
+    std = reference_std(release, names)
+    full = read_hpatches(release, names, 65)
+    for name in names:
+        ref = full.images[(full.sequences == name) & (full.image_names == "ref")][..., 0].astype(np.float64)
+        np.testing.assert_array_equal(std[name], ref.reshape(len(ref), -1).std(1))

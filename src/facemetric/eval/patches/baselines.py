@@ -14,7 +14,8 @@ by L2 distance like any embedding. :func:`patch_describer` looks one up by name 
   quoting a side.)
 * ``sift``: OpenCV's SIFT descriptor of one upright keypoint at the patch centre on the 65 x 65 release
   patches (HPatches patches are already in a common frame up to their jitter, so no orientation is
-  estimated), sized as hpatches-benchmark's OpenCV SIFT baseline: see :func:`sift_keypoint_size`.
+  estimated), placed and sized as hpatches-benchmark's OpenCV SIFT baseline (at 32.5, 32.5; see
+  :func:`sift_keypoint_size`).
   ``rootsift`` (Arandjelovic & Zisserman, CVPR 2012) is its square root after L1 normalisation: the
   Hellinger kernel as an L2 distance.
 
@@ -45,6 +46,10 @@ SIFT_PATCH = 65  # the side SIFT is computed at: the release's own patches
 # scored 0.2 to 2 points above L / 6 on every task (most at the tough level), L / 7.5 (a grid inside the patch)
 # 1.5 to 8 points below.
 SIFT_SIZE_RATIO = 5.303  # KeyPoint.size = patch side / this
+# The keypoint sits at (side / 2, side / 2), as in hpatches-benchmark's python/extract_opencv_sift.py, so that
+# published OpenCV-SIFT figures are reproduced: OpenCV puts pixel centres at integer coordinates, so the patch's
+# own centre is (side - 1) / 2 (32 at 65 px). OpenCV's calcSIFTDescriptor rounds the point to a pixel (cvRound,
+# half to even: 32.5 -> 32), so at 65 px both give the same descriptor (checked in the tests).
 
 
 class PatchDescriberError(FacemetricError, ValueError):
@@ -122,7 +127,7 @@ def sift(images: Any, root: bool = False) -> np.ndarray:
         raise PatchDescriberError(f"SIFT takes square patches, got {x.shape[1]}x{x.shape[2]}")
     extractor = cv2.SIFT_create()
     side = x.shape[1] if len(x) else SIFT_PATCH
-    centre = (side - 1) / 2  # OpenCV puts pixel centres at integer coordinates
+    centre = side / 2  # as hpatches-benchmark's extract_opencv_sift.py (32.5 at 65 px): see above
     keypoint = [cv2.KeyPoint(centre, centre, sift_keypoint_size(side), 0.0)]
     out = np.empty((len(x), 128), np.float32)
     for k, patch in enumerate(x):

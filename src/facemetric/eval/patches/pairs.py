@@ -1,27 +1,29 @@
-"""Where each patch of an HPatches :class:`~facemetric.data.hpatches.PatchSet` is, and the verification pairs.
+"""Where each patch of an HPatches :class:`~facemetric.data.hpatches.PatchSet` is, and the task lists.
 
 :class:`PatchIndex` arranges the rows of a patch set by point (one 3-D point of one sequence) and
 image: ``rows[p, j]`` is the patch of point ``p`` in image ``IMAGES[j]`` (``ref``, ``e1`` ... ``t5``).
 Points are sorted by sequence, so the points of a sequence are a contiguous range.
 
-Verification pairs (:func:`sample_verification_pairs`) follow hpatches-benchmark's generator
-(``python/utils/tasks.py``, ``gen_verif``; read from its source):
+:class:`TaskLists` holds what hpatches-benchmark's ``tasks/`` files hold: the verification lists
+(positives, intra- and inter-sequence negatives, row k of each built on positive k) and the retrieval
+queries and distractors (points, in list order). An image id is 0 for ``ref`` and k for the level's
+k-th target, so one list serves the three levels. :func:`draw_task_lists` draws them as the benchmark's
+generators do (``python/utils/tasks.py`` at commit e0c993c, ``gen_verif`` and ``gen_retrieval``, read
+from its source), with a seeded generator of its own instead of ``np.random.seed(42)``:
 
-* a **positive** is one point seen in two different images among ``ref`` and the level's five
-  targets, image ids 0 (ref) and 1..5; about a third of the pairs hold the reference patch. The same
-  (point, image ids) are evaluated at every level, ids k mapped to ``e``k, ``h``k or ``t``k, so the
-  levels differ by their jitter only. (The benchmark draws the two ids from 0..4, never the fifth
-  target; here all six images take part.) The positives are distinct: drawn without replacement from
-  the 15 image pairs of every point.
-* its **intra** negative keeps the positive's first patch and replaces the second by another point
-  of the same sequence in the same image; its **inter** negative takes a point of another sequence
-  (the benchmark may draw the same sequence by chance; here never). A negative pair drawn twice is
-  drawn again; a positive without a possible negative (a sequence of one point, a release of one
-  sequence) is left out of that negative kind's lists.
-* **balanced** lists hold one negative per positive; **imbalanced** ones ``imbalance`` (default 5)
-  negatives per positive. The benchmark's imbalanced lists are its 1M negatives with the first 0.2M
-  of its 1M positives: also 1 : 5. (It scores its balanced lists by ROC AUC and the imbalanced ones by
-  AP; here both by AP, the imbalanced AP being its headline.)
+* **verification**: a sequence is drawn first (uniformly among the given ones), then two distinct
+  points of it and two distinct image ids among 0..4 (``ref``, targets 1..4: the benchmark never uses
+  the fifth target). The positive pairs the first point in both images, the intra negative the two
+  points, the inter negative the first point with a uniform point of a sequence drawn again
+  (the same sequence by chance included). Pairs may repeat, as in the benchmark.
+* **retrieval**: 4 x ``queries`` (sequence, point) draws and 10 x ``distractors`` ones, sequence first;
+  flat points (reference patch grey-level standard deviation not above ``min_std`` on the 65 px
+  patch) dropped, repeats dropped (the first kept), the first ``queries`` kept; the query points are
+  taken out of the distractors, the first ``distractors`` kept.
+
+On a small release the queries are capped at half the usable points, so that some are left as
+distractors (the benchmark's 5,000 queries and 20,000 distractors come from tens of thousands of
+points).
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ import numpy as np
 from facemetric.core.errors import FacemetricError
 from facemetric.data.hpatches import IMAGES, LEVELS, PatchSet
 
-IMAGE_PAIRS = np.array([(a, b) for a in range(6) for b in range(a + 1, 6)])  # the 15 pairs of image ids 0..5
 KIND_OF_PREFIX = {"i_": "illum", "v_": "view"}
 
 
@@ -94,83 +95,70 @@ class PatchIndex:
 
 
 @dataclass
-class VerificationPairs:
-    """Positive pairs (point, image1) - (point, image2) and, for each, its intra and inter negative's
-    other point (paired with image2), -1 where it has none. Image ids: 0 ref, k the level's k-th target."""
+class PairList:
+    """Patch pairs (point1 in image1, point2 in image2); image ids 0 (ref) and 1..5 (the level's targets)."""
 
-    point: np.ndarray
+    point1: np.ndarray
     image1: np.ndarray
+    point2: np.ndarray
     image2: np.ndarray
-    intra: np.ndarray
-    inter: np.ndarray
 
     def __len__(self) -> int:
-        return len(self.point)
-
-    def lists(self, negatives: str, imbalance: int) -> dict[str, tuple[np.ndarray, ...]]:
-        """The ``balanced`` and ``imbalanced`` lists with ``negatives`` (intra or inter): each as
-        (point1, image1, point2, image2, same), negatives first (so a tie counts against the descriptor)."""
-        other = getattr(self, negatives)
-        keep = np.flatnonzero(other >= 0)
-        n_pos = {"balanced": len(keep), "imbalanced": len(keep) // imbalance}
-        n_neg = {"balanced": len(keep), "imbalanced": n_pos["imbalanced"] * imbalance}
-        out: dict[str, tuple[np.ndarray, ...]] = {}
-        for name in ("balanced", "imbalanced"):
-            neg, pos = keep[: n_neg[name]], keep[: n_pos[name]]
-            out[name] = (
-                np.concatenate([self.point[neg], self.point[pos]]),
-                np.concatenate([self.image1[neg], self.image1[pos]]),
-                np.concatenate([other[neg], self.point[pos]]),
-                np.concatenate([self.image2[neg], self.image2[pos]]),
-                np.concatenate([np.zeros(len(neg), bool), np.ones(len(pos), bool)]),
-            )
-        return out
+        return len(self.point1)
 
 
-def _partners(index: PatchIndex, point: np.ndarray, intra: bool, rng: np.random.Generator) -> np.ndarray:
-    """Another point for each of ``point``: uniformly of the same sequence (``intra``) or of the others; -1 if none."""
-    seq = index.sequence[point]
-    start, size = index.start[seq], index.size[seq]
-    if intra:
-        room = size - 1
-        offset = point - start + 1 + rng.integers(0, np.maximum(room, 1))
-        other = start + offset % np.maximum(size, 1)
-    else:  # the points of the other sequences follow this sequence's, cyclically
-        room = len(index) - size
-        other = (start + size + rng.integers(0, np.maximum(room, 1))) % len(index)
-    return np.where(room > 0, other, -1)
+@dataclass
+class TaskLists:
+    """The verification lists and the retrieval queries and distractors of one group of sequences."""
+
+    positives: PairList
+    intra: PairList
+    inter: PairList
+    queries: np.ndarray  # points whose reference patch is a query
+    distractors: np.ndarray  # points whose reference patch is a distractor, in list order
 
 
-def _negatives(pairs: VerificationPairs, index: PatchIndex, intra: bool, rng: np.random.Generator) -> np.ndarray:
-    """Each positive's negative partner: no negative pair twice (a repeat is drawn again, up to 20 times)."""
-    other = _partners(index, pairs.point, intra, rng)
-    side = 6 * len(index)
-    for _ in range(20):
-        a = pairs.point * 6 + pairs.image1
-        b = np.where(other >= 0, other * 6 + pairs.image2, -1)
-        key = np.minimum(a, b) * side + np.maximum(a, b)
-        _, first = np.unique(key, return_index=True)
-        repeat = np.ones(len(key), bool)
-        repeat[first] = False
-        repeat &= other >= 0
-        if not repeat.any():
-            return other
-        other[repeat] = _partners(index, pairs.point[repeat], intra, rng)
-    other[repeat] = -1
-    return other
+def _uniform_point(index: PatchIndex, seq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A uniform point of each sequence in ``seq`` (sequence indices into ``index.names``)."""
+    return index.start[seq] + np.floor(rng.random(len(seq)) * index.size[seq]).astype(np.int64)
 
 
-def sample_verification_pairs(index: PatchIndex, max_positives: int, seed: int = 0) -> VerificationPairs:
-    """Up to ``max_positives`` distinct positive pairs (all when the points have fewer) with their
-    intra- and inter-sequence negatives, in a seeded random order."""
-    rng = np.random.default_rng(seed)
-    total = len(index) * len(IMAGE_PAIRS)
-    chosen = rng.permutation(total) if max_positives >= total else rng.choice(total, max_positives, replace=False)
-    point, combo = np.divmod(chosen.astype(np.int64), len(IMAGE_PAIRS))
-    flip = rng.random(len(chosen)) < 0.5  # either image may be the one the negative keeps
-    image1 = np.where(flip, IMAGE_PAIRS[combo, 1], IMAGE_PAIRS[combo, 0])
-    image2 = np.where(flip, IMAGE_PAIRS[combo, 0], IMAGE_PAIRS[combo, 1])
-    pairs = VerificationPairs(point, image1, image2, np.empty(0, np.int64), np.empty(0, np.int64))
-    pairs.intra = _negatives(pairs, index, True, rng)
-    pairs.inter = _negatives(pairs, index, False, rng)
-    return pairs
+def _first_unique(points: np.ndarray) -> np.ndarray:
+    """``points`` without repeats, each kept where it first appears."""
+    _, first = np.unique(points, return_index=True)
+    return points[np.sort(first)]
+
+
+def draw_task_lists(
+    index: PatchIndex,
+    sequences: np.ndarray,
+    flat: np.ndarray,
+    rng: np.random.Generator,
+    pairs: int,
+    queries: int,
+    distractors: int,
+) -> TaskLists:
+    """Lists over ``sequences`` (indices into ``index.names``) drawn as the benchmark's generators do (see the
+    module docstring): ``pairs`` positives (and as many negatives of each kind), up to ``queries`` queries and
+    ``distractors`` distractors among the points not ``flat``."""
+    sequences = np.asarray(sequences, np.int64)
+    paired = sequences[index.size[sequences] >= 2]
+    if not len(paired):
+        raise PatchProtocolError("verification needs a sequence of at least two points (for intra negatives)")
+    seq = rng.choice(paired, pairs)
+    size = index.size[seq]
+    first = np.floor(rng.random(pairs) * size).astype(np.int64)
+    second = (first + 1 + np.floor(rng.random(pairs) * (size - 1)).astype(np.int64)) % size
+    p1, p2 = index.start[seq] + first, index.start[seq] + second
+    t1 = rng.integers(0, 5, pairs)
+    t2 = (t1 + 1 + rng.integers(0, 4, pairs)) % 5
+    other = _uniform_point(index, rng.choice(sequences, pairs), rng)
+    in_groups = np.isin(index.sequence, sequences)
+    usable = int((in_groups & ~flat).sum())
+    n_queries = min(queries, usable // 2)
+    drawn = _uniform_point(index, rng.choice(sequences, 4 * n_queries), rng)
+    query = _first_unique(drawn[~flat[drawn]])[:n_queries]
+    drawn = _uniform_point(index, rng.choice(sequences, 10 * distractors), rng)
+    pool = _first_unique(drawn[~flat[drawn]])
+    pool = pool[~np.isin(pool, query)][:distractors]
+    return TaskLists(PairList(p1, t1, p1, t2), PairList(p1, t1, p2, t2), PairList(p1, t1, other, t2), query, pool)

@@ -5,9 +5,11 @@ field, unknown keys are refused, the report reads the file back through these mo
 evaluation folder has its own format name, ``facemetric-patches/1``, so neither kind of folder is
 mistaken for the other.
 
-Every task gives a :class:`LevelScores`: mean average precision (a fraction in [0, 1]) for each
-jitter level of the benchmark (easy, hard, tough) and their mean, each over all sequences and over
-the illumination (``i_*``) and viewpoint (``v_*``) sequences alone.
+Every task gives a :class:`LevelScores`: a fraction in [0, 1] (mean average precision, or ROC AUC for the
+balanced verification lists by default) for each jitter level of the benchmark (easy, hard, tough) and
+their mean, each over all sequences and over the illumination (``i_*``) and viewpoint (``v_*``)
+sequences alone. ``settings.ap`` names the AP convention (``trapezoid``: hpatches-benchmark's Python
+code; ``step``: its MATLAB code).
 """
 
 from __future__ import annotations
@@ -41,8 +43,9 @@ class LevelScores(Result):
 
 
 class VerificationScores(Result):
-    """Patch verification AP for each list: negatives from the same sequence (intra) or others (inter),
-    one negative per positive (balanced) or five (imbalanced), and the mean of intra and inter."""
+    """Patch verification for each list: negatives from the same sequence (intra) or others (inter), every
+    positive (balanced: ROC AUC, or AP with ``settings.balanced == "ap"``) or the first 1 / ``imbalance`` of them
+    (imbalanced: AP), and the mean of intra and inter."""
 
     intra_balanced: LevelScores
     intra_imbalanced: LevelScores
@@ -61,25 +64,29 @@ class PatchCounts(Result):
     points: int
     patches: int
     descriptor_dim: int
-    verification_positives: int  # drawn per level; a balanced list holds those with a negative of its kind
-    verification_negatives_intra: int  # per level: a balanced list's negatives (an imbalanced list's too)
-    verification_negatives_inter: int  # (its positives being the first 1 / imbalance of the balanced ones)
+    verification_positives: int  # of the "all" column's lists, one list for every level
+    verification_negatives_intra: int  # a list's negatives (the imbalanced list's positives being the first
+    verification_negatives_inter: int  # 1 / imbalance of the positives)
     matching_pairs: int  # (sequence, target image) pairs matched against their reference image
-    retrieval_queries: int
-    retrieval_distractors: int
-    retrieval_flat_points: int  # points whose reference patch is too flat to be a query or a distractor
+    retrieval_queries: int  # of the "all" column's lists
+    retrieval_distractors: int  # the whole list (a query's own sequence's ones are left out of its ranking)
+    retrieval_flat_points: int  # points whose reference patch is too flat to be drawn as a query or a distractor
 
 
 class PatchSettings(Result):
-    """The sampling choices, so a figure can be reproduced."""
+    """The lists and conventions, so a figure can be reproduced (see docs/evaluation.md)."""
 
     seed: int
-    max_pairs: int
+    lists: str  # "drawn" (by facemetric, as the benchmark's generators) or the tasks folder read
+    pairs: int  # positives drawn (and negatives of each kind)
     imbalance: int  # negatives per positive in the imbalanced lists
     max_queries: int
     distractors: int
-    min_std: float
-    same_sequence_distractors: bool
+    min_std: float  # a reference patch with a grey-level std not above this is flat (65 px patches)
+    ap: Literal["trapezoid", "step"]  # the AP convention: the benchmark's Python code or its MATLAB code
+    balanced: Literal["auc", "ap"]  # the balanced verification figure
+    distractor_image: Literal["reference", "target"]  # where a retrieval distractor's patch comes from
+    same_sequence_distractors: bool  # whether a query ranks the distractors of its own sequence
 
 
 class PatchTaskResults(Result):
@@ -87,7 +94,8 @@ class PatchTaskResults(Result):
 
     verification: VerificationScores
     matching: LevelScores
-    retrieval: LevelScores
+    retrieval: LevelScores  # over the whole distractor list: the figure published tables quote
+    retrieval_pools: dict[int, LevelScores]  # per pool size (positives + first distractors), as the Python code
     counts: PatchCounts
     settings: PatchSettings
 
@@ -103,7 +111,10 @@ class PatchTaskResults(Result):
         """(task, kind, scores) in the order the table shows them."""
         tasks = (
             ("verification (imbalanced)", self.verification.imbalanced),
-            ("verification (balanced)", self.verification.balanced),
+            (
+                f"verification (balanced{', AUC' if self.settings.balanced == 'auc' else ''})",
+                self.verification.balanced,
+            ),
             ("matching", self.matching),
             ("retrieval", self.retrieval),
         )
@@ -119,9 +130,10 @@ class PatchTaskResults(Result):
             lines.append(f"{label:<26}{kind:<7}" + "".join(f"{percent(v):>8}" for v in cells))
         c = self.counts
         lines.append(
-            f"mAP %; {c.sequences} sequences ({c.illum_sequences} illum, {c.view_sequences} view), {c.points} points; "
+            f"mAP % ({self.settings.ap} AP), balanced verification {self.settings.balanced.upper()} %; "
+            f"{c.sequences} sequences ({c.illum_sequences} illum, {c.view_sequences} view), {c.points} points; "
             f"{c.verification_positives} positive pairs a level, {c.retrieval_queries} queries among "
-            f"{c.retrieval_distractors} distractors"
+            f"{c.retrieval_distractors} distractors; lists: {self.settings.lists}"
         )
         return "\n".join(lines)
 

@@ -7,9 +7,13 @@ at most 65 px: the patches are resized to its side, and a 3-channel model gets t
 every channel. :func:`evaluate_release` reads the sequences of a split, describes them and runs
 :func:`~facemetric.eval.patches.tasks.evaluate_patch_tasks`.
 
-The patches are kept at the cache's 32 px (what the flat-patch test of retrieval reads); a describer
-that wants another side reads the release again one sequence at a time, so the 65 px patches of
-SIFT are never all in memory together.
+The patches are kept at the cache's 32 px; a describer that wants another side reads the release again
+one sequence at a time, so the 65 px patches of SIFT are never all in memory together. The flat-patch
+test of retrieval reads the reference images at 65 px, as the benchmark's generator does.
+
+``tasks`` names a folder of hpatches-benchmark's task lists (its ``tasks/``: see
+:mod:`facemetric.eval.patches.task_files`): the split's lists are evaluated instead of drawn ones, and for
+split ``full`` the illum and view columns use the ``illum`` and ``view`` lists when the folder has them.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from facemetric.data.hpatches import IMAGES, PATCH, PatchSet, read_hpatches, seq
 from facemetric.eval.patches.baselines import DESCRIBERS, PatchDescriber, patch_describer
 from facemetric.eval.patches.pairs import PatchIndex, PatchProtocolError
 from facemetric.eval.patches.result import PatchEvalMeta, PatchTaskResults
-from facemetric.eval.patches.tasks import evaluate_patch_tasks, flat_points
+from facemetric.eval.patches.task_files import has_task_files, read_task_lists
+from facemetric.eval.patches.tasks import Lists, evaluate_patch_tasks, flat_points
 
 log = logging.getLogger("facemetric")
 
@@ -104,6 +109,38 @@ def _describe(root: Path, names: list[str], kept: PatchSet, describer: PatchDesc
     return np.concatenate(out)
 
 
+def reference_std(root: Path, names: list[str]) -> dict[str, np.ndarray]:
+    """Each sequence's reference patches' grey-level standard deviation at the release's 65 px."""
+    from PIL import Image
+
+    out = {}
+    for name in names:
+        path = root / name / "ref.png"
+        try:
+            with Image.open(path) as img:
+                grey = np.asarray(img.convert("L"), np.float64)
+        except (OSError, ValueError) as exc:
+            raise PatchProtocolError(f"{path}: cannot be read as an image ({exc})") from None
+        out[name] = grey.reshape(-1, PATCH * PATCH).std(1)
+    return out
+
+
+def release_lists(tasks: str | Path, split: str, index: PatchIndex) -> Lists:
+    """The columns' lists from an hpatches-benchmark tasks folder: ``split``'s for all; for ``full``, ``illum``
+    and ``view``'s when present; a split of one kind fills its column too."""
+    folder = Path(tasks)
+    if not folder.is_dir():
+        raise PatchProtocolError(f"{folder}: no such folder (give hpatches-benchmark's tasks/ folder of list files)")
+    main = read_task_lists(folder, split, index)
+    lists: Lists = {"all": main, "illum": None, "view": None}
+    for kind in ("illum", "view"):
+        if split == kind:
+            lists[kind] = main
+        elif split == "full" and has_task_files(folder, kind):
+            lists[kind] = read_task_lists(folder, kind, index)
+    return lists
+
+
 def _tsne_sample(desc: np.ndarray, patches: PatchSet, seed: int) -> dict[str, np.ndarray]:
     """Descriptors of up to :data:`TSNE_POINTS` seeded points (not flat) in all their images."""
     index = PatchIndex.of(patches)
@@ -129,10 +166,12 @@ def evaluate_release(
     splits_json: str | Path | None = None,
     seed: int = 0,
     batch_size: int = 256,
+    tasks: str | Path | None = None,
     **protocol: Any,
 ) -> PatchEvaluation:
     """Describe the sequences of ``split`` (its ``part`` for a, b, c) of the release at ``root`` with ``model``
-    and evaluate the three tasks; ``protocol`` goes to :func:`evaluate_patch_tasks` (max_pairs ...)."""
+    and evaluate the three tasks, on the lists of ``tasks`` (a benchmark tasks folder) or drawn ones;
+    ``protocol`` goes to :func:`evaluate_patch_tasks` (ap, balanced, distractor_image, pairs ...)."""
     root = Path(root)
     if split not in PATCH_SPLITS:
         raise PatchProtocolError(f"split must be one of {', '.join(PATCH_SPLITS)}, got {split!r}")
@@ -142,8 +181,19 @@ def evaluate_release(
     patches = read_hpatches(root, names, KEEP_SIZE)
     log.info("describing %d patches of %d sequences with %s", len(patches), len(names), describer.text)
     desc = _describe(root, names, patches, describer)
+    index = PatchIndex.of(patches)
+    std = reference_std(root, names)
+    flat = np.concatenate([std[name] for name in index.names]) <= protocol.get("min_std", 10.0)
+    lists = None if tasks is None else release_lists(tasks, split, index)
     results = evaluate_patch_tasks(
-        desc, patches, seed=seed, progress=lambda task: log.info("patch %s", task), **protocol
+        desc,
+        patches,
+        seed=seed,
+        flat=flat,
+        lists=lists,
+        lists_source="drawn" if tasks is None else str(tasks),
+        progress=lambda task: log.info("patch %s", task),
+        **protocol,
     )
     by_name = split in ("full", "illum", "view")
     meta = PatchEvalMeta(
